@@ -1,0 +1,115 @@
+//! The `kaggle-solver` command line: argument definitions and dispatch to the library.
+//!
+//! `main.rs` only parses [`Cli`] and calls [`Cli::run`]; everything a command does lives in
+//! the library so that other programs can do the same through the Rust API.
+
+mod policy;
+mod runtime;
+mod sandbox;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Turns a Kaggle competition into a submission.csv, unattended.
+#[derive(Debug, Parser)]
+#[command(name = "kaggle-solver", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a Python script in a sandbox and print its outcome as JSON.
+    #[command(subcommand)]
+    Sandbox(sandbox::SandboxCommand),
+    /// Install or inspect the WASI guest runtime.
+    #[command(subcommand)]
+    Runtime(runtime::RuntimeCommand),
+    /// Validate policy files.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+}
+
+/// Options shared by commands that read policies.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct PolicyArgs {
+    /// A preset name from the policy directory, or a path to a policy file.
+    #[arg(long, env = "KS_POLICY", default_value = "default")]
+    policy: String,
+    /// Where named presets live.
+    #[arg(long, env = "KS_POLICY_DIR", default_value = "policies")]
+    policy_dir: PathBuf,
+}
+
+impl PolicyArgs {
+    pub(crate) fn resolve(&self) -> Result<ks_policies::Policy, CliError> {
+        Ok(ks_policies::PolicyDir::new(&self.policy_dir).resolve(&self.policy)?)
+    }
+}
+
+/// Why a command could not do its work.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A policy could not be read or is invalid.
+    #[error(transparent)]
+    Policy(#[from] ks_policies::PolicyError),
+    /// The guest runtime could not be installed.
+    #[error(transparent)]
+    Install(#[from] ks_guest_runtime::InstallError),
+    /// A sandbox could not be set up or run.
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
+    /// No backend can run the script.
+    #[error(transparent)]
+    Select(#[from] crate::sandbox::SelectError),
+    /// A file could not be read or written.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking task panicked or was cancelled.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl CliError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+impl Cli {
+    /// Runs the parsed command.
+    ///
+    /// # Errors
+    /// When the command cannot do its work; the message says why and what to do.
+    pub async fn run(self) -> Result<ExitCode, CliError> {
+        match self.command {
+            Command::Sandbox(command) => command.run().await,
+            Command::Runtime(command) => command.run().await,
+            Command::Policy(command) => Ok(command.run()),
+        }
+    }
+}
+
+/// Prints one line of progress to stderr, which stays free of the JSON that goes to stdout.
+pub(crate) fn progress(message: impl std::fmt::Display) {
+    eprintln!("kaggle-solver: {message}");
+}
+
+/// Prints a value as one line of JSON on stdout.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let line = serde_json::to_string(value).map_err(|e| CliError::Internal(e.to_string()))?;
+    println!("{line}");
+    Ok(())
+}

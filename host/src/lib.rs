@@ -1,0 +1,13 @@
+//! kaggle-solver: takes a Kaggle competition and, unattended, produces a `submission.csv`.
+//!
+//! The library holds everything; the `kaggle-solver` binary only parses its command line and
+//! calls [`cli::Cli::run`]. The parts:
+//! - [`sandbox`]: the [`sandbox::Sandbox`] trait and its WASI backend, where generated Python
+//!   runs under fuel, memory, wall-clock and output caps.
+//! - [`cli`]: the command line.
+
+pub mod cli;
+pub mod sandbox;
+
+pub use ks_guest_runtime as runtime;
+pub use ks_policies as policies;

@@ -1,0 +1,187 @@
+//! The boundary between the host and the untrusted Python code it runs.
+//!
+//! Every backend (the WASI guest on wasmtime, the hardened Docker container) implements
+//! [`Sandbox`] and honours one guest contract: the competition files read-only at `/input`,
+//! a writable `/output`, a private `/tmp`, no network, no host files, no secrets. A run that the
+//! guest code breaks (a crash, a limit) is an [`Outcome`]; only a failure of the host itself is a
+//! [`SandboxError`].
+
+mod outcome;
+mod select;
+pub mod wasm;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+pub use ks_policies::Backend;
+use tokio_util::sync::CancellationToken;
+
+pub use outcome::{GuestError, LimitHit, Outcome};
+pub use select::{BackendChoice, SelectError, select_backend};
+
+/// One run of a Python script in a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxRequest {
+    /// The Python source to run as `__main__`.
+    pub script: String,
+    /// The name tracebacks show for the script, e.g. `pipeline.py`.
+    pub script_name: String,
+    /// Host folder mounted read-only at `/input`, if any.
+    pub input: Option<PathBuf>,
+    /// Host folder mounted writable at `/output`; it must exist.
+    pub output: PathBuf,
+    /// The caps this run must stay within.
+    pub limits: RunLimits,
+    /// Cancelling this token stops the run as soon as possible.
+    pub cancel: CancellationToken,
+}
+
+impl SandboxRequest {
+    /// A request for `script` with the given output folder and caps, no input and no cancel.
+    pub fn new(script: impl Into<String>, output: impl Into<PathBuf>, limits: RunLimits) -> Self {
+        Self {
+            script: script.into(),
+            script_name: "pipeline.py".to_owned(),
+            input: None,
+            output: output.into(),
+            limits,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Mounts `dir` read-only at `/input`.
+    #[must_use]
+    pub fn with_input(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.input = Some(dir.into());
+        self
+    }
+}
+
+/// The resource caps of one run, taken from a policy's `[limits]` (and `[docker]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunLimits {
+    /// Wall-clock time from start to forced stop.
+    pub wall_time: Duration,
+    /// Linear memory (WASI) or container memory (Docker), in bytes.
+    pub memory_bytes: u64,
+    /// Instruction budget for the WASI guest; ignored by Docker.
+    pub fuel: u64,
+    /// Cap on each of stdout and stderr, and on the size of `/output`, in bytes.
+    pub output_bytes: u64,
+}
+
+impl From<&ks_policies::Limits> for RunLimits {
+    fn from(limits: &ks_policies::Limits) -> Self {
+        Self {
+            wall_time: limits.wall_time,
+            memory_bytes: limits.memory.0,
+            fuel: limits.fuel,
+            output_bytes: limits.output.0,
+        }
+    }
+}
+
+/// A place where untrusted Python runs under the guest contract.
+#[async_trait]
+pub trait Sandbox: Send + Sync + std::fmt::Debug {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+
+    /// Runs the request to its end, a limit, or cancellation.
+    ///
+    /// # Errors
+    /// Only when the host could not run the code at all; anything the code itself does,
+    /// including breaking a limit, is reported in the [`Outcome`].
+    async fn run(&self, request: SandboxRequest) -> Result<Outcome, SandboxError>;
+}
+
+/// A shared, type-erased sandbox.
+pub type DynSandbox = Arc<dyn Sandbox>;
+
+/// Why the host could not run a request.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The guest runtime is not installed and could not be installed.
+    #[error("the guest runtime is not available: {0}")]
+    Runtime(#[source] ks_guest_runtime::InstallError),
+    /// The engine could not be set up or the module could not be compiled or loaded.
+    #[error("{context}: {message}")]
+    Engine {
+        /// What was being done.
+        context: &'static str,
+        /// wasmtime's words.
+        message: String,
+    },
+    /// The request cannot run as given, whatever is retried (e.g. a memory cap below the
+    /// module's initial memory).
+    #[error("invalid sandbox request: {0}")]
+    InvalidRequest(String),
+    /// A host file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The backend is not usable on this host (e.g. no Docker daemon).
+    #[error("the {backend} sandbox is unavailable: {reason}")]
+    Unavailable {
+        /// The backend asked for.
+        backend: Backend,
+        /// What is missing and what to do.
+        reason: String,
+    },
+}
+
+impl SandboxError {
+    /// Whether trying the same request again later may succeed (an infrastructure hiccup),
+    /// as opposed to an error that will recur until something is changed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Runtime(e) => e.is_retryable(),
+            Self::Io { .. } | Self::Unavailable { .. } => true,
+            Self::Engine { .. } | Self::InvalidRequest(_) => false,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Total size of the regular files under `dir`, never following symlinks; used to hold
+/// `/output` to the output cap whatever the backend.
+pub(crate) fn output_size(dir: &std::path::Path) -> Result<u64, SandboxError> {
+    let mut total = 0u64;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| SandboxError::io(format!("reading {}", dir.display()), e))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| SandboxError::io(format!("reading {}", dir.display()), e))?;
+            let kind = entry.file_type().map_err(|e| {
+                SandboxError::io(format!("inspecting {}", entry.path().display()), e)
+            })?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                let len = entry
+                    .metadata()
+                    .map_err(|e| {
+                        SandboxError::io(format!("inspecting {}", entry.path().display()), e)
+                    })?
+                    .len();
+                total = total.saturating_add(len);
+            }
+        }
+    }
+    Ok(total)
+}

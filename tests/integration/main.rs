@@ -1,0 +1,9 @@
+//! The workspace's one integration test binary: a module per area, helpers in `support`.
+//!
+//! Tests that need the guest runtime install it on first use (into `$KS_HOME`) and share one
+//! precompiled module per machine through the on-disk cache.
+
+mod cli;
+mod policies;
+mod sandbox;
+mod support;

@@ -1,0 +1,85 @@
+//! Helpers shared by the test modules: one WASI sandbox per test process, generous default
+//! caps, and a one-call way to run a script with fresh folders.
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use kaggle_solver::sandbox::wasm::WasmSandbox;
+use kaggle_solver::sandbox::{Outcome, RunLimits, Sandbox, SandboxRequest};
+use tempfile::TempDir;
+
+/// The WASI sandbox, built once per test process (installing and compiling on first use on the
+/// machine, which takes about a minute).
+pub fn wasm_sandbox() -> WasmSandbox {
+    static SANDBOX: OnceLock<WasmSandbox> = OnceLock::new();
+    SANDBOX
+        .get_or_init(|| {
+            WasmSandbox::builder()
+                .progress(|event| eprintln!("runtime: {event}"))
+                .build()
+                .expect("the WASI sandbox builds: is python3 with pip available?")
+        })
+        .clone()
+}
+
+/// Caps that no well-behaved test script comes near.
+pub fn generous() -> RunLimits {
+    RunLimits {
+        wall_time: Duration::from_secs(180),
+        memory_bytes: 2 << 30,
+        fuel: 200_000_000_000_000,
+        output_bytes: 1 << 20,
+    }
+}
+
+/// The result of one run, with the folders it used kept alive for inspection.
+#[derive(Debug)]
+pub struct Ran {
+    pub outcome: Outcome,
+    pub output: TempDir,
+}
+
+/// Runs `script` in `sandbox` with a fresh `/output` and, if given, `input` at `/input`.
+pub async fn run_in(
+    sandbox: &dyn Sandbox,
+    script: &str,
+    input: Option<&Path>,
+    limits: RunLimits,
+) -> Ran {
+    let output = tempfile::tempdir().expect("a temporary folder");
+    let mut request = SandboxRequest::new(script, output.path(), limits);
+    if let Some(input) = input {
+        request = request.with_input(input);
+    }
+    let outcome = sandbox
+        .run(request)
+        .await
+        .expect("the sandbox runs the script");
+    Ran { outcome, output }
+}
+
+/// Runs `script` in the shared WASI sandbox.
+pub async fn run_wasm(script: &str, input: Option<&Path>, limits: RunLimits) -> Ran {
+    run_in(&wasm_sandbox(), script, input, limits).await
+}
+
+/// A small tabular data set: `train.csv` (id, two features, target) and `test.csv`.
+pub fn tabular_input(rows: usize) -> TempDir {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let mut train = String::from("id,x1,x2,colour,target\n");
+    let mut test = String::from("id,x1,x2,colour\n");
+    for i in 0..rows {
+        let x1 = (i * 37 % 101) as f64 / 10.0;
+        let x2 = (i * 53 % 89) as f64 / 7.0;
+        let colour = ["red", "green", "blue"][i % 3];
+        let target = u8::from(x1 + x2 / 2.0 > 9.0);
+        train.push_str(&format!("{i},{x1},{x2},{colour},{target}\n"));
+        if i < rows / 4 {
+            test.push_str(&format!("{},{x2},{x1},{colour}\n", rows + i));
+        }
+    }
+    std::fs::write(dir.path().join("train.csv"), train).expect("write train.csv");
+    std::fs::write(dir.path().join("test.csv"), test).expect("write test.csv");
+    dir
+}
