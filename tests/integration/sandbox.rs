@@ -423,9 +423,10 @@ async fn two_runs_at_once_do_not_see_each_others_files() {
              os.path.exists('/tmp/{other}'))\n"
         )
     };
+    let (script_a, script_b) = (script("a", "b"), script("b", "a"));
     let (a, b) = tokio::join!(
-        run_wasm(&script("a", "b"), None, generous()),
-        run_wasm(&script("b", "a"), None, generous())
+        run_wasm(&script_a, None, generous()),
+        run_wasm(&script_b, None, generous())
     );
     assert_eq!(a.outcome.stdout, "['a'] ['a'] False\n", "{:#?}", a.outcome);
     assert_eq!(b.outcome.stdout, "['b'] ['b'] False\n", "{:#?}", b.outcome);

@@ -52,13 +52,9 @@ fn happy_path_extracts_exactly_the_artifacts() {
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    let want = [
-        "INSTALLED",
-        "python-snapshot.wasm",
-        "python-stdlib.zip",
-        "python.wasm",
-    ];
+    let want = ["INSTALLED", "lib", "python-snapshot.wasm", "python.wasm"];
     assert_eq!(names, want);
+    assert!(dir.join("lib/python315.zip").is_file());
     assert!(!fx.tmp.path().join("escape.txt").exists());
     assert!(!fx.home.root().join("escape.txt").exists());
     assert_eq!(fx.installed(), Some(runtime));
