@@ -7,6 +7,7 @@
 //! - [`cli`]: the command line.
 
 pub mod cli;
+pub mod pipeline;
 pub mod sandbox;
 
 pub use ks_guest_runtime as runtime;

@@ -1,0 +1,90 @@
+//! Code generation: from an analysis (and, on a retry, the last attempt's code and error) to a
+//! Python pipeline that follows the guest contract.
+//!
+//! Generators are pluggable (`Arc<dyn Generator>`): the built-in offline baseline, and LLMs over
+//! an OpenAI-compatible or the Anthropic API.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::analyse::CompetitionAnalysis;
+
+/// The previous attempt, fed back to the generator on a retry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreviousAttempt {
+    /// The code that was run.
+    pub code: String,
+    /// Why it failed: the sandbox's summary, the validation error, and the stderr tail.
+    pub error: String,
+}
+
+/// What a generator is asked for.
+#[derive(Debug, Clone)]
+pub struct GenerationRequest<'a> {
+    /// The competition's analysis.
+    pub analysis: &'a CompetitionAnalysis,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The last failed attempt, on a retry.
+    pub previous: Option<PreviousAttempt>,
+}
+
+/// Generated Python code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeneratedCode {
+    /// The Python source.
+    pub code: String,
+    /// Which generator wrote it (e.g. `baseline`, `openai:gpt-4o`).
+    pub generator: String,
+}
+
+/// Why a generator produced no code.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    /// A transient failure (network, 429, 5xx): the same request may succeed later.
+    #[error("{provider} is unavailable for now: {message}")]
+    Retryable {
+        /// The provider.
+        provider: String,
+        /// What happened.
+        message: String,
+    },
+    /// A failure that will recur until something changes (bad key, bad model, bad request).
+    #[error("{provider} refused the request: {message}")]
+    Abort {
+        /// The provider.
+        provider: String,
+        /// What happened and what to do.
+        message: String,
+    },
+    /// The reply held no Python code.
+    #[error("{provider} replied without any Python code")]
+    NoCode {
+        /// The provider.
+        provider: String,
+    },
+}
+
+impl GenerateError {
+    /// Whether trying again later may help.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Retryable { .. })
+    }
+}
+
+/// Writes Python pipelines.
+#[async_trait]
+pub trait Generator: Send + Sync + std::fmt::Debug {
+    /// A short name for logs, e.g. `baseline` or `openai:gpt-4o-mini`.
+    fn name(&self) -> String;
+
+    /// Writes the code for one attempt.
+    ///
+    /// # Errors
+    /// When no code could be obtained.
+    async fn generate(&self, request: &GenerationRequest<'_>) -> Result<GeneratedCode, GenerateError>;
+}
+
+/// A shared, type-erased generator.
+pub type DynGenerator = Arc<dyn Generator>;

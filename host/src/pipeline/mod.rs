@@ -1,0 +1,5 @@
+//! The solving pipeline: fetch a competition, analyse it, generate code, run it in a sandbox,
+//! validate the submission, store it.
+
+pub mod analyse;
+pub mod generate;
