@@ -1,11 +1,300 @@
 //! Analysis: what a competition's files say about the task, before any code is written.
 //!
-//! The result, [`CompetitionAnalysis`], is a typed summary that goes into the job's logs, the
-//! baseline generator's choices, and the LLM prompt.
+//! It finds the train, test and sample-submission tables (also in sub-folders and under other
+//! common names), profiles their columns, infers the id and target columns from the sample
+//! submission, the task from the target, labels versus probabilities from the sample's values,
+//! and the metric from the description. The result, [`CompetitionAnalysis`], goes into the
+//! job's logs, the baseline generator's choices and the LLM prompt.
 
+mod metric;
+mod profile;
 mod types;
+
+use std::path::{Path, PathBuf};
 
 pub use types::{
     ColumnProfile, ColumnType, CompetitionAnalysis, DataFile, Metric, PredictionKind, TableProfile,
     TaskKind,
 };
+
+/// Most distinct target values a classification task may have.
+const MAX_CLASSES: usize = 200;
+/// How deep below the competition folder files are looked for.
+const MAX_DEPTH: usize = 3;
+/// Characters of the description kept for the prompt.
+const DESCRIPTION_CHARS: usize = 4_000;
+
+/// Why a competition could not be analysed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyseError {
+    /// A required file is not there.
+    #[error("no {what} found in {dir}: expected a file such as {expected}")]
+    Missing {
+        /// What was looked for.
+        what: &'static str,
+        /// Where.
+        dir: PathBuf,
+        /// Example names.
+        expected: &'static str,
+    },
+    /// A CSV file could not be read.
+    #[error("cannot read {file}: {source}")]
+    Csv {
+        /// The file, relative to the competition folder.
+        file: String,
+        /// The parser's error.
+        #[source]
+        source: csv::Error,
+    },
+    /// The files do not fit together.
+    #[error("{0}")]
+    Invalid(String),
+    /// The folder could not be listed.
+    #[error("cannot list {dir}: {source}")]
+    Io {
+        /// The folder.
+        dir: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl AnalyseError {
+    fn csv(file: &str, source: csv::Error) -> Self {
+        Self::Csv {
+            file: file.to_owned(),
+            source,
+        }
+    }
+}
+
+/// What the competition's page says, when known (from the Kaggle API or `description.md`).
+#[derive(Debug, Clone, Default)]
+pub struct CompetitionText {
+    /// The overview / description text.
+    pub description: Option<String>,
+    /// The metric's name from the metadata, if the API gave one.
+    pub evaluation_metric: Option<String>,
+}
+
+/// Analyses the competition whose files are in `dir`.
+///
+/// # Errors
+/// When the train, test or sample-submission table is missing or they do not fit together.
+pub fn analyse(dir: &Path, slug: &str, text: &CompetitionText) -> Result<CompetitionAnalysis, AnalyseError> {
+    let files = list_files(dir)?;
+    let csvs: Vec<&DataFile> = files.iter().filter(|f| f.path.to_lowercase().ends_with(".csv")).collect();
+    let sample_path = pick(&csvs, &["sample_submission", "samplesubmission", "sample-submission", "submission"])
+        .ok_or_else(|| AnalyseError::Missing {
+            what: "sample submission",
+            dir: dir.to_path_buf(),
+            expected: "sample_submission.csv",
+        })?;
+    let train_path = pick(&csvs, &["train", "training"]).ok_or_else(|| AnalyseError::Missing {
+        what: "training table",
+        dir: dir.to_path_buf(),
+        expected: "train.csv",
+    })?;
+    let test_path = pick(&csvs, &["test", "testing"]).ok_or_else(|| AnalyseError::Missing {
+        what: "test table",
+        dir: dir.to_path_buf(),
+        expected: "test.csv",
+    })?;
+
+    let sample = profile::profile_table(dir, &sample_path)?;
+    let train = profile::profile_table(dir, &train_path)?;
+    let test = profile::profile_table(dir, &test_path)?;
+    let has = |table: &TableProfile, name: &str| table.columns.iter().any(|c| c.name == name);
+
+    let id_column = sample
+        .columns
+        .first()
+        .map(|c| c.name.clone())
+        .ok_or_else(|| AnalyseError::Invalid(format!("{sample_path} has no columns")))?;
+    if !has(&test, &id_column) {
+        return Err(AnalyseError::Invalid(format!(
+            "the sample submission's first column {id_column:?} is not a column of {test_path}"
+        )));
+    }
+    let target_columns: Vec<String> = sample.columns.iter().skip(1).map(|c| c.name.clone()).collect();
+    if target_columns.is_empty() {
+        return Err(AnalyseError::Invalid(format!(
+            "{sample_path} has only the id column; it needs at least one prediction column"
+        )));
+    }
+    let train_target = if target_columns.len() == 1 && has(&train, &target_columns[0]) {
+        target_columns[0].clone()
+    } else {
+        // One column per class: the target is the training column the test table lacks.
+        train
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .find(|name| name != &id_column && !has(&test, name))
+            .ok_or_else(|| {
+                AnalyseError::Invalid(format!(
+                    "cannot tell which column of {train_path} is the target: none of {target_columns:?} is in it and every other column is also in {test_path}"
+                ))
+            })?
+    };
+
+    let target_profile = train
+        .columns
+        .iter()
+        .find(|c| c.name == train_target)
+        .ok_or_else(|| AnalyseError::Invalid(format!("{train_path} has no column {train_target:?}")))?;
+    let metric = text
+        .evaluation_metric
+        .as_deref()
+        .and_then(metric::metric_from_text)
+        .or_else(|| text.description.as_deref().and_then(metric::metric_from_text));
+    let is_classification = match target_profile.dtype {
+        ColumnType::Float => {
+            matches!(metric, Some(Metric::Accuracy | Metric::RocAuc | Metric::LogLoss | Metric::F1 | Metric::MacroF1))
+                && (target_profile.distinct as usize) <= MAX_CLASSES
+        }
+        ColumnType::Integer => {
+            let regression_metric = matches!(metric, Some(Metric::Rmse | Metric::Rmsle | Metric::Mae));
+            !regression_metric && (target_profile.distinct as usize) <= 20.min(MAX_CLASSES)
+                || matches!(metric, Some(Metric::Accuracy | Metric::RocAuc | Metric::LogLoss | Metric::F1 | Metric::MacroF1))
+        }
+        _ => true,
+    } || target_columns.len() > 1;
+    let mut classes = Vec::new();
+    if is_classification {
+        let mut values = profile::column_values(dir, &train_path, &train_target, usize::MAX)?;
+        values.sort();
+        values.dedup();
+        if values.len() > MAX_CLASSES {
+            return Err(AnalyseError::Invalid(format!(
+                "the target {train_target:?} has {} classes; at most {MAX_CLASSES} are supported",
+                values.len()
+            )));
+        }
+        classes = values;
+    }
+    let task = if !is_classification {
+        TaskKind::Regression
+    } else if classes.len() <= 2 && target_columns.len() == 1 {
+        TaskKind::Binary
+    } else {
+        TaskKind::Multiclass
+    };
+    let prediction = infer_prediction(dir, &sample_path, &target_columns, task, metric, &classes)?;
+    let description = text.description.as_ref().map(|d| d.chars().take(DESCRIPTION_CHARS).collect());
+    Ok(CompetitionAnalysis {
+        slug: slug.to_owned(),
+        files,
+        train,
+        test,
+        sample_submission: sample,
+        id_column,
+        target_columns,
+        train_target,
+        task,
+        prediction,
+        metric,
+        classes,
+        description,
+    })
+}
+
+/// Labels or probabilities, from the metric and the sample's values.
+fn infer_prediction(
+    dir: &Path,
+    sample_path: &str,
+    target_columns: &[String],
+    task: TaskKind,
+    metric: Option<Metric>,
+    classes: &[String],
+) -> Result<PredictionKind, AnalyseError> {
+    if task == TaskKind::Regression {
+        return Ok(PredictionKind::Label);
+    }
+    if target_columns.len() > 1 || matches!(metric, Some(Metric::RocAuc | Metric::LogLoss)) {
+        return Ok(PredictionKind::Probability);
+    }
+    if matches!(metric, Some(Metric::Accuracy | Metric::F1 | Metric::MacroF1)) {
+        return Ok(PredictionKind::Label);
+    }
+    let values = profile::column_values(dir, sample_path, &target_columns[0], 1_000)?;
+    let is_class = |v: &String| classes.contains(v);
+    let fractional = values
+        .iter()
+        .filter_map(|v| v.parse::<f64>().ok())
+        .any(|x| (0.0..=1.0).contains(&x) && x.fract() != 0.0);
+    Ok(if fractional && !values.iter().all(is_class) {
+        PredictionKind::Probability
+    } else {
+        PredictionKind::Label
+    })
+}
+
+/// The best match for a table among `names` (stems, lowercase): exact stem first, then a stem
+/// that starts with the name, preferring shallower paths.
+fn pick(csvs: &[&DataFile], names: &[&str]) -> Option<String> {
+    let stem = |path: &str| {
+        Path::new(path)
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_lowercase())
+            .unwrap_or_default()
+    };
+    let depth = |path: &str| path.matches('/').count();
+    for name in names {
+        let mut exact: Vec<&&DataFile> = csvs.iter().filter(|f| stem(&f.path) == *name).collect();
+        exact.sort_by_key(|f| depth(&f.path));
+        if let Some(found) = exact.first() {
+            return Some(found.path.clone());
+        }
+    }
+    for name in names {
+        let mut loose: Vec<&&DataFile> = csvs
+            .iter()
+            .filter(|f| {
+                let s = stem(&f.path);
+                s.starts_with(name) || s.ends_with(name)
+            })
+            .collect();
+        loose.sort_by_key(|f| (depth(&f.path), f.path.len()));
+        if let Some(found) = loose.first() {
+            return Some(found.path.clone());
+        }
+    }
+    None
+}
+
+/// Every regular file under `dir` (not following symlinks), relative, sorted.
+fn list_files(dir: &Path) -> Result<Vec<DataFile>, AnalyseError> {
+    let mut files = Vec::new();
+    let mut pending = vec![(dir.to_path_buf(), 0usize)];
+    while let Some((folder, depth)) = pending.pop() {
+        let entries = std::fs::read_dir(&folder).map_err(|source| AnalyseError::Io {
+            dir: folder.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let Ok(kind) = entry.file_type() else { continue };
+            let path = entry.path();
+            if kind.is_dir() && depth < MAX_DEPTH {
+                pending.push((path, depth + 1));
+            } else if kind.is_file() {
+                let relative = path
+                    .strip_prefix(dir)
+                    .map(|p| p.to_string_lossy().replace('\\', "/"))
+                    .unwrap_or(name);
+                let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                files.push(DataFile { path: relative, bytes });
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests;

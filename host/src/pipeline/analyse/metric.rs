@@ -1,0 +1,86 @@
+//! Reading the evaluation metric from a competition's description or metadata, the way a person
+//! would: by the names Kaggle's evaluation pages use.
+
+use super::types::Metric;
+
+/// Phrases that name each metric, most specific first (so "root mean squared logarithmic error"
+/// is found before "root mean squared error", and "log loss" before "loss").
+const PHRASES: &[(&str, Metric)] = &[
+    ("root mean squared logarithmic error", Metric::Rmsle),
+    ("root mean square logarithmic error", Metric::Rmsle),
+    ("rmsle", Metric::Rmsle),
+    ("mean squared log error", Metric::Rmsle),
+    ("root mean squared error", Metric::Rmse),
+    ("root mean square error", Metric::Rmse),
+    ("rmse", Metric::Rmse),
+    ("mean absolute error", Metric::Mae),
+    ("mae", Metric::Mae),
+    ("area under the roc curve", Metric::RocAuc),
+    ("area under the receiver operating characteristic", Metric::RocAuc),
+    ("roc curve", Metric::RocAuc),
+    ("roc auc", Metric::RocAuc),
+    ("auc", Metric::RocAuc),
+    ("multi-class logarithmic loss", Metric::LogLoss),
+    ("multiclass log loss", Metric::LogLoss),
+    ("logarithmic loss", Metric::LogLoss),
+    ("log loss", Metric::LogLoss),
+    ("logloss", Metric::LogLoss),
+    ("cross-entropy", Metric::LogLoss),
+    ("macro f1", Metric::MacroF1),
+    ("macro-f1", Metric::MacroF1),
+    ("macro-averaged f1", Metric::MacroF1),
+    ("macro averaged f1", Metric::MacroF1),
+    ("mean f1", Metric::MacroF1),
+    ("f1 score", Metric::F1),
+    ("f1-score", Metric::F1),
+    ("categorization accuracy", Metric::Accuracy),
+    ("classification accuracy", Metric::Accuracy),
+    ("accuracy", Metric::Accuracy),
+];
+
+/// The metric a text names, if any. Matches whole words only (so "mae" does not match "maestro").
+pub(crate) fn metric_from_text(text: &str) -> Option<Metric> {
+    let lower = text.to_lowercase();
+    let words = normalise(&lower);
+    PHRASES
+        .iter()
+        .find(|(phrase, _)| contains_words(&words, &normalise(phrase)))
+        .map(|(_, metric)| *metric)
+}
+
+/// Lowercase words separated by single spaces, with punctuation other than `-` dropped.
+fn normalise(text: &str) -> String {
+    let cleaned: String = text
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '-' { c } else { ' ' })
+        .collect();
+    let words: Vec<&str> = cleaned.split_whitespace().collect();
+    format!(" {} ", words.join(" "))
+}
+
+fn contains_words(haystack: &str, needle: &str) -> bool {
+    haystack.contains(needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_metric_kaggle_names() {
+        let cases = [
+            ("Submissions are evaluated on area under the ROC curve between the predicted probability and the observed target.", Some(Metric::RocAuc)),
+            ("Submissions are scored on the Root Mean Squared Logarithmic Error.", Some(Metric::Rmsle)),
+            ("evaluated on Root-Mean-Squared-Error (RMSE)", Some(Metric::Rmse)),
+            ("The evaluation metric is the macro F1 score.", Some(Metric::MacroF1)),
+            ("Your score is the percentage of passengers you correctly predict. This is known as accuracy.", Some(Metric::Accuracy)),
+            ("Submissions are evaluated using the multi-class logarithmic loss.", Some(Metric::LogLoss)),
+            ("Mean Absolute Error (MAE) between predicted and actual", Some(Metric::Mae)),
+            ("Our maestro maps data.", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(metric_from_text(text), expected, "{text}");
+        }
+    }
+}
