@@ -3,3 +3,4 @@
 
 pub mod analyse;
 pub mod generate;
+pub mod validate;

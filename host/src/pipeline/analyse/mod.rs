@@ -7,7 +7,7 @@
 //! job's logs, the baseline generator's choices and the LLM prompt.
 
 mod metric;
-mod profile;
+pub(crate) mod profile;
 mod types;
 
 use std::path::{Path, PathBuf};

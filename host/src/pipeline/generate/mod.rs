@@ -4,9 +4,13 @@
 //! Generators are pluggable (`Arc<dyn Generator>`): the built-in offline baseline, and LLMs over
 //! an OpenAI-compatible or the Anthropic API.
 
+mod baseline;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
+
+pub use baseline::{BaselineGenerator, baseline_code};
 
 use super::analyse::CompetitionAnalysis;
 

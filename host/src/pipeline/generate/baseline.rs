@@ -1,0 +1,173 @@
+//! The built-in generator: deterministic and offline. It fills a tested pandas +
+//! scikit-learn pipeline (`baseline_template.py`) with the analysis's facts: which tables,
+//! which columns are features and of what type, the target, the task, the metric and the
+//! submission's format.
+//!
+//! On a retry it writes the same code: the baseline has no way to learn from the error, so the
+//! retry only helps against transient failures; the LLM generators do better there.
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::{GenerateError, GeneratedCode, GenerationRequest, Generator};
+use crate::pipeline::analyse::{ColumnType, CompetitionAnalysis, Metric, TaskKind};
+
+const TEMPLATE: &str = include_str!("baseline_template.py");
+
+/// The built-in baseline generator.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BaselineGenerator;
+
+#[async_trait]
+impl Generator for BaselineGenerator {
+    fn name(&self) -> String {
+        "baseline".to_owned()
+    }
+
+    async fn generate(&self, request: &GenerationRequest<'_>) -> Result<GeneratedCode, GenerateError> {
+        Ok(GeneratedCode {
+            code: baseline_code(request.analysis),
+            generator: self.name(),
+        })
+    }
+}
+
+/// The script for `analysis`.
+pub fn baseline_code(analysis: &CompetitionAnalysis) -> String {
+    let config = config(analysis);
+    // A JSON string literal is a valid Python string literal, whatever the column names hold.
+    let literal = serde_json::to_string(&config.to_string()).unwrap_or_else(|_| "\"{}\"".to_owned());
+    format!(
+        "# Competition: {slug}\nimport json\n\nCONFIG = json.loads({literal})\n\n{TEMPLATE}",
+        slug = analysis.slug.replace(['\n', '\r'], " "),
+    )
+}
+
+fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
+    let test_columns: Vec<&str> = analysis.test.columns.iter().map(|c| c.name.as_str()).collect();
+    let rows = analysis.train.rows;
+    let features: Vec<&str> = analysis
+        .train
+        .columns
+        .iter()
+        .filter(|c| c.name != analysis.id_column && c.name != analysis.train_target)
+        .filter(|c| !analysis.target_columns.contains(&c.name))
+        .filter(|c| test_columns.contains(&c.name.as_str()))
+        .filter(|c| !looks_like_row_key(&c.name, c.dtype, c.distinct, rows))
+        .map(|c| c.name.as_str())
+        .collect();
+    let types: serde_json::Map<String, serde_json::Value> = analysis
+        .train
+        .columns
+        .iter()
+        .filter(|c| features.contains(&c.name.as_str()))
+        .map(|c| (c.name.clone(), json!(c.dtype)))
+        .collect();
+    let metric = analysis.metric.unwrap_or(match analysis.task {
+        TaskKind::Regression => Metric::Rmse,
+        _ => Metric::Accuracy,
+    });
+    json!({
+        "train": analysis.train.path,
+        "test": analysis.test.path,
+        "sample_submission": analysis.sample_submission.path,
+        "id_column": analysis.id_column,
+        "train_target": analysis.train_target,
+        "target_columns": analysis.target_columns,
+        "task": analysis.task,
+        "prediction": analysis.prediction,
+        "metric": metric_name(metric),
+        "features": features,
+        "types": types,
+    })
+}
+
+fn metric_name(metric: Metric) -> &'static str {
+    match metric {
+        Metric::Accuracy => "accuracy",
+        Metric::RocAuc => "roc_auc",
+        Metric::LogLoss => "log_loss",
+        Metric::Rmse => "rmse",
+        Metric::Rmsle => "rmsle",
+        Metric::Mae => "mae",
+        Metric::F1 | Metric::MacroF1 => "macro_f1",
+    }
+}
+
+/// A row number or key column (a pandas index written out, `Unnamed: 0`, a unique integer
+/// `...id`): it carries no signal and makes models overfit.
+fn looks_like_row_key(name: &str, dtype: ColumnType, distinct: u64, rows: u64) -> bool {
+    let lower = name.trim().to_lowercase();
+    if lower.is_empty() || lower.starts_with("unnamed:") || lower == "index" {
+        return true;
+    }
+    let unique = rows > 0 && distinct >= rows.min(20_000);
+    unique && matches!(dtype, ColumnType::Integer) && (lower == "id" || lower.ends_with("id") || lower.ends_with("_id"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::analyse::{ColumnProfile, PredictionKind, TableProfile};
+
+    fn column(name: &str, dtype: ColumnType, distinct: u64) -> ColumnProfile {
+        ColumnProfile {
+            name: name.into(),
+            dtype,
+            missing_fraction: 0.0,
+            distinct,
+            examples: vec![],
+        }
+    }
+
+    fn table(path: &str, columns: Vec<ColumnProfile>) -> TableProfile {
+        TableProfile {
+            path: path.into(),
+            rows: 100,
+            columns,
+        }
+    }
+
+    #[test]
+    fn features_exclude_ids_targets_and_row_keys() {
+        let analysis = CompetitionAnalysis {
+            slug: "demo\nslug".into(),
+            files: vec![],
+            train: table(
+                "train.csv",
+                vec![
+                    column("", ColumnType::Integer, 100),
+                    column("PassengerId", ColumnType::Integer, 100),
+                    column("Age", ColumnType::Float, 50),
+                    column("Sex", ColumnType::Categorical, 2),
+                    column("Survived", ColumnType::Integer, 2),
+                ],
+            ),
+            test: table(
+                "test.csv",
+                vec![
+                    column("", ColumnType::Integer, 30),
+                    column("PassengerId", ColumnType::Integer, 30),
+                    column("Age", ColumnType::Float, 20),
+                    column("Sex", ColumnType::Categorical, 2),
+                ],
+            ),
+            sample_submission: table("sample_submission.csv", vec![]),
+            id_column: "PassengerId".into(),
+            target_columns: vec!["Survived".into()],
+            train_target: "Survived".into(),
+            task: TaskKind::Binary,
+            prediction: PredictionKind::Label,
+            metric: None,
+            classes: vec!["0".into(), "1".into()],
+            description: None,
+        };
+        let config = config(&analysis);
+        assert_eq!(config["features"], json!(["Age", "Sex"]));
+        assert_eq!(config["types"]["Sex"], "categorical");
+        assert_eq!(config["metric"], "accuracy");
+        let code = baseline_code(&analysis);
+        assert!(code.starts_with("# Competition: demo slug\n"));
+        assert!(code.contains("CONFIG = json.loads(\"{"));
+    }
+}

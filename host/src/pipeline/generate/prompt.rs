@@ -1,0 +1,250 @@
+//! The prompt the LLM generators send: a system message that states the guest contract, and a
+//! user message that carries the competition's analysis and, on a retry, the last attempt.
+//!
+//! Both providers send the same words, so what the model is told lives in one place. The
+//! contract is spelled out precisely because a script that breaks it (a network call, an
+//! unavailable library, a wrong path) fails in the sandbox and costs a whole attempt.
+
+use std::fmt::Write as _;
+
+use super::GenerationRequest;
+use crate::pipeline::analyse::{CompetitionAnalysis, Metric, PredictionKind, TaskKind};
+
+/// How much of the previous attempt's error report goes into a retry prompt (its tail).
+pub const ERROR_TAIL_CHARS: usize = 6_000;
+/// How much of the previous attempt's code goes into a retry prompt (its head).
+pub const PREVIOUS_CODE_CHARS: usize = 40_000;
+/// The analysis JSON past which examples and long descriptions are left out.
+const MAX_ANALYSIS_JSON_CHARS: usize = 40_000;
+/// Columns listed by name in the summary, per table.
+const SUMMARY_COLUMNS: usize = 40;
+
+/// The system message: the guest contract and the shape of the reply.
+pub const SYSTEM_PROMPT: &str = "\
+You write Python 3 scripts that solve Kaggle competitions. Your script runs once, unattended, \
+in a sandbox, and nobody reads your prose: reply with exactly one complete Python script in a \
+single ```python fenced block.
+
+The sandbox:
+- CPython 3 compiled for WebAssembly (WASI) on one core, several times slower than native. \
+Available: the standard library, numpy, pandas, scipy, scikit-learn and statsmodels. Nothing \
+can be installed (no pip). Not available: xgboost, lightgbm, catboost, torch, tensorflow, \
+keras, or any other package.
+- No network: no downloads, no pretrained models, no Kaggle API. No subprocess, os.system or \
+multiprocessing, and no thread-based parallelism: use n_jobs=1 everywhere (or leave it unset).
+- Files: the competition's files are under /input, read-only, at the paths given below (e.g. \
+/input/train.csv). Write exactly one file: /output/submission.csv. Use /tmp for scratch files. \
+Nothing else on the file system is reachable.
+- The run has a strict time and memory budget. Prefer fast, robust models \
+(HistGradientBoostingClassifier/Regressor, LogisticRegression, Ridge, or a RandomForest with \
+at most a few hundred trees); subsample very large training tables; avoid large grid searches \
+and deep cross-validation.
+
+The script must:
+1. Read the training table, the test table and the sample submission from /input with pandas.
+2. Preprocess robustly: impute missing values, encode categorical columns, drop or simply \
+encode free text, never use the target or the id column as a feature, and give test exactly \
+the training features.
+3. Hold out a validation split, compute the competition's metric on it and print it on one \
+line, e.g. `validation roc_auc: 0.8731`.
+4. Refit on all the training data and predict the test table.
+5. Write /output/submission.csv with exactly the sample submission's columns in the same \
+order, one row per id in the same order as the sample submission (the simplest way: read it \
+and fill in its prediction columns), no index column and no missing values. Labels use the \
+values and type of the training target; probabilities are floats in [0, 1].
+6. Print little else: a few progress lines at most.
+Do not catch and hide exceptions: a failure's traceback is reported back to you for a fix.";
+
+/// The two messages of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    /// The system message ([`SYSTEM_PROMPT`]).
+    pub system: String,
+    /// The user message: the analysis, and on a retry the previous attempt.
+    pub user: String,
+}
+
+/// Builds the prompt for one attempt.
+pub fn build_prompt(request: &GenerationRequest<'_>) -> Prompt {
+    let analysis = request.analysis;
+    let mut user = summary(analysis);
+    user.push_str("\nThe full analysis, as JSON:\n");
+    user.push_str(&analysis_json(analysis));
+    user.push('\n');
+    match &request.previous {
+        None => user.push_str("\nWrite the complete script.\n"),
+        Some(previous) => {
+            let error = tail(&previous.error, ERROR_TAIL_CHARS);
+            let code = head(&previous.code, PREVIOUS_CODE_CHARS);
+            let _ = write!(
+                user,
+                "\nThis is attempt {attempt}. The previous script failed. Its error report \
+                 (the end of it):\n{ef}text\n{error}\n{ef}\n\nThe previous script:\n\
+                 {cf}python\n{code}\n{cf}\n\nFind the cause and fix it; if it was a \
+                 missing module or a time or memory limit, change the approach. Reply with the \
+                 complete corrected script (not a diff) in one ```python block.\n",
+                attempt = request.attempt,
+                ef = fence_for(&error),
+                cf = fence_for(&code),
+            );
+        }
+    }
+    Prompt {
+        system: SYSTEM_PROMPT.to_owned(),
+        user,
+    }
+}
+
+/// A short human summary: task, metric, columns, prediction kind and files.
+fn summary(a: &CompetitionAnalysis) -> String {
+    let mut s = String::new();
+    let task = match a.task {
+        TaskKind::Binary => "binary classification",
+        TaskKind::Multiclass => "multiclass classification",
+        TaskKind::Regression => "regression",
+    };
+    let _ = writeln!(s, "Competition: {}", a.slug);
+    let _ = writeln!(s, "Task: {task}. Metric: {}.", metric_text(a.metric));
+    let _ = writeln!(s, "Predict: {}.", prediction_text(a));
+    let _ = writeln!(
+        s,
+        "Id column: `{}`. Target column in the training table: `{}`.",
+        a.id_column, a.train_target
+    );
+    if !a.classes.is_empty() {
+        let _ = writeln!(s, "Classes (sorted): {}.", quoted(&a.classes));
+    }
+    s.push_str("Files, read-only under /input:\n");
+    for file in &a.files {
+        let role = if file.path == a.train.path {
+            table_text("the training table", &a.train)
+        } else if file.path == a.test.path {
+            table_text("the table to predict", &a.test)
+        } else if file.path == a.sample_submission.path {
+            table_text("the sample submission", &a.sample_submission)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(s, "- /input/{} ({}){role}", file.path, size_text(file.bytes));
+    }
+    let columns: Vec<String> = a.sample_submission.columns.iter().map(|c| c.name.clone()).collect();
+    let _ = writeln!(
+        s,
+        "The submission: /output/submission.csv with the columns {} in this order, and the {} \
+         ids of /input/{} in their order.",
+        quoted(&columns),
+        a.sample_submission.rows,
+        a.sample_submission.path
+    );
+    s
+}
+
+fn table_text(role: &str, table: &crate::pipeline::analyse::TableProfile) -> String {
+    let names: Vec<String> = table.columns.iter().take(SUMMARY_COLUMNS).map(|c| c.name.clone()).collect();
+    let more = table.columns.len().saturating_sub(SUMMARY_COLUMNS);
+    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    format!(": {role}, {} rows, columns {}{more}", table.rows, quoted(&names))
+}
+
+fn metric_text(metric: Option<Metric>) -> &'static str {
+    match metric {
+        Some(Metric::Accuracy) => "accuracy (higher is better)",
+        Some(Metric::RocAuc) => "ROC AUC (higher is better)",
+        Some(Metric::LogLoss) => "log loss (lower is better)",
+        Some(Metric::Rmse) => "RMSE (lower is better)",
+        Some(Metric::Rmsle) => "RMSLE (lower is better; predictions must be non-negative)",
+        Some(Metric::Mae) => "MAE (lower is better)",
+        Some(Metric::F1) => "F1 of the positive class (higher is better)",
+        Some(Metric::MacroF1) => "macro-averaged F1 (higher is better)",
+        None => "not stated; validate with one that suits the task",
+    }
+}
+
+fn prediction_text(a: &CompetitionAnalysis) -> String {
+    let columns = quoted(&a.target_columns);
+    match (a.task, a.prediction) {
+        (TaskKind::Regression, _) => format!("the predicted value in {columns}"),
+        (_, PredictionKind::Label) => {
+            format!("the predicted class label (a value of the training target) in {columns}")
+        }
+        (_, PredictionKind::Probability) if a.target_columns.len() > 1 => format!(
+            "one probability per class, in the columns {columns}; each row's probabilities \
+             sum to 1"
+        ),
+        (_, PredictionKind::Probability) => match a.classes.last() {
+            Some(positive) if a.classes.len() == 2 => {
+                format!("the probability of the positive class (`{positive}`) in {columns}")
+            }
+            _ => format!("the probability of the positive class in {columns}"),
+        },
+    }
+}
+
+fn quoted(names: &[String]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+fn size_text(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The analysis as compact JSON; when it is very large, without column examples and with the
+/// description cut, so that a wide table does not crowd out the rest of the prompt.
+fn analysis_json(analysis: &CompetitionAnalysis) -> String {
+    let full = serde_json::to_string(analysis).unwrap_or_default();
+    if full.len() <= MAX_ANALYSIS_JSON_CHARS {
+        return full;
+    }
+    let mut slim = analysis.clone();
+    for table in [&mut slim.train, &mut slim.test, &mut slim.sample_submission] {
+        for column in &mut table.columns {
+            column.examples.clear();
+        }
+    }
+    slim.description = slim.description.map(|d| head(&d, 2_000));
+    let json = serde_json::to_string(&slim).unwrap_or_default();
+    head(&json, MAX_ANALYSIS_JSON_CHARS)
+}
+
+/// The last `max` characters of `text`, marked when cut.
+fn tail(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_owned();
+    }
+    let start = text.char_indices().nth(count - max).map_or(0, |(i, _)| i);
+    format!("[... earlier output cut ...]\n{}", &text[start..])
+}
+
+/// The first `max` characters of `text`, marked when cut.
+fn head(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}\n[... cut ...]", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// A backtick fence longer than any backtick run inside `text`, so the text cannot close it.
+fn fence_for(text: &str) -> String {
+    let longest = text
+        .split(|c| c != '`')
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    "`".repeat(longest.max(2) + 1)
+}
+
+#[cfg(test)]
+#[path = "prompt_tests.rs"]
+mod tests;
