@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod pipeline;
 pub mod sandbox;
+pub mod storage;
 
 pub use ks_guest_runtime as runtime;
 pub use ks_policies as policies;

@@ -6,6 +6,7 @@
 mod policy;
 mod runtime;
 mod sandbox;
+mod solve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Solve a competition in this process and write submission.csv (no Redis needed).
+    Solve(solve::SolveArgs),
     /// Run a Python script in a sandbox and print its outcome as JSON.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
@@ -74,6 +77,9 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// The pipeline ended without a submission.
+    #[error(transparent)]
+    Solve(crate::pipeline::solve::SolveError),
     /// A blocking task panicked or was cancelled.
     #[error("internal error: {0}")]
     Internal(String),
@@ -95,6 +101,7 @@ impl Cli {
     /// When the command cannot do its work; the message says why and what to do.
     pub async fn run(self) -> Result<ExitCode, CliError> {
         match self.command {
+            Command::Solve(args) => args.run().await,
             Command::Sandbox(command) => command.run().await,
             Command::Runtime(command) => command.run().await,
             Command::Policy(command) => Ok(command.run()),

@@ -3,4 +3,5 @@
 
 pub mod analyse;
 pub mod generate;
+pub mod solve;
 pub mod validate;

@@ -31,15 +31,26 @@ pub fn validate_submission(
 ) -> Result<ValidSubmission, InvalidSubmission> {
     let invalid = |message: String| InvalidSubmission(message);
     if !submission.is_file() {
-        return Err(invalid("the script did not write /output/submission.csv".into()));
+        return Err(invalid(
+            "the script did not write /output/submission.csv".into(),
+        ));
     }
     let sample = read_csv(&data_dir.join(&analysis.sample_submission.path))
         .map_err(|e| invalid(format!("cannot read the sample submission: {e}")))?;
-    let ours = read_csv(submission).map_err(|e| invalid(format!("/output/submission.csv is not a readable CSV: {e}")))?;
+    let ours = read_csv(submission)
+        .map_err(|e| invalid(format!("/output/submission.csv is not a readable CSV: {e}")))?;
 
     if ours.header != sample.header {
-        let missing: Vec<_> = sample.header.iter().filter(|c| !ours.header.contains(c)).collect();
-        let extra: Vec<_> = ours.header.iter().filter(|c| !sample.header.contains(c)).collect();
+        let missing: Vec<_> = sample
+            .header
+            .iter()
+            .filter(|c| !ours.header.contains(c))
+            .collect();
+        let extra: Vec<_> = ours
+            .header
+            .iter()
+            .filter(|c| !sample.header.contains(c))
+            .collect();
         return Err(invalid(format!(
             "the columns must be exactly {:?} in that order; got {:?} (missing {missing:?}, unexpected {extra:?})",
             sample.header, ours.header
@@ -57,7 +68,10 @@ pub fn validate_submission(
     for (line, row) in ours.rows.iter().enumerate() {
         let id = row[0].as_str();
         if !seen.insert(id) {
-            return Err(invalid(format!("line {}: the id {id:?} appears twice", line + 2)));
+            return Err(invalid(format!(
+                "line {}: the id {id:?} appears twice",
+                line + 2
+            )));
         }
         if !expected_ids.contains(id) && !expected_ids.contains(normalise_number(id).as_str()) {
             return Err(invalid(format!(
@@ -71,12 +85,16 @@ pub fn validate_submission(
             })?;
         }
     }
-    Ok(ValidSubmission { rows: ours.rows.len() })
+    Ok(ValidSubmission {
+        rows: ours.rows.len(),
+    })
 }
 
 fn check_value(analysis: &CompetitionAnalysis, column: &str, value: &str) -> Result<(), String> {
     if is_missing(value) || value.eq_ignore_ascii_case("nan") {
-        return Err(format!("is missing ({value:?}); every row needs a prediction"));
+        return Err(format!(
+            "is missing ({value:?}); every row needs a prediction"
+        ));
     }
     let number = || value.parse::<f64>().ok().filter(|x| x.is_finite());
     match (analysis.task, analysis.prediction) {
@@ -91,10 +109,15 @@ fn check_value(analysis: &CompetitionAnalysis, column: &str, value: &str) -> Res
         }
         (_, PredictionKind::Label) => {
             let known = analysis.classes.iter().any(|c| {
-                c == value || normalise_number(c) == normalise_number(value) || c.eq_ignore_ascii_case(value)
+                c == value
+                    || normalise_number(c) == normalise_number(value)
+                    || c.eq_ignore_ascii_case(value)
             });
             if !analysis.classes.is_empty() && !known {
-                return Err(format!("is {value:?}, which is not one of the classes {:?}", analysis.classes));
+                return Err(format!(
+                    "is {value:?}, which is not one of the classes {:?}",
+                    analysis.classes
+                ));
             }
             let _ = column;
         }

@@ -19,7 +19,10 @@ pub use ks_policies::Backend;
 use tokio_util::sync::CancellationToken;
 
 pub use outcome::{GuestError, LimitHit, Outcome};
-pub use select::{BackendChoice, SelectError, select_backend};
+pub use select::{
+    BackendChoice, NATIVE_ONLY_MODULES, SelectError, imported_modules, native_only_imports,
+    select_backend,
+};
 
 /// One run of a Python script in a sandbox.
 #[derive(Debug, Clone)]

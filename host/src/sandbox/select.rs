@@ -62,9 +62,81 @@ pub fn select_backend(choice: BackendChoice, allowed: &[Backend]) -> Result<Back
     }
 }
 
+/// Native-extension libraries the WASI guest does not have. Code importing one of these needs
+/// the Docker backend.
+pub const NATIVE_ONLY_MODULES: &[&str] = &[
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "torch",
+    "torchvision",
+    "tensorflow",
+    "keras",
+    "jax",
+    "cupy",
+    "cv2",
+    "numba",
+    "polars",
+    "pyarrow",
+];
+
+/// The top-level modules a Python script imports, from its `import` and `from` statements at
+/// any indentation (so imports inside functions and `try` blocks count too).
+pub fn imported_modules(script: &str) -> Vec<String> {
+    let mut modules = Vec::new();
+    for line in script.lines() {
+        let line = line.trim_start();
+        let names: Vec<&str> = if let Some(rest) = line.strip_prefix("import ") {
+            rest.split(',').collect()
+        } else if let Some(rest) = line.strip_prefix("from ") {
+            rest.split_whitespace().next().into_iter().collect()
+        } else {
+            continue;
+        };
+        for name in names {
+            let top = name.trim().split([' ', '.']).next().unwrap_or_default();
+            if !top.is_empty()
+                && top.chars().all(|c| c.is_alphanumeric() || c == '_')
+                && !modules.iter().any(|m| m == top)
+            {
+                modules.push(top.to_owned());
+            }
+        }
+    }
+    modules
+}
+
+/// The modules `script` imports that only the Docker backend has.
+pub fn native_only_imports(script: &str) -> Vec<String> {
+    imported_modules(script)
+        .into_iter()
+        .filter(|m| NATIVE_ONLY_MODULES.contains(&m.as_str()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_imports_anywhere_but_not_in_strings_of_other_statements() {
+        let script = "import numpy as np, pandas
+from sklearn.ensemble import X
+def f():
+    import xgboost
+                      try:
+    from lightgbm import LGBMRegressor
+except ImportError:
+    pass
+                      print('import torch')
+import os.path
+";
+        assert_eq!(
+            imported_modules(script),
+            ["numpy", "pandas", "sklearn", "xgboost", "lightgbm", "os"]
+        );
+        assert_eq!(native_only_imports(script), ["xgboost", "lightgbm"]);
+    }
 
     #[test]
     fn auto_means_wasm_while_docker_is_not_built() {

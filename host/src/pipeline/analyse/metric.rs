@@ -16,7 +16,10 @@ const PHRASES: &[(&str, Metric)] = &[
     ("mean absolute error", Metric::Mae),
     ("mae", Metric::Mae),
     ("area under the roc curve", Metric::RocAuc),
-    ("area under the receiver operating characteristic", Metric::RocAuc),
+    (
+        "area under the receiver operating characteristic",
+        Metric::RocAuc,
+    ),
     ("roc curve", Metric::RocAuc),
     ("roc auc", Metric::RocAuc),
     ("auc", Metric::RocAuc),
@@ -52,7 +55,13 @@ pub(crate) fn metric_from_text(text: &str) -> Option<Metric> {
 fn normalise(text: &str) -> String {
     let cleaned: String = text
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '-' { c } else { ' ' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' {
+                c
+            } else {
+                ' '
+            }
+        })
         .collect();
     let words: Vec<&str> = cleaned.split_whitespace().collect();
     format!(" {} ", words.join(" "))
@@ -69,13 +78,34 @@ mod tests {
     #[test]
     fn finds_the_metric_kaggle_names() {
         let cases = [
-            ("Submissions are evaluated on area under the ROC curve between the predicted probability and the observed target.", Some(Metric::RocAuc)),
-            ("Submissions are scored on the Root Mean Squared Logarithmic Error.", Some(Metric::Rmsle)),
-            ("evaluated on Root-Mean-Squared-Error (RMSE)", Some(Metric::Rmse)),
-            ("The evaluation metric is the macro F1 score.", Some(Metric::MacroF1)),
-            ("Your score is the percentage of passengers you correctly predict. This is known as accuracy.", Some(Metric::Accuracy)),
-            ("Submissions are evaluated using the multi-class logarithmic loss.", Some(Metric::LogLoss)),
-            ("Mean Absolute Error (MAE) between predicted and actual", Some(Metric::Mae)),
+            (
+                "Submissions are evaluated on area under the ROC curve between the predicted probability and the observed target.",
+                Some(Metric::RocAuc),
+            ),
+            (
+                "Submissions are scored on the Root Mean Squared Logarithmic Error.",
+                Some(Metric::Rmsle),
+            ),
+            (
+                "evaluated on Root-Mean-Squared-Error (RMSE)",
+                Some(Metric::Rmse),
+            ),
+            (
+                "The evaluation metric is the macro F1 score.",
+                Some(Metric::MacroF1),
+            ),
+            (
+                "Your score is the percentage of passengers you correctly predict. This is known as accuracy.",
+                Some(Metric::Accuracy),
+            ),
+            (
+                "Submissions are evaluated using the multi-class logarithmic loss.",
+                Some(Metric::LogLoss),
+            ),
+            (
+                "Mean Absolute Error (MAE) between predicted and actual",
+                Some(Metric::Mae),
+            ),
             ("Our maestro maps data.", None),
             ("", None),
         ];

@@ -82,15 +82,30 @@ pub struct CompetitionText {
 ///
 /// # Errors
 /// When the train, test or sample-submission table is missing or they do not fit together.
-pub fn analyse(dir: &Path, slug: &str, text: &CompetitionText) -> Result<CompetitionAnalysis, AnalyseError> {
+pub fn analyse(
+    dir: &Path,
+    slug: &str,
+    text: &CompetitionText,
+) -> Result<CompetitionAnalysis, AnalyseError> {
     let files = list_files(dir)?;
-    let csvs: Vec<&DataFile> = files.iter().filter(|f| f.path.to_lowercase().ends_with(".csv")).collect();
-    let sample_path = pick(&csvs, &["sample_submission", "samplesubmission", "sample-submission", "submission"])
-        .ok_or_else(|| AnalyseError::Missing {
-            what: "sample submission",
-            dir: dir.to_path_buf(),
-            expected: "sample_submission.csv",
-        })?;
+    let csvs: Vec<&DataFile> = files
+        .iter()
+        .filter(|f| f.path.to_lowercase().ends_with(".csv"))
+        .collect();
+    let sample_path = pick(
+        &csvs,
+        &[
+            "sample_submission",
+            "samplesubmission",
+            "sample-submission",
+            "submission",
+        ],
+    )
+    .ok_or_else(|| AnalyseError::Missing {
+        what: "sample submission",
+        dir: dir.to_path_buf(),
+        expected: "sample_submission.csv",
+    })?;
     let train_path = pick(&csvs, &["train", "training"]).ok_or_else(|| AnalyseError::Missing {
         what: "training table",
         dir: dir.to_path_buf(),
@@ -117,7 +132,12 @@ pub fn analyse(dir: &Path, slug: &str, text: &CompetitionText) -> Result<Competi
             "the sample submission's first column {id_column:?} is not a column of {test_path}"
         )));
     }
-    let target_columns: Vec<String> = sample.columns.iter().skip(1).map(|c| c.name.clone()).collect();
+    let target_columns: Vec<String> = sample
+        .columns
+        .iter()
+        .skip(1)
+        .map(|c| c.name.clone())
+        .collect();
     if target_columns.is_empty() {
         return Err(AnalyseError::Invalid(format!(
             "{sample_path} has only the id column; it needs at least one prediction column"
@@ -143,21 +163,45 @@ pub fn analyse(dir: &Path, slug: &str, text: &CompetitionText) -> Result<Competi
         .columns
         .iter()
         .find(|c| c.name == train_target)
-        .ok_or_else(|| AnalyseError::Invalid(format!("{train_path} has no column {train_target:?}")))?;
+        .ok_or_else(|| {
+            AnalyseError::Invalid(format!("{train_path} has no column {train_target:?}"))
+        })?;
     let metric = text
         .evaluation_metric
         .as_deref()
         .and_then(metric::metric_from_text)
-        .or_else(|| text.description.as_deref().and_then(metric::metric_from_text));
+        .or_else(|| {
+            text.description
+                .as_deref()
+                .and_then(metric::metric_from_text)
+        });
     let is_classification = match target_profile.dtype {
         ColumnType::Float => {
-            matches!(metric, Some(Metric::Accuracy | Metric::RocAuc | Metric::LogLoss | Metric::F1 | Metric::MacroF1))
-                && (target_profile.distinct as usize) <= MAX_CLASSES
+            matches!(
+                metric,
+                Some(
+                    Metric::Accuracy
+                        | Metric::RocAuc
+                        | Metric::LogLoss
+                        | Metric::F1
+                        | Metric::MacroF1
+                )
+            ) && (target_profile.distinct as usize) <= MAX_CLASSES
         }
         ColumnType::Integer => {
-            let regression_metric = matches!(metric, Some(Metric::Rmse | Metric::Rmsle | Metric::Mae));
+            let regression_metric =
+                matches!(metric, Some(Metric::Rmse | Metric::Rmsle | Metric::Mae));
             !regression_metric && (target_profile.distinct as usize) <= 20.min(MAX_CLASSES)
-                || matches!(metric, Some(Metric::Accuracy | Metric::RocAuc | Metric::LogLoss | Metric::F1 | Metric::MacroF1))
+                || matches!(
+                    metric,
+                    Some(
+                        Metric::Accuracy
+                            | Metric::RocAuc
+                            | Metric::LogLoss
+                            | Metric::F1
+                            | Metric::MacroF1
+                    )
+                )
         }
         _ => true,
     } || target_columns.len() > 1;
@@ -182,7 +226,10 @@ pub fn analyse(dir: &Path, slug: &str, text: &CompetitionText) -> Result<Competi
         TaskKind::Multiclass
     };
     let prediction = infer_prediction(dir, &sample_path, &target_columns, task, metric, &classes)?;
-    let description = text.description.as_ref().map(|d| d.chars().take(DESCRIPTION_CHARS).collect());
+    let description = text
+        .description
+        .as_ref()
+        .map(|d| d.chars().take(DESCRIPTION_CHARS).collect());
     Ok(CompetitionAnalysis {
         slug: slug.to_owned(),
         files,
@@ -215,7 +262,10 @@ fn infer_prediction(
     if target_columns.len() > 1 || matches!(metric, Some(Metric::RocAuc | Metric::LogLoss)) {
         return Ok(PredictionKind::Probability);
     }
-    if matches!(metric, Some(Metric::Accuracy | Metric::F1 | Metric::MacroF1)) {
+    if matches!(
+        metric,
+        Some(Metric::Accuracy | Metric::F1 | Metric::MacroF1)
+    ) {
         return Ok(PredictionKind::Label);
     }
     let values = profile::column_values(dir, sample_path, &target_columns[0], 1_000)?;
@@ -278,7 +328,9 @@ fn list_files(dir: &Path) -> Result<Vec<DataFile>, AnalyseError> {
             if name.starts_with('.') {
                 continue;
             }
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             let path = entry.path();
             if kind.is_dir() && depth < MAX_DEPTH {
                 pending.push((path, depth + 1));
@@ -288,7 +340,10 @@ fn list_files(dir: &Path) -> Result<Vec<DataFile>, AnalyseError> {
                     .map(|p| p.to_string_lossy().replace('\\', "/"))
                     .unwrap_or(name);
                 let bytes = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                files.push(DataFile { path: relative, bytes });
+                files.push(DataFile {
+                    path: relative,
+                    bytes,
+                });
             }
         }
     }

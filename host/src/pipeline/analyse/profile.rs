@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::types::{ColumnProfile, ColumnType, TableProfile};
 use super::AnalyseError;
+use super::types::{ColumnProfile, ColumnType, TableProfile};
 
 /// Rows read for column statistics; the row count still covers the whole file.
 const SAMPLE_ROWS: usize = 20_000;
@@ -47,10 +47,7 @@ impl ColumnStats {
         self.total_len += value.len() as u64;
         self.all_int &= value.parse::<i64>().is_ok();
         self.all_float &= value.parse::<f64>().is_ok();
-        self.all_bool &= matches!(
-            value.to_ascii_lowercase().as_str(),
-            "true" | "false"
-        );
+        self.all_bool &= matches!(value.to_ascii_lowercase().as_str(), "true" | "false");
         self.all_date &= looks_like_date(value);
         if self.distinct.len() < DISTINCT_CAP {
             self.distinct.insert(value.to_owned());
@@ -115,7 +112,9 @@ pub(crate) fn profile_table(dir: &Path, relative: &str) -> Result<TableProfile, 
         .map(|h| h.trim_start_matches('\u{feff}').to_owned())
         .collect();
     if headers.is_empty() || headers.iter().all(String::is_empty) {
-        return Err(AnalyseError::Invalid(format!("{relative} has no header row")));
+        return Err(AnalyseError::Invalid(format!(
+            "{relative} has no header row"
+        )));
     }
     let mut stats: Vec<ColumnStats> = headers.iter().map(|_| ColumnStats::new()).collect();
     let mut rows = 0u64;
@@ -159,7 +158,8 @@ pub(crate) fn column_values(
     column: &str,
     limit: usize,
 ) -> Result<Vec<String>, AnalyseError> {
-    let mut reader = csv::Reader::from_path(dir.join(relative)).map_err(|e| AnalyseError::csv(relative, e))?;
+    let mut reader =
+        csv::Reader::from_path(dir.join(relative)).map_err(|e| AnalyseError::csv(relative, e))?;
     let index = reader
         .headers()
         .map_err(|e| AnalyseError::csv(relative, e))?

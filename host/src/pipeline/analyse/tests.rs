@@ -20,11 +20,19 @@ fn text(description: &str) -> CompetitionText {
 #[test]
 fn binary_with_probabilities_from_the_metric() {
     let dir = competition(&[
-        ("train.csv", "PassengerId,Age,Sex,Survived\n1,22,male,0\n2,38,female,1\n3,,female,1\n"),
+        (
+            "train.csv",
+            "PassengerId,Age,Sex,Survived\n1,22,male,0\n2,38,female,1\n3,,female,1\n",
+        ),
         ("test.csv", "PassengerId,Age,Sex\n4,30,male\n"),
         ("sample_submission.csv", "PassengerId,Survived\n4,0\n"),
     ]);
-    let a = analyse(dir.path(), "titanic", &text("Scored on area under the ROC curve.")).expect("analysis");
+    let a = analyse(
+        dir.path(),
+        "titanic",
+        &text("Scored on area under the ROC curve."),
+    )
+    .expect("analysis");
     assert_eq!(a.id_column, "PassengerId");
     assert_eq!(a.train_target, "Survived");
     assert_eq!(a.task, TaskKind::Binary);
@@ -36,7 +44,10 @@ fn binary_with_probabilities_from_the_metric() {
 #[test]
 fn multiclass_labels_in_a_sub_folder_under_other_names() {
     let dir = competition(&[
-        ("data/training.csv", "id,x,species\n1,1.5,a\n2,2.5,b\n3,3.5,c\n"),
+        (
+            "data/training.csv",
+            "id,x,species\n1,1.5,a\n2,2.5,b\n3,3.5,c\n",
+        ),
         ("data/testing.csv", "id,x\n9,1.0\n"),
         ("data/sampleSubmission.csv", "id,species\n9,a\n"),
     ]);
@@ -54,7 +65,12 @@ fn regression_with_rmsle() {
         ("test.csv", "id,x\n4,4\n"),
         ("sample_submission.csv", "id,price\n4,0\n"),
     ]);
-    let a = analyse(dir.path(), "r", &text("Root Mean Squared Logarithmic Error")).expect("analysis");
+    let a = analyse(
+        dir.path(),
+        "r",
+        &text("Root Mean Squared Logarithmic Error"),
+    )
+    .expect("analysis");
     assert_eq!(a.task, TaskKind::Regression);
     assert_eq!(a.metric, Some(Metric::Rmsle));
     assert_eq!(a.prediction, PredictionKind::Label);
@@ -63,9 +79,15 @@ fn regression_with_rmsle() {
 #[test]
 fn one_probability_column_per_class() {
     let dir = competition(&[
-        ("train.csv", "id,f,target\n1,1,Class_1\n2,2,Class_2\n3,3,Class_3\n"),
+        (
+            "train.csv",
+            "id,f,target\n1,1,Class_1\n2,2,Class_2\n3,3,Class_3\n",
+        ),
         ("test.csv", "id,f\n4,4\n"),
-        ("sample_submission.csv", "id,Class_1,Class_2,Class_3\n4,1,0,0\n"),
+        (
+            "sample_submission.csv",
+            "id,Class_1,Class_2,Class_3\n4,1,0,0\n",
+        ),
     ]);
     let a = analyse(dir.path(), "otto", &text("multi-class logarithmic loss")).expect("analysis");
     assert_eq!(a.train_target, "target");
@@ -78,7 +100,10 @@ fn one_probability_column_per_class() {
 fn a_missing_sample_submission_is_a_clear_error() {
     let dir = competition(&[("train.csv", "id,y\n1,0\n"), ("test.csv", "id\n2\n")]);
     let error = analyse(dir.path(), "x", &CompetitionText::default()).expect_err("no sample");
-    assert!(error.to_string().contains("sample_submission.csv"), "{error}");
+    assert!(
+        error.to_string().contains("sample_submission.csv"),
+        "{error}"
+    );
 }
 
 #[test]

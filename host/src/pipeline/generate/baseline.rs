@@ -24,7 +24,10 @@ impl Generator for BaselineGenerator {
         "baseline".to_owned()
     }
 
-    async fn generate(&self, request: &GenerationRequest<'_>) -> Result<GeneratedCode, GenerateError> {
+    async fn generate(
+        &self,
+        request: &GenerationRequest<'_>,
+    ) -> Result<GeneratedCode, GenerateError> {
         Ok(GeneratedCode {
             code: baseline_code(request.analysis),
             generator: self.name(),
@@ -36,7 +39,8 @@ impl Generator for BaselineGenerator {
 pub fn baseline_code(analysis: &CompetitionAnalysis) -> String {
     let config = config(analysis);
     // A JSON string literal is a valid Python string literal, whatever the column names hold.
-    let literal = serde_json::to_string(&config.to_string()).unwrap_or_else(|_| "\"{}\"".to_owned());
+    let literal =
+        serde_json::to_string(&config.to_string()).unwrap_or_else(|_| "\"{}\"".to_owned());
     format!(
         "# Competition: {slug}\nimport json\n\nCONFIG = json.loads({literal})\n\n{TEMPLATE}",
         slug = analysis.slug.replace(['\n', '\r'], " "),
@@ -44,7 +48,12 @@ pub fn baseline_code(analysis: &CompetitionAnalysis) -> String {
 }
 
 fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
-    let test_columns: Vec<&str> = analysis.test.columns.iter().map(|c| c.name.as_str()).collect();
+    let test_columns: Vec<&str> = analysis
+        .test
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
     let rows = analysis.train.rows;
     let features: Vec<&str> = analysis
         .train
@@ -102,7 +111,9 @@ fn looks_like_row_key(name: &str, dtype: ColumnType, distinct: u64, rows: u64) -
         return true;
     }
     let unique = rows > 0 && distinct >= rows.min(20_000);
-    unique && matches!(dtype, ColumnType::Integer) && (lower == "id" || lower.ends_with("id") || lower.ends_with("_id"))
+    unique
+        && matches!(dtype, ColumnType::Integer)
+        && (lower == "id" || lower.ends_with("id") || lower.ends_with("_id"))
 }
 
 #[cfg(test)]

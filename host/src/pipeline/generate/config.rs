@@ -162,7 +162,10 @@ mod tests {
     fn api_key_debug_is_redacted() {
         let key = ApiKey::new("sk-very-secret");
         assert_eq!(format!("{key:?}"), "ApiKey(<redacted>)");
-        assert_eq!(format!("{:?}", Some(key.clone())), "Some(ApiKey(<redacted>))");
+        assert_eq!(
+            format!("{:?}", Some(key.clone())),
+            "Some(ApiKey(<redacted>))"
+        );
         assert_eq!(key.expose(), "sk-very-secret");
     }
 
@@ -192,8 +195,14 @@ mod tests {
     #[test]
     fn path_suffixes_merge_slashes_and_keep_queries() {
         let cases = [
-            ("https://a.example/v1", "https://a.example/v1/chat/completions"),
-            ("https://a.example/v1/", "https://a.example/v1/chat/completions"),
+            (
+                "https://a.example/v1",
+                "https://a.example/v1/chat/completions",
+            ),
+            (
+                "https://a.example/v1/",
+                "https://a.example/v1/chat/completions",
+            ),
             ("https://a.example", "https://a.example/chat/completions"),
             (
                 "https://a.example/x?api-version=1",

@@ -82,12 +82,14 @@ impl HttpClient {
     /// # Errors
     /// When the secret has characters that cannot go into a header.
     pub(crate) fn secret_header(&self, value: &str) -> Result<HeaderValue, GenerateError> {
-        let mut header = HeaderValue::from_str(value).map_err(|_| self.abort(
-            ConfigError::BadKey {
-                var: self.provider.key_var,
-            }
-            .to_string(),
-        ))?;
+        let mut header = HeaderValue::from_str(value).map_err(|_| {
+            self.abort(
+                ConfigError::BadKey {
+                    var: self.provider.key_var,
+                }
+                .to_string(),
+            )
+        })?;
         header.set_sensitive(true);
         Ok(header)
     }
@@ -138,7 +140,12 @@ impl HttpClient {
         }
     }
 
-    async fn try_once(&self, url: &Url, headers: &HeaderMap, body: &Value) -> Result<Value, Failure> {
+    async fn try_once(
+        &self,
+        url: &Url,
+        headers: &HeaderMap,
+        body: &Value,
+    ) -> Result<Value, Failure> {
         let sent = self
             .client
             .post(url.clone())
@@ -163,10 +170,13 @@ impl HttpClient {
         } else {
             MAX_ERROR_BODY_BYTES
         };
-        let (bytes, truncated) = read_bounded(response, limit).await.map_err(|e| Failure::Transient {
-            message: format!("reading the reply from {url} failed: {}", error_chain(&e)),
-            retry_after: None,
-        })?;
+        let (bytes, truncated) =
+            read_bounded(response, limit)
+                .await
+                .map_err(|e| Failure::Transient {
+                    message: format!("reading the reply from {url} failed: {}", error_chain(&e)),
+                    retry_after: None,
+                })?;
         if status.is_success() {
             if truncated {
                 return Err(Failure::Fatal(self.abort(format!(
@@ -197,7 +207,10 @@ impl HttpClient {
                 super::config::MODEL_VAR,
                 self.provider.base_var
             ),
-            _ => format!("check the model ({}) and its limits", super::config::MODEL_VAR),
+            _ => format!(
+                "check the model ({}) and its limits",
+                super::config::MODEL_VAR
+            ),
         };
         Err(Failure::Fatal(self.abort(format!("{message} ({hint})"))))
     }
@@ -229,7 +242,11 @@ fn backoff(config: &HttpConfig, attempt: u32) -> Duration {
 /// The wait a reply asks for: `retry-after-ms` (OpenAI's), or `retry-after` as seconds or as
 /// an HTTP date. Not capped here.
 fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
         return Duration::try_from_secs_f64(ms / 1000.0).ok();
     }
@@ -242,7 +259,10 @@ fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 }
 
 /// Reads at most `limit` bytes of the body; the flag says whether more was left.
-async fn read_bounded(mut response: Response, limit: usize) -> Result<(Vec<u8>, bool), reqwest::Error> {
+async fn read_bounded(
+    mut response: Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
     let mut bytes = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         let room = limit - bytes.len();
@@ -305,10 +325,16 @@ mod tests {
     #[test]
     fn retryable_statuses() {
         for code in [408, 409, 429, 500, 502, 503, 529] {
-            assert!(is_retryable(StatusCode::from_u16(code).expect("a status")), "{code}");
+            assert!(
+                is_retryable(StatusCode::from_u16(code).expect("a status")),
+                "{code}"
+            );
         }
         for code in [400, 401, 403, 404, 413, 422] {
-            assert!(!is_retryable(StatusCode::from_u16(code).expect("a status")), "{code}");
+            assert!(
+                !is_retryable(StatusCode::from_u16(code).expect("a status")),
+                "{code}"
+            );
         }
     }
 
@@ -345,7 +371,10 @@ mod tests {
             (&[("retry-after", "1.5")], Some(Duration::from_millis(1500))),
             (&[("retry-after", &date)], Some(Duration::from_secs(30))),
             (&[("retry-after", &past)], Some(Duration::ZERO)),
-            (&[("retry-after-ms", "250"), ("retry-after", "9")], Some(Duration::from_millis(250))),
+            (
+                &[("retry-after-ms", "250"), ("retry-after", "9")],
+                Some(Duration::from_millis(250)),
+            ),
             (&[("retry-after", "soon")], None),
         ];
         for (pairs, want) in cases {
@@ -356,15 +385,37 @@ mod tests {
 
     #[test]
     fn provider_messages_are_found_and_cut() {
-        let openai = br#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}"#;
-        assert_eq!(provider_message(openai, StatusCode::UNAUTHORIZED), "Incorrect API key provided");
-        let anthropic = br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
-        assert_eq!(provider_message(anthropic, StatusCode::from_u16(529).expect("a status")), "Overloaded");
-        assert_eq!(provider_message(br#"{"detail":"Not Found"}"#, StatusCode::NOT_FOUND), "Not Found");
-        assert_eq!(provider_message(b"  bad gateway  ", StatusCode::BAD_GATEWAY), "bad gateway");
-        assert_eq!(provider_message(b"", StatusCode::BAD_GATEWAY), "Bad Gateway");
+        let openai =
+            br#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}"#;
+        assert_eq!(
+            provider_message(openai, StatusCode::UNAUTHORIZED),
+            "Incorrect API key provided"
+        );
+        let anthropic =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert_eq!(
+            provider_message(anthropic, StatusCode::from_u16(529).expect("a status")),
+            "Overloaded"
+        );
+        assert_eq!(
+            provider_message(br#"{"detail":"Not Found"}"#, StatusCode::NOT_FOUND),
+            "Not Found"
+        );
+        assert_eq!(
+            provider_message(b"  bad gateway  ", StatusCode::BAD_GATEWAY),
+            "bad gateway"
+        );
+        assert_eq!(
+            provider_message(b"", StatusCode::BAD_GATEWAY),
+            "Bad Gateway"
+        );
         let long = "x".repeat(5000);
-        assert_eq!(provider_message(long.as_bytes(), StatusCode::BAD_REQUEST).chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert_eq!(
+            provider_message(long.as_bytes(), StatusCode::BAD_REQUEST)
+                .chars()
+                .count(),
+            MAX_MESSAGE_CHARS + 1
+        );
     }
 
     #[test]
@@ -378,7 +429,9 @@ mod tests {
         let header = client.secret_header("Bearer sk-secret").expect("a header");
         assert!(header.is_sensitive());
         assert!(!format!("{header:?}").contains("sk-secret"));
-        let bad = client.secret_header("sk\nsecret").expect_err("a newline is refused");
+        let bad = client
+            .secret_header("sk\nsecret")
+            .expect_err("a newline is refused");
         assert!(bad.to_string().contains("TEST_KEY"), "{bad}");
         assert!(!bad.to_string().contains("secret\n"));
     }

@@ -14,6 +14,19 @@ pub use baseline::{BaselineGenerator, baseline_code};
 
 use super::analyse::CompetitionAnalysis;
 
+mod anthropic;
+mod config;
+mod extract;
+mod http;
+mod openai;
+mod prompt;
+
+pub use anthropic::{ANTHROPIC_VERSION, AnthropicConfig, AnthropicGenerator};
+pub use config::{ApiKey, ConfigError, HttpConfig, MODEL_VAR};
+pub use extract::extract_python;
+pub use openai::{OpenAiConfig, OpenAiGenerator};
+pub use prompt::{ERROR_TAIL_CHARS, PREVIOUS_CODE_CHARS, Prompt, SYSTEM_PROMPT, build_prompt};
+
 /// The previous attempt, fed back to the generator on a retry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreviousAttempt {
@@ -87,7 +100,10 @@ pub trait Generator: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// When no code could be obtained.
-    async fn generate(&self, request: &GenerationRequest<'_>) -> Result<GeneratedCode, GenerateError>;
+    async fn generate(
+        &self,
+        request: &GenerationRequest<'_>,
+    ) -> Result<GeneratedCode, GenerateError>;
 }
 
 /// A shared, type-erased generator.

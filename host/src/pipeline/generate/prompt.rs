@@ -125,9 +125,19 @@ fn summary(a: &CompetitionAnalysis) -> String {
         } else {
             String::new()
         };
-        let _ = writeln!(s, "- /input/{} ({}){role}", file.path, size_text(file.bytes));
+        let _ = writeln!(
+            s,
+            "- /input/{} ({}){role}",
+            file.path,
+            size_text(file.bytes)
+        );
     }
-    let columns: Vec<String> = a.sample_submission.columns.iter().map(|c| c.name.clone()).collect();
+    let columns: Vec<String> = a
+        .sample_submission
+        .columns
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     let _ = writeln!(
         s,
         "The submission: /output/submission.csv with the columns {} in this order, and the {} \
@@ -140,10 +150,23 @@ fn summary(a: &CompetitionAnalysis) -> String {
 }
 
 fn table_text(role: &str, table: &crate::pipeline::analyse::TableProfile) -> String {
-    let names: Vec<String> = table.columns.iter().take(SUMMARY_COLUMNS).map(|c| c.name.clone()).collect();
+    let names: Vec<String> = table
+        .columns
+        .iter()
+        .take(SUMMARY_COLUMNS)
+        .map(|c| c.name.clone())
+        .collect();
     let more = table.columns.len().saturating_sub(SUMMARY_COLUMNS);
-    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
-    format!(": {role}, {} rows, columns {}{more}", table.rows, quoted(&names))
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        ": {role}, {} rows, columns {}{more}",
+        table.rows,
+        quoted(&names)
+    )
 }
 
 fn metric_text(metric: Option<Metric>) -> &'static str {
@@ -181,7 +204,11 @@ fn prediction_text(a: &CompetitionAnalysis) -> String {
 }
 
 fn quoted(names: &[String]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn size_text(bytes: u64) -> String {
@@ -237,11 +264,7 @@ fn head(text: &str, max: usize) -> String {
 
 /// A backtick fence longer than any backtick run inside `text`, so the text cannot close it.
 fn fence_for(text: &str) -> String {
-    let longest = text
-        .split(|c| c != '`')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     "`".repeat(longest.max(2) + 1)
 }
 

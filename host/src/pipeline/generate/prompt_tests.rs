@@ -19,17 +19,36 @@ fn analysis() -> CompetitionAnalysis {
     let table = |path: &str, rows, names: &[&str]| TableProfile {
         path: path.to_owned(),
         rows,
-        columns: names.iter().map(|n| column(n, ColumnType::Integer)).collect(),
+        columns: names
+            .iter()
+            .map(|n| column(n, ColumnType::Integer))
+            .collect(),
     };
     CompetitionAnalysis {
         slug: "titanic".to_owned(),
         files: vec![
-            DataFile { path: "train.csv".to_owned(), bytes: 61_194 },
-            DataFile { path: "test.csv".to_owned(), bytes: 28_629 },
-            DataFile { path: "gender_submission.csv".to_owned(), bytes: 3_258 },
-            DataFile { path: "extra/notes.txt".to_owned(), bytes: 12 },
+            DataFile {
+                path: "train.csv".to_owned(),
+                bytes: 61_194,
+            },
+            DataFile {
+                path: "test.csv".to_owned(),
+                bytes: 28_629,
+            },
+            DataFile {
+                path: "gender_submission.csv".to_owned(),
+                bytes: 3_258,
+            },
+            DataFile {
+                path: "extra/notes.txt".to_owned(),
+                bytes: 12,
+            },
         ],
-        train: table("train.csv", 891, &["PassengerId", "Pclass", "Age", "Survived"]),
+        train: table(
+            "train.csv",
+            891,
+            &["PassengerId", "Pclass", "Age", "Survived"],
+        ),
         test: table("test.csv", 418, &["PassengerId", "Pclass", "Age"]),
         sample_submission: table("gender_submission.csv", 418, &["PassengerId", "Survived"]),
         id_column: "PassengerId".to_owned(),
@@ -43,7 +62,10 @@ fn analysis() -> CompetitionAnalysis {
     }
 }
 
-fn request(analysis: &CompetitionAnalysis, previous: Option<PreviousAttempt>) -> GenerationRequest<'_> {
+fn request(
+    analysis: &CompetitionAnalysis,
+    previous: Option<PreviousAttempt>,
+) -> GenerationRequest<'_> {
     GenerationRequest {
         analysis,
         attempt: if previous.is_some() { 2 } else { 1 },
@@ -77,7 +99,10 @@ fn the_system_prompt_states_the_guest_contract() {
         "```python",
         "one complete Python script",
     ] {
-        assert!(system.contains(needle), "the system prompt lacks {needle:?}");
+        assert!(
+            system.contains(needle),
+            "the system prompt lacks {needle:?}"
+        );
     }
 }
 
@@ -101,7 +126,10 @@ fn the_user_prompt_carries_the_analysis_and_a_summary() {
         "the 418 ids of /input/gender_submission.csv",
         "Write the complete script.",
     ] {
-        assert!(user.contains(needle), "the user prompt lacks {needle:?}:\n{user}");
+        assert!(
+            user.contains(needle),
+            "the user prompt lacks {needle:?}:\n{user}"
+        );
     }
     assert!(!user.contains("previous script"));
 }
@@ -146,7 +174,11 @@ fn long_errors_keep_their_end_and_long_code_its_start() {
     assert!(user.contains("[... earlier output cut ...]"));
     assert!(user.contains("START"));
     assert!(user.contains("[... cut ...]"));
-    assert!(user.len() < ERROR_TAIL_CHARS + PREVIOUS_CODE_CHARS + 10_000, "{}", user.len());
+    assert!(
+        user.len() < ERROR_TAIL_CHARS + PREVIOUS_CODE_CHARS + 10_000,
+        "{}",
+        user.len()
+    );
 }
 
 #[test]
@@ -160,7 +192,10 @@ fn fences_in_the_previous_attempt_cannot_close_the_prompt_s() {
         error: "boom".to_owned(),
     };
     let user = build_prompt(&request(&analysis, Some(previous))).user;
-    assert!(user.contains("````python\ndoc = '''\n```\n'''\n\n````"), "{user}");
+    assert!(
+        user.contains("````python\ndoc = '''\n```\n'''\n\n````"),
+        "{user}"
+    );
 }
 
 #[test]

@@ -1,0 +1,224 @@
+//! The on-disk cache of downloaded competitions, filled once per competition.
+//!
+//! Many jobs may ask for the same competition at once, in one service process or in several,
+//! and each download can be gigabytes. So a fill is single-flight: callers in one process queue
+//! on a per-slug `tokio::sync::Mutex`, processes on an exclusive file lock
+//! (`competitions/<slug>.lock`), and every caller re-checks the cache after getting in line.
+//! A fill works in a private staging folder inside the cache and becomes visible by a rename;
+//! the marker `competitions/<slug>.complete.json`, written last, is what makes an entry count,
+//! so a crash at any point leaves either a complete entry or one that is redone.
+//!
+//! ```text
+//! <root>/competitions/<slug>/                 the data, as unpacked
+//! <root>/competitions/<slug>.complete.json    the marker and the competition's metadata
+//! <root>/competitions/<slug>.lock             the cross-process fill lock
+//! <root>/competitions/.staging-<slug>/        a fill in progress (removed when it ends)
+//! ```
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::FetchError;
+use super::url::validate_slug;
+
+/// Markers bigger than this are ignored (they are a few kilobytes).
+const MAX_MARKER_BYTES: u64 = 4 << 20;
+
+/// What the cache remembers about a competition, stored in its marker.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheEntry {
+    /// The competition's title.
+    pub title: Option<String>,
+    /// Its description.
+    pub description: Option<String>,
+    /// Its evaluation metric's name.
+    pub evaluation_metric: Option<String>,
+    /// Files unpacked.
+    pub files: usize,
+    /// Bytes unpacked.
+    pub bytes: u64,
+}
+
+/// A fill's private folders: `dir` for scratch (e.g. the zip), `data` for the unpacked files.
+#[derive(Debug, Clone)]
+pub struct Staging {
+    /// The staging root, removed when the fill ends.
+    pub dir: PathBuf,
+    /// The folder that becomes the cached data (exists, empty).
+    pub data: PathBuf,
+}
+
+/// The cache under a root folder (usually `$KS_HOME`).
+#[derive(Debug)]
+pub struct CompetitionCache {
+    root: PathBuf,
+    flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl CompetitionCache {
+    /// A cache in `<root>/competitions/`; nothing is created until the first fill.
+    pub fn new(root: impl Into<PathBuf>) -> CompetitionCache {
+        CompetitionCache {
+            root: root.into(),
+            flights: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `<root>/competitions`.
+    pub fn competitions_dir(&self) -> PathBuf {
+        self.root.join("competitions")
+    }
+
+    /// Where the data of `slug` lives once cached.
+    pub fn data_dir(&self, slug: &str) -> PathBuf {
+        self.competitions_dir().join(slug)
+    }
+
+    fn marker_path(&self, slug: &str) -> PathBuf {
+        self.competitions_dir().join(format!("{slug}.complete.json"))
+    }
+
+    fn lock_path(&self, slug: &str) -> PathBuf {
+        self.competitions_dir().join(format!("{slug}.lock"))
+    }
+
+    /// The cached entry of `slug`, if its fill completed.
+    pub fn lookup(&self, slug: &str) -> Option<CacheEntry> {
+        let marker = self.marker_path(slug);
+        let meta = std::fs::metadata(&marker).ok()?;
+        if meta.len() > MAX_MARKER_BYTES || !self.data_dir(slug).is_dir() {
+            return None;
+        }
+        let text = std::fs::read(&marker).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// The cached entry of `slug`, filling it with `fill` first if needed; `true` with the
+    /// entry when this call filled it. Concurrent callers, in this process or others, wait for
+    /// one fill. A failed fill leaves nothing behind, and the next caller tries again.
+    pub async fn get_or_fill<F, Fut>(
+        &self,
+        slug: &str,
+        fill: F,
+    ) -> Result<(CacheEntry, bool), FetchError>
+    where
+        F: FnOnce(Staging) -> Fut,
+        Fut: Future<Output = Result<CacheEntry, FetchError>>,
+    {
+        validate_slug(slug)?;
+        if let Some(entry) = self.lookup(slug) {
+            return Ok((entry, false));
+        }
+        let flight = self.flight(slug);
+        let result = {
+            let _in_process = flight.lock().await;
+            self.fill_locked(slug, fill).await
+        };
+        self.land(slug, flight);
+        result
+    }
+
+    async fn fill_locked<F, Fut>(
+        &self,
+        slug: &str,
+        fill: F,
+    ) -> Result<(CacheEntry, bool), FetchError>
+    where
+        F: FnOnce(Staging) -> Fut,
+        Fut: Future<Output = Result<CacheEntry, FetchError>>,
+    {
+        if let Some(entry) = self.lookup(slug) {
+            return Ok((entry, false));
+        }
+        let competitions = self.competitions_dir();
+        create_dir_all(&competitions)?;
+        let _cross_process = lock_file(self.lock_path(slug)).await?;
+        if let Some(entry) = self.lookup(slug) {
+            return Ok((entry, false));
+        }
+        // Whatever is here without a marker is left from a fill that died.
+        let data = self.data_dir(slug);
+        remove_dir_all(&data)?;
+        let staging_dir = competitions.join(format!(".staging-{slug}"));
+        remove_dir_all(&staging_dir)?;
+        let staging = Staging {
+            data: staging_dir.join("data"),
+            dir: staging_dir.clone(),
+        };
+        create_dir_all(&staging.data)?;
+
+        let outcome = match fill(staging.clone()).await {
+            Ok(entry) => self.publish(slug, &staging, &entry).map(|()| (entry, true)),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = remove_dir_all(&staging_dir) {
+            tracing::warn!(%err, "cannot remove the staging folder");
+        }
+        outcome
+    }
+
+    /// Moves the staged data into place, then writes the marker.
+    fn publish(&self, slug: &str, staging: &Staging, entry: &CacheEntry) -> Result<(), FetchError> {
+        let data = self.data_dir(slug);
+        std::fs::rename(&staging.data, &data)
+            .map_err(|e| FetchError::io(format!("moving the data into {}", data.display()), e))?;
+        let marker = self.marker_path(slug);
+        let tmp = staging.dir.join("marker.json");
+        let json = serde_json::to_vec_pretty(entry).map_err(|e| {
+            FetchError::io("serialising the cache marker".into(), std::io::Error::other(e))
+        })?;
+        std::fs::write(&tmp, json)
+            .and_then(|()| std::fs::rename(&tmp, &marker))
+            .map_err(|e| FetchError::io(format!("writing {}", marker.display()), e))
+    }
+
+    fn flight(&self, slug: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        flights.entry(slug.to_owned()).or_default().clone()
+    }
+
+    /// Forgets the slug's in-process lock once no caller holds it.
+    fn land(&self, slug: &str, flight: Arc<tokio::sync::Mutex<()>>) {
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        // One reference in the map, one here: nobody else is waiting.
+        if Arc::strong_count(&flight) == 2 {
+            flights.remove(slug);
+        }
+    }
+}
+
+/// Takes the exclusive lock on `path` (created if missing), waiting on a blocking thread.
+async fn lock_file(path: PathBuf) -> Result<std::fs::File, FetchError> {
+    let context = format!("locking {}", path.display());
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| FetchError::io(context.clone(), std::io::Error::other(e)))?;
+    locked.map_err(|e| FetchError::io(context, e))
+}
+
+fn create_dir_all(path: &Path) -> Result<(), FetchError> {
+    std::fs::create_dir_all(path)
+        .map_err(|e| FetchError::io(format!("creating {}", path.display()), e))
+}
+
+/// Removes a folder tree; a missing one is fine.
+fn remove_dir_all(path: &Path) -> Result<(), FetchError> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(FetchError::io(format!("removing {}", path.display()), e))
+        }
+        _ => Ok(()),
+    }
+}

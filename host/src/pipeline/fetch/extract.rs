@@ -1,0 +1,288 @@
+//! Unpacking a competition zip without trusting it.
+//!
+//! The archive comes from the network, so every entry is checked before anything is written:
+//! no `..`, no absolute or drive paths, no symlinks, no more than a cap of entries; and while
+//! streaming, the bytes actually decompressed (not the sizes the headers claim) are counted
+//! against a total cap and a per-entry compression-ratio cap, which together stop zip bombs.
+//! Files are created through a `cap_std::fs::Dir`, so even a path that slipped past the checks
+//! could not leave the destination. The caller extracts into a staging folder and removes it on
+//! refusal (see `cache`), so a refused archive leaves nothing behind.
+
+use std::io::{Read, Seek, Write};
+
+use cap_std::fs::{Dir, OpenOptions};
+
+/// Caps on what one archive may unpack to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractLimits {
+    /// Entries in the archive (files and folders).
+    pub max_entries: usize,
+    /// Decompressed bytes over all entries.
+    pub max_total_bytes: u64,
+    /// Decompressed-to-compressed ratio of one entry, checked once the entry has produced
+    /// more than [`ExtractLimits::ratio_grace_bytes`].
+    pub max_ratio: u64,
+    /// Entries smaller than this are exempt from the ratio check (small files compress well
+    /// and are harmless).
+    pub ratio_grace_bytes: u64,
+}
+
+impl Default for ExtractLimits {
+    fn default() -> Self {
+        ExtractLimits {
+            max_entries: 10_000,
+            max_total_bytes: 20 << 30,
+            max_ratio: 500,
+            ratio_grace_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What an extraction produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Extracted {
+    /// Files written.
+    pub files: usize,
+    /// Decompressed bytes written.
+    pub bytes: u64,
+}
+
+/// Why an archive was refused. None is retryable: the same archive is refused again.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// More entries than [`ExtractLimits::max_entries`].
+    #[error("the archive has {count} entries, over the cap of {max}")]
+    TooManyEntries {
+        /// Entries in the archive.
+        count: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// More decompressed bytes than [`ExtractLimits::max_total_bytes`].
+    #[error("the archive unpacks to more than {max} bytes (stopped in {entry:?}): refused as a zip bomb")]
+    TooLarge {
+        /// The entry being written when the cap was passed.
+        entry: String,
+        /// The cap.
+        max: u64,
+    },
+    /// One entry decompresses far more than data does.
+    #[error(
+        "the entry {entry:?} expands more than {max}:1 ({compressed} compressed bytes): refused \
+         as a zip bomb"
+    )]
+    RatioExceeded {
+        /// The entry.
+        entry: String,
+        /// Its compressed size.
+        compressed: u64,
+        /// The cap.
+        max: u64,
+    },
+    /// An entry whose path could land outside the destination.
+    #[error("the entry {entry:?} has an unsafe path: {reason}")]
+    UnsafePath {
+        /// The entry's name as stored.
+        entry: String,
+        /// Why it is unsafe.
+        reason: &'static str,
+    },
+    /// A symbolic link entry.
+    #[error("the entry {entry:?} is a symbolic link; links are not extracted")]
+    Symlink {
+        /// The entry.
+        entry: String,
+    },
+    /// The archive is unreadable, encrypted or uses an unsupported method.
+    #[error("cannot read the archive ({context}): {source}")]
+    Archive {
+        /// What was being read.
+        context: String,
+        /// The zip error.
+        #[source]
+        source: zip::result::ZipError,
+    },
+    /// Writing an entry failed (including a duplicate entry name).
+    #[error("cannot write {entry:?}: {source}")]
+    Io {
+        /// The entry.
+        entry: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ExtractError {
+    /// Always `false`.
+    pub fn is_retryable(&self) -> bool {
+        false
+    }
+}
+
+/// Unpacks the zip in `archive` into `dest`, within `limits`. On error, `dest` may hold part of
+/// the archive: the caller discards it.
+pub fn extract_zip<R: Read + Seek>(
+    archive: R,
+    dest: &Dir,
+    limits: &ExtractLimits,
+) -> Result<Extracted, ExtractError> {
+    let mut zip = zip::ZipArchive::new(archive).map_err(|source| ExtractError::Archive {
+        context: "the central directory".into(),
+        source,
+    })?;
+    if zip.len() > limits.max_entries {
+        return Err(ExtractError::TooManyEntries {
+            count: zip.len(),
+            max: limits.max_entries,
+        });
+    }
+    let mut done = Extracted::default();
+    for index in 0..zip.len() {
+        let mut entry = zip.by_index(index).map_err(|source| ExtractError::Archive {
+            context: format!("entry {index}"),
+            source,
+        })?;
+        let name = entry.name().to_owned();
+        let path = checked_path(&name)?;
+        let is_link = entry
+            .unix_mode()
+            .is_some_and(|mode| mode & 0o170000 == 0o120000);
+        if is_link || entry.is_symlink() {
+            return Err(ExtractError::Symlink { entry: name });
+        }
+        let io = |source| ExtractError::Io {
+            entry: name.clone(),
+            source,
+        };
+        if entry.is_dir() {
+            if !path.is_empty() {
+                dest.create_dir_all(&path).map_err(io)?;
+            }
+            continue;
+        }
+        if path.is_empty() {
+            return Err(ExtractError::UnsafePath {
+                entry: name,
+                reason: "it names no file",
+            });
+        }
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            dest.create_dir_all(parent).map_err(io)?;
+        }
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        let mut file = dest.open_with(&path, &options).map_err(io)?;
+        let budget = limits.max_total_bytes - done.bytes;
+        let compressed = entry.compressed_size();
+        let written = copy_capped(&mut entry, &mut file, budget, |n| {
+            n > limits.ratio_grace_bytes && n / compressed.max(1) > limits.max_ratio
+        })
+        .map_err(|e| match e {
+            CopyError::Budget => ExtractError::TooLarge {
+                entry: name.clone(),
+                max: limits.max_total_bytes,
+            },
+            CopyError::Ratio => ExtractError::RatioExceeded {
+                entry: name.clone(),
+                compressed,
+                max: limits.max_ratio,
+            },
+            CopyError::Io(source) => io(source),
+        })?;
+        file.flush().map_err(io)?;
+        done.files += 1;
+        done.bytes += written;
+    }
+    Ok(done)
+}
+
+enum CopyError {
+    Budget,
+    Ratio,
+    Io(std::io::Error),
+}
+
+/// Copies at most `budget` bytes, stopping as soon as `too_dense(bytes so far)` says so.
+fn copy_capped(
+    from: &mut impl Read,
+    to: &mut impl Write,
+    budget: u64,
+    too_dense: impl Fn(u64) -> bool,
+) -> Result<u64, CopyError> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Io(e)),
+        };
+        total += n as u64;
+        if total > budget {
+            return Err(CopyError::Budget);
+        }
+        if too_dense(total) {
+            return Err(CopyError::Ratio);
+        }
+        to.write_all(&buf[..n]).map_err(CopyError::Io)?;
+    }
+}
+
+/// The entry's path as `a/b/c`, or why it is refused. Backslashes count as separators, as
+/// some Windows tools write them.
+fn checked_path(name: &str) -> Result<String, ExtractError> {
+    let unsafe_path = |reason| ExtractError::UnsafePath {
+        entry: name.to_owned(),
+        reason,
+    };
+    if name.contains('\0') {
+        return Err(unsafe_path("it contains a NUL byte"));
+    }
+    if name.starts_with('/') || name.starts_with('\\') {
+        return Err(unsafe_path("it is absolute"));
+    }
+    let bytes = name.as_bytes();
+    if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
+        return Err(unsafe_path("it starts with a drive letter"));
+    }
+    let mut parts = Vec::new();
+    for part in name.split(['/', '\\']) {
+        match part {
+            "" | "." => {}
+            ".." => return Err(unsafe_path("it climbs out with `..`")),
+            part => parts.push(part),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_table() {
+        for (name, want) in [
+            ("train.csv", Ok("train.csv")),
+            ("data/train.csv", Ok("data/train.csv")),
+            ("./data//train.csv", Ok("data/train.csv")),
+            ("data\\train.csv", Ok("data/train.csv")),
+            ("data/", Ok("data")),
+            ("../evil", Err("`..`")),
+            ("data/../../evil", Err("`..`")),
+            ("..\\evil", Err("`..`")),
+            ("/etc/passwd", Err("absolute")),
+            ("\\evil", Err("absolute")),
+            ("C:/evil", Err("drive letter")),
+            ("a\0b", Err("NUL")),
+        ] {
+            match (checked_path(name), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{name:?}"),
+                (Err(e), Err(needle)) => assert!(e.to_string().contains(needle), "{name:?}: {e}"),
+                (got, want) => panic!("{name:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! A Kaggle API client speaking what the official `kaggle` 2.x client (kagglesdk) speaks.
+//!
+//! kagglesdk calls every method as `POST <endpoint>/v1/<service>/<Method>` with a camelCase
+//! JSON body of the request's non-default fields, `Content-Type: application/json`, and Basic
+//! (API key) or Bearer (access token) authorization; errors come back as JSON
+//! `{"code": 403, "message": "..."}` (a `code` of 400 or more in the body counts as an error
+//! even under a 2xx status). Downloads answer with a 302 to the file, which is followed as a
+//! GET. Here the endpoint is `{base}/api` with `base` from `KS_KAGGLE_API` (default
+//! `https://www.kaggle.com`), so tests point it at a fake server.
+
+mod download;
+mod error;
+mod retry;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+pub use download::Download;
+pub use error::KaggleError;
+pub use retry::RetryPolicy;
+
+use super::credentials::Credentials;
+use error::Failure;
+
+/// The variable that overrides the API base URL.
+pub const API_BASE_ENV: &str = "KS_KAGGLE_API";
+/// The API base URL used when `KS_KAGGLE_API` is unset.
+pub const DEFAULT_API_BASE: &str = "https://www.kaggle.com";
+/// The kagglesdk service that holds the competition methods.
+pub const COMPETITION_SERVICE: &str = "competitions.CompetitionApiService";
+
+/// Listings stop after this many pages, whatever `nextPageToken` says.
+const MAX_PAGES: usize = 1000;
+/// JSON replies bigger than this are refused.
+const MAX_JSON_BYTES: usize = 16 << 20;
+
+/// A competition's metadata, from `GetCompetition`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CompetitionInfo {
+    /// The competition's reference (its slug or URL, depending on the server).
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// The title.
+    pub title: Option<String>,
+    /// The short description.
+    pub description: Option<String>,
+    /// The evaluation metric's name, e.g. `Categorization Accuracy`.
+    pub evaluation_metric: Option<String>,
+    /// The competition page.
+    pub url: Option<String>,
+}
+
+/// One data file, from `ListDataFiles`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DataFile {
+    /// The file's name (a path inside the competition's data).
+    pub name: String,
+    /// Its size in bytes.
+    pub total_bytes: u64,
+    /// When it was created, as Kaggle formats it.
+    pub creation_date: Option<String>,
+}
+
+/// A client for one set of credentials and one base URL.
+#[derive(Debug, Clone)]
+pub struct KaggleClient {
+    http: reqwest::Client,
+    api: url::Url,
+    credentials: Credentials,
+    retry: RetryPolicy,
+}
+
+impl KaggleClient {
+    /// A client for `base` (e.g. `https://www.kaggle.com` or a test server's URL).
+    pub fn new(
+        base: &url::Url,
+        credentials: Credentials,
+        retry: RetryPolicy,
+    ) -> Result<KaggleClient, KaggleError> {
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(KaggleError::Setup {
+                reason: format!("the API base URL {base} is not an http(s) URL"),
+            });
+        }
+        let mut api = base.clone();
+        let path = format!("{}/api/v1/", base.path().trim_end_matches('/'));
+        api.set_path(&path);
+        api.set_query(None);
+        api.set_fragment(None);
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("kaggle-solver/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(120))
+            .redirect(reqwest::redirect::Policy::limited(10))
+            .build()
+            .map_err(|e| KaggleError::Setup {
+                reason: e.to_string(),
+            })?;
+        Ok(KaggleClient {
+            http,
+            api,
+            credentials,
+            retry,
+        })
+    }
+
+    /// The credentials in use.
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    /// `GetCompetition`: the competition's title, description and metric.
+    pub async fn get_competition(&self, slug: &str) -> Result<CompetitionInfo, KaggleError> {
+        self.call(slug, "GetCompetition", json!({ "competitionName": slug }))
+            .await
+    }
+
+    /// `ListDataFiles`, every page.
+    pub async fn list_data_files(&self, slug: &str) -> Result<Vec<DataFile>, KaggleError> {
+        #[derive(Deserialize, Default)]
+        #[serde(rename_all = "camelCase", default)]
+        struct Page {
+            files: Vec<DataFile>,
+            next_page_token: Option<String>,
+        }
+        let mut files = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut body = json!({ "competitionName": slug, "pageSize": 200 });
+            if let Some(token) = &token {
+                body["pageToken"] = json!(token);
+            }
+            let page: Page = self.call(slug, "ListDataFiles", body).await?;
+            files.extend(page.files);
+            token = page.next_page_token.filter(|t| !t.is_empty());
+            if token.is_none() {
+                return Ok(files);
+            }
+        }
+        Err(KaggleError::InvalidResponse {
+            what: "ListDataFiles".into(),
+            reason: format!("more than {MAX_PAGES} pages"),
+        })
+    }
+
+    /// `DownloadDataFiles`: the whole data set as one zip, streamed into `dest`.
+    pub async fn download_data_files(
+        &self,
+        slug: &str,
+        dest: &Path,
+    ) -> Result<Download, KaggleError> {
+        let body = json!({ "competitionName": slug });
+        download::run(self, slug, "DownloadDataFiles", body, dest).await
+    }
+
+    /// `DownloadDataFile`: one file, streamed into `dest`.
+    pub async fn download_data_file(
+        &self,
+        slug: &str,
+        file_name: &str,
+        dest: &Path,
+    ) -> Result<Download, KaggleError> {
+        let body = json!({ "competitionName": slug, "fileName": file_name });
+        download::run(self, slug, "DownloadDataFile", body, dest).await
+    }
+
+    fn method_url(&self, service: &str, method: &str) -> Result<url::Url, KaggleError> {
+        self.api
+            .join(&format!("{service}/{method}"))
+            .map_err(|e| KaggleError::Setup {
+                reason: format!("cannot build the URL of {method}: {e}"),
+            })
+    }
+
+    /// The POST that starts every call, with body and credentials.
+    fn post(&self, method: &str, body: &Value) -> Result<reqwest::RequestBuilder, KaggleError> {
+        let url = self.method_url(COMPETITION_SERVICE, method)?;
+        Ok(self.credentials.apply(self.http.post(url).json(body)))
+    }
+
+    fn failure(&self, what: &str, slug: &str, response: &ResponseParts<'_>) -> KaggleError {
+        Failure {
+            what,
+            slug,
+            origin: self.credentials.origin(),
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+        }
+        .into_error()
+    }
+
+    /// One JSON call, retried per the policy.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        slug: &str,
+        method: &str,
+        body: Value,
+    ) -> Result<T, KaggleError> {
+        self.retry
+            .run(method, |_| async {
+                let response = self
+                    .post(method, &body)?
+                    .send()
+                    .await
+                    .map_err(|e| KaggleError::transport(method, e))?;
+                let status = response.status();
+                let headers = response.headers().clone();
+                let bytes = read_limited(response, method).await?;
+                let parts = ResponseParts {
+                    status,
+                    headers: &headers,
+                    body: &bytes,
+                };
+                if !status.is_success() || error::parse_error_body(&bytes).0.is_some() {
+                    return Err(self.failure(method, slug, &parts));
+                }
+                serde_json::from_slice(&bytes).map_err(|e| KaggleError::InvalidResponse {
+                    what: method.to_owned(),
+                    reason: e.to_string(),
+                })
+            })
+            .await
+    }
+}
+
+/// A response's status, headers and (error or JSON) body.
+struct ResponseParts<'a> {
+    status: reqwest::StatusCode,
+    headers: &'a reqwest::header::HeaderMap,
+    body: &'a [u8],
+}
+
+/// Reads a small body, refusing more than [`MAX_JSON_BYTES`].
+async fn read_limited(
+    mut response: reqwest::Response,
+    what: &str,
+) -> Result<Vec<u8>, KaggleError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| KaggleError::transport(what, e))?
+    {
+        if body.len() + chunk.len() > MAX_JSON_BYTES {
+            return Err(KaggleError::InvalidResponse {
+                what: what.to_owned(),
+                reason: format!("reply larger than {MAX_JSON_BYTES} bytes"),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
