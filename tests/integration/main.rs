@@ -4,6 +4,8 @@
 //! precompiled module per machine through the on-disk cache.
 
 mod cli;
+mod fetch;
+mod llm;
 mod policies;
 mod sandbox;
 mod support;

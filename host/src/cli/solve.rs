@@ -25,7 +25,7 @@ pub(crate) enum GeneratorChoice {
 pub(crate) struct SolveArgs {
     /// A Kaggle competition URL, or a folder laid out like a Kaggle download.
     competition: String,
-    /// Where to write submission.csv.
+    /// Where to write submission.csv (and solution.py, the code that produced it).
     #[arg(long, default_value = ".")]
     out: PathBuf,
     #[command(flatten)]
@@ -88,6 +88,11 @@ impl SolveArgs {
         let target = self.out.join("submission.csv");
         std::fs::copy(&report.submission.path, &target)
             .map_err(|e| CliError::io(format!("writing {}", target.display()), e))?;
+        if let Some(last) = report.attempts.last() {
+            let code = self.out.join("solution.py");
+            std::fs::write(&code, &last.code)
+                .map_err(|e| CliError::io(format!("writing {}", code.display()), e))?;
+        }
         let score = report
             .validation_score
             .map(|s| format!(", validation score {s:.5}"))

@@ -2,6 +2,7 @@
 //! validate the submission, store it.
 
 pub mod analyse;
+pub mod fetch;
 pub mod generate;
 pub mod solve;
 pub mod validate;

@@ -79,7 +79,8 @@ impl CompetitionCache {
     }
 
     fn marker_path(&self, slug: &str) -> PathBuf {
-        self.competitions_dir().join(format!("{slug}.complete.json"))
+        self.competitions_dir()
+            .join(format!("{slug}.complete.json"))
     }
 
     fn lock_path(&self, slug: &str) -> PathBuf {
@@ -169,7 +170,10 @@ impl CompetitionCache {
         let marker = self.marker_path(slug);
         let tmp = staging.dir.join("marker.json");
         let json = serde_json::to_vec_pretty(entry).map_err(|e| {
-            FetchError::io("serialising the cache marker".into(), std::io::Error::other(e))
+            FetchError::io(
+                "serialising the cache marker".into(),
+                std::io::Error::other(e),
+            )
         })?;
         std::fs::write(&tmp, json)
             .and_then(|()| std::fs::rename(&tmp, &marker))
@@ -220,5 +224,61 @@ fn remove_dir_all(path: &Path) -> Result<(), FetchError> {
             Err(FetchError::io(format!("removing {}", path.display()), e))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(title: &str) -> CacheEntry {
+        CacheEntry {
+            title: Some(title.into()),
+            ..CacheEntry::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_fills_leave_nothing_and_stale_data_is_redone() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = CompetitionCache::new(tmp.path());
+        std::fs::create_dir_all(cache.data_dir("comp").join("stale")).expect("mkdir");
+
+        let failed = cache
+            .get_or_fill("comp", |staging| async move {
+                std::fs::write(staging.data.join("half.csv"), "x").expect("write");
+                Err(FetchError::Config("boom".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert!(!cache.data_dir("comp").exists(), "stale data is removed");
+        assert!(!cache.competitions_dir().join(".staging-comp").exists());
+        assert_eq!(cache.lookup("comp"), None);
+
+        let (got, filled) = cache
+            .get_or_fill("comp", |staging| async move {
+                std::fs::write(staging.data.join("train.csv"), "id\n").expect("write");
+                Ok(entry("T"))
+            })
+            .await
+            .expect("fill");
+        assert!(filled);
+        assert_eq!(got, entry("T"));
+        assert!(cache.data_dir("comp").join("train.csv").is_file());
+        assert!(!cache.data_dir("comp").join("stale").exists());
+
+        let (again, filled) = cache
+            .get_or_fill("comp", |_| async {
+                Err(FetchError::Config("not called".into()))
+            })
+            .await
+            .expect("hit");
+        assert!(!filled);
+        assert_eq!(again, entry("T"));
+
+        let bad = cache
+            .get_or_fill("../escape", |_| async { Ok(entry("x")) })
+            .await;
+        assert!(matches!(bad, Err(FetchError::Source(_))));
     }
 }

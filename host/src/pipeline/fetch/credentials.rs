@@ -18,9 +18,12 @@ use std::sync::Arc;
 /// Credential files bigger than this are not read.
 const MAX_FILE_BYTES: u64 = 64 * 1024;
 
+/// A function from a variable's name to its value.
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
 /// A read-only view of environment variables; empty values count as unset.
 #[derive(Clone)]
-pub struct EnvLookup(Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+pub struct EnvLookup(Arc<Lookup>);
 
 impl EnvLookup {
     /// The process environment.

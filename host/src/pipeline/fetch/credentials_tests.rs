@@ -104,12 +104,18 @@ fn kaggle_json_in_each_config_folder() {
 
     // $XDG_CONFIG_HOME/kaggle, when ~/.kaggle does not exist.
     write_json(&xdg.join("kaggle"), r#"{"username": "dave", "key": "k2"}"#);
-    let with_xdg = [("HOME", home_s.as_str()), ("XDG_CONFIG_HOME", xdg.to_str().expect("utf-8"))];
+    let with_xdg = [
+        ("HOME", home_s.as_str()),
+        ("XDG_CONFIG_HOME", xdg.to_str().expect("utf-8")),
+    ];
     let found = Credentials::discover(&env(&with_xdg)).expect("found");
     assert_eq!(found.username(), Some("dave"));
 
     // ~/.config/kaggle without XDG_CONFIG_HOME.
-    write_json(&home.join(".config/kaggle"), r#"{"username": "erin", "key": "k3"}"#);
+    write_json(
+        &home.join(".config/kaggle"),
+        r#"{"username": "erin", "key": "k3"}"#,
+    );
     let found = Credentials::discover(&env(&[("HOME", &home_s)])).expect("found");
     assert_eq!(found.username(), Some("erin"));
 
@@ -129,7 +135,11 @@ fn missing_and_malformed() {
     assert!(err.to_string().contains("KAGGLE_API_TOKEN"), "{err}");
     assert!(!err.is_retryable());
 
-    for body in ["not json", r#"{"username": "x"}"#, r#"{"username": "", "key": "s3cr3t"}"#] {
+    for body in [
+        "not json",
+        r#"{"username": "x"}"#,
+        r#"{"username": "", "key": "s3cr3t"}"#,
+    ] {
         write_json(&tmp.path().join(".kaggle"), body);
         let err = Credentials::discover(&env(&[("HOME", home)])).expect_err(body);
         assert!(matches!(err, CredentialsError::Malformed { .. }), "{err}");

@@ -59,7 +59,9 @@ pub enum ExtractError {
         max: usize,
     },
     /// More decompressed bytes than [`ExtractLimits::max_total_bytes`].
-    #[error("the archive unpacks to more than {max} bytes (stopped in {entry:?}): refused as a zip bomb")]
+    #[error(
+        "the archive unpacks to more than {max} bytes (stopped in {entry:?}): refused as a zip bomb"
+    )]
     TooLarge {
         /// The entry being written when the cap was passed.
         entry: String,
@@ -139,10 +141,12 @@ pub fn extract_zip<R: Read + Seek>(
     }
     let mut done = Extracted::default();
     for index in 0..zip.len() {
-        let mut entry = zip.by_index(index).map_err(|source| ExtractError::Archive {
-            context: format!("entry {index}"),
-            source,
-        })?;
+        let mut entry = zip
+            .by_index(index)
+            .map_err(|source| ExtractError::Archive {
+                context: format!("entry {index}"),
+                source,
+            })?;
         let name = entry.name().to_owned();
         let path = checked_path(&name)?;
         let is_link = entry

@@ -160,7 +160,10 @@ fn parse_kaggle_url(input: &str) -> Result<CompetitionRef, SourceError> {
     };
     let url = parsed.map_err(|e| invalid(format!("unparsable: {e}")))?;
     if !matches!(url.scheme(), "https" | "http") {
-        return Err(invalid(format!("the scheme {:?} is not http(s)", url.scheme())));
+        return Err(invalid(format!(
+            "the scheme {:?} is not http(s)",
+            url.scheme()
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(invalid("it must not carry a user name or password".into()));
@@ -178,9 +181,7 @@ fn parse_kaggle_url(input: &str) -> Result<CompetitionRef, SourceError> {
         Some("competitions" | "c") => {}
         Some("") | None => return Err(invalid("it names no competition".into())),
         Some(other) => {
-            return Err(invalid(format!(
-                "/{other}/ pages are not competitions"
-            )));
+            return Err(invalid(format!("/{other}/ pages are not competitions")));
         }
     }
     match segments.next() {
@@ -254,10 +255,12 @@ impl LocalPolicy {
             )));
         }
         if let LocalPolicy::UnderRoot(root) = self {
-            let root = root.canonicalize().map_err(|source| SourceError::LocalUnusable {
-                path: root.clone(),
-                source,
-            })?;
+            let root = root
+                .canonicalize()
+                .map_err(|source| SourceError::LocalUnusable {
+                    path: root.clone(),
+                    source,
+                })?;
             if canonical == root || !canonical.starts_with(&root) {
                 return Err(refuse(format!(
                     "only folders inside {} may be used",

@@ -14,17 +14,44 @@ fn accepts_every_kaggle_url_shape() {
         ("https://kaggle.com/competitions/titanic", "titanic"),
         ("http://www.kaggle.com/competitions/titanic", "titanic"),
         ("https://www.kaggle.com/competitions/titanic/", "titanic"),
-        ("https://www.kaggle.com/competitions/titanic/data", "titanic"),
-        ("https://www.kaggle.com/competitions/titanic/overview/evaluation", "titanic"),
-        ("https://www.kaggle.com/competitions/titanic?tab=data", "titanic"),
-        ("https://www.kaggle.com/competitions/titanic#leaderboard", "titanic"),
-        ("https://www.kaggle.com/c/titanic/data?select=train.csv#x", "titanic"),
+        (
+            "https://www.kaggle.com/competitions/titanic/data",
+            "titanic",
+        ),
+        (
+            "https://www.kaggle.com/competitions/titanic/overview/evaluation",
+            "titanic",
+        ),
+        (
+            "https://www.kaggle.com/competitions/titanic?tab=data",
+            "titanic",
+        ),
+        (
+            "https://www.kaggle.com/competitions/titanic#leaderboard",
+            "titanic",
+        ),
+        (
+            "https://www.kaggle.com/c/titanic/data?select=train.csv#x",
+            "titanic",
+        ),
         ("HTTPS://WWW.KAGGLE.COM/competitions/titanic", "titanic"),
         ("https://www.kaggle.com:443/competitions/titanic", "titanic"),
-        ("  https://www.kaggle.com/c/house-prices-advanced-regression-techniques  ", "house-prices-advanced-regression-techniques"),
-        ("www.kaggle.com/competitions/spaceship-titanic", "spaceship-titanic"),
-        ("kaggle.com/c/playground-series-s4e1", "playground-series-s4e1"),
-        ("https://www.kaggle.com/competitions/2024-ai-challenge", "2024-ai-challenge"),
+        (
+            "  https://www.kaggle.com/c/house-prices-advanced-regression-techniques  ",
+            "house-prices-advanced-regression-techniques",
+        ),
+        (
+            "www.kaggle.com/competitions/spaceship-titanic",
+            "spaceship-titanic",
+        ),
+        (
+            "kaggle.com/c/playground-series-s4e1",
+            "playground-series-s4e1",
+        ),
+        (
+            "https://www.kaggle.com/competitions/2024-ai-challenge",
+            "2024-ai-challenge",
+        ),
     ];
     for (input, slug) in cases {
         let parsed = CompetitionRef::parse(input);
@@ -44,17 +71,44 @@ fn refuses_everything_else_with_a_hint() {
         ("https://www.kaggle.com/competitions", "slug is missing"),
         ("https://www.kaggle.com/competitions/", "slug is missing"),
         ("https://www.kaggle.com/c//data", "slug is missing"),
-        ("https://www.kaggle.com/datasets/owner/thing", "not competitions"),
-        ("https://www.kaggle.com/code/owner/notebook", "not competitions"),
-        ("https://www.kaggle.com/competitions/Titanic", "invalid competition slug"),
-        ("https://www.kaggle.com/competitions/tita_nic", "invalid competition slug"),
-        ("https://www.kaggle.com/competitions/-titanic", "invalid competition slug"),
-        ("https://www.kaggle.com/competitions/..", "invalid competition slug"),
-        ("https://www.kaggle.com/competitions/%2e%2e", "invalid competition slug"),
-        ("https://www.kaggle.com/competitions/tit%20anic", "invalid competition slug"),
+        (
+            "https://www.kaggle.com/datasets/owner/thing",
+            "not competitions",
+        ),
+        (
+            "https://www.kaggle.com/code/owner/notebook",
+            "not competitions",
+        ),
+        (
+            "https://www.kaggle.com/competitions/Titanic",
+            "invalid competition slug",
+        ),
+        (
+            "https://www.kaggle.com/competitions/tita_nic",
+            "invalid competition slug",
+        ),
+        (
+            "https://www.kaggle.com/competitions/-titanic",
+            "invalid competition slug",
+        ),
+        (
+            "https://www.kaggle.com/competitions/..",
+            "names no competition",
+        ),
+        (
+            "https://www.kaggle.com/competitions/%2e%2e",
+            "names no competition",
+        ),
+        (
+            "https://www.kaggle.com/competitions/tit%20anic",
+            "invalid competition slug",
+        ),
         (&long_slug, "invalid competition slug"),
         (&long_input, "over the 2048-byte limit"),
-        ("https://user:secret@www.kaggle.com/c/titanic", "user name or password"),
+        (
+            "https://user:secret@www.kaggle.com/c/titanic",
+            "user name or password",
+        ),
         ("https://www.kaggle.com:8443/c/titanic", "port"),
         ("ftp://www.kaggle.com/c/titanic", "not http(s)"),
         ("https://www.kaggle.com/c/tit\nanic", "control characters"),
@@ -67,7 +121,10 @@ fn refuses_everything_else_with_a_hint() {
         assert!(!err.is_retryable());
         assert!(!text.contains("secret"), "{text}");
         if !text.contains("limit") {
-            assert!(text.contains("https://www.kaggle.com/competitions/<slug>"), "{text}");
+            assert!(
+                text.contains("https://www.kaggle.com/competitions/<slug>"),
+                "{text}"
+            );
         }
     }
 }
@@ -84,7 +141,11 @@ fn local_sources() {
     ];
     for (input, path) in cases {
         let parsed = CompetitionRef::parse(input).expect(input);
-        assert_eq!(parsed, CompetitionRef::Local(PathBuf::from(path)), "{input:?}");
+        assert_eq!(
+            parsed,
+            CompetitionRef::Local(PathBuf::from(path)),
+            "{input:?}"
+        );
     }
 }
 
@@ -125,10 +186,22 @@ fn local_policy_table() {
     let canonical_root = root.canonicalize().expect("canonical");
 
     let cases: Vec<(&LocalPolicy, PathBuf, Result<PathBuf, &str>)> = vec![
-        (&under, root.join("titanic"), Ok(canonical_root.join("titanic"))),
+        (
+            &under,
+            root.join("titanic"),
+            Ok(canonical_root.join("titanic")),
+        ),
         (&under, "titanic".into(), Ok(canonical_root.join("titanic"))),
-        (&under, "titanic/public".into(), Ok(canonical_root.join("titanic/public"))),
-        (&under, root.join("alias"), Ok(canonical_root.join("titanic"))),
+        (
+            &under,
+            "titanic/public".into(),
+            Ok(canonical_root.join("titanic/public")),
+        ),
+        (
+            &under,
+            root.join("alias"),
+            Ok(canonical_root.join("titanic")),
+        ),
         (&under, root.join("escape"), Err("only folders inside")),
         (&under, outside.clone(), Err("only folders inside")),
         (&under, root.join("titanic/../../outside"), Err("`..`")),
@@ -137,8 +210,16 @@ fn local_policy_table() {
         (&under, root.join("missing"), Err("cannot use")),
         (&under, root.join("file.txt"), Err("not a folder")),
         (&LocalPolicy::Deny, root.join("titanic"), Err("disabled")),
-        (&LocalPolicy::AnyPath, outside.clone(), Ok(outside.canonicalize().expect("c"))),
-        (&LocalPolicy::AnyPath, root.join("titanic/../../outside"), Ok(outside.canonicalize().expect("c"))),
+        (
+            &LocalPolicy::AnyPath,
+            outside.clone(),
+            Ok(outside.canonicalize().expect("c")),
+        ),
+        (
+            &LocalPolicy::AnyPath,
+            root.join("titanic/../../outside"),
+            Ok(outside.canonicalize().expect("c")),
+        ),
     ];
     for (policy, path, expected) in cases {
         match (policy.resolve(&path), expected) {

@@ -155,7 +155,10 @@ impl Generator for AnthropicGenerator {
         tracing::debug!(model = %self.config.model, chars = text.len(), ?stop, "reply received");
         match stop {
             Some("max_tokens") => {
-                tracing::warn!(model = %self.config.model, "the reply was cut at max_tokens; using what is there");
+                tracing::warn!(
+                    model = %self.config.model,
+                    "the reply was cut at max_tokens; using what is there"
+                );
             }
             Some("refusal") => tracing::warn!(model = %self.config.model, "the model refused"),
             _ => {}

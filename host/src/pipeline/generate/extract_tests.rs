@@ -47,7 +47,8 @@ fn cases() -> Vec<(&'static str, String, Option<String>)> {
         (
             "the larger of two whole scripts",
             format!(
-                "```python\nimport os\npd.read_csv('/input/t.csv')\nsubmission.csv\n```\n```python\n{s}```"
+                "```python\nimport os\npd.read_csv('/input/t.csv')\nsubmission.csv\n```\n\
+                 ```python\n{s}```"
             ),
             Some(s.to_owned()),
         ),

@@ -146,6 +146,7 @@ impl HttpClient {
         headers: &HeaderMap,
         body: &Value,
     ) -> Result<Value, Failure> {
+        let shown = redacted(url);
         let sent = self
             .client
             .post(url.clone())
@@ -155,10 +156,15 @@ impl HttpClient {
             .await;
         let response = match sent {
             Ok(response) => response,
-            Err(e) if e.is_builder() => return Err(Failure::Fatal(self.abort(error_chain(&e)))),
+            Err(e) if e.is_builder() => {
+                return Err(Failure::Fatal(self.abort(error_chain(&e.without_url()))));
+            }
             Err(e) => {
                 return Err(Failure::Transient {
-                    message: format!("request to {url} failed: {}", error_chain(&e)),
+                    message: format!(
+                        "request to {shown} failed: {}",
+                        error_chain(&e.without_url())
+                    ),
                     retry_after: None,
                 });
             }
@@ -174,7 +180,10 @@ impl HttpClient {
             read_bounded(response, limit)
                 .await
                 .map_err(|e| Failure::Transient {
-                    message: format!("reading the reply from {url} failed: {}", error_chain(&e)),
+                    message: format!(
+                        "reading the reply from {shown} failed: {}",
+                        error_chain(&e.without_url())
+                    ),
                     retry_after: None,
                 })?;
         if status.is_success() {
@@ -186,7 +195,7 @@ impl HttpClient {
             }
             return serde_json::from_slice(&bytes).map_err(|e| {
                 Failure::Fatal(self.abort(format!(
-                    "the reply from {url} is not JSON ({e}): {}",
+                    "the reply from {shown} is not JSON ({e}): {}",
                     snippet(&String::from_utf8_lossy(&bytes))
                 )))
             });
@@ -203,7 +212,7 @@ impl HttpClient {
                 format!("check {}", self.provider.key_var)
             }
             StatusCode::NOT_FOUND => format!(
-                "check the model ({}) and the base URL ({}); the request went to {url}",
+                "check the model ({}) and the base URL ({}); the request went to {shown}",
                 super::config::MODEL_VAR,
                 self.provider.base_var
             ),
@@ -221,6 +230,14 @@ impl HttpClient {
             message,
         }
     }
+}
+
+/// `url` fit for messages: without a password or query string, where keys sometimes hide.
+fn redacted(url: &Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.to_string()
 }
 
 /// Whether a status is worth another try: time-outs, conflicts, rate limits, server errors.
@@ -319,120 +336,5 @@ fn error_chain(error: &dyn StdError) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retryable_statuses() {
-        for code in [408, 409, 429, 500, 502, 503, 529] {
-            assert!(
-                is_retryable(StatusCode::from_u16(code).expect("a status")),
-                "{code}"
-            );
-        }
-        for code in [400, 401, 403, 404, 413, 422] {
-            assert!(
-                !is_retryable(StatusCode::from_u16(code).expect("a status")),
-                "{code}"
-            );
-        }
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_is_capped() {
-        let config = HttpConfig {
-            initial_backoff: Duration::from_secs(2),
-            max_backoff: Duration::from_secs(10),
-            ..HttpConfig::default()
-        };
-        for _ in 0..50 {
-            let first = backoff(&config, 1);
-            assert!(first >= Duration::from_secs(1) && first <= Duration::from_secs(2));
-            let third = backoff(&config, 3);
-            assert!(third >= Duration::from_secs(4) && third <= Duration::from_secs(8));
-            assert!(backoff(&config, 40) <= Duration::from_secs(10));
-        }
-    }
-
-    #[test]
-    fn retry_after_as_seconds_date_or_milliseconds() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let headers = |pairs: &[(&'static str, &str)]| {
-            let mut map = HeaderMap::new();
-            for (name, value) in pairs {
-                map.insert(*name, HeaderValue::from_str(value).expect("a header value"));
-            }
-            map
-        };
-        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
-        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
-        let cases: [(&[(&str, &str)], Option<Duration>); 6] = [
-            (&[("retry-after", "7")], Some(Duration::from_secs(7))),
-            (&[("retry-after", "1.5")], Some(Duration::from_millis(1500))),
-            (&[("retry-after", &date)], Some(Duration::from_secs(30))),
-            (&[("retry-after", &past)], Some(Duration::ZERO)),
-            (
-                &[("retry-after-ms", "250"), ("retry-after", "9")],
-                Some(Duration::from_millis(250)),
-            ),
-            (&[("retry-after", "soon")], None),
-        ];
-        for (pairs, want) in cases {
-            assert_eq!(retry_after(&headers(pairs), now), want, "{pairs:?}");
-        }
-        assert_eq!(retry_after(&HeaderMap::new(), now), None);
-    }
-
-    #[test]
-    fn provider_messages_are_found_and_cut() {
-        let openai =
-            br#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}"#;
-        assert_eq!(
-            provider_message(openai, StatusCode::UNAUTHORIZED),
-            "Incorrect API key provided"
-        );
-        let anthropic =
-            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
-        assert_eq!(
-            provider_message(anthropic, StatusCode::from_u16(529).expect("a status")),
-            "Overloaded"
-        );
-        assert_eq!(
-            provider_message(br#"{"detail":"Not Found"}"#, StatusCode::NOT_FOUND),
-            "Not Found"
-        );
-        assert_eq!(
-            provider_message(b"  bad gateway  ", StatusCode::BAD_GATEWAY),
-            "bad gateway"
-        );
-        assert_eq!(
-            provider_message(b"", StatusCode::BAD_GATEWAY),
-            "Bad Gateway"
-        );
-        let long = "x".repeat(5000);
-        assert_eq!(
-            provider_message(long.as_bytes(), StatusCode::BAD_REQUEST)
-                .chars()
-                .count(),
-            MAX_MESSAGE_CHARS + 1
-        );
-    }
-
-    #[test]
-    fn secret_headers_are_sensitive() {
-        let provider = ProviderInfo {
-            name: "test",
-            key_var: "TEST_KEY",
-            base_var: "TEST_BASE",
-        };
-        let client = HttpClient::new(provider, HttpConfig::default()).expect("a client");
-        let header = client.secret_header("Bearer sk-secret").expect("a header");
-        assert!(header.is_sensitive());
-        assert!(!format!("{header:?}").contains("sk-secret"));
-        let bad = client
-            .secret_header("sk\nsecret")
-            .expect_err("a newline is refused");
-        assert!(bad.to_string().contains("TEST_KEY"), "{bad}");
-        assert!(!bad.to_string().contains("secret\n"));
-    }
-}
+#[path = "http_tests.rs"]
+mod tests;

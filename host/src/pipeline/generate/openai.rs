@@ -167,7 +167,10 @@ impl Generator for OpenAiGenerator {
             Err(GenerateError::Abort { message, .. })
                 if !reasoning && wants_reasoning_dialect(&message) =>
             {
-                tracing::info!(model = %self.config.model, "the model wants max_completion_tokens; sending again");
+                tracing::info!(
+                    model = %self.config.model,
+                    "the model wants max_completion_tokens; sending again"
+                );
                 self.reasoning_dialect.store(true, Ordering::Relaxed);
                 let body = self.body(&prompt.system, &prompt.user, true);
                 self.http.post_json(&self.endpoint, &headers, &body).await?
@@ -183,7 +186,10 @@ impl Generator for OpenAiGenerator {
             .and_then(Value::as_str);
         tracing::debug!(model = %self.config.model, chars = text.len(), ?finish, "reply received");
         if finish == Some("length") {
-            tracing::warn!(model = %self.config.model, "the reply was cut at max_tokens; using what is there");
+            tracing::warn!(
+                model = %self.config.model,
+                "the reply was cut at max_tokens; using what is there"
+            );
         }
         let code = extract_python(&text).ok_or_else(|| GenerateError::NoCode {
             provider: PROVIDER.name.to_owned(),
@@ -299,7 +305,8 @@ mod tests {
         ];
         for (base, want) in cases {
             let config =
-                OpenAiConfig::from_env(env(&[("OPENAI_BASE_URL", base)])).expect("a config");
+                OpenAiConfig::from_env(env(&[("OPENAI_BASE_URL", base), ("OPENAI_API_KEY", "k")]))
+                    .expect("a config");
             assert_eq!(config.endpoint().as_str(), want, "{base}");
         }
     }
@@ -312,9 +319,10 @@ mod tests {
             Ok("hi".to_owned())
         );
         assert_eq!(
-            text(
-                json!({"choices": [{"message": {"content": [{"type": "text", "text": "a"}, {"text": "b"}]}}]})
-            ),
+            text(json!({"choices": [{"message": {"content": [
+                {"type": "text", "text": "a"},
+                {"text": "b"},
+            ]}}]})),
             Ok("ab".to_owned())
         );
         assert_eq!(
@@ -327,7 +335,8 @@ mod tests {
     #[test]
     fn reasoning_dialect_is_recognised() {
         assert!(wants_reasoning_dialect(
-            "HTTP 400 Bad Request: Unsupported parameter: 'max_tokens' is not supported with this model. \
+            "HTTP 400 Bad Request: Unsupported parameter: 'max_tokens' is not supported with this \
+             model.
              Use 'max_completion_tokens' instead."
         ));
         assert!(wants_reasoning_dialect(

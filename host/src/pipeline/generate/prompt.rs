@@ -74,8 +74,8 @@ pub fn build_prompt(request: &GenerationRequest<'_>) -> Prompt {
     match &request.previous {
         None => user.push_str("\nWrite the complete script.\n"),
         Some(previous) => {
-            let error = tail(&previous.error, ERROR_TAIL_CHARS);
-            let code = head(&previous.code, PREVIOUS_CODE_CHARS);
+            let error = tail(previous.error.trim_end(), ERROR_TAIL_CHARS);
+            let code = head(previous.code.trim_end(), PREVIOUS_CODE_CHARS);
             let _ = write!(
                 user,
                 "\nThis is attempt {attempt}. The previous script failed. Its error report \

@@ -182,7 +182,7 @@ fn long_errors_keep_their_end_and_long_code_its_start() {
 }
 
 #[test]
-fn fences_in_the_previous_attempt_cannot_close_the_prompt_s() {
+fn fences_in_the_previous_attempt_cannot_close_the_prompts_own() {
     assert_eq!(fence_for("plain"), "```");
     assert_eq!(fence_for("a ``` b"), "````");
     assert_eq!(fence_for("`````"), "``````");
@@ -193,7 +193,7 @@ fn fences_in_the_previous_attempt_cannot_close_the_prompt_s() {
     };
     let user = build_prompt(&request(&analysis, Some(previous))).user;
     assert!(
-        user.contains("````python\ndoc = '''\n```\n'''\n\n````"),
+        user.contains("````python\ndoc = '''\n```\n'''\n````"),
         "{user}"
     );
 }

@@ -50,7 +50,16 @@ pub(super) async fn run(
     let mut resumes = 0;
     let mut attempt = 1;
     loop {
-        let result = once(client, slug, method, &body, dest, &mut partial, &mut resumes).await;
+        let result = once(
+            client,
+            slug,
+            method,
+            &body,
+            dest,
+            &mut partial,
+            &mut resumes,
+        )
+        .await;
         match result {
             Ok(bytes) => {
                 let mut url = partial.map(|p| p.url).unwrap_or_else(|| client.api.clone());
@@ -109,7 +118,9 @@ async fn once(
             .await
             .map_err(|e| KaggleError::transport(method, e))?;
         match response.status() {
-            StatusCode::PARTIAL_CONTENT if content_range_start(response.headers()) == Some(have) => {
+            StatusCode::PARTIAL_CONTENT
+                if content_range_start(response.headers()) == Some(have) =>
+            {
                 *resumes += 1;
                 let total = content_range_total(response.headers()).or(p.total);
                 tracing::info!(have, ?total, "{method}: resuming the download");
@@ -220,7 +231,11 @@ async fn stream(
 
 /// A strong `ETag`, else `Last-Modified`: what `If-Range` may carry.
 fn validator(headers: &HeaderMap) -> Option<String> {
-    let get = |name| headers.get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok());
+    let get = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+    };
     get(ETAG)
         .filter(|etag| !etag.starts_with("W/"))
         .or_else(|| get(LAST_MODIFIED))
@@ -261,9 +276,15 @@ mod tests {
 
         let mut headers = HeaderMap::new();
         assert_eq!(validator(&headers), None);
-        headers.insert(LAST_MODIFIED, HeaderValue::from_static("Tue, 01 Apr 2025 00:00:00 GMT"));
+        headers.insert(
+            LAST_MODIFIED,
+            HeaderValue::from_static("Tue, 01 Apr 2025 00:00:00 GMT"),
+        );
         headers.insert(ETAG, HeaderValue::from_static("W/\"weak\""));
-        assert_eq!(validator(&headers).as_deref(), Some("Tue, 01 Apr 2025 00:00:00 GMT"));
+        assert_eq!(
+            validator(&headers).as_deref(),
+            Some("Tue, 01 Apr 2025 00:00:00 GMT")
+        );
         headers.insert(ETAG, HeaderValue::from_static("\"strong\""));
         assert_eq!(validator(&headers).as_deref(), Some("\"strong\""));
     }

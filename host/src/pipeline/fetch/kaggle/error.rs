@@ -158,10 +158,11 @@ impl KaggleError {
         }
     }
 
+    /// A network error, without its URL: signed download URLs carry credentials.
     pub(super) fn transport(what: &str, source: reqwest::Error) -> KaggleError {
         KaggleError::Transport {
             what: what.to_owned(),
-            source,
+            source: source.without_url(),
         }
     }
 

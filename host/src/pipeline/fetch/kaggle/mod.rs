@@ -6,7 +6,8 @@
 //! `{"code": 403, "message": "..."}` (a `code` of 400 or more in the body counts as an error
 //! even under a 2xx status). Downloads answer with a 302 to the file, which is followed as a
 //! GET. Here the endpoint is `{base}/api` with `base` from `KS_KAGGLE_API` (default
-//! `https://www.kaggle.com`), so tests point it at a fake server.
+//! `https://www.kaggle.com`), so tests point it at a fake server; for `https://api.kaggle.com`,
+//! the official client's production endpoint, it is `{base}` itself, as kagglesdk does.
 
 mod download;
 mod error;
@@ -30,6 +31,8 @@ use error::Failure;
 pub const API_BASE_ENV: &str = "KS_KAGGLE_API";
 /// The API base URL used when `KS_KAGGLE_API` is unset.
 pub const DEFAULT_API_BASE: &str = "https://www.kaggle.com";
+/// The host the official client calls in production, which serves `/v1/...` without `/api`.
+pub const PRODUCTION_API_HOST: &str = "api.kaggle.com";
 /// The kagglesdk service that holds the competition methods.
 pub const COMPETITION_SERVICE: &str = "competitions.CompetitionApiService";
 
@@ -79,17 +82,27 @@ pub struct KaggleClient {
 impl KaggleClient {
     /// A client for `base` (e.g. `https://www.kaggle.com` or a test server's URL).
     pub fn new(
-        base: &url::Url,
+        base: &str,
         credentials: Credentials,
         retry: RetryPolicy,
     ) -> Result<KaggleClient, KaggleError> {
+        let base = url::Url::parse(base).map_err(|e| KaggleError::Setup {
+            reason: format!("the API base URL {base:?} is not a URL: {e}"),
+        })?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(KaggleError::Setup {
                 reason: format!("the API base URL {base} is not an http(s) URL"),
             });
         }
         let mut api = base.clone();
-        let path = format!("{}/api/v1/", base.path().trim_end_matches('/'));
+        // As kagglesdk: production (api.kaggle.com) serves `/v1/...`, every other endpoint
+        // `/api/v1/...`.
+        let prefix = if base.host_str() == Some(PRODUCTION_API_HOST) {
+            "v1"
+        } else {
+            "api/v1"
+        };
+        let path = format!("{}/{prefix}/", base.path().trim_end_matches('/'));
         api.set_path(&path);
         api.set_query(None);
         api.set_fragment(None);
@@ -132,10 +145,12 @@ impl KaggleClient {
         let mut files = Vec::new();
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let mut body = json!({ "competitionName": slug, "pageSize": 200 });
-            if let Some(token) = &token {
-                body["pageToken"] = json!(token);
-            }
+            // As the official client does, `pageToken` is sent on the first page too, empty.
+            let body = json!({
+                "competitionName": slug,
+                "pageSize": 200,
+                "pageToken": token.as_deref().unwrap_or(""),
+            });
             let page: Page = self.call(slug, "ListDataFiles", body).await?;
             files.extend(page.files);
             token = page.next_page_token.filter(|t| !t.is_empty());
@@ -238,10 +253,7 @@ struct ResponseParts<'a> {
 }
 
 /// Reads a small body, refusing more than [`MAX_JSON_BYTES`].
-async fn read_limited(
-    mut response: reqwest::Response,
-    what: &str,
-) -> Result<Vec<u8>, KaggleError> {
+async fn read_limited(mut response: reqwest::Response, what: &str) -> Result<Vec<u8>, KaggleError> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
@@ -257,4 +269,31 @@ async fn read_limited(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_urls_follow_kagglesdk() {
+        let credentials = Credentials::bearer("t", "test");
+        for (base, want) in [
+            (
+                "https://www.kaggle.com",
+                "https://www.kaggle.com/api/v1/s/M",
+            ),
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/api/v1/s/M"),
+            ("http://proxy/kaggle?x=1", "http://proxy/kaggle/api/v1/s/M"),
+            ("https://api.kaggle.com", "https://api.kaggle.com/v1/s/M"),
+        ] {
+            let client = KaggleClient::new(base, credentials.clone(), RetryPolicy::default())
+                .expect("client");
+            let url = client.method_url("s", "M").expect("url");
+            assert_eq!(url.as_str(), want, "{base}");
+        }
+        for bad in ["ftp://x", "not a url", "mailto:a@b"] {
+            assert!(KaggleClient::new(bad, credentials.clone(), RetryPolicy::default()).is_err());
+        }
+    }
 }

@@ -115,8 +115,14 @@ mod tests {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(2),
         };
-        assert_eq!(policy.delay(1, Some(Duration::from_secs(1))), Duration::from_secs(1));
-        assert_eq!(policy.delay(1, Some(Duration::from_secs(99))), Duration::from_secs(2));
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(1))),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(99))),
+            Duration::from_secs(2)
+        );
         let first = policy.delay(1, None);
         assert!(first >= Duration::from_millis(100) && first < Duration::from_millis(126));
         let third = policy.delay(3, None);
@@ -130,7 +136,10 @@ mod tests {
         assert_eq!(retry_after(&headers), None);
         headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&headers), None);

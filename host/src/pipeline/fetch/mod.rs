@@ -1,0 +1,306 @@
+//! Fetch: from a competition source to a folder of competition files on this machine.
+//!
+//! The pipeline's first stage. A [`CompetitionRef`] (parsed from a URL or path by
+//! [`CompetitionRef::parse`]) becomes a [`FetchedCompetition`]: the folder to mount at `/input`
+//! and what is known about the competition. In order of preference:
+//! - a local mirror `KS_COMPETITIONS_DIR/<slug>/`, used as is;
+//! - the cache (`$KS_HOME/competitions/<slug>/`), filled once per competition;
+//! - Kaggle: metadata, file list, then the data zip, streamed, checked and unpacked safely.
+//!
+//! A folder holding `public/` (the MLE-bench layout) yields `public/` as the data folder, and a
+//! `description.md` there (or beside it) becomes the description.
+//!
+//! Parts: [`url`] (sources and the local-folder policy), [`credentials`], [`kaggle`] (the
+//! API client), [`extract`] (safe unzip) and [`cache`] (single-flight cache).
+
+pub mod cache;
+pub mod credentials;
+pub mod extract;
+pub mod kaggle;
+pub mod url;
+
+mod config;
+
+use std::path::{Path, PathBuf};
+
+pub use cache::{CacheEntry, CompetitionCache};
+pub use config::{
+    COMPETITIONS_DIR_ENV, Caller, CredentialsSource, FetchConfig, MAX_DATA_BYTES_ENV,
+};
+pub use credentials::{Credentials, CredentialsError, EnvLookup};
+pub use extract::{ExtractError, ExtractLimits};
+pub use kaggle::{KaggleClient, KaggleError, RetryPolicy};
+pub use url::{CompetitionRef, LocalPolicy, SourceError};
+
+/// Descriptions bigger than this are cut.
+const MAX_DESCRIPTION_BYTES: usize = 1 << 20;
+
+/// A competition ready to solve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedCompetition {
+    /// The Kaggle slug, or the local folder's name.
+    pub slug: String,
+    /// The data folder (to mount at `/input`).
+    pub dir: PathBuf,
+    /// The title, when known.
+    pub title: Option<String>,
+    /// The description: `description.md` when present, else Kaggle's.
+    pub description: Option<String>,
+    /// The evaluation metric's name, when Kaggle gave one.
+    pub evaluation_metric: Option<String>,
+    /// Where the files came from.
+    pub origin: FetchOrigin,
+}
+
+/// Where a [`FetchedCompetition`]'s files came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchOrigin {
+    /// A folder the caller named.
+    Local,
+    /// `KS_COMPETITIONS_DIR/<slug>/`.
+    Mirror,
+    /// The cache, filled earlier.
+    Cache,
+    /// Downloaded by this call.
+    Download,
+}
+
+/// Why a competition could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The source was refused.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// No usable credentials.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// Kaggle refused or failed.
+    #[error(transparent)]
+    Kaggle(#[from] KaggleError),
+    /// The archive was refused.
+    #[error("the data of {slug:?} was refused: {source}")]
+    Extract {
+        /// The competition.
+        slug: String,
+        /// Why.
+        #[source]
+        source: ExtractError,
+    },
+    /// Kaggle lists more data than the size cap allows.
+    #[error("the data of {slug:?} is {bytes} bytes, over the cap of {max} bytes")]
+    TooLarge {
+        /// The competition.
+        slug: String,
+        /// The size Kaggle lists.
+        bytes: u64,
+        /// The cap.
+        max: u64,
+    },
+    /// The configuration is unusable (e.g. no home folder for the cache).
+    #[error("invalid fetch configuration: {0}")]
+    Config(String),
+    /// A local file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl FetchError {
+    /// Whether the same fetch may succeed later without any change (network trouble, 429,
+    /// 5xx). Everything else needs the user to act.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Kaggle(e) => e.is_retryable(),
+            Self::Source(_)
+            | Self::Credentials(_)
+            | Self::Extract { .. }
+            | Self::TooLarge { .. }
+            | Self::Config(_)
+            | Self::Io { .. } => false,
+        }
+    }
+
+    pub(crate) fn io(context: String, source: std::io::Error) -> FetchError {
+        FetchError::Io { context, source }
+    }
+}
+
+/// Fetches competitions per a [`FetchConfig`]. Share one per process: it holds the cache's
+/// in-process single-flight locks.
+#[derive(Debug)]
+pub struct Fetcher {
+    config: FetchConfig,
+    cache: CompetitionCache,
+}
+
+impl Fetcher {
+    /// A fetcher with `config`.
+    pub fn new(config: FetchConfig) -> Fetcher {
+        let cache = CompetitionCache::new(config.cache_root.clone());
+        Fetcher { config, cache }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FetchConfig {
+        &self.config
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &CompetitionCache {
+        &self.cache
+    }
+
+    /// Brings the competition's files to this machine (see the module doc for the order).
+    pub async fn fetch(&self, source: &CompetitionRef) -> Result<FetchedCompetition, FetchError> {
+        match source {
+            CompetitionRef::Local(path) => {
+                let dir = self.config.local_policy.resolve(path)?;
+                Ok(local_folder(&dir, FetchOrigin::Local).await)
+            }
+            CompetitionRef::Kaggle { slug } => {
+                url::validate_slug(slug)?;
+                if let Some(mirror) = &self.config.competitions_dir {
+                    let dir = mirror.join(slug);
+                    if dir.is_dir() {
+                        let mut fetched = local_folder(&dir, FetchOrigin::Mirror).await;
+                        fetched.slug.clone_from(slug);
+                        return Ok(fetched);
+                    }
+                }
+                self.kaggle_data(slug).await
+            }
+        }
+    }
+
+    async fn kaggle_data(&self, slug: &str) -> Result<FetchedCompetition, FetchError> {
+        let (entry, downloaded) = self
+            .cache
+            .get_or_fill(slug, |staging| self.download(slug, staging))
+            .await?;
+        let dir = self.cache.data_dir(slug);
+        let description = read_description(&dir).await.or(entry.description);
+        Ok(FetchedCompetition {
+            slug: slug.to_owned(),
+            dir,
+            title: entry.title,
+            description,
+            evaluation_metric: entry.evaluation_metric,
+            origin: if downloaded {
+                FetchOrigin::Download
+            } else {
+                FetchOrigin::Cache
+            },
+        })
+    }
+
+    /// Downloads and unpacks into the staging folder.
+    async fn download(
+        &self,
+        slug: &str,
+        staging: cache::Staging,
+    ) -> Result<CacheEntry, FetchError> {
+        let credentials = self.config.credentials.resolve()?;
+        tracing::info!(slug, origin = credentials.origin(), "fetching from Kaggle");
+        let client = KaggleClient::new(
+            &self.config.api_base,
+            credentials,
+            self.config.retry.clone(),
+        )?;
+        let info = client.get_competition(slug).await?;
+        let files = client.list_data_files(slug).await?;
+        let listed: u64 = files.iter().map(|f| f.total_bytes).sum();
+        let max = self.config.limits.max_total_bytes;
+        if listed > max {
+            return Err(FetchError::TooLarge {
+                slug: slug.to_owned(),
+                bytes: listed,
+                max,
+            });
+        }
+        let zip_path = staging.dir.join(format!("{slug}.zip"));
+        let download = client.download_data_files(slug, &zip_path).await?;
+        tracing::info!(
+            slug,
+            bytes = download.bytes,
+            resumes = download.resumes,
+            "downloaded"
+        );
+
+        let limits = self.config.limits.clone();
+        let data = staging.data.clone();
+        // The one place that opens the data folder with ambient authority; everything below
+        // it goes through the capability.
+        let unpack = move || {
+            let dir = cap_std::fs::Dir::open_ambient_dir(&data, cap_std::ambient_authority())
+                .map_err(|e| FetchError::io(format!("opening {}", data.display()), e))?;
+            let file = std::fs::File::open(&zip_path)
+                .map_err(|e| FetchError::io(format!("opening {}", zip_path.display()), e))?;
+            Ok::<_, FetchError>(extract::extract_zip(
+                std::io::BufReader::new(file),
+                &dir,
+                &limits,
+            ))
+        };
+        let extracted = tokio::task::spawn_blocking(unpack)
+            .await
+            .map_err(|e| FetchError::io("unpacking".into(), std::io::Error::other(e)))??
+            .map_err(|source| FetchError::Extract {
+                slug: slug.to_owned(),
+                source,
+            })?;
+        Ok(CacheEntry {
+            title: info.title,
+            description: info.description,
+            evaluation_metric: info.evaluation_metric,
+            files: extracted.files,
+            bytes: extracted.bytes,
+        })
+    }
+}
+
+/// A local competition folder: `public/` inside it if present, and its `description.md`.
+async fn local_folder(dir: &Path, origin: FetchOrigin) -> FetchedCompetition {
+    let public = dir.join("public");
+    let data = if public.is_dir() {
+        public
+    } else {
+        dir.to_owned()
+    };
+    let mut description = read_description(&data).await;
+    if description.is_none() && data != dir {
+        description = read_description(dir).await;
+    }
+    let slug = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    FetchedCompetition {
+        slug,
+        dir: data,
+        title: None,
+        description,
+        evaluation_metric: None,
+        origin,
+    }
+}
+
+/// `dir/description.md`, cut to [`MAX_DESCRIPTION_BYTES`], if it exists and is text.
+async fn read_description(dir: &Path) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(dir.join("description.md"))
+        .await
+        .ok()?;
+    let mut bytes = Vec::new();
+    file.take(MAX_DESCRIPTION_BYTES as u64)
+        .read_to_end(&mut bytes)
+        .await
+        .ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}

@@ -1,0 +1,104 @@
+"""Reference solution: scikit-learn's default HistGradientBoosting on lightly encoded data.
+
+Runs inside the kaggle-solver sandbox:
+    kaggle-solver sandbox run --policy policies/large.toml --input <slug>/public \
+        --output OUT tools/eval/reference_hgb.py
+It reads /input/train.csv, /input/test.csv and /input/sample_submission.csv and writes
+/output/submission.csv.  It is the bar the baseline code generator must meet, so it stays
+deliberately plain:
+
+- id column = the sample's first column; target(s) = the sample's other column(s);
+- features = the columns shared by train and test, less the id and the target;
+- numeric columns as they are (booleans as 0/1); every other column becomes pandas category
+  codes, with the categories taken from train and test together (missing stays missing);
+- classification when the target is not numeric, or is integer-valued with at most 20
+  distinct values; regression otherwise;
+- HistGradientBoostingClassifier / HistGradientBoostingRegressor with every default but
+  random_state=0;
+- probabilities when the sample's values look like probabilities (floats in [0, 1] that are
+  not all integers), else labels; with several target columns, one probability per class;
+- regression predictions are clipped at 0 when the training target is never negative.
+"""
+import time
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+t0 = time.time()
+train = pd.read_csv("/input/train.csv")
+test = pd.read_csv("/input/test.csv")
+sample = pd.read_csv("/input/sample_submission.csv")
+id_col = sample.columns[0]
+targets = list(sample.columns[1:])
+
+if len(targets) == 1 and targets[0] in train.columns:
+    label_col = targets[0]
+else:  # one column per class: the label is the train column that test lacks
+    extra = [c for c in train.columns if c not in test.columns and c not in targets]
+    label_col = extra[0]
+y = train[label_col]
+features = [c for c in train.columns
+            if c in test.columns and c != id_col and c != label_col and c not in targets]
+
+
+def encode(col):
+    a, b = train[col], test[col]
+    if ptypes.is_bool_dtype(a) and ptypes.is_bool_dtype(b):
+        return a.astype(float), b.astype(float)
+    if ptypes.is_numeric_dtype(a) and ptypes.is_numeric_dtype(b):
+        return a, b
+    both = pd.concat([a, b], ignore_index=True).astype("category")
+    codes = both.cat.codes.astype(float).replace(-1, np.nan)
+    return codes.iloc[:len(a)].to_numpy(), codes.iloc[len(a):].to_numpy()
+
+
+X = pd.DataFrame(index=train.index)
+Xt = pd.DataFrame(index=test.index)
+for c in features:
+    X[c], Xt[c] = encode(c)
+
+
+def is_classification(y):
+    if ptypes.is_bool_dtype(y) or not ptypes.is_numeric_dtype(y):
+        return True
+    v = y.dropna().to_numpy(dtype=float)
+    return bool(np.all(v == np.round(v))) and len(np.unique(v)) <= 20
+
+
+def looks_like_probability(s):
+    if not ptypes.is_numeric_dtype(s) or ptypes.is_bool_dtype(s):
+        return False
+    v = s.dropna().to_numpy(dtype=float)
+    return len(v) > 0 and bool(np.all((v >= 0) & (v <= 1))) and not np.all(v == np.round(v))
+
+
+keep = y.notna().to_numpy()
+X, y = X[keep], y[keep]
+out = pd.DataFrame({id_col: test[id_col]})
+if is_classification(y) or len(targets) > 1:
+    model = HistGradientBoostingClassifier(random_state=0).fit(X, y)
+    proba_wanted = len(targets) > 1 or looks_like_probability(sample[targets[0]])
+    if proba_wanted:
+        proba = model.predict_proba(Xt)
+        classes = [str(c) for c in model.classes_]
+        if len(targets) == 1:  # binary: the probability of the positive (larger) class
+            out[targets[0]] = proba[:, -1]
+        else:
+            for k, t in enumerate(targets):
+                out[t] = proba[:, classes.index(t)] if t in classes else proba[:, k]
+    else:
+        out[targets[0]] = model.predict(Xt)
+    kind = "classification (%s)" % ("probability" if proba_wanted else "label")
+else:
+    model = HistGradientBoostingRegressor(random_state=0).fit(X, y)
+    pred = model.predict(Xt)
+    if y.min() >= 0:
+        pred = np.clip(pred, 0, None)
+    out[targets[0]] = pred
+    kind = "regression"
+
+out.to_csv("/output/submission.csv", index=False)
+print("reference_hgb: %s, %d features, %d train rows, %d test rows, %d iterations, %.1fs"
+      % (kind, len(features), len(X), len(Xt), model.n_iter_, time.time() - t0))

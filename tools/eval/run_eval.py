@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Run a solution on every local competition inside the sandbox and grade it.
+
+Usage:
+    python3 tools/eval/run_eval.py [SOLUTION] [--compare OTHER] [--comps DIR] [--only SLUG,...]
+                                   [--policy FILE] [--bin PATH] [--keep DIR] [--json FILE]
+
+SOLUTION and OTHER are each either one Python script, run on every competition, or a folder
+holding one script per competition, `<slug>.py` (e.g. the baseline generator's output); a
+competition without a script there is reported as missing.  SOLUTION defaults to
+tools/eval/reference_hgb.py.  With --compare, both are run and the better score per
+competition is named, respecting the metric's direction (an invalid or missing submission
+loses to a valid one).
+
+Each run is `kaggle-solver sandbox run --policy POLICY --input DIR/<slug>/public --output TMP
+SCRIPT`, then `python3 grade.py <slug> TMP/submission.csv --comps DIR`.  One line is printed
+per competition while it runs, and a JSON summary at the end (also written to --json FILE).
+Standard library only.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+GRADE = Path("/work/shared/tools/grade.py")
+
+
+def script_for(solution: Path, slug: str) -> Path | None:
+    if solution.is_dir():
+        p = solution / f"{slug}.py"
+        return p if p.is_file() else None
+    return solution
+
+
+def run_one(args, solution: Path, slug: str, outdir: Path) -> dict:
+    res = {"slug": slug, "score": None, "valid": False, "seconds": None,
+           "sandbox_seconds": None, "error": None, "peak_memory_mb": None, "script": None}
+    script = script_for(solution, slug)
+    if script is None:
+        res["error"] = f"no script {solution}/{slug}.py"
+        return res
+    res["script"] = str(script)
+    if outdir.exists():
+        shutil.rmtree(outdir)
+    outdir.mkdir(parents=True)
+    cmd = [str(args.bin), "sandbox", "run", "--policy", str(args.policy),
+           "--input", str(args.comps / slug / "public"), "--output", str(outdir), str(script)]
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        res["seconds"] = round(time.monotonic() - t0, 1)
+        res["error"] = f"timed out after {args.timeout}s"
+        return res
+    res["seconds"] = round(time.monotonic() - t0, 1)
+    line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    try:
+        sandbox = json.loads(line)
+    except json.JSONDecodeError:
+        res["error"] = f"sandbox exit {proc.returncode}: {(proc.stderr or line)[-500:]}"
+        return res
+    res["sandbox_seconds"] = round((sandbox.get("wall_ms") or 0) / 1000, 1)
+    res["peak_memory_mb"] = round((sandbox.get("peak_memory_bytes") or 0) / 2**20)
+    res["stdout_tail"] = (sandbox.get("stdout") or "")[-300:]
+    if sandbox.get("exit_code") != 0:
+        err = sandbox.get("error") or {}
+        what = sandbox.get("limit") and f"limit {sandbox['limit']}" \
+            or (err and f"{err.get('type')}: {err.get('message')} (line {err.get('line')})") \
+            or sandbox.get("trap") or sandbox.get("stderr", "")[-300:]
+        res["error"] = f"sandbox exit {sandbox.get('exit_code')}: {what}"
+        return res
+    sub = outdir / "submission.csv"
+    g = subprocess.run([sys.executable, str(GRADE), slug, str(sub), "--comps", str(args.comps)],
+                       capture_output=True, text=True)
+    try:
+        graded = json.loads(g.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        res["error"] = f"grade.py exit {g.returncode}: {g.stderr[-300:]}"
+        return res
+    res.update(score=graded["score"], valid=graded["valid"], error=graded["error"])
+    return res
+
+
+def better(a: dict, b: dict, higher: bool) -> str:
+    if a["valid"] and not b["valid"]:
+        return "A"
+    if b["valid"] and not a["valid"]:
+        return "B"
+    if not a["valid"]:
+        return "-"
+    if a["score"] == b["score"]:
+        return "tie"
+    return "A" if (a["score"] > b["score"]) == higher else "B"
+
+
+def fmt(r: dict) -> str:
+    score = f"{r['score']:.5f}" if r["score"] is not None else "-"
+    secs = f"{r['seconds']:.1f}s" if r["seconds"] is not None else "-"
+    return f"{score:>11s} {'valid' if r['valid'] else 'INVALID':7s} {secs:>7s}"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("solution", nargs="?", type=Path,
+                    default=REPO / "tools" / "eval" / "reference_hgb.py",
+                    help="a script, or a folder of <slug>.py (default: reference_hgb.py)")
+    ap.add_argument("--compare", type=Path, help="a second script or folder to compare with")
+    ap.add_argument("--comps", type=Path, default=REPO / "target" / "eval-comps")
+    ap.add_argument("--only", help="comma-separated slugs (default: every competition)")
+    ap.add_argument("--policy", type=Path, default=REPO / "policies" / "large.toml")
+    ap.add_argument("--bin", type=Path, default=REPO / "target" / "debug" / "kaggle-solver")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="seconds per sandbox run (default: the policy's own limit)")
+    ap.add_argument("--keep", type=Path, help="keep submissions in KEEP/{A,B}/<slug>/")
+    ap.add_argument("--json", type=Path, help="also write the summary JSON here")
+    args = ap.parse_args(argv)
+    args.comps, args.policy, args.bin = args.comps.resolve(), args.policy.resolve(), \
+        args.bin.resolve()
+
+    slugs = sorted(p.parent.name for p in args.comps.glob("*/config.json"))
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = [s for s in wanted if s not in slugs]
+        if unknown:
+            ap.error(f"unknown competition(s) {unknown}; known: {slugs}")
+        slugs = [s for s in slugs if s in wanted]
+    if not slugs:
+        ap.error(f"no competitions in {args.comps} (run tools/eval/make_competitions.py)")
+    sides = {"A": args.solution.resolve()}
+    if args.compare:
+        sides["B"] = args.compare.resolve()
+    for name, path in sides.items():
+        if not path.exists():
+            ap.error(f"{path} does not exist")
+        print(f"# {name} = {path}", flush=True)
+
+    work = Path(tempfile.mkdtemp(prefix="ks-eval-"))
+    rows = []
+    try:
+        for slug in slugs:
+            cfg = json.loads((args.comps / slug / "config.json").read_text(encoding="utf-8"))
+            row = {"slug": slug, "task": cfg["task"], "metric": cfg["metric"],
+                   "higher_is_better": cfg["higher_is_better"]}
+            for name, path in sides.items():
+                out = (args.keep / name / slug) if args.keep else work / name / slug
+                row[name] = run_one(args, path, slug, out)
+            line = f"{slug:24s} {cfg['metric']:9s} {fmt(row['A'])}"
+            if "B" in sides:
+                row["better"] = better(row["A"], row["B"], cfg["higher_is_better"])
+                line += f" | {fmt(row['B'])} | better: {row['better']}"
+            print(line, flush=True)
+            for name in sides:
+                if row[name]["error"]:
+                    print(f"    {name}: {row[name]['error']}", flush=True)
+            rows.append(row)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    summary = {"comps": str(args.comps), "policy": str(args.policy),
+               "sides": {k: str(v) for k, v in sides.items()}, "results": rows}
+    for name in sides:
+        rs = [r[name] for r in rows]
+        summary[f"{name}_valid"] = sum(r["valid"] for r in rs)
+        summary[f"{name}_seconds"] = round(sum(r["seconds"] or 0 for r in rs), 1)
+    if "B" in sides:
+        summary["wins"] = {k: sum(r["better"] == k for r in rows) for k in ("A", "B", "tie", "-")}
+    text = json.dumps(summary)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 0 if all(r[n]["valid"] for r in rows for n in sides) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
