@@ -77,6 +77,15 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// The competition could not be named or fetched.
+    #[error(transparent)]
+    Source(#[from] crate::pipeline::fetch::SourceError),
+    /// The competition could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] crate::pipeline::fetch::FetchError),
+    /// The code generator is not configured right.
+    #[error(transparent)]
+    Generator(#[from] crate::pipeline::generate::ConfigError),
     /// The pipeline ended without a submission.
     #[error(transparent)]
     Solve(crate::pipeline::solve::SolveError),

@@ -1,25 +1,18 @@
 //! `kaggle-solver solve`: the embedded one-shot. Runs the whole pipeline in this process (no
 //! Redis), shows progress per stage, and writes `submission.csv` to `--out`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::{CliError, PolicyArgs};
 use crate::pipeline::analyse::CompetitionText;
-use crate::pipeline::generate::{BaselineGenerator, DynGenerator};
+use crate::pipeline::fetch::{Caller, CompetitionRef, EnvLookup, FetchConfig, Fetcher};
+use crate::pipeline::generate::{GeneratorKind, generator_from_env};
 use crate::pipeline::solve::{PreparedCompetition, Sandboxes, SolveEvent, SolveJob, Solver};
 use crate::sandbox::wasm::WasmSandbox;
 use crate::storage::LocalStore;
-
-/// Which code generator writes the pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub(crate) enum GeneratorChoice {
-    /// The built-in, offline, deterministic pandas + scikit-learn pipeline.
-    #[default]
-    Baseline,
-}
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SolveArgs {
@@ -31,20 +24,34 @@ pub(crate) struct SolveArgs {
     #[command(flatten)]
     policy: PolicyArgs,
     /// Which generator writes the code.
-    #[arg(long, value_enum, env = "KS_GENERATOR", default_value = "baseline")]
-    generator: GeneratorChoice,
+    #[arg(long, value_enum, env = "KS_GENERATOR", default_value = "auto")]
+    generator: GeneratorKind,
 }
 
 impl SolveArgs {
     pub(crate) async fn run(self) -> Result<ExitCode, CliError> {
         let started = Instant::now();
         let policy = self.policy.resolve()?;
-        let competition = prepare_local(Path::new(&self.competition))?;
+        let source = CompetitionRef::parse(&self.competition)?;
+        let env = EnvLookup::process();
+        let fetcher = Fetcher::new(FetchConfig::from_env(&env, Caller::Cli)?);
+        super::progress("fetch ...");
+        let fetch_started = Instant::now();
+        let fetched = fetcher.fetch(&source).await?;
         super::progress(format!(
-            "competition {} from {}",
-            competition.slug,
-            competition.dir.display()
+            "  fetch done in {:.1}s: {} from {}",
+            fetch_started.elapsed().as_secs_f64(),
+            fetched.slug,
+            fetched.dir.display()
         ));
+        let competition = PreparedCompetition {
+            slug: fetched.slug,
+            dir: fetched.dir,
+            text: CompetitionText {
+                description: fetched.description,
+                evaluation_metric: fetched.evaluation_metric,
+            },
+        };
         let home = ks_guest_runtime::RuntimeHome::from_env()
             .map_err(|e| CliError::Internal(e.to_string()))?;
         let wasm = tokio::task::spawn_blocking(|| {
@@ -54,9 +61,8 @@ impl SolveArgs {
         })
         .await
         .map_err(|e| CliError::Internal(e.to_string()))??;
-        let generator: DynGenerator = match self.generator {
-            GeneratorChoice::Baseline => Arc::new(BaselineGenerator),
-        };
+        let generator = generator_from_env(self.generator, |name| std::env::var(name).ok())?;
+        super::progress(format!("generator: {}", generator.name()));
         let solver = Solver::new(
             generator,
             Sandboxes {
@@ -120,29 +126,4 @@ fn print_event(event: SolveEvent) {
             super::progress(format!("attempt {attempt} failed: {reason}"));
         }
     }
-}
-
-/// A competition folder on this machine: a Kaggle download (files at the top) or the MLE-bench
-/// layout (files under `public/`), with its description from `description.md` if present.
-fn prepare_local(path: &Path) -> Result<PreparedCompetition, CliError> {
-    let dir = std::fs::canonicalize(path)
-        .map_err(|e| CliError::io(format!("opening {}", path.display()), e))?;
-    let data = if dir.join("public").is_dir() {
-        dir.join("public")
-    } else {
-        dir.clone()
-    };
-    let slug = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "competition".to_owned());
-    let description = std::fs::read_to_string(data.join("description.md")).ok();
-    Ok(PreparedCompetition {
-        slug,
-        dir: data,
-        text: CompetitionText {
-            description,
-            evaluation_metric: None,
-        },
-    })
 }

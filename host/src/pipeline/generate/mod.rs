@@ -5,12 +5,14 @@
 //! an OpenAI-compatible or the Anthropic API.
 
 mod baseline;
+mod choose;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 pub use baseline::{BaselineGenerator, baseline_code};
+pub use choose::{GeneratorKind, generator_from_env};
 
 use super::analyse::CompetitionAnalysis;
 
