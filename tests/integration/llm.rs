@@ -4,7 +4,7 @@
 //!
 //! Each test runs against both providers unless the behaviour is one provider's own.
 
-mod fake;
+pub(crate) mod fake;
 
 use std::time::{Duration, Instant};
 

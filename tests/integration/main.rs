@@ -6,6 +6,7 @@
 mod cli;
 mod fetch;
 mod llm;
+mod pipeline;
 mod policies;
 mod sandbox;
 mod support;

@@ -24,9 +24,9 @@ use kaggle_solver::pipeline::generate::{
 };
 use serde_json::{Value, json};
 
-pub(super) const KEY: &str = "sk-test-very-secret-0123456789";
-pub(super) const MODEL: &str = "fake-model-1";
-pub(super) const SCRIPT: &str = "import pandas as pd\n\
+pub(crate) const KEY: &str = "sk-test-very-secret-0123456789";
+pub(crate) const MODEL: &str = "fake-model-1";
+pub(crate) const SCRIPT: &str = "import pandas as pd\n\
 train = pd.read_csv('/input/train.csv')\n\
 test = pd.read_csv('/input/test.csv')\n\
 sub = pd.read_csv('/input/sample_submission.csv')\n\
@@ -34,17 +34,17 @@ sub['target'] = int(train['target'].mode()[0])\n\
 sub.to_csv('/output/submission.csv', index=False)\n";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Provider {
+pub(crate) enum Provider {
     OpenAi,
     Anthropic,
 }
 
 /// Both providers, for tests that run against each.
-pub(super) const BOTH: [Provider; 2] = [Provider::OpenAi, Provider::Anthropic];
+pub(crate) const BOTH: [Provider; 2] = [Provider::OpenAi, Provider::Anthropic];
 
 /// A canned reply: status, extra headers, body.
 #[derive(Debug)]
-pub(super) struct Canned {
+pub(crate) struct Canned {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Value,
@@ -67,14 +67,14 @@ struct FakeState {
 
 /// A fake LLM server on a random local port.
 #[derive(Debug)]
-pub(super) struct Fake {
+pub(crate) struct Fake {
     pub addr: SocketAddr,
     state: Arc<FakeState>,
     provider: Provider,
 }
 
 impl Fake {
-    pub(super) async fn start(provider: Provider, replies: Vec<Canned>) -> Result<Self> {
+    pub(crate) async fn start(provider: Provider, replies: Vec<Canned>) -> Result<Self> {
         let state = Arc::new(FakeState {
             provider,
             replies: Mutex::new(replies.into()),
@@ -93,7 +93,7 @@ impl Fake {
         })
     }
 
-    pub(super) fn seen(&self) -> Vec<(String, Value, Instant)> {
+    pub(crate) fn seen(&self) -> Vec<(String, Value, Instant)> {
         let seen = self.state.seen.lock().expect("the fake's lock");
         seen.iter()
             .map(|s| (s.path.clone(), s.body.clone(), s.at))
@@ -101,7 +101,7 @@ impl Fake {
     }
 
     /// The generator under test, pointed at this fake, with quick retries.
-    pub(super) fn generator(&self) -> Result<DynGenerator> {
+    pub(crate) fn generator(&self) -> Result<DynGenerator> {
         let base = match self.provider {
             Provider::OpenAi => format!("http://{}/v1", self.addr),
             Provider::Anthropic => format!("http://{}", self.addr),
@@ -161,7 +161,7 @@ async fn handle(
     response
 }
 
-pub(super) fn quick() -> HttpConfig {
+pub(crate) fn quick() -> HttpConfig {
     HttpConfig {
         connect_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(20),
@@ -173,7 +173,7 @@ pub(super) fn quick() -> HttpConfig {
     }
 }
 
-pub(super) fn ok(provider: Provider, text: &str) -> Canned {
+pub(crate) fn ok(provider: Provider, text: &str) -> Canned {
     let body = match provider {
         Provider::OpenAi => json!({
             "id": "chatcmpl-1", "object": "chat.completion", "model": MODEL,
@@ -192,7 +192,7 @@ pub(super) fn ok(provider: Provider, text: &str) -> Canned {
     }
 }
 
-pub(super) fn error(provider: Provider, status: u16, message: &str) -> Canned {
+pub(crate) fn error(provider: Provider, status: u16, message: &str) -> Canned {
     let body = match provider {
         Provider::OpenAi => json!({"error": {"message": message, "type": "fake_error"}}),
         Provider::Anthropic => {
@@ -223,7 +223,7 @@ fn table(path: &str, rows: u64, names: &[&str]) -> TableProfile {
     }
 }
 
-pub(super) fn analysis() -> CompetitionAnalysis {
+pub(crate) fn analysis() -> CompetitionAnalysis {
     CompetitionAnalysis {
         slug: "fake-competition".to_owned(),
         files: ["train.csv", "test.csv", "sample_submission.csv"]
@@ -247,7 +247,7 @@ pub(super) fn analysis() -> CompetitionAnalysis {
     }
 }
 
-pub(super) async fn generate(
+pub(crate) async fn generate(
     generator: &DynGenerator,
     previous: Option<PreviousAttempt>,
 ) -> Result<GeneratedCode, GenerateError> {
@@ -261,7 +261,7 @@ pub(super) async fn generate(
 }
 
 /// Checks the request's shape for its provider and returns its user message.
-pub(super) fn check_request(provider: Provider, path: &str, body: &Value) -> Result<String> {
+pub(crate) fn check_request(provider: Provider, path: &str, body: &Value) -> Result<String> {
     ensure!(body["model"] == MODEL, "the model: {body}");
     let user = match provider {
         Provider::OpenAi => {

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use super::{AnthropicConfig, AnthropicGenerator, BaselineGenerator, ConfigError, DynGenerator, OpenAiConfig, OpenAiGenerator};
+use super::{
+    AnthropicConfig, AnthropicGenerator, BaselineGenerator, ConfigError, DynGenerator,
+    OpenAiConfig, OpenAiGenerator,
+};
 
 /// Which generator writes the code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -31,14 +34,18 @@ pub fn generator_from_env(
 ) -> Result<DynGenerator, ConfigError> {
     let set = |name: &str| lookup(name).is_some_and(|v| !v.trim().is_empty());
     let kind = match kind {
-        GeneratorKind::Auto if set("OPENAI_API_KEY") || set("OPENAI_BASE_URL") => GeneratorKind::Openai,
+        GeneratorKind::Auto if set("OPENAI_API_KEY") || set("OPENAI_BASE_URL") => {
+            GeneratorKind::Openai
+        }
         GeneratorKind::Auto if set("ANTHROPIC_API_KEY") => GeneratorKind::Anthropic,
         GeneratorKind::Auto => GeneratorKind::Baseline,
         other => other,
     };
     Ok(match kind {
         GeneratorKind::Openai => Arc::new(OpenAiGenerator::new(OpenAiConfig::from_env(&lookup)?)?),
-        GeneratorKind::Anthropic => Arc::new(AnthropicGenerator::new(AnthropicConfig::from_env(&lookup)?)?),
+        GeneratorKind::Anthropic => Arc::new(AnthropicGenerator::new(AnthropicConfig::from_env(
+            &lookup,
+        )?)?),
         GeneratorKind::Auto | GeneratorKind::Baseline => Arc::new(BaselineGenerator),
     })
 }
@@ -48,16 +55,31 @@ mod tests {
     use super::*;
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     #[test]
     fn auto_picks_a_configured_llm_or_the_baseline() {
-        let name = |kind, pairs| generator_from_env(kind, env(pairs)).expect("generator").name();
+        let name = |kind, pairs| {
+            generator_from_env(kind, env(pairs))
+                .expect("generator")
+                .name()
+        };
         assert_eq!(name(GeneratorKind::Auto, &[]), "baseline");
-        assert_eq!(name(GeneratorKind::Auto, &[("OPENAI_API_KEY", "k")]), "openai:gpt-4o-mini");
+        assert_eq!(
+            name(GeneratorKind::Auto, &[("OPENAI_API_KEY", "k")]),
+            "openai:gpt-4o-mini"
+        );
         assert!(name(GeneratorKind::Auto, &[("ANTHROPIC_API_KEY", "k")]).starts_with("anthropic:"));
-        assert_eq!(name(GeneratorKind::Baseline, &[("OPENAI_API_KEY", "k")]), "baseline");
+        assert_eq!(
+            name(GeneratorKind::Baseline, &[("OPENAI_API_KEY", "k")]),
+            "baseline"
+        );
     }
 
     #[test]

@@ -1,0 +1,259 @@
+//! The solving pipeline end to end in-process: the baseline on the bundled demo competition,
+//! and the attempt loop feeding a failure back to the generator (through a fake LLM server
+//! and through a scripted generator), all on the real WASI sandbox.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, ensure};
+use async_trait::async_trait;
+use kaggle_solver::pipeline::analyse::CompetitionText;
+use kaggle_solver::pipeline::generate::{
+    BaselineGenerator, DynGenerator, GenerateError, GeneratedCode, GenerationRequest, Generator,
+};
+use kaggle_solver::pipeline::solve::{
+    PreparedCompetition, Sandboxes, SolveError, SolveJob, SolveReport, Solver,
+};
+use kaggle_solver::storage::LocalStore;
+use ks_policies::Policy;
+use tokio_util::sync::CancellationToken;
+
+use crate::llm::fake::{Fake, Provider, ok};
+use crate::support::wasm_sandbox;
+
+const DEMO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/competitions/penguins"
+);
+const DEMO_ANSWERS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tools/eval/demo-answers/penguins/private/answers.csv"
+);
+
+/// Writes a valid submission for the demo: the most common species for every id.
+const GOOD: &str = "import pandas as pd\n\
+train = pd.read_csv('/input/train.csv')\n\
+sub = pd.read_csv('/input/sample_submission.csv')\n\
+sub['species'] = train['species'].mode()[0]\n\
+sub.to_csv('/output/submission.csv', index=False)\n";
+
+fn demo() -> PreparedCompetition {
+    PreparedCompetition {
+        slug: "penguins".into(),
+        dir: DEMO.into(),
+        text: CompetitionText {
+            description: std::fs::read_to_string(Path::new(DEMO).join("description.md")).ok(),
+            evaluation_metric: None,
+        },
+    }
+}
+
+struct Harness {
+    solver: Solver,
+    _work: tempfile::TempDir,
+}
+
+fn harness(generator: DynGenerator) -> Harness {
+    let work = tempfile::tempdir().expect("tempdir");
+    let solver = Solver::new(
+        generator,
+        Sandboxes {
+            wasm: Some(Arc::new(wasm_sandbox())),
+            docker: None,
+        },
+        Arc::new(LocalStore::new(work.path().join("store"))),
+        work.path().join("work"),
+    );
+    Harness {
+        solver,
+        _work: work,
+    }
+}
+
+async fn solve(harness: &Harness, policy: &Policy) -> Result<SolveReport, SolveError> {
+    let job = SolveJob {
+        id: "job-1".into(),
+        policy,
+        cancel: CancellationToken::new(),
+        events: &|_| {},
+    };
+    harness.solver.solve(&job, &demo()).await
+}
+
+/// Plays canned code, one per attempt, and records what each request carried.
+#[derive(Debug, Default)]
+struct Scripted {
+    codes: Mutex<VecDeque<String>>,
+    previous_errors: Mutex<Vec<Option<String>>>,
+}
+
+#[async_trait]
+impl Generator for Scripted {
+    fn name(&self) -> String {
+        "scripted".into()
+    }
+
+    async fn generate(
+        &self,
+        request: &GenerationRequest<'_>,
+    ) -> Result<GeneratedCode, GenerateError> {
+        self.previous_errors
+            .lock()
+            .expect("lock")
+            .push(request.previous.as_ref().map(|p| p.error.clone()));
+        let code = self
+            .codes
+            .lock()
+            .expect("lock")
+            .pop_front()
+            .ok_or(GenerateError::NoCode {
+                provider: "scripted".into(),
+            })?;
+        Ok(GeneratedCode {
+            code,
+            generator: self.name(),
+        })
+    }
+}
+
+fn scripted(codes: &[&str]) -> Arc<Scripted> {
+    Arc::new(Scripted {
+        codes: Mutex::new(codes.iter().map(|c| (*c).to_owned()).collect()),
+        ..Scripted::default()
+    })
+}
+
+/// The share of ids whose label matches the demo's private answers.
+fn accuracy(submission: &Path) -> Result<f64> {
+    let read = |path: &Path| -> Result<HashMap<String, String>> {
+        let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+        text.lines()
+            .skip(1)
+            .map(|line| {
+                let (id, value) = line.split_once(',').context("two columns")?;
+                Ok((id.to_owned(), value.to_owned()))
+            })
+            .collect()
+    };
+    let truth = read(Path::new(DEMO_ANSWERS))?;
+    let ours = read(submission)?;
+    ensure!(truth.len() == ours.len(), "row counts differ");
+    let right = truth
+        .iter()
+        .filter(|(id, v)| ours.get(*id) == Some(*v))
+        .count();
+    Ok(right as f64 / truth.len() as f64)
+}
+
+#[tokio::test]
+async fn the_baseline_solves_the_demo_competition() -> Result<()> {
+    let harness = harness(Arc::new(BaselineGenerator));
+    let report = solve(&harness, &Policy::default()).await?;
+    ensure!(report.attempts.len() == 1, "{:?}", report.attempts);
+    ensure!(report.submission.source == "local");
+    let accuracy = accuracy(Path::new(&report.submission.path))?;
+    ensure!(accuracy >= 0.9, "accuracy {accuracy}");
+    ensure!(
+        report.validation_score.is_some(),
+        "the baseline prints a validation score"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_crashing_first_attempt_is_fixed_after_the_llm_sees_the_error() -> Result<()> {
+    let crashing =
+        "import pandas as pd\ntrain = pd.read_csv('/input/train.csv')\nprint(train['speceis'])\n";
+    let fake = Fake::start(
+        Provider::OpenAi,
+        vec![
+            ok(
+                Provider::OpenAi,
+                &format!("Here you go:\n```python\n{crashing}```"),
+            ),
+            ok(
+                Provider::OpenAi,
+                &format!("Fixed the typo:\n```python\n{GOOD}```"),
+            ),
+        ],
+    )
+    .await?;
+    let harness = harness(fake.generator()?);
+    let report = solve(&harness, &Policy::default()).await?;
+    ensure!(report.attempts.len() == 2, "{:#?}", report.attempts);
+    let first = report.attempts[0].error.clone().unwrap_or_default();
+    ensure!(first.contains("KeyError"), "{first}");
+    let seen = fake.seen();
+    ensure!(seen.len() == 2, "two LLM requests, got {}", seen.len());
+    let retry_prompt = seen[1].1.to_string();
+    ensure!(
+        retry_prompt.contains("speceis"),
+        "the retry carries the failed code"
+    );
+    ensure!(
+        retry_prompt.contains("KeyError"),
+        "the retry carries the error"
+    );
+    ensure!(accuracy(Path::new(&report.submission.path))? > 0.3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_invalid_submission_is_fed_back_with_its_reason() -> Result<()> {
+    let wrong_columns = "import pandas as pd\n\
+sub = pd.read_csv('/input/sample_submission.csv')\n\
+sub.rename(columns={'species': 'label'}).to_csv('/output/submission.csv', index=False)\n";
+    let generator = scripted(&[wrong_columns, GOOD]);
+    let harness = harness(generator.clone());
+    let report = solve(&harness, &Policy::default()).await?;
+    ensure!(report.attempts.len() == 2);
+    let errors = generator.previous_errors.lock().expect("lock").clone();
+    ensure!(
+        errors[0].is_none(),
+        "the first request has no previous attempt"
+    );
+    let fed_back = errors[1].clone().unwrap_or_default();
+    ensure!(fed_back.contains("columns must be exactly"), "{fed_back}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn attempts_run_out_with_the_last_error() -> Result<()> {
+    let mut policy = Policy::default();
+    policy.attempts.max = 2;
+    let generator = scripted(&[
+        "raise ValueError('first')\n",
+        "raise ValueError('second')\n",
+    ]);
+    let harness = harness(generator);
+    match solve(&harness, &policy).await {
+        Err(SolveError::AttemptsExhausted {
+            attempts,
+            last_error,
+            records,
+        }) => {
+            ensure!(attempts == 2 && records.len() == 2);
+            ensure!(
+                last_error.contains("ValueError") && last_error.contains("second"),
+                "{last_error}"
+            );
+        }
+        other => anyhow::bail!("expected exhausted attempts, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn code_that_needs_xgboost_fails_its_attempt_without_docker() -> Result<()> {
+    let generator = scripted(&["import xgboost\n", GOOD]);
+    let harness = harness(generator.clone());
+    let report = solve(&harness, &Policy::default()).await?;
+    let first = report.attempts[0].error.clone().unwrap_or_default();
+    ensure!(
+        first.contains("xgboost") && first.contains("scikit-learn"),
+        "{first}"
+    );
+    ensure!(report.attempts[0].outcome.is_none(), "it never ran");
+    Ok(())
+}
