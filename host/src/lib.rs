@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod pipeline;
+pub mod queue;
 pub mod sandbox;
 pub mod storage;
 

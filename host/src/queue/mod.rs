@@ -1,0 +1,88 @@
+//! The job queue: where accepted jobs wait, which worker holds which job, and each job's
+//! record. Two implementations behind one trait, run through one conformance suite: Redis
+//! (durable, shared by worker processes on many machines) and in-memory (the embedded mode,
+//! not durable).
+//!
+//! Delivery is at least once, with leases: a worker claims a job for a lease period and
+//! heartbeats to keep it; a job whose lease expires is put back by the reaper. Every state
+//! change names the worker, and a change from a worker that no longer holds the lease is
+//! refused, so a late completion never overwrites the new owner's result.
+
+mod types;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use types::{
+    CancelOutcome, Failure, JobId, JobRecord, JobResult, JobStatus, LeaseState, NewJob, Progress,
+    QueueStats, WorkerId,
+};
+
+/// Why a queue operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The backing store could not be reached or answered with an error (retry later).
+    #[error("the queue's store is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record could not be read (a bug or a foreign writer).
+    #[error("corrupt job record {id}: {reason}")]
+    Corrupt {
+        /// The job.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl QueueError {
+    /// Whether retrying the operation later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// The operations every queue offers. Each one is atomic.
+#[async_trait]
+pub trait JobQueue: Send + Sync + std::fmt::Debug {
+    /// Accepts a job: records it as `pending` and puts it at the back of the waiting line.
+    async fn enqueue(&self, job: NewJob) -> Result<JobRecord, QueueError>;
+
+    /// The job's record, if the id is known.
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError>;
+
+    /// Takes the next waiting job for `worker`, leased until now + `lease`, and marks it
+    /// `processing`. `None` when nothing waits.
+    async fn claim(&self, worker: &WorkerId, lease: Duration) -> Result<Option<JobRecord>, QueueError>;
+
+    /// Extends `worker`'s lease on `id`. Tells the worker whether it still holds the job and
+    /// whether a cancel was asked for.
+    async fn heartbeat(&self, worker: &WorkerId, id: &JobId, lease: Duration) -> Result<LeaseState, QueueError>;
+
+    /// Records progress (stage, attempt, backend) if `worker` holds the job.
+    async fn progress(&self, worker: &WorkerId, id: &JobId, progress: Progress) -> Result<LeaseState, QueueError>;
+
+    /// Marks the job `completed` with its result if `worker` holds it; `false` if it does not.
+    async fn complete(&self, worker: &WorkerId, id: &JobId, result: JobResult) -> Result<bool, QueueError>;
+
+    /// Records a failure if `worker` holds the job: a retryable one puts the job back in line
+    /// (after its delay) without using an attempt of the code; a permanent one marks it
+    /// `failed`. `false` if the worker does not hold it.
+    async fn fail(&self, worker: &WorkerId, id: &JobId, failure: Failure) -> Result<bool, QueueError>;
+
+    /// Hands a held job back to the waiting line (a draining worker); `false` if not held.
+    async fn release(&self, worker: &WorkerId, id: &JobId) -> Result<bool, QueueError>;
+
+    /// Cancels a job: a pending one at once, a running one by flagging it for its worker.
+    async fn cancel(&self, id: &JobId) -> Result<CancelOutcome, QueueError>;
+
+    /// Puts every job whose lease has expired back in line; returns how many.
+    async fn reap_expired(&self) -> Result<u64, QueueError>;
+
+    /// Counts by state, for `/metrics`.
+    async fn stats(&self) -> Result<QueueStats, QueueError>;
+}
+
+/// A shared, type-erased queue.
+pub type DynQueue = Arc<dyn JobQueue>;
