@@ -54,22 +54,46 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
 
     /// Takes the next waiting job for `worker`, leased until now + `lease`, and marks it
     /// `processing`. `None` when nothing waits.
-    async fn claim(&self, worker: &WorkerId, lease: Duration) -> Result<Option<JobRecord>, QueueError>;
+    async fn claim(
+        &self,
+        worker: &WorkerId,
+        lease: Duration,
+    ) -> Result<Option<JobRecord>, QueueError>;
 
     /// Extends `worker`'s lease on `id`. Tells the worker whether it still holds the job and
     /// whether a cancel was asked for.
-    async fn heartbeat(&self, worker: &WorkerId, id: &JobId, lease: Duration) -> Result<LeaseState, QueueError>;
+    async fn heartbeat(
+        &self,
+        worker: &WorkerId,
+        id: &JobId,
+        lease: Duration,
+    ) -> Result<LeaseState, QueueError>;
 
     /// Records progress (stage, attempt, backend) if `worker` holds the job.
-    async fn progress(&self, worker: &WorkerId, id: &JobId, progress: Progress) -> Result<LeaseState, QueueError>;
+    async fn progress(
+        &self,
+        worker: &WorkerId,
+        id: &JobId,
+        progress: Progress,
+    ) -> Result<LeaseState, QueueError>;
 
     /// Marks the job `completed` with its result if `worker` holds it; `false` if it does not.
-    async fn complete(&self, worker: &WorkerId, id: &JobId, result: JobResult) -> Result<bool, QueueError>;
+    async fn complete(
+        &self,
+        worker: &WorkerId,
+        id: &JobId,
+        result: JobResult,
+    ) -> Result<bool, QueueError>;
 
     /// Records a failure if `worker` holds the job: a retryable one puts the job back in line
     /// (after its delay) without using an attempt of the code; a permanent one marks it
     /// `failed`. `false` if the worker does not hold it.
-    async fn fail(&self, worker: &WorkerId, id: &JobId, failure: Failure) -> Result<bool, QueueError>;
+    async fn fail(
+        &self,
+        worker: &WorkerId,
+        id: &JobId,
+        failure: Failure,
+    ) -> Result<bool, QueueError>;
 
     /// Hands a held job back to the waiting line (a draining worker); `false` if not held.
     async fn release(&self, worker: &WorkerId, id: &JobId) -> Result<bool, QueueError>;

@@ -15,7 +15,9 @@ impl JobId {
 
     /// Parses a client-given id, accepting only a UUID.
     pub fn parse(text: &str) -> Option<Self> {
-        uuid::Uuid::parse_str(text).ok().map(|u| Self(u.to_string()))
+        uuid::Uuid::parse_str(text)
+            .ok()
+            .map(|u| Self(u.to_string()))
     }
 }
 
@@ -40,7 +42,11 @@ impl WorkerId {
     /// A fresh id for this process start.
     pub fn for_this_process() -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".to_owned());
-        Self(format!("{host}-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()))
+        Self(format!(
+            "{host}-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ))
     }
 }
 
