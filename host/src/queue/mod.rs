@@ -8,6 +8,9 @@
 //! change names the worker, and a change from a worker that no longer holds the lease is
 //! refused, so a late completion never overwrites the new owner's result.
 
+mod config;
+mod memory;
+mod redis;
 mod types;
 
 use std::sync::Arc;
@@ -15,6 +18,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use self::redis::RedisQueue;
+pub use config::QueueConfig;
+pub use memory::MemoryQueue;
 pub use types::{
     CancelOutcome, Failure, JobId, JobRecord, JobResult, JobStatus, LeaseState, NewJob, Progress,
     QueueStats, WorkerId,

@@ -1,0 +1,299 @@
+//! The route handlers of DESIGN §3. Each does one queue or store call at most and never waits
+//! on job work: jobs run on workers, which the API reaches only through the queue.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::types::{CancelResponse, ErrorBody, Health, RunQuery, RunResponse, StatusResponse};
+use super::{ApiError, ApiState, SubmitError};
+use crate::queue::{CancelOutcome, JobId, JobRecord, JobStatus};
+use crate::worker::JobLog;
+
+/// Accepts a job: checks the URL and the policy, enqueues, answers at once.
+#[utoipa::path(
+    method(get, post),
+    path = "/run",
+    params(RunQuery),
+    responses(
+        (status = 202, description = "Accepted; poll /status/{job_id}", body = RunResponse),
+        (status = 400, description = "Bad input; nothing was enqueued", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 414, description = "Query string too long", body = ErrorBody),
+        (status = 503, description = "The queue is unavailable", body = ErrorBody),
+    ),
+    security((), ("bearer" = []))
+)]
+pub(crate) async fn run(
+    State(state): State<Arc<ApiState>>,
+    query: Result<Query<RunQuery>, QueryRejection>,
+) -> Result<(StatusCode, Json<RunResponse>), ApiError> {
+    let result = accept(&state, query).await;
+    if matches!(&result, Err(ApiError::Client { .. })) {
+        state.metrics.rejected();
+    }
+    let record = result?;
+    state.metrics.submitted();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RunResponse {
+            job_id: record.id.0,
+        }),
+    ))
+}
+
+async fn accept(
+    state: &ApiState,
+    query: Result<Query<RunQuery>, QueryRejection>,
+) -> Result<JobRecord, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let url = query.url.as_deref().map(str::trim).unwrap_or_default();
+    if url.is_empty() {
+        return Err(ApiError::bad_request(
+            "missing_url",
+            "give the competition as ?url=https://www.kaggle.com/competitions/<slug>",
+        ));
+    }
+    let policy = query.policy.as_deref().filter(|p| !p.is_empty());
+    state
+        .submitter
+        .submit(url, policy)
+        .await
+        .map_err(|e| match e {
+            SubmitError::Source(e) => e.into(),
+            SubmitError::Policy(e) => e.into(),
+            SubmitError::Queue(e) => e.into(),
+            SubmitError::Internal(e) => ApiError::Internal(e),
+        })
+}
+
+/// A job's state in the `StatusResponse` shape.
+#[utoipa::path(
+    get,
+    path = "/status/{job_id}",
+    params(("job_id" = String, Path, description = "The job's id (a UUID)")),
+    responses(
+        (status = 200, description = "The job's state", body = StatusResponse),
+        (status = 400, description = "Not a job id", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+    ),
+    security((), ("bearer" = []))
+)]
+pub(crate) async fn status(
+    State(state): State<Arc<ApiState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<StatusResponse>, ApiError> {
+    let record = record(&state, id).await?;
+    Ok(Json(StatusResponse::from(&record)))
+}
+
+/// The submission CSV of a completed job.
+#[utoipa::path(
+    get,
+    path = "/jobs/{job_id}/submission",
+    params(("job_id" = String, Path, description = "The job's id (a UUID)")),
+    responses(
+        (status = 200, description = "submission.csv", content_type = "text/csv", body = String),
+        (status = 404, description = "No such job or submission", body = ErrorBody),
+        (status = 409, description = "The job has not completed", body = ErrorBody),
+    ),
+    security((), ("bearer" = []))
+)]
+pub(crate) async fn submission(
+    State(state): State<Arc<ApiState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let record = record(&state, id).await?;
+    match record.status {
+        JobStatus::Completed => {}
+        JobStatus::Failed => {
+            return Err(ApiError::client(
+                StatusCode::CONFLICT,
+                "job_failed",
+                format!(
+                    "the job failed and has no submission: {}",
+                    record.message.as_deref().unwrap_or("no message")
+                ),
+            ));
+        }
+        JobStatus::Pending | JobStatus::Processing => {
+            return Err(ApiError::client(
+                StatusCode::CONFLICT,
+                "not_completed",
+                "the job has not completed yet; poll /status/{job_id} until it is `completed`",
+            ));
+        }
+    }
+    let missing = || {
+        ApiError::not_found(format!(
+            "the job completed but its submission is not in this server's store (it is at \
+             {}:{})",
+            record.submission_source.as_deref().unwrap_or("?"),
+            record.submission_path.as_deref().unwrap_or("?"),
+        ))
+    };
+    let path = state
+        .store
+        .get(&record.id.0)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or_else(missing)?;
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+        Err(e) => return Err(ApiError::Internal(format!("{}: {e}", path.display()))),
+    };
+    let disposition = format!("attachment; filename=\"submission-{}.csv\"", record.id);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The attempts' code, output tails and errors, and the job's timeline.
+#[utoipa::path(
+    get,
+    path = "/jobs/{job_id}/logs",
+    params(("job_id" = String, Path, description = "The job's id (a UUID)")),
+    responses(
+        (status = 200, description = "The job's log (empty until a worker starts it)", body = JobLog),
+        (status = 400, description = "Not a job id", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+    ),
+    security((), ("bearer" = []))
+)]
+pub(crate) async fn logs(
+    State(state): State<Arc<ApiState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<JobLog>, ApiError> {
+    let record = record(&state, id).await?;
+    let log = state
+        .logs
+        .read(&record.id)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(log.unwrap_or_else(|| JobLog {
+        job_id: record.id.0,
+        ..JobLog::default()
+    })))
+}
+
+/// Cancels a job: a pending one at once, a running one within a heartbeat.
+#[utoipa::path(
+    delete,
+    path = "/jobs/{job_id}",
+    params(("job_id" = String, Path, description = "The job's id (a UUID)")),
+    responses(
+        (status = 200, description = "Cancelled (it was pending)", body = CancelResponse),
+        (status = 202, description = "Its worker will stop it", body = CancelResponse),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job already ended", body = ErrorBody),
+    ),
+    security((), ("bearer" = []))
+)]
+pub(crate) async fn cancel(
+    State(state): State<Arc<ApiState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<(StatusCode, Json<CancelResponse>), ApiError> {
+    let id = job_id(id)?;
+    let outcome = state.submitter.queue().cancel(&id).await?;
+    let status = match outcome {
+        CancelOutcome::Cancelled => StatusCode::OK,
+        CancelOutcome::Requested => StatusCode::ACCEPTED,
+        CancelOutcome::AlreadyFinished => {
+            return Err(ApiError::client(
+                StatusCode::CONFLICT,
+                "already_finished",
+                "the job already ended; there is nothing to cancel",
+            ));
+        }
+        CancelOutcome::NotFound => return Err(not_found(&id)),
+    };
+    let body = CancelResponse::new(&id.0, outcome)
+        .ok_or_else(|| ApiError::Internal("unexpected cancel outcome".into()))?;
+    Ok((status, Json(body)))
+}
+
+/// Liveness: answers while the process serves HTTP. Needs no token.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+pub(crate) async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".to_owned(),
+    })
+}
+
+/// Prometheus text: queue depth, jobs by state, attempt outcomes, sandbox durations.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)),
+    security((), ("bearer" = []))
+)]
+pub(crate) async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
+    let stats = match state.submitter.queue().stats().await {
+        Ok(stats) => Some(stats),
+        Err(error) => {
+            tracing::warn!(%error, "metrics without queue counts");
+            None
+        }
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(stats),
+    )
+        .into_response()
+}
+
+/// The OpenAPI document of this API.
+pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(super::openapi::document())
+}
+
+/// Unknown routes.
+pub(crate) async fn no_route() -> ApiError {
+    ApiError::not_found("no such route; the routes are listed in /openapi.json")
+}
+
+/// Known routes with the wrong method.
+pub(crate) async fn wrong_method() -> ApiError {
+    ApiError::client(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method; see /openapi.json",
+    )
+}
+
+fn job_id(raw: Result<Path<String>, PathRejection>) -> Result<JobId, ApiError> {
+    let Path(raw) = raw.map_err(|e| ApiError::bad_request("invalid_job_id", e.body_text()))?;
+    JobId::parse(&raw).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_job_id",
+            "job ids are UUIDs, as /run returned them (e.g. 67e55044-10b1-426f-9247-bb680e5fe0c8)",
+        )
+    })
+}
+
+fn not_found(id: &JobId) -> ApiError {
+    ApiError::not_found(format!("there is no job {id}"))
+}
+
+async fn record(
+    state: &ApiState,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<JobRecord, ApiError> {
+    let id = job_id(id)?;
+    state
+        .submitter
+        .queue()
+        .get(&id)
+        .await?
+        .ok_or_else(|| not_found(&id))
+}

@@ -1,0 +1,82 @@
+//! The REST API of DESIGN §3, as an axum [`Router`] that any axum app can serve or nest.
+//!
+//! The API only talks to the queue (and reads finished submissions and logs): it accepts a
+//! job after checking it ([`Submitter`]), answers at once, and lets workers do the work. That
+//! keeps every request cheap whatever the jobs cost. Parts: `handlers` (the routes), `types`
+//! (the JSON), `error` (the one error type, [`ApiError`]), `guard` (auth and limits),
+//! `metrics` ([`Metrics`]) and `openapi` ([`openapi_document`]).
+
+mod error;
+mod guard;
+mod handlers;
+mod metrics;
+mod openapi;
+mod submit;
+mod types;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{delete, get};
+use tower_http::limit::RequestBodyLimitLayer;
+
+pub use error::ApiError;
+pub use guard::{ApiToken, MAX_QUERY_BYTES};
+pub use metrics::{JobOutcome, Metrics};
+pub use openapi::document as openapi_document;
+pub use submit::{SubmitError, Submitter};
+pub use types::{
+    CancelResponse, ErrorBody, Health, RunQuery, RunResponse, StatusResponse, rfc3339,
+};
+
+use crate::storage::DynStore;
+use crate::worker::DynLogs;
+
+/// The largest request body accepted (no route takes a body; this only bounds abuse).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct ApiState {
+    /// Checks and enqueues submissions; holds the queue.
+    pub submitter: Submitter,
+    /// Where finished submissions are read from.
+    pub store: DynStore,
+    /// Where job logs are read from.
+    pub logs: DynLogs,
+    /// The counters `/metrics` renders.
+    pub metrics: Arc<Metrics>,
+    /// The bearer token every route but `/healthz` requires, if set.
+    pub token: Option<ApiToken>,
+}
+
+/// The API's routes over `state`, with the auth check and the size limits applied.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let token = state.token.clone();
+    Router::new()
+        .route("/run", get(handlers::run).post(handlers::run))
+        .route("/status/{job_id}", get(handlers::status))
+        .route("/jobs/{job_id}", delete(handlers::cancel))
+        .route("/jobs/{job_id}/submission", get(handlers::submission))
+        .route("/jobs/{job_id}/logs", get(handlers::logs))
+        .route("/healthz", get(handlers::healthz))
+        .route("/metrics", get(handlers::metrics))
+        .route("/openapi.json", get(handlers::openapi))
+        .fallback(handlers::no_route)
+        .method_not_allowed_fallback(handlers::wrong_method)
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(token, guard::guard))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+}
+
+/// Only `/metrics` and `/healthz` over `state`, for worker processes to expose their counters.
+pub fn metrics_router(state: Arc<ApiState>) -> Router {
+    let token = state.token.clone();
+    Router::new()
+        .route("/healthz", get(handlers::healthz))
+        .route("/metrics", get(handlers::metrics))
+        .fallback(handlers::no_route)
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(token, guard::guard))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+}

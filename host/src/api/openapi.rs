@@ -1,0 +1,91 @@
+//! The OpenAPI document (`GET /openapi.json`), generated from the handlers' annotations and
+//! the response types, so it cannot drift from what the server does.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::handlers;
+use super::types::{CancelResponse, ErrorBody, Health, RunResponse, StatusResponse};
+use crate::worker::{AttemptLog, JobLog, LogEvent};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "kaggle-solver",
+        description = "Submit a Kaggle competition, poll its job, download the submission. \
+                       When the server has KS_API_TOKEN set, every route but /healthz needs \
+                       `Authorization: Bearer <token>`."
+    ),
+    paths(
+        handlers::run,
+        handlers::status,
+        handlers::submission,
+        handlers::logs,
+        handlers::cancel,
+        handlers::healthz,
+        handlers::metrics
+    ),
+    components(schemas(
+        RunResponse,
+        StatusResponse,
+        CancelResponse,
+        ErrorBody,
+        Health,
+        JobLog,
+        AttemptLog,
+        LogEvent
+    )),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+/// Declares the `bearer` security scheme the paths refer to.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document, with this crate's version.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lists_every_route_and_the_status_shape() {
+        let doc = super::document();
+        let json = serde_json::to_value(&doc).expect("serialises");
+        for path in [
+            "/run",
+            "/status/{job_id}",
+            "/jobs/{job_id}",
+            "/jobs/{job_id}/submission",
+            "/jobs/{job_id}/logs",
+            "/healthz",
+            "/metrics",
+        ] {
+            assert!(json["paths"].get(path).is_some(), "{path} missing");
+        }
+        assert!(json["paths"]["/run"].get("post").is_some());
+        assert!(json["paths"]["/run"].get("get").is_some());
+        let status = &json["components"]["schemas"]["StatusResponse"]["required"];
+        for key in ["status", "source", "path", "message"] {
+            assert!(
+                status
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|k| k == key)),
+                "{status}"
+            );
+        }
+    }
+}

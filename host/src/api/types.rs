@@ -1,0 +1,186 @@
+//! The JSON the REST API takes and gives, in one place so that the handlers, the OpenAPI
+//! document and clients (the stress tool, the tests) agree on every field.
+//!
+//! `StatusResponse` keeps the original design's four keys (`status`, `source`, `path`,
+//! `message`) always present, and adds the optional extras of DESIGN §3 only when known.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::queue::{CancelOutcome, JobRecord, JobStatus};
+
+/// The query of `POST /run` (and `GET /run`).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RunQuery {
+    /// The competition: `https://www.kaggle.com/competitions/<slug>`, or a folder under the
+    /// server's `KS_COMPETITIONS_DIR`.
+    pub url: Option<String>,
+    /// A policy preset's name (default `default`).
+    pub policy: Option<String>,
+}
+
+/// `202` answer of `/run`: the accepted job's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunResponse {
+    /// The job's id (a UUID), for `/status/{job_id}`.
+    pub job_id: String,
+}
+
+/// A job's state, as `GET /status/{job_id}` answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StatusResponse {
+    /// `pending`, `processing`, `completed` or `failed`.
+    pub status: String,
+    /// Where the submission is stored: `local` or `s3`; `null` until the job completes.
+    #[schema(required = true)]
+    pub source: Option<String>,
+    /// Where in that store the submission is; `null` until the job completes.
+    #[schema(required = true)]
+    pub path: Option<String>,
+    /// A human-readable note; for a failed job, the last error and what to do about it.
+    pub message: String,
+    /// The pipeline stage while processing (`fetch`, `analyse`, `generate`, `run`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The current or last attempt of the generated code (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// The policy's attempt limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// The sandbox backend of the current attempt (`wasm` or `docker`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// When the job was accepted (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// When the job last changed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    /// The validation score the generated code printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_score: Option<f64>,
+}
+
+impl From<&JobRecord> for StatusResponse {
+    fn from(record: &JobRecord) -> Self {
+        let status = match record.status {
+            JobStatus::Pending => "pending",
+            JobStatus::Processing => "processing",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+        };
+        let message = record
+            .message
+            .clone()
+            .unwrap_or_else(|| match record.status {
+                JobStatus::Pending => "waiting for a worker".to_owned(),
+                JobStatus::Processing => match &record.stage {
+                    Some(stage) => format!("processing: {stage}"),
+                    None => "processing".to_owned(),
+                },
+                JobStatus::Completed => "completed".to_owned(),
+                JobStatus::Failed => "failed".to_owned(),
+            });
+        Self {
+            status: status.to_owned(),
+            source: record.submission_source.clone(),
+            path: record.submission_path.clone(),
+            message,
+            stage: record.stage.clone(),
+            attempt: record.attempt,
+            max_attempts: record.max_attempts,
+            backend: record.backend.clone(),
+            created_at: Some(rfc3339(record.created_at_ms)),
+            updated_at: Some(rfc3339(record.updated_at_ms)),
+            validation_score: record.validation_score,
+        }
+    }
+}
+
+/// Answer of `DELETE /jobs/{job_id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CancelResponse {
+    /// The job.
+    pub job_id: String,
+    /// `cancelled` (it was waiting and is now `failed`) or `cancel-requested` (it is running;
+    /// its worker stops the sandbox within a heartbeat).
+    pub outcome: String,
+}
+
+impl CancelResponse {
+    /// The answer for `outcome`, or `None` for the outcomes that are errors.
+    pub fn new(job_id: &str, outcome: CancelOutcome) -> Option<Self> {
+        let outcome = match outcome {
+            CancelOutcome::Cancelled => "cancelled",
+            CancelOutcome::Requested => "cancel-requested",
+            CancelOutcome::AlreadyFinished | CancelOutcome::NotFound => return None,
+        };
+        Some(Self {
+            job_id: job_id.to_owned(),
+            outcome: outcome.to_owned(),
+        })
+    }
+}
+
+/// Every 4xx and 5xx answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable, machine-readable code, e.g. `invalid_url`, `unknown_policy`, `not_found`.
+    pub error: String,
+    /// What is wrong and what to do, for a person (generic for server errors).
+    pub detail: String,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the process answers.
+    pub status: String,
+}
+
+/// Formats milliseconds since the Unix epoch as RFC 3339 (UTC, millisecond precision).
+pub fn rfc3339(ms: u64) -> String {
+    let time = SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{JobId, NewJob};
+
+    #[test]
+    fn status_keeps_the_four_keys_and_skips_unknown_extras() {
+        let record = JobRecord {
+            id: JobId::new(),
+            job: NewJob {
+                source: "https://www.kaggle.com/competitions/titanic".into(),
+                policy: "default".into(),
+            },
+            status: JobStatus::Pending,
+            stage: None,
+            attempt: None,
+            max_attempts: None,
+            backend: None,
+            message: None,
+            submission_source: None,
+            submission_path: None,
+            validation_score: None,
+            worker: None,
+            infra_retries: 0,
+            cancel_requested: false,
+            created_at_ms: 1_700_000_000_123,
+            updated_at_ms: 1_700_000_000_123,
+        };
+        let json = serde_json::to_value(StatusResponse::from(&record)).expect("json");
+        assert_eq!(json["status"], "pending");
+        assert!(json["source"].is_null() && json["path"].is_null());
+        assert_eq!(json["message"], "waiting for a worker");
+        assert_eq!(json["created_at"], "2023-11-14T22:13:20.123Z");
+        assert!(json.get("stage").is_none() && json.get("validation_score").is_none());
+    }
+}

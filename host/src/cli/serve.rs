@@ -1,0 +1,162 @@
+//! `kaggle-solver serve`: the REST API, with workers embedded in the same process (or none,
+//! when separate `kaggle-solver worker` processes do the work). Without `--redis` the queue
+//! lives in this process's memory, which is fine for one machine and a demo but loses every
+//! job when the process stops.
+//!
+//! Also holds the options `serve` and `worker` share ([`ServiceArgs`]) and their plumbing:
+//! opening the queue, building the [`Host`], and turning SIGTERM / Ctrl-C into a drain.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use ks_policies::PolicyDir;
+use tokio_util::sync::CancellationToken;
+
+use super::CliError;
+use crate::host::{Host, HostBuilder};
+use crate::pipeline::generate::{GeneratorKind, generator_from_env};
+use crate::queue::{DynQueue, QueueConfig, RedisQueue};
+use crate::worker::WorkerConfig;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "KS_BIND", default_value = "127.0.0.1:8000")]
+    bind: String,
+    /// The Redis URL of the durable queue; without it jobs are kept in memory only.
+    #[arg(long, env = "KS_REDIS_URL")]
+    redis: Option<String>,
+    /// Jobs run at once by workers inside this process (0: API only, for separate workers).
+    #[arg(long, env = "KS_WORKERS", default_value_t = 1)]
+    workers: usize,
+    /// Require `Authorization: Bearer <token>` on every route but /healthz.
+    #[arg(long, env = "KS_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    #[command(flatten)]
+    service: ServiceArgs,
+}
+
+/// Options shared by `serve` and `worker`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ServiceArgs {
+    /// Where policy presets (`NAME.toml`) are found.
+    #[arg(long, env = "KS_POLICY_DIR", default_value = "policies")]
+    policy_dir: PathBuf,
+    /// The folder holding `work/` (attempts, logs) and `submissions/` (default: $KS_HOME).
+    /// The API and the workers must share it to serve submissions and logs.
+    #[arg(long, env = "KS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The prefix of the queue's Redis keys.
+    #[arg(long, env = "KS_REDIS_PREFIX", default_value = QueueConfig::DEFAULT_PREFIX)]
+    redis_prefix: String,
+    /// How long a worker's claim on a job lasts without a heartbeat (heartbeats every third).
+    #[arg(long, env = "KS_LEASE", default_value = "30s", value_parser = humantime::parse_duration)]
+    lease: Duration,
+    /// How long a stopping worker waits for running jobs before handing them back.
+    #[arg(long, env = "KS_GRACE", default_value = "60s", value_parser = humantime::parse_duration)]
+    grace: Duration,
+    /// Which generator writes the code.
+    #[arg(long, value_enum, env = "KS_GENERATOR", default_value = "auto")]
+    generator: GeneratorKind,
+}
+
+impl ServiceArgs {
+    /// Opens the Redis queue at `url`, or an in-memory one.
+    pub(crate) async fn queue(&self, redis: Option<&str>) -> Result<DynQueue, CliError> {
+        let config = QueueConfig::with_prefix(&self.redis_prefix);
+        Ok(match redis {
+            Some(url) => Arc::new(RedisQueue::connect(url, config).await?),
+            None => Arc::new(crate::queue::MemoryQueue::new(config)),
+        })
+    }
+
+    /// A host builder with these options and `workers` embedded job slots.
+    pub(crate) fn builder(&self, queue: DynQueue, workers: usize) -> Result<HostBuilder, CliError> {
+        let mut builder = Host::builder()
+            .policies(PolicyDir::new(&self.policy_dir))
+            .queue(queue)
+            .workers(workers)
+            .worker_config(WorkerConfig {
+                grace: self.grace,
+                ..WorkerConfig::with_lease(self.lease)
+            });
+        if let Some(dir) = &self.data_dir {
+            builder = builder.data_dir(dir);
+        }
+        if workers > 0 {
+            let generator = generator_from_env(self.generator, |name| std::env::var(name).ok())?;
+            super::progress(format!("generator: {}", generator.name()));
+            builder = builder.generator(generator);
+        }
+        Ok(builder)
+    }
+}
+
+impl ServeArgs {
+    pub(crate) async fn run(self) -> Result<ExitCode, CliError> {
+        if self.redis.is_none() {
+            tracing::warn!(
+                "no --redis: jobs are kept in this process's memory and are lost when it stops"
+            );
+            super::progress(
+                "warning: no --redis, so jobs are not durable: they are lost when this process stops",
+            );
+        }
+        let queue = self.service.queue(self.redis.as_deref()).await?;
+        let host = self
+            .service
+            .builder(queue, self.workers)?
+            .api_token(self.api_token.as_deref())
+            .build()
+            .await?;
+        let listener = tokio::net::TcpListener::bind(&self.bind)
+            .await
+            .map_err(|e| CliError::io(format!("listening on {}", self.bind), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CliError::io("reading the bound address", e))?;
+        super::print_json(&serde_json::json!({ "listening": addr.to_string() }))?;
+        super::progress(format!(
+            "listening on http://{addr} with {} embedded worker slot(s)",
+            self.workers
+        ));
+        let shutdown = shutdown_on_signal()?;
+        let workers = tokio::spawn(host.run_workers(shutdown.clone()));
+        // Small JSON answers: send them at once rather than waiting on Nagle's algorithm.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "TCP_NODELAY not set");
+            }
+        });
+        axum::serve(listener, host.router())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await
+            .map_err(|e| CliError::io("serving HTTP", e))?;
+        workers
+            .await
+            .map_err(|e| CliError::Internal(e.to_string()))?;
+        super::progress("stopped");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// A token cancelled on the first SIGTERM or Ctrl-C.
+pub(crate) fn shutdown_on_signal() -> Result<CancellationToken, CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let shutdown = CancellationToken::new();
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| CliError::io("listening for SIGTERM", e))?;
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            Ok(()) = tokio::signal::ctrl_c() => {}
+        }
+        super::progress("stopping: claiming nothing new, draining running jobs");
+        token.cancel();
+    });
+    Ok(shutdown)
+}

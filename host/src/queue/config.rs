@@ -1,0 +1,83 @@
+//! The settings both queue implementations take, so that switching between the embedded
+//! in-memory queue and Redis changes one constructor call and nothing else; and the few
+//! helpers both share (a new job's record, the clock).
+
+use std::time::Duration;
+
+use super::{JobId, JobRecord, JobStatus, NewJob};
+
+/// How a queue behaves. `QueueConfig::default()` suits most deployments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// The prefix of every Redis key (default `ks:`), so that several deployments can share a
+    /// Redis. The in-memory queue ignores it.
+    pub prefix: String,
+    /// How many infrastructure retries a job gets (a [`super::Failure::Retry`] or an expired
+    /// lease each count as one) before it is `failed` and put on the dead list.
+    pub max_infra_retries: u32,
+    /// How long one Redis call (and one connection attempt) may take before it fails as
+    /// unavailable. The in-memory queue ignores it.
+    pub timeout: Duration,
+}
+
+impl QueueConfig {
+    /// The default prefix of Redis keys.
+    pub const DEFAULT_PREFIX: &'static str = "ks:";
+    /// The default cap on infrastructure retries.
+    pub const DEFAULT_MAX_INFRA_RETRIES: u32 = 5;
+    /// The default time limit of one Redis call.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+    /// The defaults with another key prefix.
+    pub fn with_prefix(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            prefix: Self::DEFAULT_PREFIX.to_owned(),
+            max_infra_retries: Self::DEFAULT_MAX_INFRA_RETRIES,
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch by this host's clock (0 if the clock is before 1970).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// A duration in whole milliseconds, saturating.
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A freshly accepted job's record: `pending`, stamped `now_ms`.
+pub(crate) fn pending_record(job: NewJob, now_ms: u64) -> JobRecord {
+    JobRecord {
+        id: JobId::new(),
+        job,
+        status: JobStatus::Pending,
+        stage: None,
+        attempt: None,
+        max_attempts: None,
+        backend: None,
+        message: None,
+        submission_source: None,
+        submission_path: None,
+        validation_score: None,
+        worker: None,
+        infra_retries: 0,
+        cancel_requested: false,
+        created_at_ms: now_ms,
+        updated_at_ms: now_ms,
+    }
+}

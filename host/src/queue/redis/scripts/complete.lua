@@ -1,0 +1,22 @@
+-- complete: marks the job completed with its result if the worker holds it.
+-- KEYS: job hash, leases, counts. ARGV: worker, id, result JSON.
+-- Returns 1, or 0 when the worker does not hold the job (nothing changes).
+local key, leases, counts = KEYS[1], KEYS[2], KEYS[3]
+local worker, id = ARGV[1], ARGV[2]
+if not holds(key, worker) then
+  return 0
+end
+local result = cjson.decode(ARGV[3])
+local rec = load(key)
+rec.status = 'completed'
+rec.submission_source = result.submission_source
+rec.submission_path = result.submission_path
+rec.validation_score = result.validation_score
+rec.attempt = result.attempts
+rec.message = cjson.null
+rec.worker = cjson.null
+save(key, rec, now_ms())
+redis.call('HDEL', key, 'worker')
+redis.call('ZREM', leases, id)
+redis.call('HINCRBY', counts, 'completed', 1)
+return 1

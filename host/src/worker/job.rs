@@ -1,0 +1,399 @@
+//! One claimed job, start to end: heartbeats that keep the lease (and notice a cancel or a
+//! lost lease), progress from the pipeline's events, fetch → solve, and the report to the
+//! queue that DESIGN §4's retry classes call for.
+//!
+//! The job runs under its own cancellation token. Three things cancel it, and the first one
+//! decides what is reported: the user (`CancelRequested`: fail as cancelled), another worker
+//! taking over (`Lost`: report nothing, the new holder owns the job), and a drain that ran out
+//! of grace (`Shutdown`: hand the job back).
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::Shared;
+use super::logs::{AttemptLog, LogEvent};
+use crate::api::JobOutcome;
+use crate::pipeline::analyse::CompetitionText;
+use crate::pipeline::fetch::{CompetitionRef, FetchError, SourceError};
+use crate::pipeline::solve::{
+    PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport, Stage,
+};
+use crate::queue::{Failure, JobRecord, JobResult, LeaseState, Progress};
+
+/// Why a job was stopped before it ended by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    CancelRequested,
+    Lost,
+    Shutdown,
+}
+
+/// The job's token and the first reason it was cancelled for.
+#[derive(Debug)]
+struct Stop {
+    token: CancellationToken,
+    reason: OnceLock<StopReason>,
+}
+
+impl Stop {
+    fn stop(&self, reason: StopReason) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    /// The reason, if the job was stopped; a bare cancel comes from the worker's hard stop.
+    fn reason(&self) -> Option<StopReason> {
+        self.reason
+            .get()
+            .copied()
+            .or_else(|| self.token.is_cancelled().then_some(StopReason::Shutdown))
+    }
+
+    fn follow(&self, state: LeaseState) {
+        match state {
+            LeaseState::Held => {}
+            LeaseState::CancelRequested => self.stop(StopReason::CancelRequested),
+            LeaseState::Lost => self.stop(StopReason::Lost),
+        }
+    }
+}
+
+/// Why a job ended without a submission, before classification.
+#[derive(Debug, thiserror::Error)]
+enum JobError {
+    #[error(
+        "the policy {name:?} does not load: {source}; fix the preset or submit with another policy"
+    )]
+    Policy {
+        name: String,
+        #[source]
+        source: ks_policies::PolicyError,
+    },
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error(transparent)]
+    Solve(#[from] SolveError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What the pipeline tells the progress follower.
+#[derive(Debug)]
+enum Note {
+    Started {
+        max_attempts: u32,
+        backend: Option<String>,
+    },
+    Fetching,
+    Event(SolveEvent),
+}
+
+/// Runs `record` to its end and reports it.
+pub(super) async fn run(shared: Arc<Shared>, record: JobRecord, hard_stop: CancellationToken) {
+    let stop = Arc::new(Stop {
+        token: hard_stop.child_token(),
+        reason: OnceLock::new(),
+    });
+    let id = record.id.clone();
+    tracing::info!(job = %id, source = %record.job.source, "job started");
+    log_event(&shared, &record, "started".to_owned()).await;
+    let heartbeat = tokio::spawn(heartbeat(shared.clone(), record.clone(), stop.clone()));
+    let (notes, inbox) = mpsc::unbounded_channel();
+    let follower = tokio::spawn(follow(shared.clone(), record.clone(), stop.clone(), inbox));
+    let outcome = execute(&shared, &record, &stop.token, notes).await;
+    // The sender is gone with `execute`; the follower drains what is left and ends.
+    let _ = follower.await;
+    finish(&shared, &record, outcome, stop.reason()).await;
+    heartbeat.abort();
+}
+
+async fn execute(
+    shared: &Shared,
+    record: &JobRecord,
+    cancel: &CancellationToken,
+    notes: mpsc::UnboundedSender<Note>,
+) -> Result<SolveReport, JobError> {
+    let (dir, name) = (shared.pipeline.policies.clone(), record.job.policy.clone());
+    let policy = tokio::task::spawn_blocking(move || dir.resolve_preset(&name))
+        .await
+        .map_err(|e| JobError::Internal(e.to_string()))?
+        .map_err(|source| JobError::Policy {
+            name: record.job.policy.clone(),
+            source,
+        })?;
+    let usable: Vec<_> = policy
+        .sandbox
+        .backends
+        .iter()
+        .filter(|b| shared.pipeline.backends.contains(b))
+        .collect();
+    let _ = notes.send(Note::Started {
+        max_attempts: policy.attempts.max.max(1),
+        backend: match usable.as_slice() {
+            [only] => Some(only.to_string()),
+            _ => None,
+        },
+    });
+    let _ = notes.send(Note::Fetching);
+    let source = CompetitionRef::parse(&record.job.source)?;
+    let fetched = tokio::select! {
+        fetched = shared.pipeline.fetcher.fetch(&source) => fetched?,
+        () = cancel.cancelled() => return Err(SolveError::Cancelled.into()),
+    };
+    let competition = PreparedCompetition {
+        slug: fetched.slug,
+        dir: fetched.dir,
+        text: CompetitionText {
+            description: fetched.description,
+            evaluation_metric: fetched.evaluation_metric,
+        },
+    };
+    let events = move |event| {
+        let _ = notes.send(Note::Event(event));
+    };
+    let job = SolveJob {
+        id: record.id.0.clone(),
+        policy: &policy,
+        cancel: cancel.clone(),
+        events: &events,
+    };
+    Ok(shared.pipeline.solver.solve(&job, &competition).await?)
+}
+
+/// Keeps the lease; stops the job when a cancel is asked for or the lease is lost.
+async fn heartbeat(shared: Arc<Shared>, record: JobRecord, stop: Arc<Stop>) {
+    let config = &shared.config;
+    let mut last_held = Instant::now();
+    loop {
+        tokio::time::sleep(config.heartbeat).await;
+        match shared
+            .queue
+            .heartbeat(&shared.id, &record.id, config.lease)
+            .await
+        {
+            Ok(state) => {
+                last_held = Instant::now();
+                stop.follow(state);
+            }
+            Err(error) => {
+                tracing::warn!(job = %record.id, %error, "heartbeat failed");
+                // Past the lease the reaper may have handed the job on: stop rather than race.
+                if last_held.elapsed() > config.lease {
+                    stop.stop(StopReason::Lost);
+                }
+            }
+        }
+    }
+}
+
+/// Turns the pipeline's events into progress in the queue, log events and metrics.
+async fn follow(
+    shared: Arc<Shared>,
+    record: JobRecord,
+    stop: Arc<Stop>,
+    mut inbox: mpsc::UnboundedReceiver<Note>,
+) {
+    let mut progress = Progress {
+        stage: String::new(),
+        attempt: None,
+        max_attempts: None,
+        backend: None,
+    };
+    while let Some(note) = inbox.recv().await {
+        let line = match note {
+            Note::Started {
+                max_attempts,
+                backend,
+            } => {
+                progress.max_attempts = Some(max_attempts);
+                progress.backend = backend;
+                continue;
+            }
+            Note::Fetching => {
+                progress.stage = Stage::Fetch.to_string();
+                format!("{}", Stage::Fetch)
+            }
+            Note::Event(SolveEvent::StageStarted { stage, attempt }) => {
+                progress.stage = stage.to_string();
+                if attempt > 0 {
+                    progress.attempt = Some(attempt);
+                }
+                match attempt {
+                    0 => stage.to_string(),
+                    n => format!("attempt {n}: {stage}"),
+                }
+            }
+            Note::Event(SolveEvent::StageFinished { stage, millis, .. }) => {
+                if stage == Stage::Run {
+                    shared.metrics.sandbox_run(Duration::from_millis(millis));
+                }
+                continue;
+            }
+            Note::Event(SolveEvent::AttemptFailed { attempt, reason }) => {
+                shared.metrics.attempt(false);
+                log_event(
+                    &shared,
+                    &record,
+                    format!("attempt {attempt} failed: {reason}"),
+                )
+                .await;
+                continue;
+            }
+        };
+        match shared
+            .queue
+            .progress(&shared.id, &record.id, progress.clone())
+            .await
+        {
+            Ok(state) => stop.follow(state),
+            Err(error) => tracing::warn!(job = %record.id, %error, "progress not recorded"),
+        }
+        log_event(&shared, &record, line).await;
+    }
+}
+
+/// Reports how the job ended, per DESIGN §4.
+async fn finish(
+    shared: &Shared,
+    record: &JobRecord,
+    outcome: Result<SolveReport, JobError>,
+    reason: Option<StopReason>,
+) {
+    let id = &record.id;
+    let queue = &shared.queue;
+    let report = match (outcome, reason) {
+        (Ok(report), _) => {
+            shared.metrics.attempt(true);
+            log_attempts(shared, record, &report.attempts).await;
+            let result = JobResult {
+                submission_source: report.submission.source,
+                submission_path: report.submission.path,
+                validation_score: report.validation_score,
+                attempts: u32::try_from(report.attempts.len()).unwrap_or(u32::MAX),
+            };
+            log_event(shared, record, "completed".to_owned()).await;
+            let held = queue.complete(&shared.id, id, result).await;
+            reported(shared, record, held, JobOutcome::Completed);
+            return;
+        }
+        (Err(_), Some(StopReason::Lost)) => {
+            tracing::warn!(job = %id, "lease lost; another worker owns the job now");
+            shared.metrics.job(JobOutcome::Lost);
+            return;
+        }
+        (Err(_), Some(StopReason::Shutdown)) => {
+            log_event(
+                shared,
+                record,
+                "handed back: the worker is shutting down".into(),
+            )
+            .await;
+            let held = queue.release(&shared.id, id).await;
+            reported(shared, record, held, JobOutcome::Released);
+            return;
+        }
+        (Err(_), Some(StopReason::CancelRequested)) => (
+            Failure::Abort {
+                message: "cancelled".to_owned(),
+            },
+            JobOutcome::Cancelled,
+        ),
+        (Err(error), None) => classify(shared, record, error).await,
+    };
+    let (failure, outcome) = report;
+    let line = match &failure {
+        Failure::Retry { message, delay_ms } => {
+            format!("will retry in {delay_ms} ms: {message}")
+        }
+        Failure::Abort { message } => format!("failed: {message}"),
+    };
+    log_event(shared, record, line).await;
+    let held = queue.fail(&shared.id, id, failure).await;
+    reported(shared, record, held, outcome);
+}
+
+/// The failure to report for an error of the job itself.
+async fn classify(shared: &Shared, record: &JobRecord, error: JobError) -> (Failure, JobOutcome) {
+    let retryable = match &error {
+        JobError::Fetch(e) => e.is_retryable(),
+        JobError::Solve(e) => e.is_retryable(),
+        JobError::Internal(_) => true,
+        JobError::Policy { .. } | JobError::Source(_) => false,
+    };
+    if retryable {
+        let delay = backoff(shared, record.infra_retries);
+        let failure = Failure::Retry {
+            message: error.to_string(),
+            delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+        };
+        return (failure, JobOutcome::Retried);
+    }
+    let message = match &error {
+        JobError::Solve(SolveError::AttemptsExhausted { records, .. }) => {
+            log_attempts(shared, record, records).await;
+            format!(
+                "{error}. Each attempt's code and output are at GET /jobs/{}/logs; try a policy \
+                 with more attempts or larger limits, or an LLM generator",
+                record.id
+            )
+        }
+        _ => error.to_string(),
+    };
+    (Failure::Abort { message }, JobOutcome::Failed)
+}
+
+/// The delay before the `retries`-th infrastructure retry: exponential, capped, ±25 % jitter.
+fn backoff(shared: &Shared, retries: u32) -> Duration {
+    let config = &shared.config;
+    let exponential = config
+        .retry_base
+        .saturating_mul(1u32.checked_shl(retries.min(20)).unwrap_or(u32::MAX));
+    let capped = exponential.min(config.retry_max);
+    capped.mul_f64(0.75 + fastrand::f64() * 0.5)
+}
+
+fn reported(
+    shared: &Shared,
+    record: &JobRecord,
+    held: Result<bool, crate::queue::QueueError>,
+    outcome: JobOutcome,
+) {
+    match held {
+        Ok(true) => {
+            tracing::info!(job = %record.id, ?outcome, "job reported");
+            shared.metrics.job(outcome);
+        }
+        Ok(false) => {
+            tracing::warn!(job = %record.id, ?outcome, "not reported: the lease was lost");
+            shared.metrics.job(JobOutcome::Lost);
+        }
+        // The lease will expire and the reaper will put the job back: at least once.
+        Err(error) => tracing::error!(job = %record.id, %error, ?outcome, "report failed"),
+    }
+}
+
+async fn log_attempts(
+    shared: &Shared,
+    record: &JobRecord,
+    attempts: &[crate::pipeline::solve::AttemptRecord],
+) {
+    let logs = attempts
+        .iter()
+        .map(|a| AttemptLog::from_record(a, &shared.id.0))
+        .collect();
+    if let Err(error) = shared.logs.attempts(&record.id, logs).await {
+        tracing::warn!(job = %record.id, %error, "attempts not logged");
+    }
+}
+
+async fn log_event(shared: &Shared, record: &JobRecord, message: String) {
+    let event = LogEvent::now(&shared.id.0, message);
+    if let Err(error) = shared.logs.event(&record.id, event).await {
+        tracing::warn!(job = %record.id, %error, "event not logged");
+    }
+}

@@ -1,0 +1,147 @@
+//! The queue conformance suite: one set of tests, each run against both implementations (the
+//! in-memory queue and the Redis queue on a real `redis-server` of its own), so that the two
+//! keep the same semantics. Redis-only properties (durability across a SIGKILL of Redis,
+//! errors when it is unreachable, key prefixes) are in `queue/redis_only.rs`.
+
+mod basic;
+mod leases;
+mod redis_only;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kaggle_solver::queue::{
+    DynQueue, JobId, JobRecord, MemoryQueue, NewJob, QueueConfig, RedisQueue, WorkerId,
+};
+
+use crate::redis_server::RedisServer;
+
+/// The infrastructure-retry cap of every queue under test.
+const MAX_INFRA_RETRIES: u32 = 2;
+
+/// A queue under test, with what it needs kept alive.
+#[derive(Debug)]
+pub struct Subject {
+    /// The queue, as the service sees it.
+    pub queue: DynQueue,
+    backend: Backend,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Memory(Arc<MemoryQueue>),
+    /// The server is kept alive until the test ends.
+    Redis {
+        queue: Arc<RedisQueue>,
+        _server: RedisServer,
+    },
+}
+
+fn config() -> QueueConfig {
+    QueueConfig {
+        max_infra_retries: MAX_INFRA_RETRIES,
+        ..QueueConfig::with_prefix("kst:")
+    }
+}
+
+impl Subject {
+    /// A fresh in-memory queue.
+    pub async fn memory() -> Self {
+        let queue = Arc::new(MemoryQueue::new(config()));
+        Self {
+            queue: queue.clone(),
+            backend: Backend::Memory(queue),
+        }
+    }
+
+    /// A Redis queue on a fresh `redis-server`.
+    pub async fn redis() -> Self {
+        let server = RedisServer::start();
+        let queue = Arc::new(
+            RedisQueue::connect(&server.url(), config())
+                .await
+                .expect("the queue connects to the test's redis-server"),
+        );
+        Self {
+            queue: queue.clone(),
+            backend: Backend::Redis {
+                queue,
+                _server: server,
+            },
+        }
+    }
+
+    /// The dead list.
+    pub async fn dead(&self) -> anyhow::Result<Vec<JobId>> {
+        Ok(match &self.backend {
+            Backend::Memory(queue) => queue.dead_letters(),
+            Backend::Redis { queue, .. } => queue.dead_letters().await?,
+        })
+    }
+}
+
+/// A job for tests.
+pub fn job(n: usize) -> NewJob {
+    NewJob {
+        source: format!("https://www.kaggle.com/competitions/test-{n}"),
+        policy: "small".into(),
+    }
+}
+
+/// A worker id for tests.
+pub fn worker(name: &str) -> WorkerId {
+    WorkerId(format!("test-{name}-{}", JobId::new()))
+}
+
+/// The record of a job that must exist.
+pub async fn record(subject: &Subject, id: &JobId) -> anyhow::Result<JobRecord> {
+    subject
+        .queue
+        .get(id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("job {id} is gone"))
+}
+
+/// A lease long enough never to expire during a test.
+pub const LONG: Duration = Duration::from_secs(60);
+
+/// Generates one `#[tokio::test]` per backend for each conformance test.
+macro_rules! conformance {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$module::$name(&super::Subject::memory().await).await
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() -> anyhow::Result<()> {
+                    super::$module::$name(&super::Subject::redis().await).await
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    basic::enqueue_then_get_pending,
+    basic::claim_is_fifo,
+    basic::claim_on_empty_is_none,
+    basic::complete_by_holder,
+    basic::non_holder_is_refused_and_changes_nothing,
+    basic::abort_fails_with_message,
+    basic::release_puts_back_in_line,
+    basic::cancel_pending_is_never_claimed,
+    basic::cancel_processing_asks_the_holder,
+    basic::stats_count_by_state,
+    leases::lease_expiry_hands_job_on,
+    leases::heartbeat_keeps_the_job,
+    leases::retry_waits_its_delay_then_buries,
+    leases::expired_cancelled_job_is_not_requeued,
+    leases::concurrent_enqueues,
+    leases::concurrent_claims_each_job_once,
+}
