@@ -6,15 +6,7 @@ use std::process::{Command, Output};
 use crate::support::wasm_sandbox;
 
 fn kaggle_solver() -> Command {
-    // Built by cargo for this package's tests through the dev-dependency on the host crate.
-    let exe = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target")
-        .join(if cfg!(debug_assertions) {
-            "debug"
-        } else {
-            "release"
-        })
-        .join("kaggle-solver");
+    let exe = crate::support::binary();
     let mut command = Command::new(exe);
     command.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     command

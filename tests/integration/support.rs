@@ -1,7 +1,7 @@
 //! Helpers shared by the test modules: one WASI sandbox per test process, generous default
 //! caps, and a one-call way to run a script with fresh folders.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -82,4 +82,21 @@ pub fn tabular_input(rows: usize) -> TempDir {
     std::fs::write(dir.path().join("train.csv"), train).expect("write train.csv");
     std::fs::write(dir.path().join("test.csv"), test).expect("write test.csv");
     dir
+}
+
+/// The `kaggle-solver` binary next to this test binary (`target/<profile>/`). `cargo test`
+/// builds the workspace's binaries before running tests; a missing one fails loudly.
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in target/<profile>/deps");
+    let binary = profile.join("kaggle-solver");
+    assert!(
+        binary.is_file(),
+        "{} is missing: build it first (cargo build -p kaggle-solver, or scripts/test)",
+        binary.display()
+    );
+    binary
 }

@@ -42,21 +42,7 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The `kaggle-solver` binary next to this test binary (`target/<profile>/`).
-pub fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary is in target/<profile>/deps");
-    let binary = profile.join("kaggle-solver");
-    assert!(
-        binary.is_file(),
-        "{} is missing: build it first (cargo build -p kaggle-solver, or scripts/test)",
-        binary.display()
-    );
-    binary
-}
+pub use crate::support::binary;
 
 /// An OpenAI-compatible server that answers every request with the current script.
 #[derive(Debug, Clone)]
