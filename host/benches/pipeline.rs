@@ -9,7 +9,8 @@
 //! Native pandas and scikit-learn are installed with pip into a venv cached under
 //! `target/bench-native/` (the same major versions the guest has, as far as PyPI serves them
 //! for the host's Python). The native run gets the script with `/input/` and `/output/`
-//! rewritten to host folders. Prints a table and one JSON line.
+//! rewritten to host folders, and runs single-threaded (`OMP_NUM_THREADS=1`) like the guest.
+//! Prints a table and one JSON line.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
