@@ -151,31 +151,15 @@ pub fn rfc3339(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::{JobId, NewJob};
+    use crate::queue::NewJob;
 
     #[test]
     fn status_keeps_the_four_keys_and_skips_unknown_extras() {
-        let record = JobRecord {
-            id: JobId::new(),
-            job: NewJob {
-                source: "https://www.kaggle.com/competitions/titanic".into(),
-                policy: "default".into(),
-            },
-            status: JobStatus::Pending,
-            stage: None,
-            attempt: None,
-            max_attempts: None,
-            backend: None,
-            message: None,
-            submission_source: None,
-            submission_path: None,
-            validation_score: None,
-            worker: None,
-            infra_retries: 0,
-            cancel_requested: false,
-            created_at_ms: 1_700_000_000_123,
-            updated_at_ms: 1_700_000_000_123,
+        let job = NewJob {
+            source: "https://www.kaggle.com/competitions/titanic".into(),
+            policy: "default".into(),
         };
+        let record = JobRecord::pending(job, 1_700_000_000_123);
         let json = serde_json::to_value(StatusResponse::from(&record)).expect("json");
         assert_eq!(json["status"], "pending");
         assert!(json["source"].is_null() && json["path"].is_null());

@@ -1,10 +1,8 @@
 //! The settings both queue implementations take, so that switching between the embedded
 //! in-memory queue and Redis changes one constructor call and nothing else; and the few
-//! helpers both share (a new job's record, the clock).
+//! helpers both share (the clock).
 
 use std::time::Duration;
-
-use super::{JobId, JobRecord, JobStatus, NewJob};
 
 /// How a queue behaves. `QueueConfig::default()` suits most deployments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,26 +56,4 @@ pub(crate) fn unix_ms() -> u64 {
 /// A duration in whole milliseconds, saturating.
 pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// A freshly accepted job's record: `pending`, stamped `now_ms`.
-pub(crate) fn pending_record(job: NewJob, now_ms: u64) -> JobRecord {
-    JobRecord {
-        id: JobId::new(),
-        job,
-        status: JobStatus::Pending,
-        stage: None,
-        attempt: None,
-        max_attempts: None,
-        backend: None,
-        message: None,
-        submission_source: None,
-        submission_path: None,
-        validation_score: None,
-        worker: None,
-        infra_retries: 0,
-        cancel_requested: false,
-        created_at_ms: now_ms,
-        updated_at_ms: now_ms,
-    }
 }

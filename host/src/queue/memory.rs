@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::config::{pending_record, unix_ms};
+use super::config::unix_ms;
 use super::{
     CancelOutcome, Failure, JobId, JobQueue, JobRecord, JobResult, JobStatus, LeaseState, NewJob,
     Progress, QueueConfig, QueueError, QueueStats, WorkerId,
@@ -148,7 +148,7 @@ impl State {
 #[async_trait]
 impl JobQueue for MemoryQueue {
     async fn enqueue(&self, job: NewJob) -> Result<JobRecord, QueueError> {
-        let record = pending_record(job, unix_ms());
+        let record = JobRecord::pending(job, unix_ms());
         let mut state = self.lock();
         state.records.insert(record.id.clone(), record.clone());
         state.waiting.push_back(record.id.clone());

@@ -117,6 +117,30 @@ pub struct JobRecord {
     pub updated_at_ms: u64,
 }
 
+impl JobRecord {
+    /// A freshly accepted job's record: `pending`, stamped `now_ms`, with a new id.
+    pub fn pending(job: NewJob, now_ms: u64) -> Self {
+        Self {
+            id: JobId::new(),
+            job,
+            status: JobStatus::Pending,
+            stage: None,
+            attempt: None,
+            max_attempts: None,
+            backend: None,
+            message: None,
+            submission_source: None,
+            submission_path: None,
+            validation_score: None,
+            worker: None,
+            infra_retries: 0,
+            cancel_requested: false,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        }
+    }
+}
+
 /// Progress a worker reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Progress {

@@ -175,33 +175,15 @@ pub fn analyse(
                 .as_deref()
                 .and_then(metric::metric_from_text)
         });
+    let classification_metric = metric.is_some_and(Metric::is_classification);
     let is_classification = match target_profile.dtype {
         ColumnType::Float => {
-            matches!(
-                metric,
-                Some(
-                    Metric::Accuracy
-                        | Metric::RocAuc
-                        | Metric::LogLoss
-                        | Metric::F1
-                        | Metric::MacroF1
-                )
-            ) && (target_profile.distinct as usize) <= MAX_CLASSES
+            classification_metric && (target_profile.distinct as usize) <= MAX_CLASSES
         }
         ColumnType::Integer => {
-            let regression_metric =
-                matches!(metric, Some(Metric::Rmse | Metric::Rmsle | Metric::Mae));
+            let regression_metric = metric.is_some_and(|m| !m.is_classification());
             !regression_metric && (target_profile.distinct as usize) <= 20.min(MAX_CLASSES)
-                || matches!(
-                    metric,
-                    Some(
-                        Metric::Accuracy
-                            | Metric::RocAuc
-                            | Metric::LogLoss
-                            | Metric::F1
-                            | Metric::MacroF1
-                    )
-                )
+                || classification_metric
         }
         _ => true,
     } || target_columns.len() > 1;

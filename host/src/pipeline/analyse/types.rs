@@ -46,6 +46,16 @@ pub enum Metric {
     MacroF1,
 }
 
+impl Metric {
+    /// Whether the metric scores class predictions (labels or probabilities).
+    pub fn is_classification(self) -> bool {
+        matches!(
+            self,
+            Self::Accuracy | Self::RocAuc | Self::LogLoss | Self::F1 | Self::MacroF1
+        )
+    }
+}
+
 /// A column's inferred type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

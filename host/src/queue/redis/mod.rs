@@ -25,7 +25,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use async_trait::async_trait;
 
 use self::layout::{BATCH, Keys, Scripts, lease_state, parse_record, to_json, unavailable};
-use super::config::{millis, pending_record};
+use super::config::millis;
 use super::{
     CancelOutcome, Failure, JobId, JobQueue, JobRecord, JobResult, LeaseState, NewJob, Progress,
     QueueConfig, QueueError, QueueStats, WorkerId,
@@ -98,7 +98,7 @@ impl RedisQueue {
 impl JobQueue for RedisQueue {
     async fn enqueue(&self, job: NewJob) -> Result<JobRecord, QueueError> {
         // Redis stamps the times with its own clock.
-        let record = pending_record(job, 0);
+        let record = JobRecord::pending(job, 0);
         let stored: String = self
             .scripts
             .enqueue
