@@ -241,7 +241,7 @@ async fn default_sandboxes() -> Result<Sandboxes, HostError> {
     .map_err(|e| HostError::Internal(e.to_string()))??;
     Ok(Sandboxes {
         wasm: Some(Arc::new(wasm)),
-        docker: None,
+        docker: crate::sandbox::DockerSandbox::connect_if_available().await,
     })
 }
 

@@ -5,6 +5,7 @@
 
 mod api;
 mod cli;
+mod docker;
 mod fetch;
 mod llm;
 mod pipeline;

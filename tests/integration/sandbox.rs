@@ -8,7 +8,7 @@ use kaggle_solver::sandbox::{LimitHit, RunLimits, Sandbox, SandboxRequest};
 use crate::support::{generous, run_in, run_wasm, tabular_input, wasm_sandbox};
 
 /// Cases every `Sandbox` implementation must pass with the same outcome.
-mod conformance {
+pub(crate) mod conformance {
     use super::*;
 
     pub async fn fits_a_model_and_writes_a_submission(sandbox: &dyn Sandbox) {

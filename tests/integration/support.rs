@@ -1,12 +1,13 @@
-//! Helpers shared by the test modules: one WASI sandbox per test process, generous default
-//! caps, and a one-call way to run a script with fresh folders.
+//! Helpers shared by the test modules: one WASI sandbox per test process, the Docker sandbox,
+//! generous default caps, and a one-call way to run a script with fresh folders.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use kaggle_solver::sandbox::wasm::WasmSandbox;
-use kaggle_solver::sandbox::{Outcome, RunLimits, Sandbox, SandboxRequest};
+use kaggle_solver::sandbox::{DockerSandbox, Outcome, RunLimits, Sandbox, SandboxRequest};
 use tempfile::TempDir;
 
 /// The WASI sandbox, built once per test process (installing and compiling on first use on the
@@ -81,7 +82,28 @@ pub fn tabular_input(rows: usize) -> TempDir {
     }
     std::fs::write(dir.path().join("train.csv"), train).expect("write train.csv");
     std::fs::write(dir.path().join("test.csv"), test).expect("write test.csv");
+    // Readable by the Docker backend's unprivileged container user, as a competition folder is.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod the input folder");
     dir
+}
+
+/// The Docker sandbox. Fails loudly when no daemon answers or the image is missing: the test
+/// command (`scripts/test`) starts dockerd and builds the image first.
+pub async fn docker_sandbox() -> DockerSandbox {
+    let sandbox = DockerSandbox::connect()
+        .await
+        .expect("a Docker daemon answers: run scripts/test, which starts dockerd");
+    let image = DockerSandbox::pinned_image();
+    let present = std::process::Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", &image])
+        .output()
+        .expect("the docker CLI runs");
+    assert!(
+        present.status.success(),
+        "the image {image} is missing: run `kaggle-solver runtime install --docker` (scripts/test does)"
+    );
+    sandbox
 }
 
 /// The `kaggle-solver` binary next to this test binary (`target/<profile>/`). `cargo test`

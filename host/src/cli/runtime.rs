@@ -5,13 +5,19 @@ use std::process::ExitCode;
 use ks_guest_runtime::{RuntimeHome, RuntimeLock};
 
 use super::CliError;
+use crate::sandbox::DockerSandbox;
 use crate::sandbox::wasm::{SetupEvent, WasmSandbox};
 
 /// Runtime commands.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum RuntimeCommand {
     /// Download, verify, unpack and precompile the pinned guest runtime (idempotent).
-    Install,
+    Install {
+        /// Also build the Docker backend's pinned image if it is missing (offline recipe:
+        /// mmdebstrap from the host's Debian mirror, then `docker import`).
+        #[arg(long)]
+        docker: bool,
+    },
     /// Print what is installed and where, as JSON.
     Status,
 }
@@ -19,13 +25,23 @@ pub(crate) enum RuntimeCommand {
 impl RuntimeCommand {
     pub(crate) async fn run(self) -> Result<ExitCode, CliError> {
         match self {
-            Self::Install => {
+            Self::Install { docker } => {
                 // Building a sandbox installs the runtime and compiles its module once.
                 tokio::task::spawn_blocking(|| {
                     WasmSandbox::builder().progress(print_event).build()
                 })
                 .await
                 .map_err(|e| CliError::Internal(e.to_string()))??;
+                if docker {
+                    let image = DockerSandbox::pinned_image();
+                    let sandbox = DockerSandbox::connect().await?;
+                    super::progress(format!("docker image {image}: checking"));
+                    let built = sandbox.ensure_image().await?;
+                    super::progress(format!(
+                        "docker image {image}: {}",
+                        if built { "built" } else { "present" }
+                    ));
+                }
                 print_status()
             }
             Self::Status => print_status(),

@@ -44,9 +44,9 @@ impl SandboxCommand {
     pub(crate) async fn run(self) -> Result<ExitCode, CliError> {
         let Self::Run(args) = self;
         let policy = args.policy.resolve()?;
-        let backend = select_backend(args.backend, &policy.sandbox.backends)?;
         let script = std::fs::read_to_string(&args.script)
             .map_err(|e| CliError::io(format!("reading {}", args.script.display()), e))?;
+        let backend = select_backend(args.backend, &policy.sandbox.backends, &script)?;
         let output = match args.output {
             Some(dir) => {
                 std::fs::create_dir_all(&dir)
@@ -61,6 +61,7 @@ impl SandboxCommand {
         };
         let sandbox = build_sandbox(backend).await?;
         let mut request = SandboxRequest::new(script, &output, RunLimits::from(&policy.limits));
+        request.docker = policy.docker.clone();
         if let Some(name) = args.script.file_name() {
             request.script_name = name.to_string_lossy().into_owned();
         }
@@ -94,6 +95,9 @@ async fn build_sandbox(
             .map_err(|e| CliError::Internal(e.to_string()))??;
             Ok(std::sync::Arc::new(sandbox))
         }
-        crate::sandbox::Backend::Docker => Err(crate::sandbox::SelectError::DockerNotBuilt.into()),
+        crate::sandbox::Backend::Docker => {
+            let sandbox = crate::sandbox::DockerSandbox::connect().await?;
+            Ok(std::sync::Arc::new(sandbox))
+        }
     }
 }

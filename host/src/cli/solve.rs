@@ -67,7 +67,7 @@ impl SolveArgs {
             generator,
             Sandboxes {
                 wasm: Some(Arc::new(wasm)),
-                docker: None,
+                docker: crate::sandbox::DockerSandbox::connect_if_available().await,
             },
             Arc::new(LocalStore::new(home.root().join("submissions"))),
             home.root().join("work"),

@@ -193,10 +193,18 @@ impl Sandboxes {
         }
         if native.is_empty() {
             Err("no sandbox allowed by the policy is available on this host".to_owned())
+        } else if policy.sandbox.backends.contains(&Backend::Docker) {
+            Err(format!(
+                "the code imports {}, which only the docker backend has, and no Docker daemon is \
+                 available on this host; use numpy, pandas, scipy and scikit-learn only (e.g. \
+                 HistGradientBoosting instead of xgboost or lightgbm)",
+                native.join(", ")
+            ))
         } else {
             Err(format!(
-                "the code imports {} which the sandbox does not have; use numpy, pandas, scipy and \
-                 scikit-learn only (e.g. HistGradientBoosting instead of xgboost or lightgbm)",
+                "the code imports {}, which only the docker backend has, and the policy does not \
+                 allow docker; use numpy, pandas, scipy and scikit-learn only (e.g. \
+                 HistGradientBoosting instead of xgboost or lightgbm)",
                 native.join(", ")
             ))
         }
@@ -389,6 +397,8 @@ impl Solver {
         )
         .with_input(&competition.dir);
         request.cancel = job.cancel.child_token();
+        request.docker = job.policy.docker.clone();
+        request.job = Some(job.id.clone());
         let outcome = timed(job, Stage::Run, attempt, async {
             sandbox.run(request).await.map_err(SolveError::Sandbox)
         })

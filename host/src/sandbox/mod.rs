@@ -6,6 +6,7 @@
 //! guest code breaks (a crash, a limit) is an [`Outcome`]; only a failure of the host itself is a
 //! [`SandboxError`].
 
+mod docker;
 mod outcome;
 mod select;
 pub mod wasm;
@@ -15,9 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-pub use ks_policies::Backend;
+pub use ks_policies::{Backend, DockerPolicy};
 use tokio_util::sync::CancellationToken;
 
+pub use docker::DockerSandbox;
 pub use outcome::{GuestError, LimitHit, Outcome};
 pub use select::{
     BackendChoice, NATIVE_ONLY_MODULES, SelectError, imported_modules, native_only_imports,
@@ -39,6 +41,10 @@ pub struct SandboxRequest {
     pub limits: RunLimits,
     /// Cancelling this token stops the run as soon as possible.
     pub cancel: CancellationToken,
+    /// The image and the cpu and process caps of the Docker backend (a policy's `[docker]`).
+    pub docker: DockerPolicy,
+    /// The job the run belongs to, for labels and logs.
+    pub job: Option<String>,
 }
 
 impl SandboxRequest {
@@ -51,6 +57,8 @@ impl SandboxRequest {
             output: output.into(),
             limits,
             cancel: CancellationToken::new(),
+            docker: DockerPolicy::default(),
+            job: None,
         }
     }
 
@@ -130,6 +138,9 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
+    /// The Docker backend could not run the request.
+    #[error(transparent)]
+    Docker(#[from] ks_sandbox_fallback::DockerError),
     /// The backend is not usable on this host (e.g. no Docker daemon).
     #[error("the {backend} sandbox is unavailable: {reason}")]
     Unavailable {
@@ -146,6 +157,7 @@ impl SandboxError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Runtime(e) => e.is_retryable(),
+            Self::Docker(e) => e.is_retryable(),
             Self::Io { .. } | Self::Unavailable { .. } => true,
             Self::Engine { .. } | Self::InvalidRequest(_) => false,
         }
@@ -159,32 +171,22 @@ impl SandboxError {
     }
 }
 
+/// The Python program every backend runs: the script and its name bound as literals, then the
+/// guest harness. JSON string literals are valid Python string literals.
+pub(crate) fn guest_program(request: &SandboxRequest) -> Result<String, SandboxError> {
+    let quote =
+        |s: &str| serde_json::to_string(s).map_err(|e| SandboxError::InvalidRequest(e.to_string()));
+    Ok(format!(
+        "__ks_source__ = {}\n__ks_filename__ = {}\n{}",
+        quote(&request.script)?,
+        quote(&request.script_name)?,
+        ks_guest_runtime::HARNESS_PY
+    ))
+}
+
 /// Total size of the regular files under `dir`, never following symlinks; used to hold
 /// `/output` to the output cap whatever the backend.
 pub(crate) fn output_size(dir: &std::path::Path) -> Result<u64, SandboxError> {
-    let mut total = 0u64;
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|e| SandboxError::io(format!("reading {}", dir.display()), e))?;
-        for entry in entries {
-            let entry =
-                entry.map_err(|e| SandboxError::io(format!("reading {}", dir.display()), e))?;
-            let kind = entry.file_type().map_err(|e| {
-                SandboxError::io(format!("inspecting {}", entry.path().display()), e)
-            })?;
-            if kind.is_dir() {
-                pending.push(entry.path());
-            } else if kind.is_file() {
-                let len = entry
-                    .metadata()
-                    .map_err(|e| {
-                        SandboxError::io(format!("inspecting {}", entry.path().display()), e)
-                    })?
-                    .len();
-                total = total.saturating_add(len);
-            }
-        }
-    }
-    Ok(total)
+    ks_sandbox_fallback::output::regular_file_bytes(dir)
+        .map_err(|e| SandboxError::io(format!("measuring {}", dir.display()), e))
 }

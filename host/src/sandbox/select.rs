@@ -25,19 +25,29 @@ pub enum SelectError {
         /// The policy's list.
         allowed: String,
     },
-    /// The Docker backend is not part of this build yet.
+    /// The script imports native libraries and the policy does not allow Docker.
     #[error(
-        "the docker backend is not available in this build yet; use --backend wasm \
-         (scripts that need native libraries such as xgboost cannot run here)"
+        "the script imports {modules}, which only the docker backend has, and the policy does \
+         not allow docker (allowed: {allowed})"
     )]
-    DockerNotBuilt,
+    NeedsDocker {
+        /// The native-only modules imported.
+        modules: String,
+        /// The policy's list.
+        allowed: String,
+    },
 }
 
-/// Picks the backend for a run.
+/// Picks the backend for running `script`: `auto` takes the policy's first allowed backend that
+/// has every module the script imports (a static scan of its imports).
 ///
 /// # Errors
-/// When the choice is not allowed by the policy or cannot run on this host.
-pub fn select_backend(choice: BackendChoice, allowed: &[Backend]) -> Result<Backend, SelectError> {
+/// When the choice is not allowed by the policy, or no allowed backend can run the script.
+pub fn select_backend(
+    choice: BackendChoice,
+    allowed: &[Backend],
+    script: &str,
+) -> Result<Backend, SelectError> {
     let list = || {
         allowed
             .iter()
@@ -57,8 +67,19 @@ pub fn select_backend(choice: BackendChoice, allowed: &[Backend]) -> Result<Back
     };
     match choice {
         BackendChoice::Wasm => check(Backend::Wasm),
-        BackendChoice::Docker => check(Backend::Docker).and(Err(SelectError::DockerNotBuilt)),
-        BackendChoice::Auto => check(Backend::Wasm),
+        BackendChoice::Docker => check(Backend::Docker),
+        BackendChoice::Auto => {
+            let native = native_only_imports(script);
+            let usable = |b: &&Backend| native.is_empty() || **b == Backend::Docker;
+            match allowed.iter().find(usable) {
+                Some(backend) => Ok(*backend),
+                None if native.is_empty() => check(Backend::Wasm),
+                None => Err(SelectError::NeedsDocker {
+                    modules: native.join(", "),
+                    allowed: list(),
+                }),
+            }
+        }
     }
 }
 
@@ -139,18 +160,38 @@ import os.path
     }
 
     #[test]
-    fn auto_means_wasm_while_docker_is_not_built() {
+    fn auto_takes_docker_only_for_native_imports() {
         let both = [Backend::Wasm, Backend::Docker];
+        let plain = "import pandas\n";
+        let native = "import pandas\nimport xgboost\n";
+        let pick = |choice, allowed: &[Backend], script| select_backend(choice, allowed, script);
+        assert_eq!(pick(BackendChoice::Auto, &both, plain), Ok(Backend::Wasm));
         assert_eq!(
-            select_backend(BackendChoice::Auto, &both),
-            Ok(Backend::Wasm)
+            pick(BackendChoice::Auto, &both, native),
+            Ok(Backend::Docker)
         );
         assert_eq!(
-            select_backend(BackendChoice::Docker, &both),
-            Err(SelectError::DockerNotBuilt)
+            pick(
+                BackendChoice::Auto,
+                &[Backend::Docker, Backend::Wasm],
+                plain
+            ),
+            Ok(Backend::Docker),
+            "the policy's order is its preference"
+        );
+        assert_eq!(
+            pick(BackendChoice::Auto, &[Backend::Wasm], native),
+            Err(SelectError::NeedsDocker {
+                modules: "xgboost".to_owned(),
+                allowed: "wasm".to_owned()
+            })
+        );
+        assert_eq!(
+            pick(BackendChoice::Docker, &both, plain),
+            Ok(Backend::Docker)
         );
         assert!(matches!(
-            select_backend(BackendChoice::Wasm, &[Backend::Docker]),
+            pick(BackendChoice::Wasm, &[Backend::Docker], plain),
             Err(SelectError::NotAllowed { .. })
         ));
     }

@@ -19,8 +19,6 @@ use crate::sandbox::{Backend, SandboxError, SandboxRequest};
 const ARGV0: &str = "/usr/local/bin/python.wasm";
 /// Where the stdlib zip is mounted; the interpreter looks for `python315.zip` there.
 pub(crate) const STDLIB_GUEST_DIR: &str = "/usr/local/lib";
-/// The guest harness that runs a script and reports its exception as a structured tail.
-const HARNESS: &str = ks_guest_runtime::HARNESS_PY;
 /// How long after the deadline the host stops waiting for a guest blocked in a host call.
 const HOST_GRACE: Duration = Duration::from_millis(50);
 
@@ -68,18 +66,6 @@ impl ResourceLimiter for MemoryCap {
     ) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
-}
-
-/// The Python source handed to `turn`: the script and its name bound as literals, then the
-/// harness. JSON string literals are valid Python string literals.
-fn turn_source(request: &SandboxRequest) -> Result<String, SandboxError> {
-    let quote =
-        |s: &str| serde_json::to_string(s).map_err(|e| SandboxError::InvalidRequest(e.to_string()));
-    Ok(format!(
-        "__ks_source__ = {}\n__ks_filename__ = {}\n{HARNESS}",
-        quote(&request.script)?,
-        quote(&request.script_name)?
-    ))
 }
 
 fn wasi_context(
@@ -133,7 +119,7 @@ pub(crate) async fn run(
     request: SandboxRequest,
 ) -> Result<Outcome, SandboxError> {
     let limits = request.limits;
-    let source = turn_source(&request)?;
+    let source = crate::sandbox::guest_program(&request)?;
     let code_len = i32::try_from(source.len())
         .map_err(|_| SandboxError::InvalidRequest("the script is larger than 2 GiB".into()))?;
     let scratch = tempfile::Builder::new()
