@@ -87,22 +87,27 @@ fn host_environment_never_reaches_the_guest() {
 }
 
 #[test]
-fn docker_backend_is_a_clear_error_for_now() {
+fn a_backend_the_policy_forbids_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("wasm-only.toml");
+    std::fs::write(&policy, "[sandbox]\nbackends = [\"wasm\"]\n").expect("write policy");
     let path = dir.path().join("script.py");
-    std::fs::write(&path, "print(1)\n").expect("write");
-    let output = kaggle_solver()
-        .args(["sandbox", "run", "--backend", "docker"])
-        .arg(&path)
-        .output()
-        .expect("kaggle-solver runs");
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("docker backend is not available"),
-        "{stderr}"
-    );
-    assert!(output.stdout.is_empty());
+    std::fs::write(&path, "import xgboost\n").expect("write");
+    for (backend, expected) in [
+        ("docker", "does not allow the docker backend"),
+        ("auto", "only the docker backend has"),
+    ] {
+        let output = kaggle_solver()
+            .args(["sandbox", "run", "--backend", backend, "--policy"])
+            .arg(&policy)
+            .arg(&path)
+            .output()
+            .expect("kaggle-solver runs");
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{backend}: {stderr}");
+        assert!(output.stdout.is_empty());
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use kaggle_solver::sandbox::{LimitHit, RunLimits, Sandbox, SandboxRequest};
 use serde_json::Value;
 
+use crate::llm::fake::{Fake, Provider, ok};
 use crate::sandbox::conformance;
 use crate::support::{binary, docker_sandbox, generous, run_in, tabular_input};
 
@@ -354,4 +355,84 @@ async fn the_next_start_reaps_a_killed_hosts_container() {
     // Any new Docker sandbox start reaps; ours, in this live process, are left alone.
     docker_sandbox().await;
     assert_eq!(containers_with(&label), Vec::<String>::new(), "reaped");
+}
+
+#[test]
+fn sandbox_run_picks_docker_for_native_imports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("script.py");
+    std::fs::write(&path, "import xgboost\nprint(xgboost.__name__)\n").expect("write");
+    let output = Command::new(binary())
+        .args(["sandbox", "run"])
+        .arg(&path)
+        .output()
+        .expect("kaggle-solver runs");
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&output.stderr));
+    });
+    assert_eq!(json["backend"], "docker", "{json}");
+    assert_eq!(json["stdout"], "xgboost\n", "{json}");
+    assert_eq!(output.status.code(), Some(0));
+}
+
+/// Code for the demo competition that only the Docker backend can run.
+const XGBOOST_PIPELINE: &str = r#"
+import pandas as pd
+import xgboost as xgb
+train = pd.read_csv("/input/train.csv")
+test = pd.read_csv("/input/test.csv")
+sub = pd.read_csv("/input/sample_submission.csv")
+features = [c for c in train.columns if c not in ("id", "species")]
+X = pd.get_dummies(pd.concat([train[features], test[features]]), dtype=float)
+classes = sorted(train["species"].unique())
+y = train["species"].map({c: i for i, c in enumerate(classes)})
+model = xgb.XGBClassifier(n_estimators=100, max_depth=3).fit(X[: len(train)], y)
+predicted = model.predict(X[len(train):])
+sub["species"] = [classes[i] for i in predicted]
+sub.to_csv("/output/submission.csv", index=False)
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_solve_whose_code_needs_xgboost_runs_on_docker() {
+    docker_sandbox().await; // fails loudly without a daemon or the image
+    let reply = format!("```python\n{XGBOOST_PIPELINE}```");
+    let fake = Fake::start(Provider::OpenAi, vec![ok(Provider::OpenAi, &reply)])
+        .await
+        .expect("the fake LLM starts");
+    let out = tempfile::tempdir().expect("tempdir");
+    let base = format!("http://{}/v1", fake.addr);
+    let out_dir = out.path().to_path_buf();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(binary())
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .args([
+                "solve",
+                "examples/competitions/penguins",
+                "--generator",
+                "openai",
+            ])
+            .arg("--out")
+            .arg(&out_dir)
+            .env("OPENAI_BASE_URL", base)
+            .env("OPENAI_API_KEY", crate::llm::fake::KEY)
+            .env("KS_MODEL", crate::llm::fake::MODEL)
+            .output()
+            .expect("kaggle-solver runs")
+    })
+    .await
+    .expect("joins");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("after 1 attempt(s)"), "{stderr}");
+    let code = std::fs::read_to_string(out.path().join("solution.py")).expect("solution.py");
+    assert!(code.contains("import xgboost"), "{code}");
+    let submission =
+        std::fs::read_to_string(out.path().join("submission.csv")).expect("submission.csv");
+    let sample = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/competitions/penguins/sample_submission.csv"
+    ))
+    .expect("the sample");
+    assert_eq!(submission.lines().count(), sample.lines().count());
+    assert_eq!(submission.lines().next(), Some("id,species"));
 }
