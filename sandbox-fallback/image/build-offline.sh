@@ -50,6 +50,8 @@ dpkg-deb --build "$work/no-pythran" "$work/ks-no-pythran.deb" >/dev/null
 
 echo "build-offline: [1/2] mmdebstrap (downloads ~60 MB and installs; a few minutes)"
 # merged-usr hook: merged /usr as debootstrap makes it, instead of the usrmerge package (+perl).
+# The hooks are single-quoted on purpose: mmdebstrap runs them with the rootfs as $1.
+# shellcheck disable=SC2016
 $SUDO mmdebstrap --variant=apt --include="$PACKAGES" --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
   --essential-hook="copy-in $work/ks-no-pythran.deb /tmp" \
   --essential-hook='chroot "$1" dpkg -i /tmp/ks-no-pythran.deb && rm "$1/tmp/ks-no-pythran.deb"' \
