@@ -8,7 +8,7 @@
 //!   0 failed, 0 lost); a job
 //!   that outlives its lease stays with its heartbeating worker; a SIGKILLed worker's job
 //!   completes on the other worker, stored once; cancel reaches a running sandbox; SIGTERM
-//!   drains.
+//!   drains; Redis SIGKILLed and restarted (AOF) mid-run: every accepted job completes.
 
 mod cluster;
 
@@ -365,5 +365,59 @@ async fn cancel_stops_a_running_sandbox_and_sigterm_drains() -> Result<()> {
     );
     ensure!(cluster.status(&running).await?["status"] == "completed");
     ensure!(cluster.status(&waiting).await?["status"] == "pending");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_mid_run_loses_no_accepted_job() -> Result<()> {
+    let mut cluster = Cluster::start(2, "3s", &slow(3)).await?;
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        ids.push(cluster.submit().await?);
+    }
+    cluster
+        .wait_for(&ids[0], Duration::from_secs(60), |s| s["stage"] == "run")
+        .await?;
+    cluster.redis.kill();
+    // While Redis is down the API says so, and accepts nothing it could lose.
+    let refused = cluster
+        .http
+        .post(format!("{}/run", cluster.base))
+        .query(&[("url", PENGUINS), ("policy", "quick")])
+        .send()
+        .await?;
+    ensure!(
+        refused.status() == StatusCode::SERVICE_UNAVAILABLE,
+        "submit with Redis down: {}",
+        refused.status()
+    );
+    // Sandboxes finish while Redis is away; their results must wait for it, not vanish.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    cluster.redis.restart();
+    for id in &ids {
+        let done = cluster
+            .wait_for(id, Duration::from_secs(180), |s| {
+                s["status"] == "completed" || s["status"] == "failed"
+            })
+            .await?;
+        ensure!(done["status"] == "completed", "{done}\n{}", cluster.logs());
+    }
+    // The test's own connection heals on its next use after the restart.
+    let stats = match cluster.queue.stats().await {
+        Ok(stats) => stats,
+        Err(_) => cluster.queue.stats().await?,
+    };
+    ensure!(
+        stats
+            == QueueStats {
+                pending: 0,
+                processing: 0,
+                completed: 8,
+                failed: 0
+            },
+        "{stats:?}"
+    );
+    let stored = std::fs::read_dir(cluster.submissions())?.count();
+    ensure!(stored == 8, "{stored} submissions stored");
     Ok(())
 }
