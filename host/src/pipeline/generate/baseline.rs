@@ -1,7 +1,9 @@
 //! The built-in generator: deterministic and offline. It fills a tested pandas +
 //! scikit-learn pipeline (`baseline_template.py`) with the analysis's facts: which tables,
 //! which columns are features and of what type, the target, the task, the metric and the
-//! submission's format.
+//! submission's format. The script weighs three candidates on the same cross-validation folds
+//! (a tuned HistGradientBoosting, scikit-learn's defaults on simple codes, and a linear model)
+//! and blends them by the competition's own metric out of fold.
 //!
 //! On a retry it writes the same code: the baseline has no way to learn from the error, so the
 //! retry only helps against transient failures; the LLM generators do better there.
@@ -180,5 +182,34 @@ mod tests {
         let code = baseline_code(&analysis);
         assert!(code.starts_with("# Competition: demo slug\n"));
         assert!(code.contains("CONFIG = json.loads(\"{"));
+    }
+
+    #[test]
+    fn the_template_scores_every_metric_and_guards_against_the_reference() {
+        // Each metric the config can name is scored by the template itself (none falls through
+        // to accuracy), so the blend is chosen by the competition's own metric.
+        for metric in [
+            Metric::Accuracy,
+            Metric::RocAuc,
+            Metric::LogLoss,
+            Metric::Rmse,
+            Metric::Rmsle,
+            Metric::Mae,
+            Metric::MacroF1,
+        ] {
+            let quoted = format!("\"{}\"", metric_name(metric));
+            assert!(TEMPLATE.contains(&quoted), "{quoted} is not scored");
+        }
+        // The reference-like default HistGradientBoosting is always a candidate, and the last
+        // line the pipeline parses is the chosen blend's validation score.
+        for needed in [
+            "def plain_candidate",
+            "kind(random_state=0)",
+            "def tuned_candidate",
+            "def linear_candidate",
+            "print(f\"validation {name}: {value:.5f}",
+        ] {
+            assert!(TEMPLATE.contains(needed), "the template lacks {needed}");
+        }
     }
 }
