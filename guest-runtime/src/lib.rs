@@ -55,8 +55,8 @@ pub use lock::{
     ArtifactKind, ArtifactPin, LockError, PINNED_LOCK_TOML, RuntimeLock, WheelPin, is_sha256_hex,
 };
 pub use prewarm::{
-    AUDIT_LINE_PREFIX, PREWARM_AUDIT_PY, PREWARM_BUILD_PY, PREWARM_IMPORTS_TXT, PREWARM_RECORD_FILE,
-    PrewarmRecord, PrewarmState, prewarm_build_source, prewarm_imports,
+    AUDIT_LINE_PREFIX, PREWARM_AUDIT_PY, PREWARM_BUILD_PY, PREWARM_IMPORTS_TXT,
+    PREWARM_RECORD_FILE, PrewarmRecord, PrewarmState, prewarm_build_source, prewarm_imports,
 };
 pub use status::{ArtifactStatus, RuntimeStatus, status};
 pub use wheel::{DEFAULT_PYTHON, PYTHON_ENV, WHEEL_ENV, WheelSource, hash_stream};

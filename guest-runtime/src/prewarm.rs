@@ -99,9 +99,16 @@ mod tests {
         for module in ["numpy", "pandas", "scipy.stats", "sklearn.ensemble"] {
             assert!(imports.contains(&module), "{module} in {imports:?}");
         }
-        assert!(imports.iter().all(|m| !m.contains(' ') && !m.starts_with('#')));
+        assert!(
+            imports
+                .iter()
+                .all(|m| !m.contains(' ') && !m.starts_with('#'))
+        );
         let source = prewarm_build_source();
-        assert!(source.starts_with("import numpy\nimport pandas\n"), "{source}");
+        assert!(
+            source.starts_with("import numpy\nimport pandas\n"),
+            "{source}"
+        );
         assert!(source.contains("gc.freeze()"));
     }
 

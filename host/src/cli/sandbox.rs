@@ -62,6 +62,7 @@ impl SandboxCommand {
         let sandbox = build_sandbox(backend).await?;
         let mut request = SandboxRequest::new(script, &output, RunLimits::from(&policy.limits));
         request.docker = policy.docker.clone();
+        request.guest = policy.sandbox.guest;
         if let Some(name) = args.script.file_name() {
             request.script_name = name.to_string_lossy().into_owned();
         }
