@@ -24,6 +24,16 @@ def _ks_collect_rngs():
     ]
 
 
+def _ks_renew(bg):
+    # A BitGenerator built with no seed draws from os.urandom. Its SeedSequence (which `spawn`
+    # uses) is renewed too: numpy's pickle support sets both from a (state, seed_seq) pair.
+    new = type(bg)()
+    try:
+        bg.__setstate__((new.state, new._seed_seq))
+    except Exception:
+        bg.state = new.state  # the audit refuses the image if the SeedSequence stays frozen
+
+
 def _ks_reseed(rngs):
     import os
     import random
@@ -37,14 +47,13 @@ def _ks_reseed(rngs):
         elif isinstance(o, npr.RandomState):
             bg = o._bit_generator
             if isinstance(bg, npr.MT19937):
-                o.seed()  # legacy seeding from fresh entropy; also drops the gauss cache
+                o.seed()  # legacy seeding from fresh entropy; drops the gauss cache and seed_seq
             else:
-                bg.state = type(bg)().state
+                _ks_renew(bg)
         elif isinstance(o, npr.Generator):
-            bg = o.bit_generator
-            bg.state = type(bg)().state  # a BitGenerator built with no seed reads os.urandom
+            _ks_renew(o.bit_generator)
         elif isinstance(o, npr.BitGenerator):
-            o.state = type(o)().state
+            _ks_renew(o)
     # A Python-level default argument can be replaced outright, SeedSequence included.
     grower = sys.modules.get("sklearn.ensemble._hist_gradient_boosting.grower")
     if grower is not None and npr is not None:

@@ -109,3 +109,58 @@ pub(crate) fn export_names(wasm: &[u8]) -> wasmtime::Result<Vec<String>> {
     }
     Ok(Vec::new())
 }
+
+#[cfg(test)]
+mod tests {
+    use wasm_encoder::{
+        CodeSection, Function, FunctionSection, IndirectNameMap, Instruction, NameMap, NameSection,
+        TypeSection,
+    };
+
+    use super::*;
+
+    /// A module with functions `a` (exported) and `b`, named in a name section.
+    fn module() -> Vec<u8> {
+        let mut types = TypeSection::new();
+        types.ty().function([], []);
+        let mut funcs = FunctionSection::new();
+        funcs.function(0).function(0);
+        let mut exports = ExportSection::new();
+        exports.export("a", ExportKind::Func, 0);
+        let mut code = CodeSection::new();
+        for _ in 0..2 {
+            let mut f = Function::new([]);
+            f.instruction(&Instruction::End);
+            code.function(&f);
+        }
+        let mut names = NameMap::new();
+        names.append(0, "a");
+        names.append(1, "b");
+        let mut name_section = NameSection::new();
+        name_section.functions(&names);
+        name_section.locals(&IndirectNameMap::new());
+        let mut module = wasm_encoder::Module::new();
+        module
+            .section(&types)
+            .section(&funcs)
+            .section(&exports)
+            .section(&code)
+            .section(&name_section);
+        module.finish()
+    }
+
+    #[test]
+    fn exports_are_added_and_stripped_by_name() {
+        let wasm = module();
+        let index = function_indices(&wasm, &["b"]).expect("b is named");
+        assert_eq!(index["b"], 1);
+        let err = function_indices(&wasm, &["c"]).expect_err("no c");
+        assert!(err.to_string().contains("no function `c`"), "{err}");
+
+        let with = add_function_exports(&wasm, &[("ks.b", 1)]).expect("added");
+        wasmparser::validate(&with).expect("valid");
+        assert_eq!(export_names(&with).expect("names"), ["a", "ks.b"]);
+        let back = strip_exports(&with, |n| n.starts_with("ks.")).expect("stripped");
+        assert_eq!(back, wasm, "only the export section changes");
+    }
+}
