@@ -124,16 +124,15 @@ pub(crate) fn load_or_build(
     let key = cache_key(installed);
     let cache = home.compile_cache();
     let earlier = PrewarmRecord::read(home.root()).filter(|r| r.key == key);
-    if cache.get(&key).is_none() {
-        if let Some(r) = &earlier
-            && r.state == PrewarmState::Failed
-            && if_missing == IfMissing::BuildUnlessFailed
-        {
-            return Err(format!(
-                "an earlier build failed ({}); `kaggle-solver runtime install` tries again",
-                r.detail
-            ));
-        }
+    if cache.get(&key).is_none()
+        && if_missing == IfMissing::BuildUnlessFailed
+        && let Some(r) = &earlier
+        && r.state == PrewarmState::Failed
+    {
+        return Err(format!(
+            "an earlier build failed ({}); `kaggle-solver runtime install` tries again",
+            r.detail
+        ));
     }
     let record = |state, detail: String, initial_memory_bytes| {
         let record = PrewarmRecord {
