@@ -203,8 +203,9 @@ pub(crate) async fn run(
         Err(e) if store.data().memory.denied => {
             let pages = initial_pages(pre);
             return Err(SandboxError::InvalidRequest(format!(
-                "the memory cap ({} bytes) is below the guest module's initial memory of {} \
-                 bytes ({pages} pages of 64 KiB): raise `limits.memory` to at least {} MiB{}: {e}",
+                "the memory cap ({} bytes) is below what the guest module needs to start, its \
+                 initial memory of {} bytes ({pages} pages of 64 KiB): raise `limits.memory` to \
+                 at least {} MiB{}: {e}",
                 limits.memory_bytes,
                 pages * WASM_PAGE,
                 (pages * WASM_PAGE).div_ceil(1 << 20),
