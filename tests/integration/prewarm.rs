@@ -176,3 +176,76 @@ async fn a_memory_cap_below_the_image_is_a_clear_error() {
     let ran = sandbox.run(request).await.expect("plain runs");
     assert!(ran.succeeded(), "{ran:#?}");
 }
+
+/// A home that shares the machine's runtime and plain compiled module but has no pre-warmed
+/// image, and a record that its build failed.
+fn home_where_the_build_failed() -> (tempfile::TempDir, ks_guest_runtime::RuntimeHome) {
+    let machine = ks_guest_runtime::RuntimeHome::from_env().expect("$KS_HOME");
+    prewarmed_sandbox(); // the machine's image exists, so its record names the current key
+    let built = ks_guest_runtime::PrewarmRecord::read(machine.root()).expect("a record");
+    let dir = tempfile::tempdir().expect("a temporary home");
+    std::os::unix::fs::symlink(machine.runtime_root(), dir.path().join("runtime"))
+        .expect("link the runtime");
+    std::fs::create_dir(dir.path().join("compiled")).expect("compiled/");
+    for entry in std::fs::read_dir(machine.compiled_dir()).expect("compiled dir") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned();
+        if name.starts_with("module-") && name.ends_with(".cwasm") {
+            std::os::unix::fs::symlink(&path, dir.path().join("compiled").join(&name))
+                .expect("link a compiled module");
+        }
+    }
+    let failed = ks_guest_runtime::PrewarmRecord {
+        key: built.key,
+        state: ks_guest_runtime::PrewarmState::Failed,
+        detail: "the audit refused the image (test)".into(),
+        initial_memory_bytes: None,
+    };
+    failed.write(dir.path()).expect("write the record");
+    let home = ks_guest_runtime::RuntimeHome::at(dir.path());
+    (dir, home)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_build_leaves_the_plain_module_in_use_and_says_why() {
+    let (_dir, home) = home_where_the_build_failed();
+    let sandbox = tokio::task::spawn_blocking(move || {
+        kaggle_solver::sandbox::wasm::WasmSandbox::builder()
+            .home(home)
+            .build()
+    })
+    .await
+    .expect("join")
+    .expect("the sandbox builds on the plain module");
+    assert_eq!(
+        sandbox.prewarm_state(),
+        None,
+        "not tried before the first run"
+    );
+    let output = tempfile::tempdir().expect("a temporary folder");
+    let mut request = SandboxRequest::new(
+        "import sys\nprint('_ks_prewarm' in sys.modules)\n",
+        output.path(),
+        generous(),
+    );
+    request.guest = Prewarmed;
+    let outcome = sandbox
+        .run(request)
+        .await
+        .expect("runs on the plain module");
+    assert!(outcome.succeeded(), "{outcome:#?}");
+    assert_eq!(outcome.stdout, "False\n");
+    let reason = sandbox
+        .prewarm_state()
+        .expect("tried")
+        .expect_err("unavailable");
+    assert!(
+        reason.contains("an earlier build failed (the audit refused the image (test))"),
+        "{reason}"
+    );
+    assert!(reason.contains("runtime install"), "{reason}");
+}
