@@ -130,7 +130,7 @@ impl<'de> Deserialize<'de> for GuestImage {
 
 impl fmt::Display for GuestImage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str()) // honours width, for tables
     }
 }
 
