@@ -11,6 +11,8 @@
 //!   ([`install`]);
 //! - caches expensive build products such as precompiled modules, created once per machine even
 //!   under concurrency ([`CompileCache`]);
+//! - holds what the pre-warmed guest image is made of: its import list and build-time Python
+//!   ([`prewarm_imports`]);
 //! - reports all of that for `kaggle-solver runtime status` ([`status()`]).
 //!
 //! It deliberately knows nothing about wasmtime: the host compiles modules and chooses cache keys.
@@ -36,6 +38,7 @@ mod error;
 mod home;
 mod install;
 mod lock;
+mod prewarm;
 mod status;
 mod wheel;
 
@@ -50,6 +53,10 @@ pub use home::{
 pub use install::{InstallEvent, install, install_from};
 pub use lock::{
     ArtifactKind, ArtifactPin, LockError, PINNED_LOCK_TOML, RuntimeLock, WheelPin, is_sha256_hex,
+};
+pub use prewarm::{
+    AUDIT_LINE_PREFIX, PREWARM_AUDIT_PY, PREWARM_BUILD_PY, PREWARM_IMPORTS_TXT,
+    PREWARM_RECORD_FILE, PrewarmRecord, PrewarmState, prewarm_build_source, prewarm_imports,
 };
 pub use status::{ArtifactStatus, RuntimeStatus, status};
 pub use wheel::{DEFAULT_PYTHON, PYTHON_ENV, WHEEL_ENV, WheelSource, hash_stream};

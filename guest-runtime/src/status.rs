@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::cache::CacheEntry;
 use crate::home::RuntimeHome;
 use crate::lock::{ArtifactKind, RuntimeLock};
+use crate::prewarm::PrewarmRecord;
 
 /// The state of the guest runtime in one home.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,6 +38,8 @@ pub struct RuntimeStatus {
     pub compiled_dir: PathBuf,
     /// The cached precompiled modules.
     pub compiled: Vec<CacheEntry>,
+    /// The last build of the pre-warmed image, if one was attempted in this home.
+    pub prewarm: Option<PrewarmRecord>,
     /// Problems met while looking, if any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
@@ -90,6 +93,7 @@ pub fn status(home: &RuntimeHome, lock: &RuntimeLock) -> RuntimeStatus {
         artifacts,
         compiled_dir: cache.dir().to_owned(),
         compiled,
+        prewarm: PrewarmRecord::read(home.root()),
         problems,
     }
 }
@@ -120,6 +124,10 @@ impl fmt::Display for RuntimeStatus {
         }
         for entry in &self.compiled {
             writeln!(f, "  {} {} B", entry.key, entry.size)?;
+        }
+        match &self.prewarm {
+            Some(p) => writeln!(f, "pre-warmed image {:?}: {}", p.state, p.detail)?,
+            None => writeln!(f, "pre-warmed image: not built yet")?,
         }
         for problem in &self.problems {
             writeln!(f, "problem: {problem}")?;

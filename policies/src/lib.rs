@@ -33,7 +33,9 @@ use serde::{Deserialize, Serialize};
 pub use dir::{PolicyDir, is_valid_preset_name};
 pub use fixtures::fixture_report;
 pub use overrides::LimitOverrides;
-pub use schema::{Attempts, Backend, DockerPolicy, Limits, ParseBackendError, SandboxPolicy};
+pub use schema::{
+    Attempts, Backend, DockerPolicy, GuestImage, Limits, ParseBackendError, SandboxPolicy,
+};
 pub use size::{ByteSize, ParseByteSizeError};
 
 /// The built-in policy, `policies/default.toml`, as embedded in the binary.

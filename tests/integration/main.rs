@@ -10,6 +10,7 @@ mod fetch;
 mod llm;
 mod pipeline;
 mod policies;
+mod prewarm;
 mod queue;
 mod redis_server;
 mod sandbox;

@@ -6,22 +6,56 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use kaggle_solver::sandbox::wasm::WasmSandbox;
+use kaggle_solver::sandbox::wasm::{GuestImage, Prewarm, WasmSandbox};
 use kaggle_solver::sandbox::{DockerSandbox, Outcome, RunLimits, Sandbox, SandboxRequest};
 use tempfile::TempDir;
 
 /// The WASI sandbox, built once per test process (installing and compiling on first use on the
-/// machine, which takes about a minute).
+/// machine, which takes about a minute) with its pre-warmed image, which is built once per
+/// machine (several minutes) and cached like the compiled module.
 pub fn wasm_sandbox() -> WasmSandbox {
     static SANDBOX: OnceLock<WasmSandbox> = OnceLock::new();
     SANDBOX
         .get_or_init(|| {
             WasmSandbox::builder()
+                .prewarm(Prewarm::Now)
                 .progress(|event| eprintln!("runtime: {event}"))
                 .build()
                 .expect("the WASI sandbox builds: is python3 with pip available?")
         })
         .clone()
+}
+
+/// The shared WASI sandbox, failing loudly unless its pre-warmed image is loaded.
+pub fn prewarmed_sandbox() -> WasmSandbox {
+    let sandbox = wasm_sandbox();
+    assert_eq!(
+        sandbox.prewarm_state(),
+        Some(Ok(())),
+        "the pre-warmed image is unavailable"
+    );
+    sandbox
+}
+
+/// Runs `script` in the shared WASI sandbox on the given guest module.
+pub async fn run_guest(
+    guest: GuestImage,
+    script: &str,
+    input: Option<&Path>,
+    limits: RunLimits,
+) -> Ran {
+    let sandbox = prewarmed_sandbox();
+    let output = tempfile::tempdir().expect("a temporary folder");
+    let mut request = SandboxRequest::new(script, output.path(), limits);
+    request.guest = guest;
+    if let Some(input) = input {
+        request = request.with_input(input);
+    }
+    let outcome = sandbox
+        .run(request)
+        .await
+        .expect("the sandbox runs the script");
+    Ran { outcome, output }
 }
 
 /// Caps that no well-behaved test script comes near.

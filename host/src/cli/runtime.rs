@@ -6,12 +6,13 @@ use ks_guest_runtime::{RuntimeHome, RuntimeLock};
 
 use super::CliError;
 use crate::sandbox::DockerSandbox;
-use crate::sandbox::wasm::{SetupEvent, WasmSandbox};
+use crate::sandbox::wasm::{Prewarm, SetupEvent, WasmSandbox};
 
 /// Runtime commands.
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum RuntimeCommand {
-    /// Download, verify, unpack and precompile the pinned guest runtime (idempotent).
+    /// Download, verify, unpack and precompile the pinned guest runtime, and build the
+    /// pre-warmed guest image (idempotent).
     Install {
         /// Also build the Docker backend's pinned image if it is missing (offline recipe:
         /// mmdebstrap from the host's Debian mirror, then `docker import`).
@@ -26,12 +27,21 @@ impl RuntimeCommand {
     pub(crate) async fn run(self) -> Result<ExitCode, CliError> {
         match self {
             Self::Install { docker } => {
-                // Building a sandbox installs the runtime and compiles its module once.
-                tokio::task::spawn_blocking(|| {
-                    WasmSandbox::builder().progress(print_event).build()
+                // Building a sandbox installs the runtime and compiles its module once, and
+                // builds the pre-warmed image (a failed build leaves the plain module in use).
+                let sandbox = tokio::task::spawn_blocking(|| {
+                    WasmSandbox::builder()
+                        .prewarm(Prewarm::Now)
+                        .progress(print_event)
+                        .build()
                 })
                 .await
                 .map_err(|e| CliError::Internal(e.to_string()))??;
+                if let Some(Err(reason)) = sandbox.prewarm_state() {
+                    super::progress(format!(
+                        "warning: no pre-warmed guest, runs use the plain module: {reason}"
+                    ));
+                }
                 if docker {
                     let image = DockerSandbox::pinned_image();
                     let sandbox = DockerSandbox::connect().await?;

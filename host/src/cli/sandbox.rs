@@ -59,9 +59,10 @@ impl SandboxCommand {
                 .map_err(|e| CliError::io("creating an output folder", e))?
                 .keep(),
         };
-        let sandbox = build_sandbox(backend).await?;
+        let sandbox = build_sandbox(backend, policy.sandbox.guest).await?;
         let mut request = SandboxRequest::new(script, &output, RunLimits::from(&policy.limits));
         request.docker = policy.docker.clone();
+        request.guest = policy.sandbox.guest;
         if let Some(name) = args.script.file_name() {
             request.script_name = name.to_string_lossy().into_owned();
         }
@@ -83,11 +84,19 @@ impl SandboxCommand {
 
 async fn build_sandbox(
     backend: crate::sandbox::Backend,
+    guest: crate::sandbox::wasm::GuestImage,
 ) -> Result<crate::sandbox::DynSandbox, CliError> {
+    use crate::sandbox::wasm::{GuestImage, Prewarm};
     match backend {
         crate::sandbox::Backend::Wasm => {
-            let sandbox = tokio::task::spawn_blocking(|| {
+            // One run: load the pre-warmed image only if this run uses it.
+            let prewarm = match guest {
+                GuestImage::Plain => Prewarm::Off,
+                GuestImage::Prewarmed => Prewarm::OnFirstUse,
+            };
+            let sandbox = tokio::task::spawn_blocking(move || {
                 crate::sandbox::wasm::WasmSandbox::builder()
+                    .prewarm(prewarm)
                     .progress(super::runtime::print_event)
                     .build()
             })

@@ -398,6 +398,7 @@ impl Solver {
         .with_input(&competition.dir);
         request.cancel = job.cancel.child_token();
         request.docker = job.policy.docker.clone();
+        request.guest = job.policy.sandbox.guest;
         request.job = Some(job.id.clone());
         let outcome = timed(job, Stage::Run, attempt, async {
             sandbox.run(request).await.map_err(SolveError::Sandbox)

@@ -45,6 +45,8 @@ pub struct SandboxRequest {
     pub docker: DockerPolicy,
     /// The job the run belongs to, for labels and logs.
     pub job: Option<String>,
+    /// The module a WASI run starts from (a policy's `[sandbox] guest`); ignored by Docker.
+    pub guest: ks_policies::GuestImage,
 }
 
 impl SandboxRequest {
@@ -59,6 +61,7 @@ impl SandboxRequest {
             cancel: CancellationToken::new(),
             docker: DockerPolicy::default(),
             job: None,
+            guest: ks_policies::GuestImage::default(),
         }
     }
 

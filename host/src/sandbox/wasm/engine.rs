@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ks_guest_runtime::CompileCache;
+use ks_guest_runtime::{CacheError, CompileCache};
 use sha2::{Digest, Sha256};
 use wasmtime::{Config, Engine, Module, OptLevel};
 
@@ -90,20 +90,33 @@ pub(crate) fn load_module(
     module_sha256: &str,
     on_compile: &dyn Fn(),
 ) -> Result<Module, SandboxError> {
+    let read = || std::fs::read(wasm).map_err(|e| format!("reading {}: {e}", wasm.display()));
+    load_compiled(engine, cache, module_sha256, &read, on_compile)
+}
+
+/// Loads the module whose bytes `read` produces (only called when it must be compiled), cached
+/// under `module_sha256`, which must identify those bytes.
+pub(crate) fn load_compiled(
+    engine: &Engine,
+    cache: &CompileCache,
+    module_sha256: &str,
+    read: &dyn Fn() -> Result<Vec<u8>, String>,
+    on_compile: &dyn Fn(),
+) -> Result<Module, SandboxError> {
     let key = compile_key(engine, module_sha256);
     let compile = |target: &Path| -> Result<(), String> {
         on_compile();
-        let bytes = std::fs::read(wasm).map_err(|e| format!("reading {}: {e}", wasm.display()))?;
+        let bytes = read()?;
         let compiled = engine
             .precompile_module(&bytes)
-            .map_err(|e| format!("compiling {}: {e:#}", wasm.display()))?;
+            .map_err(|e| format!("compiling module {module_sha256}: {e:#}"))?;
         std::fs::write(target, compiled).map_err(|e| format!("writing {}: {e}", target.display()))
     };
     let path = cache
         .get_or_create(&key, compile)
         .map_err(|e| SandboxError::Engine {
             context: "precompiling the guest module",
-            message: e.to_string(),
+            message: cache_message(e),
         })?;
     match deserialize(engine, &path) {
         Ok(module) => Ok(module),
@@ -115,13 +128,21 @@ pub(crate) fn load_module(
                 .get_or_create(&key, compile)
                 .map_err(|e| SandboxError::Engine {
                     context: "precompiling the guest module",
-                    message: e.to_string(),
+                    message: cache_message(e),
                 })?;
             deserialize(engine, &path).map_err(|message| SandboxError::Engine {
                 context: "loading the precompiled guest module",
                 message,
             })
         }
+    }
+}
+
+/// The cache's words, and the compiler's when compiling failed (the original lost them).
+pub(crate) fn cache_message(error: CacheError<String>) -> String {
+    match error {
+        CacheError::Create { key, source } => format!("creating cache entry {key}: {source}"),
+        other => other.to_string(),
     }
 }
 

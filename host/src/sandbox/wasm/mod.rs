@@ -4,19 +4,30 @@
 //! the precompiled module from the shared on-disk cache, and links WASI once into an
 //! `InstancePre`, so each run costs one instantiation. No wasmtime type crosses this module's
 //! public surface.
+//!
+//! Beside the runtime's own snapshot it holds the pre-warmed image (see `prewarm.rs`), loaded
+//! or built when the sandbox is built, or on the first run that asks for it; a request's
+//! [`GuestImage`] picks one. If the image cannot be built, runs use the plain module and the log
+//! and `runtime status` say why.
 
+mod audit;
+mod edit;
 mod engine;
 mod output;
+mod prewarm;
 mod run;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use ks_guest_runtime::{ArtifactKind, InstallEvent, RuntimeHome, RuntimeLock};
-use wasmtime::{InstancePre, Linker};
+use ks_guest_runtime::{ArtifactKind, InstallEvent, InstalledRuntime, RuntimeHome, RuntimeLock};
+pub use ks_policies::GuestImage;
+use wasmtime::InstancePre;
 
+use self::prewarm::IfMissing;
 use self::run::GuestState;
 use super::{Backend, Outcome, Sandbox, SandboxError, SandboxRequest};
 
@@ -30,6 +41,19 @@ pub enum GuestModule {
     Plain,
 }
 
+/// When a sandbox gets its pre-warmed image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Prewarm {
+    /// Load it now, building it if missing (even if an earlier build failed): `runtime install`.
+    Now,
+    /// Load it now if cached; otherwise build it on the first run that asks for it, unless an
+    /// earlier build on this machine failed.
+    #[default]
+    OnFirstUse,
+    /// Never: requests for the pre-warmed guest run on the plain module.
+    Off,
+}
+
 /// A step of setting a sandbox up, for progress output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -41,6 +65,54 @@ pub enum SetupEvent {
         /// The module being compiled.
         module: PathBuf,
     },
+    /// A step of building the pre-warmed image (once per machine).
+    Prewarm(PrewarmStep),
+}
+
+/// A step of building the pre-warmed image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PrewarmStep {
+    /// No image is cached: building one.
+    Start,
+    /// Compiling the instrumented runtime.
+    CompilingInstrumented,
+    /// Importing the scientific stack (twice: the audit needs two images).
+    Importing,
+    /// Auditing the images for frozen randomness.
+    Auditing,
+    /// Compiling the image for this machine.
+    Compiling,
+    /// The image is built and cached.
+    Ready {
+        /// The audit's summary.
+        summary: String,
+    },
+    /// No image: runs use the plain module.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for PrewarmStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("pre-warmed guest: ")?;
+        match self {
+            Self::Start => f.write_str(
+                "building the image with numpy, pandas, scipy and scikit-learn imported \
+                 (once per machine; several minutes)",
+            ),
+            Self::CompilingInstrumented => f.write_str("compiling the instrumented runtime"),
+            Self::Importing => f.write_str("importing the scientific stack (twice)"),
+            Self::Auditing => f.write_str("auditing the images for frozen randomness"),
+            Self::Compiling => f.write_str("compiling the image for this machine"),
+            Self::Ready { summary } => write!(f, "ready ({summary})"),
+            Self::Failed { reason } => {
+                write!(f, "unavailable, runs use the plain module: {reason}")
+            }
+        }
+    }
 }
 
 impl fmt::Display for SetupEvent {
@@ -52,16 +124,18 @@ impl fmt::Display for SetupEvent {
                 "compiling {} for this machine (once; about a minute)",
                 module.display()
             ),
+            Self::Prewarm(step) => step.fmt(f),
         }
     }
 }
 
-type Progress = Box<dyn Fn(&SetupEvent) + Send + Sync>;
+type Progress = Arc<dyn Fn(&SetupEvent) + Send + Sync>;
 
 /// Builds a [`WasmSandbox`].
 pub struct WasmSandboxBuilder {
     home: Option<RuntimeHome>,
     module: GuestModule,
+    prewarm: Prewarm,
     progress: Option<Progress>,
 }
 
@@ -70,11 +144,19 @@ impl fmt::Debug for WasmSandboxBuilder {
         f.debug_struct("WasmSandboxBuilder")
             .field("home", &self.home)
             .field("module", &self.module)
+            .field("prewarm", &self.prewarm)
             .finish_non_exhaustive()
     }
 }
 
 impl WasmSandboxBuilder {
+    /// Chooses when the pre-warmed image is loaded or built.
+    #[must_use]
+    pub fn prewarm(mut self, prewarm: Prewarm) -> Self {
+        self.prewarm = prewarm;
+        self
+    }
+
     /// Uses the runtime under `home` instead of `$KS_HOME`.
     #[must_use]
     pub fn home(mut self, home: RuntimeHome) -> Self {
@@ -92,7 +174,7 @@ impl WasmSandboxBuilder {
     /// Reports install and compile progress (the first use on a machine takes a minute).
     #[must_use]
     pub fn progress(mut self, progress: impl Fn(&SetupEvent) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Box::new(progress));
+        self.progress = Some(Arc::new(progress));
         self
     }
 
@@ -142,25 +224,68 @@ impl WasmSandboxBuilder {
             .parent()
             .map(PathBuf::from)
             .ok_or_else(|| SandboxError::InvalidRequest("the stdlib zip has no folder".into()))?;
-        let mut linker: Linker<GuestState> = Linker::new(engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, GuestState::wasi)
+        let pre = run::linker(engine)
+            .and_then(|linker| linker.instantiate_pre(&module))
             .map_err(|e| linking_error(&e))?;
-        // The guest's door to a host program; this host offers none, which the ABI spells -1.
-        linker
-            .func_wrap("host", "call", |_: i32, _: i32, _: i32, _: i32| -> i32 {
-                -1
-            })
-            .map_err(|e| linking_error(&e))?;
-        let pre = linker
-            .instantiate_pre(&module)
-            .map_err(|e| linking_error(&e))?;
+        let lazy = LazyPrewarm {
+            home,
+            installed,
+            stdlib_dir: stdlib_dir.clone(),
+            progress: self.progress.clone(),
+        };
+        let prewarmed = match self.prewarm {
+            Prewarm::Now => Some(lazy.load(IfMissing::Build)),
+            Prewarm::OnFirstUse if lazy.is_cached() => Some(lazy.load(IfMissing::Build)),
+            Prewarm::OnFirstUse => None,
+            Prewarm::Off => Some(Err("pre-warming is off for this sandbox".to_owned())),
+        };
         Ok(WasmSandbox {
             inner: Arc::new(Inner {
-                pre,
+                plain: pre,
+                prewarmed: tokio::sync::OnceCell::new_with(prewarmed),
+                lazy,
+                warned: AtomicBool::new(false),
                 stdlib_dir,
                 module: self.module,
             }),
         })
+    }
+}
+
+/// What building the pre-warmed image later needs.
+#[derive(Clone)]
+struct LazyPrewarm {
+    home: RuntimeHome,
+    installed: InstalledRuntime,
+    stdlib_dir: PathBuf,
+    progress: Option<Progress>,
+}
+
+impl LazyPrewarm {
+    fn is_cached(&self) -> bool {
+        let key = prewarm::cache_key(&self.installed);
+        self.home.compile_cache().get(&key).is_some()
+    }
+
+    /// Loads or builds the image and links it. Blocking.
+    fn load(&self, if_missing: IfMissing) -> Result<InstancePre<GuestState>, String> {
+        let engine = engine::engine().map_err(|e| e.to_string())?;
+        let report = |step: PrewarmStep| {
+            if let Some(progress) = &self.progress {
+                progress(&SetupEvent::Prewarm(step));
+            }
+        };
+        let module = prewarm::load_or_build(
+            engine,
+            &self.home,
+            &self.installed,
+            &self.stdlib_dir,
+            if_missing,
+            &report,
+        )?;
+        run::linker(engine)
+            .and_then(|linker| linker.instantiate_pre(&module))
+            .map_err(|e| format!("linking the pre-warmed module: {e:#}"))
     }
 }
 
@@ -172,9 +297,41 @@ fn linking_error(error: &wasmtime::Error) -> SandboxError {
 }
 
 struct Inner {
-    pre: InstancePre<GuestState>,
+    plain: InstancePre<GuestState>,
+    /// The pre-warmed module, or why there is none; empty until first needed.
+    prewarmed: tokio::sync::OnceCell<Result<InstancePre<GuestState>, String>>,
+    lazy: LazyPrewarm,
+    /// Whether the fallback to the plain module was logged already.
+    warned: AtomicBool,
     stdlib_dir: PathBuf,
     module: GuestModule,
+}
+
+impl Inner {
+    /// The module a request for `guest` runs on.
+    async fn module_for(&self, guest: GuestImage) -> &InstancePre<GuestState> {
+        if guest == GuestImage::Plain {
+            return &self.plain;
+        }
+        let prewarmed = self
+            .prewarmed
+            .get_or_init(|| async {
+                let lazy = self.lazy.clone();
+                tokio::task::spawn_blocking(move || lazy.load(IfMissing::BuildUnlessFailed))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the pre-warm build panicked: {e}")))
+            })
+            .await;
+        match prewarmed {
+            Ok(pre) => pre,
+            Err(reason) => {
+                if !self.warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%reason, "the pre-warmed guest is unavailable; runs use the plain module");
+                }
+                &self.plain
+            }
+        }
+    }
 }
 
 /// The WASI sandbox. Cheap to clone; runs may proceed concurrently.
@@ -188,6 +345,7 @@ impl fmt::Debug for WasmSandbox {
         f.debug_struct("WasmSandbox")
             .field("module", &self.inner.module)
             .field("stdlib_dir", &self.inner.stdlib_dir)
+            .field("prewarmed", &self.prewarm_state())
             .finish_non_exhaustive()
     }
 }
@@ -198,8 +356,18 @@ impl WasmSandbox {
         WasmSandboxBuilder {
             home: None,
             module: GuestModule::default(),
+            prewarm: Prewarm::default(),
             progress: None,
         }
+    }
+
+    /// Whether the pre-warmed image is loaded: `Some(Ok(()))` if so, `Some(Err(why))` if it is
+    /// unavailable (requests for it run on the plain module), `None` if not tried yet.
+    pub fn prewarm_state(&self) -> Option<Result<(), String>> {
+        self.inner
+            .prewarmed
+            .get()
+            .map(|r| r.as_ref().map(|_| ()).map_err(Clone::clone))
     }
 }
 
@@ -210,6 +378,7 @@ impl Sandbox for WasmSandbox {
     }
 
     async fn run(&self, request: SandboxRequest) -> Result<Outcome, SandboxError> {
-        run::run(&self.inner.pre, &self.inner.stdlib_dir, request).await
+        let pre = self.inner.module_for(request.guest).await;
+        run::run(pre, &self.inner.stdlib_dir, request, None).await
     }
 }

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use wasmtime::{InstancePre, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{InstancePre, Linker, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use super::output::CappedOutput;
+use super::prewarm::Image;
 use crate::sandbox::outcome::{GuestError, LimitHit, Outcome};
 use crate::sandbox::{Backend, SandboxError, SandboxRequest};
 
@@ -29,6 +30,18 @@ pub(crate) struct GuestState {
 }
 
 impl GuestState {
+    /// A store's data: `wasi` and a memory cap of `memory_cap` bytes.
+    pub(crate) fn new(wasi: WasiP1Ctx, memory_cap: usize) -> Self {
+        Self {
+            wasi,
+            memory: MemoryCap {
+                cap: memory_cap,
+                peak: 0,
+                denied: false,
+            },
+        }
+    }
+
     /// The projection wasmtime-wasi's host functions use.
     pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
         &mut self.wasi
@@ -68,7 +81,9 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-fn wasi_context(
+/// The guest's WASI view of a run: argv, the fixed environment and the mounts. The pre-warm
+/// build uses it too, so that nothing the imports read from it differs from a run's.
+pub(crate) fn wasi_context(
     request: &SandboxRequest,
     stdlib_dir: &Path,
     scratch: &Path,
@@ -105,6 +120,27 @@ fn wasi_context(
     Ok(builder.build_p1())
 }
 
+/// The linker every instance of the guest uses: WASI preview 1 and the `host.call` import.
+pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<GuestState>> {
+    let mut linker: Linker<GuestState> = Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, GuestState::wasi)?;
+    // The guest's door to a host program; this host offers none, which the ABI spells -1.
+    linker.func_wrap("host", "call", |_: i32, _: i32, _: i32, _: i32| -> i32 {
+        -1
+    })?;
+    Ok(linker)
+}
+
+/// Arms a store for trusted host work (the pre-warm build): unlimited fuel and memory, and an
+/// epoch deadline that only yields.
+pub(crate) fn arm_unmetered(store: &mut Store<GuestState>) -> wasmtime::Result<()> {
+    store.limiter(|state| &mut state.memory);
+    store.set_fuel(u64::MAX)?;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+    Ok(())
+}
+
 /// How the guest call ended, before it is turned into an [`Outcome`].
 enum Ending {
     Returned(i32),
@@ -113,10 +149,13 @@ enum Ending {
     Cancelled,
 }
 
+/// Runs `request` in a fresh instance of `pre`'s module; `restore`, when given, overwrites the
+/// instance's memory and stack pointer with an image first (the pre-warm audit's runs).
 pub(crate) async fn run(
     pre: &InstancePre<GuestState>,
     stdlib_dir: &Path,
     request: SandboxRequest,
+    restore: Option<&Image>,
 ) -> Result<Outcome, SandboxError> {
     let limits = request.limits;
     let source = crate::sandbox::guest_program(&request)?;
@@ -132,17 +171,7 @@ pub(crate) async fn run(
 
     let engine = pre.module().engine();
     let memory_cap = usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX);
-    let mut store = Store::new(
-        engine,
-        GuestState {
-            wasi,
-            memory: MemoryCap {
-                cap: memory_cap,
-                peak: 0,
-                denied: false,
-            },
-        },
-    );
+    let mut store = Store::new(engine, GuestState::new(wasi, memory_cap));
     store.limiter(|state| &mut state.memory);
     store
         .set_fuel(limits.fuel)
@@ -172,15 +201,28 @@ pub(crate) async fn run(
     let instance = match pre.instantiate_async(&mut store).await {
         Ok(instance) => instance,
         Err(e) if store.data().memory.denied => {
+            let pages = initial_pages(pre);
             return Err(SandboxError::InvalidRequest(format!(
-                "the memory cap ({} bytes) is below what the guest module needs to start: {e}",
-                limits.memory_bytes
+                "the memory cap ({} bytes) is below what the guest module needs to start, its \
+                 initial memory of {} bytes ({pages} pages of 64 KiB): raise `limits.memory` to \
+                 at least {} MiB{}: {e}",
+                limits.memory_bytes,
+                pages * WASM_PAGE,
+                (pages * WASM_PAGE).div_ceil(1 << 20),
+                if pages > 1000 {
+                    " or choose `[sandbox] guest = \"plain\"`"
+                } else {
+                    ""
+                },
             )));
         }
         Err(e) => return Err(engine_error("instantiating the guest", &e)),
     };
 
     let call = async {
+        if let Some(image) = restore {
+            image.restore(&mut store, &instance)?;
+        }
         let host_alloc = instance.get_typed_func::<i32, i32>(&mut store, "host_alloc")?;
         let turn = instance.get_typed_func::<(i32, i32), i32>(&mut store, "turn")?;
         let memory = instance
@@ -273,6 +315,17 @@ pub(crate) async fn run(
         outcome.limit = Some(LimitHit::Output);
     }
     Ok(outcome)
+}
+
+/// Bytes in a wasm page.
+const WASM_PAGE: u64 = 64 << 10;
+
+/// The initial size in pages of the module's exported memory.
+fn initial_pages(pre: &InstancePre<GuestState>) -> u64 {
+    match pre.module().get_export("memory") {
+        Some(wasmtime::ExternType::Memory(memory)) => memory.minimum(),
+        _ => 0,
+    }
 }
 
 fn engine_error(context: &'static str, error: &wasmtime::Error) -> SandboxError {
