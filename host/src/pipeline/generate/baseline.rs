@@ -212,4 +212,26 @@ mod tests {
             assert!(TEMPLATE.contains(needed), "the template lacks {needed}");
         }
     }
+
+    #[test]
+    fn the_pre_warmed_image_imports_every_module_the_template_uses() {
+        let prewarmed = ks_guest_runtime::prewarm_imports();
+        for line in TEMPLATE.lines() {
+            let line = line.trim_start();
+            let module = line
+                .strip_prefix("from ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .or_else(|| line.strip_prefix("import ").map(str::trim));
+            let Some(module) = module.map(|m| m.split(" as ").next().unwrap_or(m)) else {
+                continue;
+            };
+            let top = module.split('.').next().unwrap_or(module);
+            if ["numpy", "pandas", "scipy", "sklearn"].contains(&top) {
+                assert!(
+                    prewarmed.contains(&module),
+                    "{module} is not in guest-runtime/prewarm/imports.txt"
+                );
+            }
+        }
+    }
 }
