@@ -177,13 +177,21 @@ impl SandboxError {
 /// The Python program every backend runs: the script and its name bound as literals, then the
 /// guest harness. JSON string literals are valid Python string literals.
 pub(crate) fn guest_program(request: &SandboxRequest) -> Result<String, SandboxError> {
+    guest_program_with(request, ks_guest_runtime::HARNESS_PY)
+}
+
+/// [`guest_program`] with `harness` in place of the harness's source (e.g. a loader of its
+/// precompiled code).
+pub(crate) fn guest_program_with(
+    request: &SandboxRequest,
+    harness: &str,
+) -> Result<String, SandboxError> {
     let quote =
         |s: &str| serde_json::to_string(s).map_err(|e| SandboxError::InvalidRequest(e.to_string()));
     Ok(format!(
-        "__ks_source__ = {}\n__ks_filename__ = {}\n{}",
+        "__ks_source__ = {}\n__ks_filename__ = {}\n{harness}",
         quote(&request.script)?,
         quote(&request.script_name)?,
-        ks_guest_runtime::HARNESS_PY
     ))
 }
 

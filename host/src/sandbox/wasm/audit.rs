@@ -118,9 +118,15 @@ async fn audit_run(
     };
     let mut request = SandboxRequest::new(PREWARM_AUDIT_PY, output.path(), limits);
     request.script_name = "prewarm_audit.py".into();
-    let outcome = run::run(pre, stdlib_dir, request, Some(image))
-        .await
-        .map_err(|e| wasmtime::format_err!("{e}"))?;
+    let outcome = run::run(
+        pre,
+        stdlib_dir,
+        request,
+        ks_guest_runtime::HARNESS_PY,
+        Some(image),
+    )
+    .await
+    .map_err(|e| wasmtime::format_err!("{e}"))?;
     let line = outcome
         .stdout
         .lines()

@@ -13,6 +13,7 @@
 mod audit;
 mod edit;
 mod engine;
+mod harness;
 mod output;
 mod prewarm;
 mod run;
@@ -227,6 +228,7 @@ impl WasmSandboxBuilder {
         let pre = run::linker(engine)
             .and_then(|linker| linker.instantiate_pre(&module))
             .map_err(|e| linking_error(&e))?;
+        let harness_cache = harness::cache_path(home.compile_cache().dir(), &artifact.sha256);
         let lazy = LazyPrewarm {
             home,
             installed,
@@ -247,6 +249,8 @@ impl WasmSandboxBuilder {
                 warned: AtomicBool::new(false),
                 stdlib_dir,
                 module: self.module,
+                harness: tokio::sync::OnceCell::new(),
+                harness_cache,
             }),
         })
     }
@@ -305,6 +309,10 @@ struct Inner {
     warned: AtomicBool,
     stdlib_dir: PathBuf,
     module: GuestModule,
+    /// The harness every run executes: a loader of its code compiled once, or its source.
+    harness: tokio::sync::OnceCell<String>,
+    /// Where that loader is cached on disk.
+    harness_cache: PathBuf,
 }
 
 impl Inner {
@@ -378,7 +386,18 @@ impl Sandbox for WasmSandbox {
     }
 
     async fn run(&self, request: SandboxRequest) -> Result<Outcome, SandboxError> {
+        let harness = self
+            .inner
+            .harness
+            .get_or_init(|| {
+                harness::precompiled(
+                    &self.inner.plain,
+                    &self.inner.stdlib_dir,
+                    &self.inner.harness_cache,
+                )
+            })
+            .await;
         let pre = self.inner.module_for(request.guest).await;
-        run::run(pre, &self.inner.stdlib_dir, request, None).await
+        run::run(pre, &self.inner.stdlib_dir, request, harness, None).await
     }
 }

@@ -149,16 +149,18 @@ enum Ending {
     Cancelled,
 }
 
-/// Runs `request` in a fresh instance of `pre`'s module; `restore`, when given, overwrites the
-/// instance's memory and stack pointer with an image first (the pre-warm audit's runs).
+/// Runs `request` in a fresh instance of `pre`'s module with `harness` (the harness's source, or
+/// a loader of its precompiled code); `restore`, when given, overwrites the instance's memory
+/// and stack pointer with an image first (the pre-warm audit's runs).
 pub(crate) async fn run(
     pre: &InstancePre<GuestState>,
     stdlib_dir: &Path,
     request: SandboxRequest,
+    harness: &str,
     restore: Option<&Image>,
 ) -> Result<Outcome, SandboxError> {
     let limits = request.limits;
-    let source = crate::sandbox::guest_program(&request)?;
+    let source = crate::sandbox::guest_program_with(&request, harness)?;
     let code_len = i32::try_from(source.len())
         .map_err(|_| SandboxError::InvalidRequest("the script is larger than 2 GiB".into()))?;
     let scratch = tempfile::Builder::new()
