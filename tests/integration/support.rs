@@ -44,18 +44,10 @@ pub async fn run_guest(
     input: Option<&Path>,
     limits: RunLimits,
 ) -> Ran {
-    let sandbox = prewarmed_sandbox();
-    let output = tempfile::tempdir().expect("a temporary folder");
-    let mut request = SandboxRequest::new(script, output.path(), limits);
-    request.guest = guest;
-    if let Some(input) = input {
-        request = request.with_input(input);
-    }
-    let outcome = sandbox
-        .run(request)
-        .await
-        .expect("the sandbox runs the script");
-    Ran { outcome, output }
+    run_request(&prewarmed_sandbox(), script, input, limits, |r| {
+        r.guest = guest
+    })
+    .await
 }
 
 /// Caps that no well-behaved test script comes near.
@@ -82,11 +74,23 @@ pub async fn run_in(
     input: Option<&Path>,
     limits: RunLimits,
 ) -> Ran {
+    run_request(sandbox, script, input, limits, |_| {}).await
+}
+
+/// [`run_in`], with `adjust` applied to the request before it runs.
+async fn run_request(
+    sandbox: &dyn Sandbox,
+    script: &str,
+    input: Option<&Path>,
+    limits: RunLimits,
+    adjust: impl FnOnce(&mut SandboxRequest),
+) -> Ran {
     let output = tempfile::tempdir().expect("a temporary folder");
     let mut request = SandboxRequest::new(script, output.path(), limits);
     if let Some(input) = input {
         request = request.with_input(input);
     }
+    adjust(&mut request);
     let outcome = sandbox
         .run(request)
         .await

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{CliError, PolicyArgs};
-use crate::pipeline::analyse::CompetitionText;
 use crate::pipeline::fetch::{Caller, CompetitionRef, EnvLookup, FetchConfig, Fetcher};
 use crate::pipeline::generate::{GeneratorKind, generator_from_env};
 use crate::pipeline::solve::{PreparedCompetition, Sandboxes, SolveEvent, SolveJob, Solver};
@@ -44,14 +43,7 @@ impl SolveArgs {
             fetched.slug,
             fetched.dir.display()
         ));
-        let competition = PreparedCompetition {
-            slug: fetched.slug,
-            dir: fetched.dir,
-            text: CompetitionText {
-                description: fetched.description,
-                evaluation_metric: fetched.evaluation_metric,
-            },
-        };
+        let competition = PreparedCompetition::from(fetched);
         let home = ks_guest_runtime::RuntimeHome::from_env()
             .map_err(|e| CliError::Internal(e.to_string()))?;
         let wasm = tokio::task::spawn_blocking(|| {

@@ -222,6 +222,19 @@ pub struct PreparedCompetition {
     pub text: CompetitionText,
 }
 
+impl From<super::fetch::FetchedCompetition> for PreparedCompetition {
+    fn from(fetched: super::fetch::FetchedCompetition) -> Self {
+        Self {
+            slug: fetched.slug,
+            dir: fetched.dir,
+            text: CompetitionText {
+                description: fetched.description,
+                evaluation_metric: fetched.evaluation_metric,
+            },
+        }
+    }
+}
+
 /// One job's identity and controls.
 pub struct SolveJob<'a> {
     /// The job id: the storage key and the work folder's name.

@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use super::logs::{AttemptLog, LogEvent};
 use crate::api::JobOutcome;
-use crate::pipeline::analyse::CompetitionText;
 use crate::pipeline::fetch::{CompetitionRef, FetchError, SourceError};
 use crate::pipeline::solve::{
     PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport, Stage,
@@ -145,14 +144,7 @@ async fn execute(
         fetched = shared.pipeline.fetcher.fetch(&source) => fetched?,
         () = cancel.cancelled() => return Err(SolveError::Cancelled.into()),
     };
-    let competition = PreparedCompetition {
-        slug: fetched.slug,
-        dir: fetched.dir,
-        text: CompetitionText {
-            description: fetched.description,
-            evaluation_metric: fetched.evaluation_metric,
-        },
-    };
+    let competition = PreparedCompetition::from(fetched);
     let events = move |event| {
         let _ = notes.send(Note::Event(event));
     };
