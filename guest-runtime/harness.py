@@ -12,7 +12,7 @@
 
 
 def __ks_fresh():
-    # A pre-warmed image (issue 6) imported numpy, pandas, scipy and scikit-learn at build time;
+    # A pre-warmed image imported numpy, pandas, scipy and scikit-learn at build time;
     # RNG objects created then would hold the same state in every run. Its `_ks_prewarm` module
     # knows them all and reseeds them from this run's entropy. A no-op on the other modules.
     import sys

@@ -1,4 +1,4 @@
-# kaggle-solver pre-warm audit (issue 6): runs as an ordinary script in a restored image.
+# kaggle-solver pre-warm audit: runs as an ordinary script in a restored image.
 #
 # The host restores two images built with different entropy (A twice, B once) and runs this in
 # each. It prints one line `__KS_AUDIT__ {json}`: a fingerprint of every RNG object the garbage

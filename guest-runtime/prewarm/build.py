@@ -1,4 +1,4 @@
-# kaggle-solver pre-warm build step (issue 6): runs once, at image build time, after the imports.
+# kaggle-solver pre-warm build step: runs once, at image build time, after the imports.
 #
 # It runs through the interpreter's internal `run_private`, in a private namespace, before the
 # memory snapshot. It records every RNG object that exists now (they would otherwise hold the

@@ -90,7 +90,6 @@ pub enum InstallError {
     /// The wheel is not a readable zip archive.
     #[error("wheel {} is not a valid zip archive", wheel.display())]
     BadWheel {
-        /// The wheel.
         wheel: PathBuf,
         /// What the zip reader said.
         #[source]
@@ -103,7 +102,6 @@ pub enum InstallError {
         wheel.display()
     )]
     ArtifactMissing {
-        /// The wheel.
         wheel: PathBuf,
         /// The entry the lock names.
         entry: String,
@@ -112,7 +110,6 @@ pub enum InstallError {
     /// An artifact could not be decompressed (e.g. a CRC error).
     #[error("cannot extract {entry} from wheel {}", wheel.display())]
     ArtifactUnreadable {
-        /// The wheel.
         wheel: PathBuf,
         /// The entry being extracted.
         entry: String,

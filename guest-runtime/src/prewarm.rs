@@ -1,4 +1,4 @@
-//! The guest side of the pre-warmed image (issue 6): which modules it imports, the Python that
+//! The guest side of the pre-warmed image: which modules it imports, the Python that
 //! runs at build time and in the audit, and the record of the last build for `runtime status`.
 //!
 //! The image itself is built by the host, which owns wasmtime; this crate only holds what the

@@ -1,4 +1,4 @@
-//! The Docker backend benchmark (issue 5): what a run costs in a hardened container next to the
+//! The Docker backend benchmark: what a run costs in a hardened container next to the
 //! WASI guest, in one run, in-process through the same `Sandbox` trait.
 //!
 //! ```sh

@@ -1,4 +1,4 @@
-//! The pipeline benchmark (issue 3): time per stage and in total for the bundled demo
+//! The pipeline benchmark: time per stage and in total for the bundled demo
 //! competition, solved in-process with the baseline generator on the WASI sandbox, and the
 //! same generated script run natively with CPython, as a ratio.
 //!

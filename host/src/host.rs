@@ -16,22 +16,24 @@
 //! # Ok(()) }
 //! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ks_policies::PolicyDir;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::api::SubmitError;
-use crate::api::{self, ApiState, ApiToken, Metrics, Submitter};
+use crate::api::{self, ApiState, ApiToken, Submitter};
+use crate::logs::{DynLogs, FileLogs};
+use crate::metrics::Metrics;
 use crate::pipeline::fetch::{Caller, EnvLookup, FetchConfig, FetchError, Fetcher};
 use crate::pipeline::generate::{ConfigError, DynGenerator, GeneratorKind, generator_from_env};
 use crate::pipeline::solve::{Sandboxes, Solver};
 use crate::queue::{CancelOutcome, DynQueue, JobId, JobRecord, MemoryQueue, QueueError};
 use crate::sandbox::SandboxError;
-use crate::sandbox::wasm::WasmSandbox;
+use crate::sandbox::wasm::{SetupEvent, WasmSandbox};
 use crate::storage::{DynStore, LocalStore};
-use crate::worker::{DynLogs, FileLogs, Worker, WorkerConfig, WorkerParts};
+use crate::worker::{Worker, WorkerConfig, WorkerParts};
 
 /// Why a [`Host`] could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +71,17 @@ pub struct HostBuilder {
     workers: usize,
     worker_config: Option<WorkerConfig>,
     token: Option<ApiToken>,
+    setup_progress: Option<SetupProgress>,
+}
+
+/// Where the sandbox's set-up steps are reported (the first use on a machine takes minutes).
+#[derive(Clone)]
+struct SetupProgress(Arc<dyn Fn(&SetupEvent) + Send + Sync>);
+
+impl std::fmt::Debug for SetupProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetupProgress")
+    }
 }
 
 impl HostBuilder {
@@ -148,6 +161,49 @@ impl HostBuilder {
         self
     }
 
+    /// Reports the default sandbox's set-up steps (installing and compiling the runtime,
+    /// building the pre-warmed image) to `progress` (default: the log).
+    pub fn setup_progress(
+        mut self,
+        progress: impl Fn(&SetupEvent) + Send + Sync + 'static,
+    ) -> Self {
+        self.setup_progress = Some(SetupProgress(Arc::new(progress)));
+        self
+    }
+
+    /// The folder holding `work/` and `submissions/`.
+    fn data(&self) -> Result<PathBuf, HostError> {
+        match &self.data_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => Ok(ks_guest_runtime::RuntimeHome::from_env()
+                .map_err(|e| HostError::Home(e.to_string()))?
+                .root()
+                .to_owned()),
+        }
+    }
+
+    /// Only the pipeline, with the same defaults as [`HostBuilder::build`] gives its workers:
+    /// for running one job in this process (`kaggle-solver solve`). Sets up the sandboxes if
+    /// none were given (blocking, on a blocking thread).
+    ///
+    /// # Errors
+    /// See [`HostError`].
+    pub async fn build_solver(self) -> Result<Solver, HostError> {
+        let data = self.data()?;
+        let work_dir = self.work_dir.unwrap_or_else(|| data.join("work"));
+        let store = self
+            .store
+            .unwrap_or_else(|| Arc::new(LocalStore::new(data.join("submissions"))));
+        solver(
+            self.sandboxes,
+            self.generator,
+            store,
+            &work_dir,
+            self.setup_progress,
+        )
+        .await
+    }
+
     /// Builds the host. With workers wanted and no sandboxes given, this sets up the WASI
     /// sandbox (blocking, on a blocking thread; the first time on a machine it installs and
     /// compiles the runtime, about a minute).
@@ -155,13 +211,7 @@ impl HostBuilder {
     /// # Errors
     /// See [`HostError`].
     pub async fn build(self) -> Result<Host, HostError> {
-        let data = match self.data_dir {
-            Some(dir) => dir,
-            None => ks_guest_runtime::RuntimeHome::from_env()
-                .map_err(|e| HostError::Home(e.to_string()))?
-                .root()
-                .to_owned(),
-        };
+        let data = self.data()?;
         let work_dir = self.work_dir.unwrap_or_else(|| data.join("work"));
         let policies = self.policies.unwrap_or_else(|| {
             PolicyDir::new(std::env::var_os("KS_POLICY_DIR").unwrap_or_else(|| "policies".into()))
@@ -200,28 +250,19 @@ impl HostBuilder {
         let worker = if self.workers == 0 {
             None
         } else {
-            let sandboxes = match self.sandboxes {
-                Some(sandboxes) => sandboxes,
-                None => default_sandboxes().await?,
-            };
-            let generator = match self.generator {
-                Some(generator) => generator,
-                None => generator_from_env(GeneratorKind::Auto, |name| std::env::var(name).ok())?,
-            };
-            let backends = [
-                sandboxes.wasm.as_ref().map(|s| s.backend()),
-                sandboxes.docker.as_ref().map(|s| s.backend()),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            let solver = Arc::new(Solver::new(generator, sandboxes, store, &work_dir));
+            let solver = solver(
+                self.sandboxes,
+                self.generator,
+                store,
+                &work_dir,
+                self.setup_progress,
+            )
+            .await?;
             let parts = WorkerParts {
                 queue,
-                solver,
+                solver: Arc::new(solver),
                 fetcher,
                 policies,
-                backends,
                 logs,
                 metrics,
             };
@@ -231,10 +272,32 @@ impl HostBuilder {
     }
 }
 
-async fn default_sandboxes() -> Result<Sandboxes, HostError> {
-    let wasm = tokio::task::spawn_blocking(|| {
+/// The solver over the given parts, each missing one made as the builder documents.
+async fn solver(
+    sandboxes: Option<Sandboxes>,
+    generator: Option<DynGenerator>,
+    store: DynStore,
+    work_dir: &Path,
+    progress: Option<SetupProgress>,
+) -> Result<Solver, HostError> {
+    let sandboxes = match sandboxes {
+        Some(sandboxes) => sandboxes,
+        None => default_sandboxes(progress).await?,
+    };
+    let generator = match generator {
+        Some(generator) => generator,
+        None => generator_from_env(GeneratorKind::Auto, |name| std::env::var(name).ok())?,
+    };
+    Ok(Solver::new(generator, sandboxes, store, work_dir))
+}
+
+async fn default_sandboxes(progress: Option<SetupProgress>) -> Result<Sandboxes, HostError> {
+    let wasm = tokio::task::spawn_blocking(move || {
         WasmSandbox::builder()
-            .progress(|event| tracing::info!(%event, "runtime set-up"))
+            .progress(move |event| match &progress {
+                Some(SetupProgress(report)) => report(event),
+                None => tracing::info!(%event, "runtime set-up"),
+            })
             .build()
     })
     .await
@@ -294,7 +357,7 @@ impl Host {
         &self.api.metrics
     }
 
-    /// The REST routes of DESIGN §3, to serve or to nest in a larger axum app.
+    /// The REST routes, to serve or to nest in a larger axum app.
     pub fn router(&self) -> axum::Router {
         api::router(self.api.clone())
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Docker backend's native image, kaggle-solver/native:<TAG> (DESIGN.md §6), without a
+# Builds the Docker backend's native image, kaggle-solver/native:<TAG>, without a
 # container registry: a Debian bookworm rootfs made by mmdebstrap from the host's Debian mirror,
 # turned into an image by `docker import`. For CI and offline machines; users with a registry
 # can use the equivalent ./Dockerfile instead. The tag lives in ./TAG (also read by the Rust code).

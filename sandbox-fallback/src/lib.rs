@@ -6,7 +6,7 @@
 //! It knows nothing of policies or of the host's `Sandbox` trait: the host adapts it, so this
 //! crate stays a leaf that other tools can reuse.
 //!
-//! The hardening (DESIGN §6) is in [`spec`]; ownership labels and the startup reaper that removes
+//! The hardening is in [`spec`]; ownership labels and the startup reaper that removes
 //! containers left behind by a crashed process are in [`owner`]; collecting `/output` without
 //! following links is in [`output`].
 

@@ -1,4 +1,4 @@
-//! One run's request, and the hardened container it becomes (DESIGN §6): no network, read-only
+//! One run's request, and the hardened container it becomes: no network, read-only
 //! root, a size-capped `noexec` tmpfs at `/tmp`, every capability dropped, no privilege gain, a
 //! non-root user, pids/memory/cpu caps with swap equal to memory, low ulimits, an init process,
 //! and labels naming the owner and the job.

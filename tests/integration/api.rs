@@ -12,11 +12,11 @@ use anyhow::{Context, Result, ensure};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use kaggle_solver::host::Host;
+use kaggle_solver::logs::{FileLogs, JobLogs, LogEvent};
 use kaggle_solver::pipeline::fetch::{FetchConfig, Fetcher, LocalPolicy};
 use kaggle_solver::policies::PolicyDir;
 use kaggle_solver::queue::{JobId, JobResult, QueueStats, WorkerId};
 use kaggle_solver::storage::{LocalStore, SubmissionStore};
-use kaggle_solver::worker::{FileLogs, JobLogs, LogEvent};
 use serde_json::Value;
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -325,7 +325,7 @@ async fn a_completed_job_serves_its_submission_and_logs() -> Result<()> {
     logs.event(&job, LogEvent::now(&worker.0, "attempt 1: run"))
         .await?;
     let result = JobResult {
-        submission_source: stored.source.clone(),
+        submission_source: stored.source,
         submission_path: stored.path.clone(),
         validation_score: Some(0.97),
         attempts: 1,

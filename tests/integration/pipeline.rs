@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::llm::fake::{Fake, Provider, ok};
 use crate::support::wasm_sandbox;
+use kaggle_solver::storage::StoreKind;
 
 const DEMO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -151,7 +152,7 @@ async fn the_baseline_solves_the_demo_competition() -> Result<()> {
     let harness = harness(Arc::new(BaselineGenerator));
     let report = solve(&harness, &Policy::default()).await?;
     ensure!(report.attempts.len() == 1, "{:?}", report.attempts);
-    ensure!(report.submission.source == "local");
+    ensure!(report.submission.source == StoreKind::Local);
     let accuracy = accuracy(Path::new(&report.submission.path))?;
     ensure!(accuracy >= 0.9, "accuracy {accuracy}");
     ensure!(

@@ -1,4 +1,4 @@
-//! The pre-warmed guest (issue 6): the same results as the plain module, fresh randomness and
+//! The pre-warmed guest: the same results as the plain module, fresh randomness and
 //! a fresh `/tmp` in every run, the run's own argv, environment and mounts, modules outside the
 //! image still importable, and a clear error for a memory cap below the image.
 

@@ -150,7 +150,7 @@ for m in order:
     ratio = {"thr": o / p if p else float("inf"), "lat": p / o if o else float("inf")}.get(r["kind"])
     print(f"{m:24} {o:>10.1f} {p:>10.1f} {'' if ratio is None else f'{ratio:7.1f}x':>8}")
 EOF
-# The targets of issue 4, checked on the figures just measured.
+# The service's targets, checked on the figures just measured.
 val() { awk -F'\t' -v m="$1" -v s="$2" '$1==m && $2==s {print $4}' "$RESULTS"; }
 check() { if awk "BEGIN {exit !($2)}"; then echo "  PASS  $1"; else echo "  MISS  $1"; fi; }
 echo; echo "targets:"

@@ -1,4 +1,4 @@
-//! The route handlers of DESIGN §3. Each does one queue or store call at most and never waits
+//! The route handlers. Each does one queue or store call at most and never waits
 //! on job work: jobs run on workers, which the API reaches only through the queue.
 
 use std::sync::Arc;
@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::types::{CancelResponse, ErrorBody, Health, RunQuery, RunResponse, StatusResponse};
 use super::{ApiError, ApiState, SubmitError};
+use crate::logs::JobLog;
 use crate::queue::{CancelOutcome, JobId, JobRecord, JobStatus};
-use crate::worker::JobLog;
 
 /// Accepts a job: checks the URL and the policy, enqueues, answers at once.
 #[utoipa::path(
@@ -132,7 +132,9 @@ pub(crate) async fn submission(
         ApiError::not_found(format!(
             "the job completed but its submission is not in this server's store (it is at \
              {}:{})",
-            record.submission_source.as_deref().unwrap_or("?"),
+            record
+                .submission_source
+                .map_or_else(|| "?".to_owned(), |kind| kind.to_string()),
             record.submission_path.as_deref().unwrap_or("?"),
         ))
     };

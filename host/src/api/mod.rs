@@ -1,4 +1,4 @@
-//! The REST API of DESIGN §3, as an axum [`Router`] that any axum app can serve or nest.
+//! The REST API, as an axum [`Router`] that any axum app can serve or nest.
 //!
 //! The API only talks to the queue (and reads finished submissions and logs): it accepts a
 //! job after checking it ([`Submitter`]), answers at once, and lets workers do the work. That
@@ -9,7 +9,6 @@
 mod error;
 mod guard;
 mod handlers;
-mod metrics;
 mod openapi;
 mod submit;
 mod types;
@@ -22,15 +21,15 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 pub use error::ApiError;
 pub use guard::{ApiToken, MAX_QUERY_BYTES};
-pub use metrics::{JobOutcome, Metrics};
 pub use openapi::document as openapi_document;
 pub use submit::{SubmitError, Submitter};
 pub use types::{
-    CancelResponse, ErrorBody, Health, RunQuery, RunResponse, StatusResponse, rfc3339,
+    CancelAnswer, CancelResponse, ErrorBody, Health, RunQuery, RunResponse, StatusResponse, rfc3339,
 };
 
+use crate::logs::DynLogs;
+use crate::metrics::Metrics;
 use crate::storage::DynStore;
-use crate::worker::DynLogs;
 
 /// The largest request body accepted (no route takes a body; this only bounds abuse).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;

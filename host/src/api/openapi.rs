@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::handlers;
 use super::types::{CancelResponse, ErrorBody, Health, RunResponse, StatusResponse};
-use crate::worker::{AttemptLog, JobLog, LogEvent};
+use crate::logs::{AttemptLog, JobLog, LogEvent};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -1,5 +1,5 @@
 //! Accepting a job: the checks a submission passes before anything is enqueued, shared by
-//! `POST /run` and [`crate::host::Host::submit`].
+//! `POST /run` and `Host::submit`.
 //!
 //! Everything a client can get wrong is caught here, so that a job in the queue can only fail
 //! for reasons outside the client's request: the source must be a Kaggle competition URL (or

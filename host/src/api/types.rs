@@ -2,14 +2,16 @@
 //! document and clients (the stress tool, the tests) agree on every field.
 //!
 //! `StatusResponse` keeps the original design's four keys (`status`, `source`, `path`,
-//! `message`) always present, and adds the optional extras of DESIGN §3 only when known.
+//! `message`) always present, and adds the optional extras (stage, attempts, backend, times, score) only when known.
 
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::pipeline::solve::Stage;
 use crate::queue::{CancelOutcome, JobRecord, JobStatus};
+use crate::storage::StoreKind;
 
 /// The query of `POST /run` (and `GET /run`).
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
@@ -32,19 +34,19 @@ pub struct RunResponse {
 /// A job's state, as `GET /status/{job_id}` answers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StatusResponse {
-    /// `pending`, `processing`, `completed` or `failed`.
-    pub status: String,
-    /// Where the submission is stored: `local` or `s3`; `null` until the job completes.
+    /// Where the job is in its life.
+    pub status: JobStatus,
+    /// The kind of store holding the submission; `null` until the job completes.
     #[schema(required = true)]
-    pub source: Option<String>,
+    pub source: Option<StoreKind>,
     /// Where in that store the submission is; `null` until the job completes.
     #[schema(required = true)]
     pub path: Option<String>,
     /// A human-readable note; for a failed job, the last error and what to do about it.
     pub message: String,
-    /// The pipeline stage while processing (`fetch`, `analyse`, `generate`, `run`, ...).
+    /// The pipeline stage while processing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
     /// The current or last attempt of the generated code (1-based).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
@@ -53,7 +55,8 @@ pub struct StatusResponse {
     pub max_attempts: Option<u32>,
     /// The sandbox backend of the current attempt (`wasm` or `docker`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub backend: Option<ks_policies::Backend>,
     /// When the job was accepted (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
@@ -67,12 +70,6 @@ pub struct StatusResponse {
 
 impl From<&JobRecord> for StatusResponse {
     fn from(record: &JobRecord) -> Self {
-        let status = match record.status {
-            JobStatus::Pending => "pending",
-            JobStatus::Processing => "processing",
-            JobStatus::Completed => "completed",
-            JobStatus::Failed => "failed",
-        };
         let message = record
             .message
             .clone()
@@ -86,14 +83,14 @@ impl From<&JobRecord> for StatusResponse {
                 JobStatus::Failed => "failed".to_owned(),
             });
         Self {
-            status: status.to_owned(),
-            source: record.submission_source.clone(),
+            status: record.status,
+            source: record.submission_source,
             path: record.submission_path.clone(),
             message,
-            stage: record.stage.clone(),
+            stage: record.stage,
             attempt: record.attempt,
             max_attempts: record.max_attempts,
-            backend: record.backend.clone(),
+            backend: record.backend,
             created_at: Some(rfc3339(record.created_at_ms)),
             updated_at: Some(rfc3339(record.updated_at_ms)),
             validation_score: record.validation_score,
@@ -106,22 +103,31 @@ impl From<&JobRecord> for StatusResponse {
 pub struct CancelResponse {
     /// The job.
     pub job_id: String,
-    /// `cancelled` (it was waiting and is now `failed`) or `cancel-requested` (it is running;
-    /// its worker stops the sandbox within a heartbeat).
-    pub outcome: String,
+    /// What the cancel did.
+    pub outcome: CancelAnswer,
+}
+
+/// What a cancel did to a job that had not ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CancelAnswer {
+    /// It was waiting and is now `failed`.
+    Cancelled,
+    /// It is running; its worker stops the sandbox within a heartbeat.
+    CancelRequested,
 }
 
 impl CancelResponse {
     /// The answer for `outcome`, or `None` for the outcomes that are errors.
     pub fn new(job_id: &str, outcome: CancelOutcome) -> Option<Self> {
         let outcome = match outcome {
-            CancelOutcome::Cancelled => "cancelled",
-            CancelOutcome::Requested => "cancel-requested",
+            CancelOutcome::Cancelled => CancelAnswer::Cancelled,
+            CancelOutcome::Requested => CancelAnswer::CancelRequested,
             CancelOutcome::AlreadyFinished | CancelOutcome::NotFound => return None,
         };
         Some(Self {
             job_id: job_id.to_owned(),
-            outcome: outcome.to_owned(),
+            outcome,
         })
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::{CliError, PolicyArgs};
-use crate::sandbox::{BackendChoice, Outcome, RunLimits, SandboxRequest, select_backend};
+use crate::sandbox::{Backend, BackendChoice, Outcome, SandboxRequest, select_backend};
 
 /// Sandbox commands.
 #[derive(Debug, clap::Subcommand)]
@@ -46,7 +46,9 @@ impl SandboxCommand {
         let policy = args.policy.resolve()?;
         let script = std::fs::read_to_string(&args.script)
             .map_err(|e| CliError::io(format!("reading {}", args.script.display()), e))?;
-        let backend = select_backend(args.backend, &policy.sandbox.backends, &script)?;
+        // Docker counts as present here: connecting to it says clearly when it is not.
+        let present = [Backend::Wasm, Backend::Docker];
+        let backend = select_backend(args.backend, &policy.sandbox.backends, &present, &script)?;
         let output = match args.output {
             Some(dir) => {
                 std::fs::create_dir_all(&dir)
@@ -60,9 +62,7 @@ impl SandboxCommand {
                 .keep(),
         };
         let sandbox = build_sandbox(backend, policy.sandbox.guest).await?;
-        let mut request = SandboxRequest::new(script, &output, RunLimits::from(&policy.limits));
-        request.docker = policy.docker.clone();
-        request.guest = policy.sandbox.guest;
+        let mut request = SandboxRequest::from_policy(script, &output, &policy);
         if let Some(name) = args.script.file_name() {
             request.script_name = name.to_string_lossy().into_owned();
         }
@@ -83,12 +83,12 @@ impl SandboxCommand {
 }
 
 async fn build_sandbox(
-    backend: crate::sandbox::Backend,
+    backend: Backend,
     guest: crate::sandbox::wasm::GuestImage,
 ) -> Result<crate::sandbox::DynSandbox, CliError> {
     use crate::sandbox::wasm::{GuestImage, Prewarm};
     match backend {
-        crate::sandbox::Backend::Wasm => {
+        Backend::Wasm => {
             // One run: load the pre-warmed image only if this run uses it.
             let prewarm = match guest {
                 GuestImage::Plain => Prewarm::Off,
@@ -104,7 +104,7 @@ async fn build_sandbox(
             .map_err(|e| CliError::Internal(e.to_string()))??;
             Ok(std::sync::Arc::new(sandbox))
         }
-        crate::sandbox::Backend::Docker => {
+        Backend::Docker => {
             let sandbox = crate::sandbox::DockerSandbox::connect().await?;
             Ok(std::sync::Arc::new(sandbox))
         }

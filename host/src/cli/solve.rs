@@ -3,15 +3,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::{CliError, PolicyArgs};
+use crate::host::Host;
 use crate::pipeline::fetch::{Caller, CompetitionRef, EnvLookup, FetchConfig, Fetcher};
 use crate::pipeline::generate::{GeneratorKind, generator_from_env};
-use crate::pipeline::solve::{PreparedCompetition, Sandboxes, SolveEvent, SolveJob, Solver};
-use crate::sandbox::wasm::WasmSandbox;
-use crate::storage::LocalStore;
+use crate::pipeline::solve::{PreparedCompetition, SolveEvent, SolveJob};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SolveArgs {
@@ -44,26 +42,13 @@ impl SolveArgs {
             fetched.dir.display()
         ));
         let competition = PreparedCompetition::from(fetched);
-        let home = ks_guest_runtime::RuntimeHome::from_env()
-            .map_err(|e| CliError::Internal(e.to_string()))?;
-        let wasm = tokio::task::spawn_blocking(|| {
-            WasmSandbox::builder()
-                .progress(super::runtime::print_event)
-                .build()
-        })
-        .await
-        .map_err(|e| CliError::Internal(e.to_string()))??;
         let generator = generator_from_env(self.generator, |name| std::env::var(name).ok())?;
         super::progress(format!("generator: {}", generator.name()));
-        let solver = Solver::new(
-            generator,
-            Sandboxes {
-                wasm: Some(Arc::new(wasm)),
-                docker: crate::sandbox::DockerSandbox::connect_if_available().await,
-            },
-            Arc::new(LocalStore::new(home.root().join("submissions"))),
-            home.root().join("work"),
-        );
+        let solver = Host::builder()
+            .generator(generator)
+            .setup_progress(super::runtime::print_event)
+            .build_solver()
+            .await?;
         let job = SolveJob {
             id: uuid::Uuid::new_v4().to_string(),
             policy: &policy,

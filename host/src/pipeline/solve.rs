@@ -5,26 +5,24 @@
 //! ends the solve with an error that says whether retrying later may help.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 use ks_policies::Policy;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::analyse::{AnalyseError, CompetitionAnalysis, CompetitionText, analyse};
 use super::generate::{DynGenerator, GenerateError, GenerationRequest, PreviousAttempt};
-use super::validate::validate_submission;
+use super::validate::{InvalidSubmission, validate_submission};
 use crate::sandbox::{
-    Backend, DynSandbox, Outcome, RunLimits, SandboxError, SandboxRequest, native_only_imports,
+    Backend, BackendChoice, DynSandbox, Outcome, SandboxError, SandboxRequest, SelectError,
+    select_backend,
 };
 use crate::storage::{DynStore, StoreError, StoredSubmission};
-
-/// Characters of stderr fed back to the generator on a retry.
-const ERROR_TAIL: usize = 6_000;
+use crate::text::{ERROR_TAIL_CHARS, tail};
 
 /// A stage of the pipeline, for progress and status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stage {
     /// Getting the competition's files.
@@ -54,20 +52,41 @@ impl std::fmt::Display for Stage {
     }
 }
 
+/// Why one attempt's code failed: fed back to the generator, and the next attempt runs.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AttemptFailure {
+    /// No sandbox the policy allows can run the code on this host.
+    #[error(transparent)]
+    Backend(#[from] SelectError),
+    /// The code crashed, exited non-zero or broke a cap.
+    #[error("{summary}")]
+    Run {
+        /// The sandbox outcome's one-line summary.
+        summary: String,
+    },
+    /// The code ran but its submission does not match the sample.
+    #[error(transparent)]
+    Invalid(#[from] InvalidSubmission),
+}
+
+impl Serialize for AttemptFailure {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// Something that happened during a solve.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum SolveEvent {
     /// A stage began (`attempt` is 0 outside the attempt loop).
     StageStarted {
-        /// The stage.
         stage: Stage,
         /// The attempt it belongs to.
         attempt: u32,
     },
     /// A stage ended well.
     StageFinished {
-        /// The stage.
         stage: Stage,
         /// The attempt it belongs to.
         attempt: u32,
@@ -76,10 +95,9 @@ pub enum SolveEvent {
     },
     /// An attempt failed; the reason goes to the generator.
     AttemptFailed {
-        /// The attempt.
         attempt: u32,
         /// Why.
-        reason: String,
+        reason: AttemptFailure,
     },
 }
 
@@ -90,7 +108,6 @@ pub struct AttemptRecord {
     pub attempt: u32,
     /// Which generator wrote the code.
     pub generator: String,
-    /// The code.
     pub code: String,
     /// The backend that ran it, if it ran.
     pub backend: Option<Backend>,
@@ -172,42 +189,31 @@ pub struct Sandboxes {
 }
 
 impl Sandboxes {
+    /// The backends present on this host.
+    pub fn available(&self) -> Vec<Backend> {
+        [(&self.wasm, Backend::Wasm), (&self.docker, Backend::Docker)]
+            .into_iter()
+            .filter_map(|(sandbox, backend)| sandbox.as_ref().map(|_| backend))
+            .collect()
+    }
+
     /// The sandbox for `code` under `policy`: the first allowed backend that is present and
     /// has the modules the code imports.
-    fn choose(&self, policy: &Policy, code: &str) -> Result<&DynSandbox, String> {
-        let native = native_only_imports(code);
-        for backend in &policy.sandbox.backends {
-            match backend {
-                Backend::Wasm if native.is_empty() => {
-                    if let Some(sandbox) = &self.wasm {
-                        return Ok(sandbox);
-                    }
-                }
-                Backend::Docker => {
-                    if let Some(sandbox) = &self.docker {
-                        return Ok(sandbox);
-                    }
-                }
-                Backend::Wasm => {}
-            }
-        }
-        if native.is_empty() {
-            Err("no sandbox allowed by the policy is available on this host".to_owned())
-        } else if policy.sandbox.backends.contains(&Backend::Docker) {
-            Err(format!(
-                "the code imports {}, which only the docker backend has, and no Docker daemon is \
-                 available on this host; use numpy, pandas, scipy and scikit-learn only (e.g. \
-                 HistGradientBoosting instead of xgboost or lightgbm)",
-                native.join(", ")
-            ))
-        } else {
-            Err(format!(
-                "the code imports {}, which only the docker backend has, and the policy does not \
-                 allow docker; use numpy, pandas, scipy and scikit-learn only (e.g. \
-                 HistGradientBoosting instead of xgboost or lightgbm)",
-                native.join(", ")
-            ))
-        }
+    fn choose(&self, policy: &Policy, code: &str) -> Result<&DynSandbox, SelectError> {
+        let backend = select_backend(
+            BackendChoice::Auto,
+            &policy.sandbox.backends,
+            &self.available(),
+            code,
+        )?;
+        let sandbox = match backend {
+            Backend::Wasm => self.wasm.as_ref(),
+            Backend::Docker => self.docker.as_ref(),
+        };
+        // `available` lists only present sandboxes, so this is always found.
+        sandbox.ok_or_else(|| SelectError::NoneAvailable {
+            allowed: backend.to_string(),
+        })
     }
 }
 
@@ -280,6 +286,11 @@ impl Solver {
         }
     }
 
+    /// The sandbox backends this solver can run code in on this host.
+    pub fn backends(&self) -> Vec<Backend> {
+        self.sandboxes.available()
+    }
+
     /// Solves a competition already on disk.
     ///
     /// # Errors
@@ -349,15 +360,16 @@ impl Solver {
                         validation_score,
                     });
                 }
-                Err(reason) => {
+                Err(failure) => {
+                    let reason = failure.to_string();
                     (job.events)(SolveEvent::AttemptFailed {
                         attempt,
-                        reason: reason.clone(),
+                        reason: failure,
                     });
                     let stderr = record
                         .outcome
                         .as_ref()
-                        .map(|o| tail(&o.stderr, ERROR_TAIL))
+                        .map(|o| tail(&o.stderr, ERROR_TAIL_CHARS))
                         .unwrap_or_default();
                     previous = Some(PreviousAttempt {
                         code: record.code.clone(),
@@ -392,10 +404,10 @@ impl Solver {
         analysis: &CompetitionAnalysis,
         attempt: u32,
         record: &mut AttemptRecord,
-    ) -> Result<Result<StoredSubmission, String>, SolveError> {
+    ) -> Result<Result<StoredSubmission, AttemptFailure>, SolveError> {
         let sandbox = match self.sandboxes.choose(job.policy, &record.code) {
             Ok(sandbox) => sandbox,
-            Err(reason) => return Ok(Err(reason)),
+            Err(reason) => return Ok(Err(reason.into())),
         };
         record.backend = Some(sandbox.backend());
         let output = self
@@ -403,15 +415,9 @@ impl Solver {
             .join(&job.id)
             .join(format!("attempt-{attempt}"));
         recreate_dir(&output).await?;
-        let mut request = SandboxRequest::new(
-            record.code.clone(),
-            &output,
-            RunLimits::from(&job.policy.limits),
-        )
-        .with_input(&competition.dir);
+        let mut request = SandboxRequest::from_policy(record.code.clone(), &output, job.policy)
+            .with_input(&competition.dir);
         request.cancel = job.cancel.child_token();
-        request.docker = job.policy.docker.clone();
-        request.guest = job.policy.sandbox.guest;
         request.job = Some(job.id.clone());
         let outcome = timed(job, Stage::Run, attempt, async {
             sandbox.run(request).await.map_err(SolveError::Sandbox)
@@ -422,8 +428,8 @@ impl Solver {
         }
         let failure = outcome.failure_summary();
         record.outcome = Some(outcome);
-        if let Some(reason) = failure {
-            return Ok(Err(reason));
+        if let Some(summary) = failure {
+            return Ok(Err(AttemptFailure::Run { summary }));
         }
         let submission = output.join("submission.csv");
         let validated = timed(job, Stage::Validate, attempt, async {
@@ -438,7 +444,7 @@ impl Solver {
         })
         .await?;
         if let Err(invalid) = validated {
-            return Ok(Err(invalid.to_string()));
+            return Ok(Err(invalid.into()));
         }
         let stored = timed(job, Stage::Store, attempt, async {
             self.store
@@ -482,12 +488,6 @@ async fn recreate_dir(dir: &Path) -> Result<(), SolveError> {
         .map_err(|e| SolveError::Internal(format!("creating {}: {e}", dir.display())))
 }
 
-/// The last `limit` characters of `text`.
-fn tail(text: &str, limit: usize) -> String {
-    let skip = text.chars().count().saturating_sub(limit);
-    text.chars().skip(skip).collect()
-}
-
 /// The score from a line like `validation accuracy: 0.93412 ...` that the baseline prints.
 fn printed_score(stdout: &str) -> Option<f64> {
     stdout.lines().rev().find_map(|line| {
@@ -496,9 +496,6 @@ fn printed_score(stdout: &str) -> Option<f64> {
         value.split_whitespace().next()?.parse().ok()
     })
 }
-
-/// A solver's shared handle.
-pub type DynSolver = Arc<Solver>;
 
 #[cfg(test)]
 mod tests {
@@ -511,11 +508,5 @@ mod tests {
             Some(0.125)
         );
         assert_eq!(printed_score("nothing here\n"), None);
-    }
-
-    #[test]
-    fn tail_keeps_the_end() {
-        assert_eq!(tail("abcdef", 3), "def");
-        assert_eq!(tail("ab", 3), "ab");
     }
 }

@@ -22,8 +22,8 @@ pub use self::redis::RedisQueue;
 pub use config::QueueConfig;
 pub use memory::MemoryQueue;
 pub use types::{
-    CancelOutcome, Failure, JobId, JobRecord, JobResult, JobStatus, LeaseState, NewJob, Progress,
-    QueueStats, WorkerId,
+    CancelOutcome, Failure, JOB_RECORD_VERSION, JobId, JobRecord, JobResult, JobStatus, LeaseState,
+    NewJob, Progress, QueueStats, WorkerId,
 };
 
 /// Why a queue operation failed.

@@ -1,6 +1,15 @@
 //! The job record and the values queue operations take and return.
 
+use ks_policies::Backend;
 use serde::{Deserialize, Serialize};
+
+use crate::pipeline::solve::Stage;
+use crate::storage::StoreKind;
+
+/// The version of [`JobRecord`]'s stored form that this release writes. Records carry it so a
+/// later release can tell what it reads; records from before it was added read as version 0,
+/// whose fields are a subset of today's with the same names and values.
+pub const JOB_RECORD_VERSION: u32 = 1;
 
 /// A job's id: a UUID, as text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -51,7 +60,7 @@ impl WorkerId {
 }
 
 /// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     /// Waiting for a worker.
@@ -83,24 +92,27 @@ pub struct NewJob {
 /// A job's record, as `/status` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
-    /// The id.
+    /// The stored form's version ([`JOB_RECORD_VERSION`]); 0 for records written before
+    /// versions were recorded.
+    #[serde(default)]
+    pub version: u32,
     pub id: JobId,
     /// What was asked for.
     pub job: NewJob,
     /// Where it is.
     pub status: JobStatus,
     /// The pipeline stage while processing.
-    pub stage: Option<String>,
+    pub stage: Option<Stage>,
     /// The current or last attempt of the code.
     pub attempt: Option<u32>,
     /// The policy's attempt limit.
     pub max_attempts: Option<u32>,
     /// The sandbox backend of the current attempt.
-    pub backend: Option<String>,
+    pub backend: Option<Backend>,
     /// A human-readable note: the last error for a failed job.
     pub message: Option<String>,
-    /// The stored submission: `local` or `s3`.
-    pub submission_source: Option<String>,
+    /// The kind of store holding the submission.
+    pub submission_source: Option<StoreKind>,
     /// Where the submission is.
     pub submission_path: Option<String>,
     /// The validation score the code printed.
@@ -121,6 +133,7 @@ impl JobRecord {
     /// A freshly accepted job's record: `pending`, stamped `now_ms`, with a new id.
     pub fn pending(job: NewJob, now_ms: u64) -> Self {
         Self {
+            version: JOB_RECORD_VERSION,
             id: JobId::new(),
             job,
             status: JobStatus::Pending,
@@ -144,21 +157,19 @@ impl JobRecord {
 /// Progress a worker reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
-    /// The stage.
-    pub stage: String,
-    /// The attempt.
+    pub stage: Stage,
     pub attempt: Option<u32>,
     /// The attempt limit.
     pub max_attempts: Option<u32>,
-    /// The backend.
-    pub backend: Option<String>,
+    /// The backend, once known.
+    pub backend: Option<Backend>,
 }
 
 /// A successful job's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobResult {
-    /// `local` or `s3`.
-    pub submission_source: String,
+    /// The kind of store holding the submission.
+    pub submission_source: StoreKind,
     /// Where the submission is.
     pub submission_path: String,
     /// The validation score the code printed.
@@ -220,4 +231,48 @@ pub struct QueueStats {
     pub completed: u64,
     /// Done without one.
     pub failed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A completed record as the release before typed state wrote it, after Redis's Lua
+    /// scripts re-encoded it (cjson orders keys its own way and writes every null).
+    const PREVIOUS_RELEASE_COMPLETED: &str = r#"{"max_attempts":3,"submission_path":"/data/submissions/0b6f2c5e-3f1a-4c2e-9d2b-8c1e7f0a9b31/submission.csv","stage":"store","job":{"policy":"default","source":"https://www.kaggle.com/competitions/titanic"},"validation_score":0.82,"backend":"wasm","attempt":1,"created_at_ms":1764000000000,"cancel_requested":false,"id":"0b6f2c5e-3f1a-4c2e-9d2b-8c1e7f0a9b31","message":null,"worker":null,"updated_at_ms":1764000060000,"status":"completed","submission_source":"local","infra_retries":0}"#;
+
+    #[test]
+    fn a_record_of_the_previous_release_still_reads() {
+        let record: JobRecord =
+            serde_json::from_str(PREVIOUS_RELEASE_COMPLETED).expect("the old record reads");
+        assert_eq!(record.version, 0);
+        assert_eq!(record.status, JobStatus::Completed);
+        assert_eq!(record.stage, Some(Stage::Store));
+        assert_eq!(record.backend, Some(Backend::Wasm));
+        assert_eq!(record.submission_source, Some(StoreKind::Local));
+        assert_eq!(record.validation_score, Some(0.82));
+        assert_eq!(
+            record.job.source,
+            "https://www.kaggle.com/competitions/titanic"
+        );
+    }
+
+    #[test]
+    fn todays_records_carry_the_version_and_the_same_names() {
+        let mut record = JobRecord::pending(
+            NewJob {
+                source: "s".into(),
+                policy: "default".into(),
+            },
+            1,
+        );
+        record.stage = Some(Stage::Run);
+        record.backend = Some(Backend::Docker);
+        let json = serde_json::to_value(&record).expect("serialises");
+        assert_eq!(json["version"], JOB_RECORD_VERSION);
+        assert_eq!(json["stage"], "run");
+        assert_eq!(json["backend"], "docker");
+        let back: JobRecord = serde_json::from_value(json).expect("reads back");
+        assert_eq!(back, record);
+    }
 }

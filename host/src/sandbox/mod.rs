@@ -65,6 +65,20 @@ impl SandboxRequest {
         }
     }
 
+    /// A request for `script` under `policy`'s caps, Docker settings and guest image, with no
+    /// input and no cancel.
+    pub fn from_policy(
+        script: impl Into<String>,
+        output: impl Into<PathBuf>,
+        policy: &ks_policies::Policy,
+    ) -> Self {
+        Self {
+            docker: policy.docker.clone(),
+            guest: policy.sandbox.guest,
+            ..Self::new(script, output, RunLimits::from(&policy.limits))
+        }
+    }
+
     /// Mounts `dir` read-only at `/input`.
     #[must_use]
     pub fn with_input(mut self, dir: impl Into<PathBuf>) -> Self {

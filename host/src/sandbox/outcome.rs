@@ -1,5 +1,5 @@
 //! What a sandbox run produced, in the one shape every backend reports and `sandbox run`
-//! prints (DESIGN §2): exit code, the limit that stopped it, resource use, and output tails.
+//! prints: exit code, the limit that stopped it, resource use, and output tails.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +8,8 @@ use super::Backend;
 /// The marker the guest harness puts before its structured error line on stderr.
 pub const ERROR_MARKER: &str = "__KS_ERROR__ ";
 
-/// The cap that stopped or broke a run.
+/// The cap that stopped or broke a run. Docker's process-count cap is not one of them: it
+/// refuses a fork, which the script sees as an error of its own, and does not stop the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LimitHit {
@@ -20,8 +21,6 @@ pub enum LimitHit {
     WallTime,
     /// stdout, stderr or `/output` went past the output cap.
     Output,
-    /// The process-count cap stopped a fork (Docker).
-    Pids,
 }
 
 impl std::fmt::Display for LimitHit {
@@ -31,7 +30,6 @@ impl std::fmt::Display for LimitHit {
             Self::Memory => "memory",
             Self::WallTime => "wall-time",
             Self::Output => "output",
-            Self::Pids => "pids",
         })
     }
 }
@@ -112,9 +110,6 @@ impl Outcome {
                     "the script did not finish before the wall-time cap".to_owned()
                 }
                 LimitHit::Output => "the script wrote more output than the cap allows".to_owned(),
-                LimitHit::Pids => {
-                    "the script started more processes than the cap allows".to_owned()
-                }
             });
         }
         if let Some(error) = &self.error {
@@ -156,7 +151,6 @@ mod tests {
             (LimitHit::Memory, "\"memory\""),
             (LimitHit::WallTime, "\"wall-time\""),
             (LimitHit::Output, "\"output\""),
-            (LimitHit::Pids, "\"pids\""),
         ] {
             assert_eq!(serde_json::to_string(&limit).expect("serialises"), name);
         }

@@ -1,4 +1,6 @@
-//! Choosing the backend for a run: what the caller asked for, limited by what the policy allows.
+//! Choosing the backend for a run: what the caller asked for, limited by what the policy allows
+//! and by what this host has. The one place that decides it, for `sandbox run` and the solver
+//! alike; its errors are read by people and, on a failed attempt, by the code generator.
 
 use super::Backend;
 
@@ -28,7 +30,7 @@ pub enum SelectError {
     /// The script imports native libraries and the policy does not allow Docker.
     #[error(
         "the script imports {modules}, which only the docker backend has, and the policy does \
-         not allow docker (allowed: {allowed})"
+         not allow docker (allowed: {allowed}); {NATIVE_HINT}"
     )]
     NeedsDocker {
         /// The native-only modules imported.
@@ -36,16 +38,39 @@ pub enum SelectError {
         /// The policy's list.
         allowed: String,
     },
+    /// The script imports native libraries and this host has no Docker daemon.
+    #[error(
+        "the script imports {modules}, which only the docker backend has, and no Docker daemon \
+         is available on this host; {NATIVE_HINT}"
+    )]
+    NoDocker {
+        /// The native-only modules imported.
+        modules: String,
+    },
+    /// None of the backends the policy allows is available on this host.
+    #[error("no sandbox the policy allows ({allowed}) is available on this host")]
+    NoneAvailable {
+        /// The policy's list.
+        allowed: String,
+    },
 }
 
+/// What the generator should do instead of importing a native-only library.
+const NATIVE_HINT: &str = "use numpy, pandas, scipy and scikit-learn only (e.g. \
+                           HistGradientBoosting instead of xgboost or lightgbm)";
+
 /// Picks the backend for running `script`: `auto` takes the policy's first allowed backend that
-/// has every module the script imports (a static scan of its imports).
+/// is `available` on this host and has every module the script imports (a static scan of its
+/// imports). An explicit choice is checked against the policy only: connecting to it says
+/// clearly enough when it is missing.
 ///
 /// # Errors
-/// When the choice is not allowed by the policy, or no allowed backend can run the script.
+/// When the choice is not allowed by the policy, or no allowed and available backend can run
+/// the script.
 pub fn select_backend(
     choice: BackendChoice,
     allowed: &[Backend],
+    available: &[Backend],
     script: &str,
 ) -> Result<Backend, SelectError> {
     let list = || {
@@ -70,10 +95,15 @@ pub fn select_backend(
         BackendChoice::Docker => check(Backend::Docker),
         BackendChoice::Auto => {
             let native = native_only_imports(script);
-            let usable = |b: &&Backend| native.is_empty() || **b == Backend::Docker;
+            let usable = |b: &&Backend| {
+                available.contains(b) && (native.is_empty() || **b == Backend::Docker)
+            };
             match allowed.iter().find(usable) {
                 Some(backend) => Ok(*backend),
-                None if native.is_empty() => check(Backend::Wasm),
+                None if native.is_empty() => Err(SelectError::NoneAvailable { allowed: list() }),
+                None if allowed.contains(&Backend::Docker) => Err(SelectError::NoDocker {
+                    modules: native.join(", "),
+                }),
                 None => Err(SelectError::NeedsDocker {
                     modules: native.join(", "),
                     allowed: list(),
@@ -164,7 +194,8 @@ import os.path
         let both = [Backend::Wasm, Backend::Docker];
         let plain = "import pandas\n";
         let native = "import pandas\nimport xgboost\n";
-        let pick = |choice, allowed: &[Backend], script| select_backend(choice, allowed, script);
+        let pick =
+            |choice, allowed: &[Backend], script| select_backend(choice, allowed, &both, script);
         assert_eq!(pick(BackendChoice::Auto, &both, plain), Ok(Backend::Wasm));
         assert_eq!(
             pick(BackendChoice::Auto, &both, native),
@@ -194,5 +225,42 @@ import os.path
             pick(BackendChoice::Wasm, &[Backend::Docker], plain),
             Err(SelectError::NotAllowed { .. })
         ));
+    }
+
+    #[test]
+    fn auto_takes_only_what_the_host_has() {
+        let both = [Backend::Wasm, Backend::Docker];
+        let wasm_only = [Backend::Wasm];
+        let native = "import xgboost\n";
+        assert_eq!(
+            select_backend(
+                BackendChoice::Auto,
+                &[Backend::Docker, Backend::Wasm],
+                &wasm_only,
+                "x = 1\n"
+            ),
+            Ok(Backend::Wasm),
+            "a missing daemon skips docker for code the guest can run"
+        );
+        assert_eq!(
+            select_backend(BackendChoice::Auto, &both, &wasm_only, native),
+            Err(SelectError::NoDocker {
+                modules: "xgboost".into()
+            })
+        );
+        assert_eq!(
+            select_backend(BackendChoice::Auto, &[Backend::Docker], &[], "x = 1\n"),
+            Err(SelectError::NoneAvailable {
+                allowed: "docker".into()
+            })
+        );
+        let hint = SelectError::NoDocker {
+            modules: "xgboost".into(),
+        }
+        .to_string();
+        assert!(
+            hint.contains("HistGradientBoosting instead of xgboost"),
+            "{hint}"
+        );
     }
 }

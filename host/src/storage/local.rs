@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::{StoreError, StoredSubmission, SubmissionStore, check_key};
+use super::{StoreError, StoreKind, StoredSubmission, SubmissionStore, check_key};
 
 /// A store in a local folder.
 #[derive(Debug, Clone)]
@@ -51,7 +51,7 @@ impl SubmissionStore for LocalStore {
             )))?;
         let path = std::path::absolute(&target).unwrap_or(target);
         Ok(StoredSubmission {
-            source: "local".to_owned(),
+            source: StoreKind::Local,
             path: path.to_string_lossy().into_owned(),
         })
     }
@@ -77,7 +77,7 @@ mod tests {
         std::fs::write(&source, "id,y\n1,2\n").expect("write");
         let store = LocalStore::new(dir.path().join("store"));
         let stored = store.put("job-1", &source).await.expect("stored");
-        assert_eq!(stored.source, "local");
+        assert_eq!(stored.source, StoreKind::Local);
         assert_eq!(
             std::fs::read_to_string(&stored.path).expect("read"),
             "id,y\n1,2\n"

@@ -11,11 +11,30 @@ use serde::{Deserialize, Serialize};
 
 pub use local::LocalStore;
 
+/// The kind of store a submission is in, as `/status` names it in `source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// A file on this machine's disk (or a shared volume).
+    Local,
+    /// An object in an S3-compatible store.
+    S3,
+}
+
+impl std::fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Local => "local",
+            Self::S3 => "s3",
+        })
+    }
+}
+
 /// Where a stored submission is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredSubmission {
-    /// The kind of store: `local` (or `s3` for an object store).
-    pub source: String,
+    /// The kind of store.
+    pub source: StoreKind,
     /// Where in that store: a file path for `local`.
     pub path: String,
 }

@@ -1,6 +1,7 @@
 //! One claimed job, start to end: heartbeats that keep the lease (and notice a cancel or a
 //! lost lease), progress from the pipeline's events, fetch → solve, and the report to the
-//! queue that DESIGN §4's retry classes call for.
+//! queue: retry an infrastructure failure later without using an attempt, fail for good
+//! otherwise.
 //!
 //! The job runs under its own cancellation token. Three things cancel it, and the first one
 //! decides what is reported: the user (`CancelRequested`: fail as cancelled), another worker
@@ -10,15 +11,16 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use ks_policies::Backend;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::logs::{AttemptLog, LogEvent};
-use crate::api::JobOutcome;
+use crate::logs::{AttemptLog, LogEvent, OUTPUT_TAIL_CHARS};
+use crate::metrics::JobOutcome;
 use crate::pipeline::fetch::{CompetitionRef, FetchError, SourceError};
 use crate::pipeline::solve::{
-    PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport, Stage,
+    AttemptRecord, PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport, Stage,
 };
 use crate::queue::{Failure, JobRecord, JobResult, LeaseState, Progress};
 
@@ -86,7 +88,7 @@ enum JobError {
 enum Note {
     Started {
         max_attempts: u32,
-        backend: Option<String>,
+        backend: Option<Backend>,
     },
     Fetching,
     Event(SolveEvent),
@@ -117,7 +119,7 @@ async fn execute(
     cancel: &CancellationToken,
     notes: mpsc::UnboundedSender<Note>,
 ) -> Result<SolveReport, JobError> {
-    let (dir, name) = (shared.pipeline.policies.clone(), record.job.policy.clone());
+    let (dir, name) = (shared.parts.policies.clone(), record.job.policy.clone());
     let policy = tokio::task::spawn_blocking(move || dir.resolve_preset(&name))
         .await
         .map_err(|e| JobError::Internal(e.to_string()))?
@@ -125,23 +127,24 @@ async fn execute(
             name: record.job.policy.clone(),
             source,
         })?;
+    let present = shared.parts.solver.backends();
     let usable: Vec<_> = policy
         .sandbox
         .backends
         .iter()
-        .filter(|b| shared.pipeline.backends.contains(b))
+        .filter(|b| present.contains(b))
         .collect();
     let _ = notes.send(Note::Started {
         max_attempts: policy.attempts.max.max(1),
         backend: match usable.as_slice() {
-            [only] => Some(only.to_string()),
+            [only] => Some(**only),
             _ => None,
         },
     });
     let _ = notes.send(Note::Fetching);
     let source = CompetitionRef::parse(&record.job.source)?;
     let fetched = tokio::select! {
-        fetched = shared.pipeline.fetcher.fetch(&source) => fetched?,
+        fetched = shared.parts.fetcher.fetch(&source) => fetched?,
         () = cancel.cancelled() => return Err(SolveError::Cancelled.into()),
     };
     let competition = PreparedCompetition::from(fetched);
@@ -154,7 +157,7 @@ async fn execute(
         cancel: cancel.clone(),
         events: &events,
     };
-    Ok(shared.pipeline.solver.solve(&job, &competition).await?)
+    Ok(shared.parts.solver.solve(&job, &competition).await?)
 }
 
 /// Keeps the lease; stops the job when a cancel is asked for or the lease is lost.
@@ -191,7 +194,7 @@ async fn follow(
     mut inbox: mpsc::UnboundedReceiver<Note>,
 ) {
     let mut progress = Progress {
-        stage: String::new(),
+        stage: Stage::Fetch,
         attempt: None,
         max_attempts: None,
         backend: None,
@@ -207,11 +210,11 @@ async fn follow(
                 continue;
             }
             Note::Fetching => {
-                progress.stage = Stage::Fetch.to_string();
-                format!("{}", Stage::Fetch)
+                progress.stage = Stage::Fetch;
+                Stage::Fetch.to_string()
             }
             Note::Event(SolveEvent::StageStarted { stage, attempt }) => {
-                progress.stage = stage.to_string();
+                progress.stage = stage;
                 if attempt > 0 {
                     progress.attempt = Some(attempt);
                 }
@@ -249,7 +252,8 @@ async fn follow(
     }
 }
 
-/// Reports how the job ended, per DESIGN §4.
+/// Reports how the job ended: completed, retried, failed, handed back, or nothing when the
+/// lease was lost (the new holder reports).
 async fn finish(
     shared: &Shared,
     record: &JobRecord,
@@ -369,14 +373,10 @@ fn reported(
     }
 }
 
-async fn log_attempts(
-    shared: &Shared,
-    record: &JobRecord,
-    attempts: &[crate::pipeline::solve::AttemptRecord],
-) {
+async fn log_attempts(shared: &Shared, record: &JobRecord, attempts: &[AttemptRecord]) {
     let logs = attempts
         .iter()
-        .map(|a| AttemptLog::from_record(a, &shared.id.0))
+        .map(|a| attempt_log(a, &shared.id.0))
         .collect();
     if let Err(error) = shared.logs.attempts(&record.id, logs).await {
         tracing::warn!(job = %record.id, %error, "attempts not logged");
@@ -387,5 +387,24 @@ async fn log_event(shared: &Shared, record: &JobRecord, message: String) {
     let event = LogEvent::now(&shared.id.0, message);
     if let Err(error) = shared.logs.event(&record.id, event).await {
         tracing::warn!(job = %record.id, %error, "event not logged");
+    }
+}
+
+/// The log of a pipeline attempt run by `worker`, its output cut to the logs' tails.
+fn attempt_log(record: &AttemptRecord, worker: &str) -> AttemptLog {
+    let outcome = record.outcome.as_ref();
+    let tail = |text: &str| crate::text::tail(text, OUTPUT_TAIL_CHARS);
+    AttemptLog {
+        attempt: record.attempt,
+        worker: worker.to_owned(),
+        generator: record.generator.clone(),
+        code: record.code.clone(),
+        backend: record.backend,
+        exit_code: outcome.and_then(|o| o.exit_code),
+        limit: outcome.and_then(|o| o.limit),
+        wall_ms: outcome.map(|o| o.wall_ms),
+        stdout_tail: outcome.map(|o| tail(&o.stdout)).unwrap_or_default(),
+        stderr_tail: outcome.map(|o| tail(&o.stderr)).unwrap_or_default(),
+        error: record.error.clone(),
     }
 }

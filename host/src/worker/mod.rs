@@ -1,5 +1,5 @@
 //! Workers: the processes (or tasks, in embedded mode) that take jobs from the queue and run
-//! the pipeline on them, per DESIGN §4.
+//! the pipeline on them.
 //!
 //! A [`Worker`] claims up to its concurrency limit of jobs, each under a lease it heartbeats,
 //! and runs a reaper that puts jobs of dead workers back in line. Shutting down drains: it
@@ -8,24 +8,19 @@
 //! reads).
 
 mod job;
-mod logs;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use ks_policies::{Backend, PolicyDir};
+use ks_policies::PolicyDir;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-pub use logs::{
-    AttemptLog, DynLogs, FileLogs, JobLog, JobLogs, LogEvent, LogsError, MAX_EVENTS,
-    OUTPUT_TAIL_CHARS,
-};
-
-use crate::api::Metrics;
+use crate::logs::DynLogs;
+use crate::metrics::Metrics;
 use crate::pipeline::fetch::Fetcher;
-use crate::pipeline::solve::DynSolver;
+use crate::pipeline::solve::Solver;
 use crate::queue::{DynQueue, WorkerId};
 
 /// How a worker paces itself.
@@ -82,13 +77,11 @@ pub struct WorkerParts {
     /// Where jobs come from.
     pub queue: DynQueue,
     /// Runs the pipeline.
-    pub solver: DynSolver,
+    pub solver: Arc<Solver>,
     /// Brings competitions' files (for jobs from the API, with `Caller::Api`'s local policy).
     pub fetcher: Arc<Fetcher>,
     /// Where the jobs' policy presets are read.
     pub policies: PolicyDir,
-    /// The sandbox backends the solver has (to report the backend while a job runs).
-    pub backends: Vec<Backend>,
     /// Where job logs go.
     pub logs: DynLogs,
     /// The counters `/metrics` shows.
@@ -99,7 +92,7 @@ pub struct WorkerParts {
 struct Shared {
     id: WorkerId,
     queue: DynQueue,
-    pipeline: WorkerParts,
+    parts: WorkerParts,
     logs: DynLogs,
     metrics: Arc<Metrics>,
     config: WorkerConfig,
@@ -120,7 +113,7 @@ impl Worker {
                 queue: parts.queue.clone(),
                 logs: parts.logs.clone(),
                 metrics: parts.metrics.clone(),
-                pipeline: parts,
+                parts,
                 config,
             }),
         }

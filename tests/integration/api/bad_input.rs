@@ -1,4 +1,4 @@
-//! The bad-input table of issue 4: every malformed or refused request gets the right 4xx
+//! The bad-input table: every malformed or refused request gets the right 4xx
 //! with a JSON `{error, detail}` whose detail says what to do, and the queue is left as it
 //! was (nothing enqueued).
 

@@ -7,10 +7,13 @@ use kaggle_solver::queue::{
 };
 
 use super::{LONG, Subject, job, record, worker};
+use kaggle_solver::pipeline::solve::Stage;
+use kaggle_solver::sandbox::Backend;
+use kaggle_solver::storage::StoreKind;
 
 fn result(path: &str) -> JobResult {
     JobResult {
-        submission_source: "local".into(),
+        submission_source: StoreKind::Local,
         submission_path: path.into(),
         validation_score: Some(0.875),
         attempts: 2,
@@ -55,20 +58,20 @@ pub async fn complete_by_holder(s: &Subject) -> anyhow::Result<()> {
     let w = worker("a");
     ensure!(s.queue.claim(&w, LONG).await?.is_some());
     let progress = Progress {
-        stage: "generate".into(),
+        stage: Stage::Generate,
         attempt: Some(1),
         max_attempts: Some(3),
-        backend: Some("wasm".into()),
+        backend: Some(Backend::Wasm),
     };
     ensure!(s.queue.progress(&w, &id, progress).await? == LeaseState::Held);
     let running = record(s, &id).await?;
-    ensure!(running.stage.as_deref() == Some("generate") && running.attempt == Some(1));
-    ensure!(running.max_attempts == Some(3) && running.backend.as_deref() == Some("wasm"));
+    ensure!(running.stage == Some(Stage::Generate) && running.attempt == Some(1));
+    ensure!(running.max_attempts == Some(3) && running.backend == Some(Backend::Wasm));
 
     ensure!(s.queue.complete(&w, &id, result("/data/sub.csv")).await?);
     let done = record(s, &id).await?;
     ensure!(done.status == JobStatus::Completed, "{done:?}");
-    ensure!(done.submission_source.as_deref() == Some("local"));
+    ensure!(done.submission_source == Some(StoreKind::Local));
     ensure!(done.submission_path.as_deref() == Some("/data/sub.csv"));
     ensure!(done.validation_score == Some(0.875) && done.attempt == Some(2));
     ensure!(done.worker.is_none() && done.job == job(1));
@@ -86,7 +89,7 @@ pub async fn non_holder_is_refused_and_changes_nothing(s: &Subject) -> anyhow::R
     ensure!(s.queue.claim(&holder, LONG).await?.is_some());
     let before = record(s, &id).await?;
     let progress = Progress {
-        stage: "x".into(),
+        stage: Stage::Analyse,
         attempt: None,
         max_attempts: None,
         backend: None,
@@ -206,7 +209,7 @@ pub async fn cancel_processing_asks_the_holder(s: &Subject) -> anyhow::Result<()
     ensure!(s.queue.heartbeat(&w, &id, LONG).await? == LeaseState::CancelRequested);
     ensure!(s.queue.heartbeat(&worker("b"), &id, LONG).await? == LeaseState::Lost);
     let progress = Progress {
-        stage: "run".into(),
+        stage: Stage::Run,
         attempt: None,
         max_attempts: None,
         backend: None,

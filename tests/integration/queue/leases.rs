@@ -10,12 +10,14 @@ use kaggle_solver::queue::{
 };
 
 use super::{LONG, MAX_INFRA_RETRIES, Subject, job, record, worker};
+use kaggle_solver::pipeline::solve::Stage;
+use kaggle_solver::storage::StoreKind;
 
 const SHORT: Duration = Duration::from_millis(300);
 
 fn result(path: &str) -> JobResult {
     JobResult {
-        submission_source: "local".into(),
+        submission_source: StoreKind::Local,
         submission_path: path.into(),
         validation_score: None,
         attempts: 1,
@@ -89,7 +91,7 @@ pub async fn retry_waits_its_delay_then_buries(s: &Subject) -> anyhow::Result<()
     let w = worker("a");
     ensure!(s.queue.claim(&w, LONG).await?.is_some());
     let progress = Progress {
-        stage: "run".into(),
+        stage: Stage::Run,
         attempt: Some(2),
         max_attempts: Some(3),
         backend: None,

@@ -12,6 +12,8 @@ use kaggle_solver::queue::{
 
 use super::{LONG, job, worker};
 use crate::redis_server::RedisServer;
+use kaggle_solver::pipeline::solve::Stage;
+use kaggle_solver::storage::StoreKind;
 
 /// Retries `get` until Redis answers again (the connection manager reconnects in the
 /// background after the first failure).
@@ -45,7 +47,7 @@ async fn jobs_survive_sigkill_of_redis() -> anyhow::Result<()> {
         .await?
         .context("a job to claim")?;
     let progress = Progress {
-        stage: "generate".into(),
+        stage: Stage::Generate,
         attempt: Some(1),
         max_attempts: Some(3),
         backend: None,
@@ -91,7 +93,7 @@ async fn jobs_survive_sigkill_of_redis() -> anyhow::Result<()> {
         .context("a waiting job")?;
     ensure!(next.id == accepted[1].id, "the line kept its order");
     let result = kaggle_solver::queue::JobResult {
-        submission_source: "local".into(),
+        submission_source: StoreKind::Local,
         submission_path: "/x.csv".into(),
         validation_score: None,
         attempts: 1,

@@ -120,7 +120,6 @@ pub struct CompetitionAnalysis {
     pub train: TableProfile,
     /// The table to predict.
     pub test: TableProfile,
-    /// The sample submission.
     pub sample_submission: TableProfile,
     /// The id column shared by test and submission.
     pub id_column: String,

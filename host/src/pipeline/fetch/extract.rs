@@ -74,7 +74,6 @@ pub enum ExtractError {
          as a zip bomb"
     )]
     RatioExceeded {
-        /// The entry.
         entry: String,
         /// Its compressed size.
         compressed: u64,
@@ -91,10 +90,7 @@ pub enum ExtractError {
     },
     /// A symbolic link entry.
     #[error("the entry {entry:?} is a symbolic link; links are not extracted")]
-    Symlink {
-        /// The entry.
-        entry: String,
-    },
+    Symlink { entry: String },
     /// The archive is unreadable, encrypted or uses an unsupported method.
     #[error("cannot read the archive ({context}): {source}")]
     Archive {
@@ -107,7 +103,6 @@ pub enum ExtractError {
     /// Writing an entry failed (including a duplicate entry name).
     #[error("cannot write {entry:?}: {source}")]
     Io {
-        /// The entry.
         entry: String,
         /// The underlying error.
         #[source]

@@ -98,7 +98,6 @@ pub enum ConfigError {
     BadUrl {
         /// The variable (or field) that held it.
         var: &'static str,
-        /// The value.
         value: String,
         /// What is wrong.
         reason: String,

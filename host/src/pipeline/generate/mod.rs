@@ -27,7 +27,7 @@ pub use anthropic::{ANTHROPIC_VERSION, AnthropicConfig, AnthropicGenerator};
 pub use config::{ApiKey, ConfigError, HttpConfig, MODEL_VAR};
 pub use extract::extract_python;
 pub use openai::{OpenAiConfig, OpenAiGenerator};
-pub use prompt::{ERROR_TAIL_CHARS, PREVIOUS_CODE_CHARS, Prompt, SYSTEM_PROMPT, build_prompt};
+pub use prompt::{PREVIOUS_CODE_CHARS, Prompt, SYSTEM_PROMPT, build_prompt};
 
 /// The previous attempt, fed back to the generator on a retry.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,7 +64,6 @@ pub enum GenerateError {
     /// A transient failure (network, 429, 5xx): the same request may succeed later.
     #[error("{provider} is unavailable for now: {message}")]
     Retryable {
-        /// The provider.
         provider: String,
         /// What happened.
         message: String,
@@ -72,17 +71,13 @@ pub enum GenerateError {
     /// A failure that will recur until something changes (bad key, bad model, bad request).
     #[error("{provider} refused the request: {message}")]
     Abort {
-        /// The provider.
         provider: String,
         /// What happened and what to do.
         message: String,
     },
     /// The reply held no Python code.
     #[error("{provider} replied without any Python code")]
-    NoCode {
-        /// The provider.
-        provider: String,
-    },
+    NoCode { provider: String },
 }
 
 impl GenerateError {

@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 
 use wasmtime::InstancePre;
 
-use super::run::{self, GuestState};
+use super::run;
+use super::store::GuestState;
 use crate::sandbox::{RunLimits, SandboxRequest};
 
 /// Where the loader for this harness and runtime (whose module hash is `module_sha256`) is
@@ -83,7 +84,7 @@ async fn compile(pre: &InstancePre<GuestState>, stdlib_dir: &Path) -> Result<Str
         output_bytes: 1 << 20,
     };
     let request = SandboxRequest::new(script, output.path(), limits);
-    let outcome = run::run(pre, stdlib_dir, request, ks_guest_runtime::HARNESS_PY, None)
+    let outcome = run::run(pre, stdlib_dir, request, ks_guest_runtime::HARNESS_PY)
         .await
         .map_err(|e| e.to_string())?;
     let literal = outcome.stdout.trim();

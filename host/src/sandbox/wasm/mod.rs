@@ -5,18 +5,22 @@
 //! `InstancePre`, so each run costs one instantiation. No wasmtime type crosses this module's
 //! public surface.
 //!
-//! Beside the runtime's own snapshot it holds the pre-warmed image (see `prewarm.rs`), loaded
-//! or built when the sandbox is built, or on the first run that asks for it; a request's
-//! [`GuestImage`] picks one. If the image cannot be built, runs use the plain module and the log
-//! and `runtime status` say why.
+//! Beside the runtime's own snapshot (the "plain" guest) it holds the pre-warmed image (see
+//! `prewarm/`), loaded or built when the sandbox is built, or on the first run that asks for
+//! it; a request's [`GuestImage`] picks one. If the image cannot be built, runs use the plain
+//! guest and the log and `runtime status` say why.
+//!
+//! Parts, each importing only those listed before it: `engine` (the one engine and the compile
+//! cache), `output` (capped stdout/stderr), `store` (a store's data, the linker, the WASI view),
+//! `run` (one metered run), `harness` (the harness compiled once), `prewarm/` (the image's
+//! build and audit).
 
-mod audit;
-mod edit;
 mod engine;
 mod harness;
 mod output;
 mod prewarm;
 mod run;
+mod store;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -24,23 +28,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use ks_guest_runtime::{ArtifactKind, InstallEvent, InstalledRuntime, RuntimeHome, RuntimeLock};
+use ks_guest_runtime::{ArtifactKind, InstallEvent, RuntimeHome, RuntimeLock};
 pub use ks_policies::GuestImage;
 use wasmtime::InstancePre;
 
-use self::prewarm::IfMissing;
-use self::run::GuestState;
+use self::prewarm::{IfMissing, Prewarmer};
+pub use self::prewarm::{PrewarmError, PrewarmStep};
+use self::store::GuestState;
 use super::{Backend, Outcome, Sandbox, SandboxError, SandboxRequest};
-
-/// Which module of the runtime a sandbox runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum GuestModule {
-    /// `python-snapshot.wasm`: the interpreter already initialised (the fast default).
-    #[default]
-    Snapshot,
-    /// `python.wasm`: the plain reactor, initialised on each run.
-    Plain,
-}
 
 /// When a sandbox gets its pre-warmed image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,7 +46,7 @@ pub enum Prewarm {
     /// earlier build on this machine failed.
     #[default]
     OnFirstUse,
-    /// Never: requests for the pre-warmed guest run on the plain module.
+    /// Never: requests for the pre-warmed guest run on the plain guest.
     Off,
 }
 
@@ -68,52 +63,6 @@ pub enum SetupEvent {
     },
     /// A step of building the pre-warmed image (once per machine).
     Prewarm(PrewarmStep),
-}
-
-/// A step of building the pre-warmed image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PrewarmStep {
-    /// No image is cached: building one.
-    Start,
-    /// Compiling the instrumented runtime.
-    CompilingInstrumented,
-    /// Importing the scientific stack (twice: the audit needs two images).
-    Importing,
-    /// Auditing the images for frozen randomness.
-    Auditing,
-    /// Compiling the image for this machine.
-    Compiling,
-    /// The image is built and cached.
-    Ready {
-        /// The audit's summary.
-        summary: String,
-    },
-    /// No image: runs use the plain module.
-    Failed {
-        /// Why.
-        reason: String,
-    },
-}
-
-impl fmt::Display for PrewarmStep {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("pre-warmed guest: ")?;
-        match self {
-            Self::Start => f.write_str(
-                "building the image with numpy, pandas, scipy and scikit-learn imported \
-                 (once per machine; several minutes)",
-            ),
-            Self::CompilingInstrumented => f.write_str("compiling the instrumented runtime"),
-            Self::Importing => f.write_str("importing the scientific stack (twice)"),
-            Self::Auditing => f.write_str("auditing the images for frozen randomness"),
-            Self::Compiling => f.write_str("compiling the image for this machine"),
-            Self::Ready { summary } => write!(f, "ready ({summary})"),
-            Self::Failed { reason } => {
-                write!(f, "unavailable, runs use the plain module: {reason}")
-            }
-        }
-    }
 }
 
 impl fmt::Display for SetupEvent {
@@ -135,7 +84,6 @@ type Progress = Arc<dyn Fn(&SetupEvent) + Send + Sync>;
 /// Builds a [`WasmSandbox`].
 pub struct WasmSandboxBuilder {
     home: Option<RuntimeHome>,
-    module: GuestModule,
     prewarm: Prewarm,
     progress: Option<Progress>,
 }
@@ -144,7 +92,6 @@ impl fmt::Debug for WasmSandboxBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WasmSandboxBuilder")
             .field("home", &self.home)
-            .field("module", &self.module)
             .field("prewarm", &self.prewarm)
             .finish_non_exhaustive()
     }
@@ -162,13 +109,6 @@ impl WasmSandboxBuilder {
     #[must_use]
     pub fn home(mut self, home: RuntimeHome) -> Self {
         self.home = Some(home);
-        self
-    }
-
-    /// Chooses the guest module.
-    #[must_use]
-    pub fn module(mut self, module: GuestModule) -> Self {
-        self.module = module;
         self
     }
 
@@ -204,10 +144,8 @@ impl WasmSandboxBuilder {
             })
             .map_err(SandboxError::Runtime)?,
         };
-        let artifact = installed.artifact(match self.module {
-            GuestModule::Snapshot => ArtifactKind::PythonSnapshotWasm,
-            GuestModule::Plain => ArtifactKind::PythonWasm,
-        });
+        // The runtime's snapshot: the interpreter already initialised, so a run is one `turn`.
+        let artifact = installed.artifact(ArtifactKind::PythonSnapshotWasm);
         let engine = engine::engine()?;
         let module = engine::load_module(
             engine,
@@ -225,21 +163,24 @@ impl WasmSandboxBuilder {
             .parent()
             .map(PathBuf::from)
             .ok_or_else(|| SandboxError::InvalidRequest("the stdlib zip has no folder".into()))?;
-        let pre = run::linker(engine)
+        let pre = store::linker(engine)
             .and_then(|linker| linker.instantiate_pre(&module))
             .map_err(|e| linking_error(&e))?;
         let harness_cache = harness::cache_path(home.compile_cache().dir(), &artifact.sha256);
-        let lazy = LazyPrewarm {
+        let lazy = Prewarmer {
             home,
             installed,
             stdlib_dir: stdlib_dir.clone(),
-            progress: self.progress.clone(),
+            report: self.progress.clone().map(|progress| {
+                Arc::new(move |step| progress(&SetupEvent::Prewarm(step)))
+                    as Arc<dyn Fn(PrewarmStep) + Send + Sync>
+            }),
         };
         let prewarmed = match self.prewarm {
             Prewarm::Now => Some(lazy.load(IfMissing::Build)),
             Prewarm::OnFirstUse if lazy.is_cached() => Some(lazy.load(IfMissing::Build)),
             Prewarm::OnFirstUse => None,
-            Prewarm::Off => Some(Err("pre-warming is off for this sandbox".to_owned())),
+            Prewarm::Off => Some(Err(PrewarmError::Off)),
         };
         Ok(WasmSandbox {
             inner: Arc::new(Inner {
@@ -248,48 +189,10 @@ impl WasmSandboxBuilder {
                 lazy,
                 warned: AtomicBool::new(false),
                 stdlib_dir,
-                module: self.module,
                 harness: tokio::sync::OnceCell::new(),
                 harness_cache,
             }),
         })
-    }
-}
-
-/// What building the pre-warmed image later needs.
-#[derive(Clone)]
-struct LazyPrewarm {
-    home: RuntimeHome,
-    installed: InstalledRuntime,
-    stdlib_dir: PathBuf,
-    progress: Option<Progress>,
-}
-
-impl LazyPrewarm {
-    fn is_cached(&self) -> bool {
-        let key = prewarm::cache_key(&self.installed);
-        self.home.compile_cache().get(&key).is_some()
-    }
-
-    /// Loads or builds the image and links it. Blocking.
-    fn load(&self, if_missing: IfMissing) -> Result<InstancePre<GuestState>, String> {
-        let engine = engine::engine().map_err(|e| e.to_string())?;
-        let report = |step: PrewarmStep| {
-            if let Some(progress) = &self.progress {
-                progress(&SetupEvent::Prewarm(step));
-            }
-        };
-        let module = prewarm::load_or_build(
-            engine,
-            &self.home,
-            &self.installed,
-            &self.stdlib_dir,
-            if_missing,
-            &report,
-        )?;
-        run::linker(engine)
-            .and_then(|linker| linker.instantiate_pre(&module))
-            .map_err(|e| format!("linking the pre-warmed module: {e:#}"))
     }
 }
 
@@ -303,12 +206,11 @@ fn linking_error(error: &wasmtime::Error) -> SandboxError {
 struct Inner {
     plain: InstancePre<GuestState>,
     /// The pre-warmed module, or why there is none; empty until first needed.
-    prewarmed: tokio::sync::OnceCell<Result<InstancePre<GuestState>, String>>,
-    lazy: LazyPrewarm,
-    /// Whether the fallback to the plain module was logged already.
+    prewarmed: tokio::sync::OnceCell<Result<InstancePre<GuestState>, PrewarmError>>,
+    lazy: Prewarmer,
+    /// Whether the fallback to the plain guest was logged already.
     warned: AtomicBool,
     stdlib_dir: PathBuf,
-    module: GuestModule,
     /// The harness every run executes: a loader of its code compiled once, or its source.
     harness: tokio::sync::OnceCell<String>,
     /// Where that loader is cached on disk.
@@ -327,14 +229,14 @@ impl Inner {
                 let lazy = self.lazy.clone();
                 tokio::task::spawn_blocking(move || lazy.load(IfMissing::BuildUnlessFailed))
                     .await
-                    .unwrap_or_else(|e| Err(format!("the pre-warm build panicked: {e}")))
+                    .unwrap_or_else(|e| Err(PrewarmError::Panicked(e.to_string())))
             })
             .await;
         match prewarmed {
             Ok(pre) => pre,
             Err(reason) => {
                 if !self.warned.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(%reason, "the pre-warmed guest is unavailable; runs use the plain module");
+                    tracing::warn!(%reason, "the pre-warmed guest is unavailable; runs use the plain guest");
                 }
                 &self.plain
             }
@@ -351,7 +253,6 @@ pub struct WasmSandbox {
 impl fmt::Debug for WasmSandbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WasmSandbox")
-            .field("module", &self.inner.module)
             .field("stdlib_dir", &self.inner.stdlib_dir)
             .field("prewarmed", &self.prewarm_state())
             .finish_non_exhaustive()
@@ -363,19 +264,18 @@ impl WasmSandbox {
     pub fn builder() -> WasmSandboxBuilder {
         WasmSandboxBuilder {
             home: None,
-            module: GuestModule::default(),
             prewarm: Prewarm::default(),
             progress: None,
         }
     }
 
     /// Whether the pre-warmed image is loaded: `Some(Ok(()))` if so, `Some(Err(why))` if it is
-    /// unavailable (requests for it run on the plain module), `None` if not tried yet.
+    /// unavailable (requests for it run on the plain guest), `None` if not tried yet.
     pub fn prewarm_state(&self) -> Option<Result<(), String>> {
         self.inner
             .prewarmed
             .get()
-            .map(|r| r.as_ref().map(|_| ()).map_err(Clone::clone))
+            .map(|r| r.as_ref().map(|_| ()).map_err(ToString::to_string))
     }
 }
 
@@ -398,6 +298,6 @@ impl Sandbox for WasmSandbox {
             })
             .await;
         let pre = self.inner.module_for(request.guest).await;
-        run::run(pre, &self.inner.stdlib_dir, request, harness, None).await
+        run::run(pre, &self.inner.stdlib_dir, request, harness).await
     }
 }

@@ -2,59 +2,43 @@
 //!
 //! wasmtime-wasi's `MemoryOutputPipe` answers an overflow with EIO, which turns a chatty but
 //! correct pipeline into a crash. This stream accepts every write, keeps only the last `cap`
-//! bytes (tracebacks live at the end), and records that it dropped something.
+//! bytes (tracebacks live at the end) in the same [`Tail`] the Docker backend uses, and records
+//! that it dropped something.
 
-use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use ks_sandbox_fallback::Tail;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-#[derive(Debug, Default)]
-struct Tail {
-    kept: VecDeque<u8>,
-    written: u64,
-}
-
 /// A capped, shared output buffer; clones write to the same buffer.
 #[derive(Debug, Clone)]
 pub(crate) struct CappedOutput {
-    cap: usize,
     tail: Arc<Mutex<Tail>>,
 }
 
 impl CappedOutput {
     pub(crate) fn new(cap: u64) -> Self {
+        let cap = usize::try_from(cap).unwrap_or(usize::MAX);
         Self {
-            cap: usize::try_from(cap).unwrap_or(usize::MAX),
-            tail: Arc::default(),
+            tail: Arc::new(Mutex::new(Tail::new(cap))),
         }
     }
 
     fn push(&self, bytes: &[u8]) {
         let mut tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
-        tail.written = tail.written.saturating_add(bytes.len() as u64);
-        let keep = &bytes[bytes.len().saturating_sub(self.cap)..];
-        let overflow = (tail.kept.len() + keep.len()).saturating_sub(self.cap);
-        let drop = overflow.min(tail.kept.len());
-        tail.kept.drain(..drop);
-        tail.kept.extend(keep);
+        tail.push(bytes);
     }
 
     /// The kept tail, decoded lossily, and whether anything was dropped.
     pub(crate) fn finish(&self) -> (String, bool) {
         let tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
-        let (a, b) = tail.kept.as_slices();
-        let mut bytes = Vec::with_capacity(a.len() + b.len());
-        bytes.extend_from_slice(a);
-        bytes.extend_from_slice(b);
-        let truncated = tail.written > tail.kept.len() as u64;
-        (String::from_utf8_lossy(&bytes).into_owned(), truncated)
+        (tail.text(), tail.truncated())
     }
 }
 

@@ -1,163 +1,45 @@
-//! One run of the guest: a fresh store with its caps armed, the WASI view of the three mounts,
-//! the script handed to the interpreter's `turn` export, and the ending mapped to an
+//! One metered run of the guest: a fresh store with its caps armed, the WASI view of the three
+//! mounts, the script handed to the interpreter's `turn` export, and the ending mapped to an
 //! [`Outcome`].
+//!
+//! The mapping is a pure function of what the host saw ([`Ending`] and [`Observed`]), so every
+//! way a run can end is unit-tested here without starting a guest.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use wasmtime::{InstancePre, Linker, ResourceLimiter, Store, Trap, UpdateDeadline};
-use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime::{Instance, InstancePre, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::I32Exit;
 
 use super::output::CappedOutput;
-use super::prewarm::Image;
+use super::store::{self, GuestState, WASM_PAGE};
 use crate::sandbox::outcome::{GuestError, LimitHit, Outcome};
-use crate::sandbox::{Backend, SandboxError, SandboxRequest};
+use crate::sandbox::{Backend, RunLimits, SandboxError, SandboxRequest};
 
-/// argv[0] as the guest's own host sets it.
-const ARGV0: &str = "/usr/local/bin/python.wasm";
-/// Where the stdlib zip is mounted; the interpreter looks for `python315.zip` there.
-pub(crate) const STDLIB_GUEST_DIR: &str = "/usr/local/lib";
 /// How long after the deadline the host stops waiting for a guest blocked in a host call.
 const HOST_GRACE: Duration = Duration::from_millis(50);
 
-/// The store's data: the guest's WASI context and its memory accounting.
-pub(crate) struct GuestState {
-    wasi: WasiP1Ctx,
-    memory: MemoryCap,
-}
-
-impl GuestState {
-    /// A store's data: `wasi` and a memory cap of `memory_cap` bytes.
-    pub(crate) fn new(wasi: WasiP1Ctx, memory_cap: usize) -> Self {
-        Self {
-            wasi,
-            memory: MemoryCap {
-                cap: memory_cap,
-                peak: 0,
-                denied: false,
-            },
-        }
-    }
-
-    /// The projection wasmtime-wasi's host functions use.
-    pub(crate) fn wasi(&mut self) -> &mut WasiP1Ctx {
-        &mut self.wasi
-    }
-}
-
-/// Caps linear memory and remembers the peak and whether a grow was refused.
-#[derive(Debug)]
-struct MemoryCap {
-    cap: usize,
-    peak: usize,
-    denied: bool,
-}
-
-impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.cap {
-            self.denied = true;
-            return Ok(false);
-        }
-        self.peak = self.peak.max(desired);
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1 << 20)
-    }
-}
-
-/// The guest's WASI view of a run: argv, the fixed environment and the mounts. The pre-warm
-/// build uses it too, so that nothing the imports read from it differs from a run's.
-pub(crate) fn wasi_context(
-    request: &SandboxRequest,
-    stdlib_dir: &Path,
-    scratch: &Path,
-    stdout: &CappedOutput,
-    stderr: &CappedOutput,
-) -> Result<WasiP1Ctx, SandboxError> {
-    let mut builder = WasiCtxBuilder::new();
-    builder
-        .arg(ARGV0)
-        // Only these: nothing from the host's environment reaches the guest.
-        .env("HOME", "/tmp")
-        .env("TMPDIR", "/tmp")
-        .env("PYTHONTZPATH", "")
-        .stdout(stdout.clone())
-        .stderr(stderr.clone())
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false);
-    let mut mount = |host: &Path, guest: &str, perms: FsPerms| {
-        builder
-            .preopened_dir(host, guest, perms)
-            .map(|_| ())
-            .map_err(|e| SandboxError::Io {
-                context: format!("mounting {} at {guest}", host.display()),
-                source: std::io::Error::other(format!("{e:#}")),
-            })
-    };
-    mount(stdlib_dir, STDLIB_GUEST_DIR, FsPerms::ReadOnly)?;
-    mount(scratch, "/tmp", FsPerms::ReadWrite)?;
-    mount(&request.output, "/output", FsPerms::ReadWrite)?;
-    if let Some(input) = &request.input {
-        mount(input, "/input", FsPerms::ReadOnly)?;
-    }
-    Ok(builder.build_p1())
-}
-
-/// The linker every instance of the guest uses: WASI preview 1 and the `host.call` import.
-pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<GuestState>> {
-    let mut linker: Linker<GuestState> = Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_async(&mut linker, GuestState::wasi)?;
-    // The guest's door to a host program; this host offers none, which the ABI spells -1.
-    linker.func_wrap("host", "call", |_: i32, _: i32, _: i32, _: i32| -> i32 {
-        -1
-    })?;
-    Ok(linker)
-}
-
-/// Arms a store for trusted host work (the pre-warm build): unlimited fuel and memory, and an
-/// epoch deadline that only yields.
-pub(crate) fn arm_unmetered(store: &mut Store<GuestState>) -> wasmtime::Result<()> {
-    store.limiter(|state| &mut state.memory);
-    store.set_fuel(u64::MAX)?;
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
-    Ok(())
-}
-
-/// How the guest call ended, before it is turned into an [`Outcome`].
-enum Ending {
-    Returned(i32),
-    Failed(wasmtime::Error),
-    HostTimeout,
-    Cancelled,
-}
-
-/// Runs `request` in a fresh instance of `pre`'s module with `harness` (the harness's source, or
-/// a loader of its precompiled code); `restore`, when given, overwrites the instance's memory
-/// and stack pointer with an image first (the pre-warm audit's runs).
+/// Runs `request` in a fresh instance of `pre`'s module with `harness` (the harness's source,
+/// or a loader of its precompiled code).
 pub(crate) async fn run(
     pre: &InstancePre<GuestState>,
     stdlib_dir: &Path,
     request: SandboxRequest,
     harness: &str,
-    restore: Option<&Image>,
+) -> Result<Outcome, SandboxError> {
+    run_prepared(pre, stdlib_dir, request, harness, |_, _| Ok(())).await
+}
+
+/// [`run`], with `prepare` applied to the fresh instance before the script starts (the
+/// pre-warm audit restores a memory image there).
+pub(crate) async fn run_prepared(
+    pre: &InstancePre<GuestState>,
+    stdlib_dir: &Path,
+    request: SandboxRequest,
+    harness: &str,
+    prepare: impl FnOnce(&mut Store<GuestState>, &Instance) -> wasmtime::Result<()> + Send,
 ) -> Result<Outcome, SandboxError> {
     let limits = request.limits;
     let source = crate::sandbox::guest_program_with(&request, harness)?;
@@ -169,7 +51,7 @@ pub(crate) async fn run(
         .map_err(|e| SandboxError::io("creating the run's /tmp", e))?;
     let stdout = CappedOutput::new(limits.output_bytes);
     let stderr = CappedOutput::new(limits.output_bytes);
-    let wasi = wasi_context(&request, stdlib_dir, scratch.path(), &stdout, &stderr)?;
+    let wasi = store::wasi_context(&request, stdlib_dir, scratch.path(), &stdout, &stderr)?;
 
     let engine = pre.module().engine();
     let memory_cap = usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX);
@@ -203,28 +85,13 @@ pub(crate) async fn run(
     let instance = match pre.instantiate_async(&mut store).await {
         Ok(instance) => instance,
         Err(e) if store.data().memory.denied => {
-            let pages = initial_pages(pre);
-            return Err(SandboxError::InvalidRequest(format!(
-                "the memory cap ({} bytes) is below what the guest module needs to start, its \
-                 initial memory of {} bytes ({pages} pages of 64 KiB): raise `limits.memory` to \
-                 at least {} MiB{}: {e}",
-                limits.memory_bytes,
-                pages * WASM_PAGE,
-                (pages * WASM_PAGE).div_ceil(1 << 20),
-                if pages > 1000 {
-                    " or choose `[sandbox] guest = \"plain\"`"
-                } else {
-                    ""
-                },
-            )));
+            return Err(below_initial_memory(limits, store::initial_pages(pre), &e));
         }
         Err(e) => return Err(engine_error("instantiating the guest", &e)),
     };
 
     let call = async {
-        if let Some(image) = restore {
-            image.restore(&mut store, &instance)?;
-        }
+        prepare(&mut store, &instance)?;
         let host_alloc = instance.get_typed_func::<i32, i32>(&mut store, "host_alloc")?;
         let turn = instance.get_typed_func::<(i32, i32), i32>(&mut store, "turn")?;
         let memory = instance
@@ -241,7 +108,7 @@ pub(crate) async fn run(
     let ending = tokio::select! {
         result = tokio::time::timeout(limits.wall_time + HOST_GRACE, call) => match result {
             Ok(Ok(status)) => Ending::Returned(status),
-            Ok(Err(error)) => Ending::Failed(error),
+            Ok(Err(error)) => Ending::from_error(&error),
             Err(_) => Ending::HostTimeout,
         },
         () = cancel.cancelled() => Ending::Cancelled,
@@ -249,14 +116,100 @@ pub(crate) async fn run(
     let wall = started.elapsed();
     let state = store.data();
     let (memory_peak, memory_denied) = (state.memory.peak, state.memory.denied);
+    // The fuel counter is exact only when the guest stopped by itself or ran out of fuel;
+    // `outcome` reads it only then.
+    let fuel_left = store.get_fuel().unwrap_or(0);
+    drop(store);
 
+    let observed = Observed {
+        limits,
+        fuel_left,
+        deadline_passed: deadline_passed.load(Ordering::Relaxed),
+        cancel_requested: cancel.is_cancelled(),
+        memory_peak: memory_peak as u64,
+        memory_denied,
+        wall,
+        stdout: stdout.finish(),
+        stderr: stderr.finish(),
+        output_bytes: crate::sandbox::output_size(&request.output)?,
+    };
+    Ok(outcome(ending, observed))
+}
+
+/// How the guest call ended, as far as wasmtime tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ending {
+    /// `turn` returned this status.
+    Returned(i32),
+    /// The guest called `exit` with this status.
+    Exited(i32),
+    /// A trap or a host error ended the call.
+    Trapped {
+        /// What kind, where it matters for the outcome.
+        kind: TrapKind,
+        /// The first line of the error, in wasmtime's words.
+        text: String,
+    },
+    /// The host's own timeout fired: the guest was blocked in a host call past the deadline.
+    HostTimeout,
+    /// The caller cancelled while the call was running.
+    Cancelled,
+}
+
+/// The traps that say which cap stopped a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TrapKind {
+    OutOfFuel,
+    Interrupt,
+    Other,
+}
+
+impl Ending {
+    fn from_error(error: &wasmtime::Error) -> Self {
+        if let Some(exit) = error.downcast_ref::<I32Exit>() {
+            return Self::Exited(exit.0);
+        }
+        let kind = match error.downcast_ref::<Trap>() {
+            Some(Trap::OutOfFuel) => TrapKind::OutOfFuel,
+            Some(Trap::Interrupt) => TrapKind::Interrupt,
+            _ => TrapKind::Other,
+        };
+        let text = format!("{error:#}");
+        Self::Trapped {
+            kind,
+            text: text.lines().next().unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+/// What the host saw of a run besides how the call ended.
+#[derive(Debug, Clone)]
+struct Observed {
+    limits: RunLimits,
+    fuel_left: u64,
+    deadline_passed: bool,
+    cancel_requested: bool,
+    memory_peak: u64,
+    memory_denied: bool,
+    wall: Duration,
+    /// The kept tail and whether anything was dropped.
+    stdout: (String, bool),
+    stderr: (String, bool),
+    /// Bytes of regular files in `/output` after the run.
+    output_bytes: u64,
+}
+
+/// The outcome of a run that ended with `ending`, given what was `observed`.
+fn outcome(ending: Ending, observed: Observed) -> Outcome {
+    let limits = observed.limits;
+    let fuel_used = || Some(limits.fuel.saturating_sub(observed.fuel_left));
     let mut outcome = Outcome {
         backend: Backend::Wasm,
         exit_code: None,
         limit: None,
         fuel_used: None,
-        peak_memory_bytes: Some(memory_peak as u64),
-        wall_ms: u64::try_from(wall.as_millis()).unwrap_or(u64::MAX),
+        peak_memory_bytes: Some(observed.memory_peak),
+        wall_ms: u64::try_from(observed.wall.as_millis()).unwrap_or(u64::MAX),
         stdout: String::new(),
         stderr: String::new(),
         stdout_truncated: false,
@@ -265,12 +218,14 @@ pub(crate) async fn run(
         trap: None,
         cancelled: false,
     };
-    // The fuel counter is exact only when the guest stopped by itself or ran out of fuel.
-    let fuel_used = || limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
     match ending {
         Ending::Returned(status) => {
             outcome.exit_code = Some(status & 0xFF);
-            outcome.fuel_used = Some(fuel_used());
+            outcome.fuel_used = fuel_used();
+        }
+        Ending::Exited(status) => {
+            outcome.exit_code = Some(status);
+            outcome.fuel_used = fuel_used();
         }
         Ending::HostTimeout => {
             outcome.limit = Some(LimitHit::WallTime);
@@ -280,54 +235,54 @@ pub(crate) async fn run(
             outcome.cancelled = true;
             outcome.trap = Some("cancelled".into());
         }
-        Ending::Failed(error) => {
-            if let Some(exit) = error.downcast_ref::<I32Exit>() {
-                outcome.exit_code = Some(exit.0);
-                outcome.fuel_used = Some(fuel_used());
-            } else {
-                match error.downcast_ref::<Trap>() {
-                    Some(Trap::OutOfFuel) => {
-                        outcome.limit = Some(LimitHit::Fuel);
-                        outcome.fuel_used = Some(limits.fuel);
-                    }
-                    Some(Trap::Interrupt) if deadline_passed.load(Ordering::Relaxed) => {
-                        outcome.limit = Some(LimitHit::WallTime);
-                    }
-                    Some(Trap::Interrupt) if cancel.is_cancelled() => outcome.cancelled = true,
-                    _ => {}
+        Ending::Trapped { kind, text } => {
+            match kind {
+                TrapKind::OutOfFuel => {
+                    outcome.limit = Some(LimitHit::Fuel);
+                    outcome.fuel_used = Some(limits.fuel);
                 }
-                outcome.trap = Some(first_line(&format!("{error:#}")));
+                TrapKind::Interrupt if observed.deadline_passed => {
+                    outcome.limit = Some(LimitHit::WallTime);
+                }
+                TrapKind::Interrupt if observed.cancel_requested => outcome.cancelled = true,
+                TrapKind::Interrupt | TrapKind::Other => {}
             }
+            outcome.trap = Some(text);
         }
     }
-    if outcome.limit.is_none() && memory_denied && outcome.exit_code != Some(0) {
+    // A refused grow surfaces as a MemoryError or an abort, whichever the guest hit first.
+    if outcome.limit.is_none() && observed.memory_denied && outcome.exit_code != Some(0) {
         outcome.limit = Some(LimitHit::Memory);
     }
-    drop(store);
-
-    let (stdout_tail, stdout_truncated) = stdout.finish();
-    let (stderr_tail, stderr_truncated) = stderr.finish();
-    outcome.error = GuestError::from_stderr(&stderr_tail);
-    (outcome.stdout, outcome.stdout_truncated) = (stdout_tail, stdout_truncated);
-    (outcome.stderr, outcome.stderr_truncated) = (stderr_tail, stderr_truncated);
-    let output_size = super::super::output_size(&request.output)?;
+    let ((stdout, stdout_truncated), (stderr, stderr_truncated)) =
+        (observed.stdout, observed.stderr);
+    outcome.error = GuestError::from_stderr(&stderr);
     if outcome.limit.is_none()
-        && (stdout_truncated || stderr_truncated || output_size > limits.output_bytes)
+        && (stdout_truncated || stderr_truncated || observed.output_bytes > limits.output_bytes)
     {
         outcome.limit = Some(LimitHit::Output);
     }
-    Ok(outcome)
+    (outcome.stdout, outcome.stdout_truncated) = (stdout, stdout_truncated);
+    (outcome.stderr, outcome.stderr_truncated) = (stderr, stderr_truncated);
+    outcome
 }
 
-/// Bytes in a wasm page.
-const WASM_PAGE: u64 = 64 << 10;
-
-/// The initial size in pages of the module's exported memory.
-fn initial_pages(pre: &InstancePre<GuestState>) -> u64 {
-    match pre.module().get_export("memory") {
-        Some(wasmtime::ExternType::Memory(memory)) => memory.minimum(),
-        _ => 0,
-    }
+/// The error for a memory cap below the module's initial memory, naming the minimum.
+fn below_initial_memory(limits: RunLimits, pages: u64, error: &wasmtime::Error) -> SandboxError {
+    SandboxError::InvalidRequest(format!(
+        "the memory cap ({} bytes) is below what the guest module needs to start, its initial \
+         memory of {} bytes ({pages} pages of 64 KiB): raise `limits.memory` to at least {} \
+         MiB{}: {error}",
+        limits.memory_bytes,
+        pages * WASM_PAGE,
+        (pages * WASM_PAGE).div_ceil(1 << 20),
+        // Only the pre-warmed image is that large; the runtime's own snapshot is much smaller.
+        if pages > 1000 {
+            " or choose `[sandbox] guest = \"plain\"`"
+        } else {
+            ""
+        },
+    ))
 }
 
 fn engine_error(context: &'static str, error: &wasmtime::Error) -> SandboxError {
@@ -337,6 +292,143 @@ fn engine_error(context: &'static str, error: &wasmtime::Error) -> SandboxError 
     }
 }
 
-fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().to_owned()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observed() -> Observed {
+        Observed {
+            limits: RunLimits {
+                wall_time: Duration::from_secs(10),
+                memory_bytes: 1 << 30,
+                fuel: 1_000,
+                output_bytes: 100,
+            },
+            fuel_left: 400,
+            deadline_passed: false,
+            cancel_requested: false,
+            memory_peak: 4096,
+            memory_denied: false,
+            wall: Duration::from_millis(1234),
+            stdout: ("out\n".into(), false),
+            stderr: (String::new(), false),
+            output_bytes: 10,
+        }
+    }
+
+    fn trapped(kind: TrapKind) -> Ending {
+        Ending::Trapped {
+            kind,
+            text: "wasm trap".into(),
+        }
+    }
+
+    #[test]
+    fn a_returned_status_is_the_exit_code_and_fuel_is_counted() {
+        let o = outcome(Ending::Returned(0x100 | 3), observed());
+        assert_eq!(o.exit_code, Some(3));
+        assert_eq!(o.fuel_used, Some(600));
+        assert_eq!((o.limit, o.trap, o.cancelled), (None, None, false));
+        assert_eq!((o.wall_ms, o.peak_memory_bytes), (1234, Some(4096)));
+        assert_eq!(o.stdout, "out\n");
+        assert!(outcome(Ending::Returned(0), observed()).succeeded());
+        assert_eq!(outcome(Ending::Exited(2), observed()).exit_code, Some(2));
+    }
+
+    #[test]
+    fn each_trap_names_its_cap() {
+        let fuel = outcome(trapped(TrapKind::OutOfFuel), observed());
+        assert_eq!(
+            (fuel.limit, fuel.fuel_used),
+            (Some(LimitHit::Fuel), Some(1_000))
+        );
+        assert_eq!(fuel.trap.as_deref(), Some("wasm trap"));
+
+        let late = Observed {
+            deadline_passed: true,
+            ..observed()
+        };
+        let wall = outcome(trapped(TrapKind::Interrupt), late);
+        assert_eq!(
+            (wall.limit, wall.fuel_used),
+            (Some(LimitHit::WallTime), None)
+        );
+
+        let cancelled = Observed {
+            cancel_requested: true,
+            ..observed()
+        };
+        let stop = outcome(trapped(TrapKind::Interrupt), cancelled);
+        assert!(stop.cancelled && stop.limit.is_none());
+
+        let other = outcome(trapped(TrapKind::Other), observed());
+        assert_eq!((other.limit, other.exit_code), (None, None));
+        assert!(!other.succeeded());
+    }
+
+    #[test]
+    fn host_side_stops() {
+        let timeout = outcome(Ending::HostTimeout, observed());
+        assert_eq!(timeout.limit, Some(LimitHit::WallTime));
+        let cancel = outcome(Ending::Cancelled, observed());
+        assert!(cancel.cancelled && cancel.limit.is_none());
+        assert_eq!(cancel.trap.as_deref(), Some("cancelled"));
+    }
+
+    #[test]
+    fn a_refused_grow_is_memory_unless_the_script_still_succeeded() {
+        let denied = Observed {
+            memory_denied: true,
+            ..observed()
+        };
+        let failed = outcome(Ending::Returned(1), denied.clone());
+        assert_eq!(failed.limit, Some(LimitHit::Memory));
+        // A script that caught its MemoryError and finished well broke no cap.
+        assert_eq!(outcome(Ending::Returned(0), denied.clone()).limit, None);
+        // Fuel that ran out first keeps its name.
+        let fuel = outcome(trapped(TrapKind::OutOfFuel), denied);
+        assert_eq!(fuel.limit, Some(LimitHit::Fuel));
+    }
+
+    #[test]
+    fn output_past_the_cap_is_output() {
+        let chatty = Observed {
+            stderr: ("tail".into(), true),
+            ..observed()
+        };
+        let o = outcome(Ending::Returned(0), chatty);
+        assert_eq!(
+            (o.limit, o.stderr_truncated),
+            (Some(LimitHit::Output), true)
+        );
+        let big = Observed {
+            output_bytes: 101,
+            ..observed()
+        };
+        assert_eq!(
+            outcome(Ending::Returned(0), big).limit,
+            Some(LimitHit::Output)
+        );
+        let at_cap = Observed {
+            output_bytes: 100,
+            ..observed()
+        };
+        assert_eq!(outcome(Ending::Returned(0), at_cap).limit, None);
+    }
+
+    #[test]
+    fn the_harness_error_line_is_read_from_stderr() {
+        let crashed = Observed {
+            stderr: (
+                "__KS_ERROR__ {\"type\":\"KeyError\",\"message\":\"'y'\",\"line\":7}\n".into(),
+                false,
+            ),
+            ..observed()
+        };
+        let o = outcome(Ending::Returned(1), crashed);
+        assert_eq!(
+            o.error.map(|e| (e.kind, e.line)),
+            Some(("KeyError".into(), Some(7)))
+        );
+    }
 }

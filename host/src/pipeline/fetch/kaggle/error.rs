@@ -58,7 +58,6 @@ pub enum KaggleError {
     Unavailable {
         /// The call.
         what: String,
-        /// The status.
         status: u16,
         /// Kaggle's message.
         message: String,
@@ -70,7 +69,6 @@ pub enum KaggleError {
     Http {
         /// The call.
         what: String,
-        /// The status.
         status: u16,
         /// Kaggle's message.
         message: String,

@@ -48,7 +48,6 @@ pub struct CompetitionInfo {
     /// The competition's reference (its slug or URL, depending on the server).
     #[serde(rename = "ref")]
     pub reference: String,
-    /// The title.
     pub title: Option<String>,
     /// The short description.
     pub description: Option<String>,

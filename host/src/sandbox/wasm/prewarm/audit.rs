@@ -17,9 +17,14 @@ use ks_guest_runtime::{AUDIT_LINE_PREFIX, PREWARM_AUDIT_PY};
 use serde::Deserialize;
 use wasmtime::InstancePre;
 
-use super::prewarm::Image;
-use super::run::{self, GuestState};
+use super::error::PrewarmError;
+use super::image::Image;
+use crate::sandbox::wasm::run;
+use crate::sandbox::wasm::store::GuestState;
 use crate::sandbox::{RunLimits, SandboxRequest};
+
+/// Bytes of a failed audit run's stderr kept in the error.
+const STDERR_TAIL_BYTES: usize = 3_000;
 
 /// What one audit run printed.
 #[derive(Debug, Deserialize)]
@@ -45,23 +50,16 @@ impl Report {
 
 /// Audits images `a` and `b` (restored into instances of `pre`'s instrumented module); the
 /// summary on success, the reasons for refusing the image otherwise.
-pub(crate) async fn audit(
+pub(super) async fn audit(
     pre: &InstancePre<GuestState>,
     stdlib_dir: &Path,
     a: &Image,
     b: &Image,
-) -> wasmtime::Result<String> {
+) -> Result<String, PrewarmError> {
     let a1 = audit_run(pre, stdlib_dir, a).await?;
     let a2 = audit_run(pre, stdlib_dir, a).await?;
     let b1 = audit_run(pre, stdlib_dir, b).await?;
-    let verdict = judge(&a1, &a2, &b1);
-    match verdict {
-        Ok(summary) => Ok(summary),
-        Err(problems) => wasmtime::bail!(
-            "the audit refused the image (entropy frozen at build time): {}",
-            problems.join("; ")
-        ),
-    }
+    judge(&a1, &a2, &b1).map_err(|problems| PrewarmError::Refused { problems })
 }
 
 /// Compares three runs: A twice, B once.
@@ -108,8 +106,11 @@ async fn audit_run(
     pre: &InstancePre<GuestState>,
     stdlib_dir: &Path,
     image: &Image,
-) -> wasmtime::Result<Report> {
-    let output = tempfile::tempdir()?;
+) -> Result<Report, PrewarmError> {
+    let output = tempfile::tempdir().map_err(|source| PrewarmError::Io {
+        context: "creating an audit run's /output".into(),
+        source,
+    })?;
     let limits = RunLimits {
         wall_time: Duration::from_secs(900),
         memory_bytes: 4 << 30,
@@ -118,29 +119,33 @@ async fn audit_run(
     };
     let mut request = SandboxRequest::new(PREWARM_AUDIT_PY, output.path(), limits);
     request.script_name = "prewarm_audit.py".into();
-    let outcome = run::run(
+    let restore = |store: &mut wasmtime::Store<GuestState>, instance: &wasmtime::Instance| {
+        image.restore(store, instance)
+    };
+    let outcome = run::run_prepared(
         pre,
         stdlib_dir,
         request,
         ks_guest_runtime::HARNESS_PY,
-        Some(image),
+        restore,
     )
     .await
-    .map_err(|e| wasmtime::format_err!("{e}"))?;
+    .map_err(PrewarmError::Sandbox)?;
     let line = outcome
         .stdout
         .lines()
         .find_map(|l| l.strip_prefix(AUDIT_LINE_PREFIX));
     match (outcome.succeeded(), line) {
-        (true, Some(line)) => Ok(serde_json::from_str(line)?),
-        _ => {
-            let tail = &outcome.stderr[outcome.stderr.len().saturating_sub(3000)..];
-            wasmtime::bail!(
-                "the audit script failed in a restored image (exit {:?}, {:?}): {tail}",
-                outcome.exit_code,
-                outcome.trap
-            )
-        }
+        (true, Some(line)) => serde_json::from_str(line).map_err(|e| PrewarmError::AuditRun {
+            exit_code: outcome.exit_code,
+            trap: Some(format!("its report does not parse: {e}")),
+            stderr_tail: String::new(),
+        }),
+        _ => Err(PrewarmError::AuditRun {
+            exit_code: outcome.exit_code,
+            trap: outcome.trap.clone(),
+            stderr_tail: crate::text::tail_bytes(&outcome.stderr, STDERR_TAIL_BYTES).to_owned(),
+        }),
     }
 }
 

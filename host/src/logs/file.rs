@@ -1,0 +1,144 @@
+//! Job logs as files: `<root>/<job>/logs.json`, replaced atomically on every write.
+//!
+//! This works when the API and the workers share a disk (one machine, or a shared volume).
+//! Each write goes to a temporary name and is renamed over the file, so a reader never sees
+//! half a file. Only one worker holds a job at a time, so writers of one file do not race
+//! across processes; within a process a mutex serialises the read-modify-write cycles.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use super::{AttemptLog, JobLog, JobLogs, LogEvent, LogsError, MAX_EVENTS};
+use crate::queue::JobId;
+
+/// Logs as `<root>/<job>/logs.json` (`root` is the solver's work folder).
+#[derive(Debug)]
+pub struct FileLogs {
+    root: PathBuf,
+    /// Serialises this process's read-modify-write cycles.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl FileLogs {
+    /// Logs under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn path(&self, id: &JobId) -> Result<PathBuf, LogsError> {
+        // Ids come from the queue, but a foreign writer could store anything: keep to UUIDs.
+        let id = JobId::parse(&id.0).ok_or_else(|| LogsError::Corrupt {
+            path: self.root.clone(),
+            reason: format!("{:?} is not a job id", id.0),
+        })?;
+        Ok(self.root.join(id.0).join("logs.json"))
+    }
+
+    async fn update(&self, id: &JobId, change: impl FnOnce(&mut JobLog)) -> Result<(), LogsError> {
+        let path = self.path(id)?;
+        let _guard = self.lock.lock().await;
+        let mut log = read_file(&path).await?.unwrap_or_else(|| JobLog {
+            job_id: id.0.clone(),
+            ..JobLog::default()
+        });
+        change(&mut log);
+        let excess = log.events.len().saturating_sub(MAX_EVENTS);
+        log.events.drain(..excess);
+        write_file(&path, &log).await
+    }
+}
+
+#[async_trait]
+impl JobLogs for FileLogs {
+    async fn event(&self, id: &JobId, event: LogEvent) -> Result<(), LogsError> {
+        self.update(id, |log| log.events.push(event)).await
+    }
+
+    async fn attempts(&self, id: &JobId, attempts: Vec<AttemptLog>) -> Result<(), LogsError> {
+        self.update(id, |log| log.attempts.extend(attempts)).await
+    }
+
+    async fn read(&self, id: &JobId) -> Result<Option<JobLog>, LogsError> {
+        read_file(&self.path(id)?).await
+    }
+}
+
+async fn read_file(path: &Path) -> Result<Option<JobLog>, LogsError> {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| LogsError::Corrupt {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(LogsError::Io {
+            context: format!("reading {}", path.display()),
+            source,
+        }),
+    }
+}
+
+async fn write_file(path: &Path, log: &JobLog) -> Result<(), LogsError> {
+    let io = |context: String| move |source| LogsError::Io { context, source };
+    let folder = path.parent().unwrap_or(path);
+    tokio::fs::create_dir_all(folder)
+        .await
+        .map_err(io(format!("creating {}", folder.display())))?;
+    let bytes = serde_json::to_vec(log).map_err(|e| LogsError::Corrupt {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let partial = folder.join(format!(".logs.json.{}", std::process::id()));
+    tokio::fs::write(&partial, bytes)
+        .await
+        .map_err(io(format!("writing {}", partial.display())))?;
+    tokio::fs::rename(&partial, path)
+        .await
+        .map_err(io(format!("replacing {}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn appends_events_and_attempts_and_caps_the_timeline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let logs = FileLogs::new(dir.path());
+        let id = JobId::new();
+        assert_eq!(logs.read(&id).await.expect("read"), None);
+        for i in 0..(MAX_EVENTS + 3) {
+            logs.event(&id, LogEvent::now("w", format!("e{i}")))
+                .await
+                .expect("event");
+        }
+        let attempt = AttemptLog {
+            attempt: 1,
+            worker: "w".into(),
+            generator: "baseline".into(),
+            code: "print(1)".into(),
+            backend: Some(crate::sandbox::Backend::Wasm),
+            exit_code: Some(0),
+            limit: None,
+            wall_ms: Some(3),
+            stdout_tail: "1\n".into(),
+            stderr_tail: String::new(),
+            error: None,
+        };
+        logs.attempts(&id, vec![attempt.clone()])
+            .await
+            .expect("attempts");
+        let log = logs.read(&id).await.expect("read").expect("some");
+        assert_eq!(log.job_id, id.0);
+        assert_eq!(log.attempts, vec![attempt]);
+        assert_eq!(log.events.len(), MAX_EVENTS);
+        assert_eq!(log.events[0].message, "e3");
+        assert!(dir.path().join(&id.0).join("logs.json").is_file());
+        assert!(logs.read(&JobId("../x".into())).await.is_err());
+    }
+}
