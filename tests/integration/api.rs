@@ -316,10 +316,8 @@ async fn a_completed_job_serves_its_submission_and_logs() -> Result<()> {
         status == StatusCode::ACCEPTED && body["outcome"] == "cancel-requested",
         "{body}"
     );
-    let csv = api.dir.path().join("made.csv");
-    std::fs::write(&csv, "id,species\n1,Adelie\n")?;
     let stored = LocalStore::new(api.dir.path().join("data/submissions"))
-        .put(&id, &csv)
+        .put(&id, b"id,species\n1,Adelie\n")
         .await?;
     let logs = FileLogs::new(api.dir.path().join("data/work"));
     logs.event(&job, LogEvent::now(&worker.0, "attempt 1: run"))
@@ -328,6 +326,7 @@ async fn a_completed_job_serves_its_submission_and_logs() -> Result<()> {
         submission_source: stored.source,
         submission_path: stored.path.clone(),
         validation_score: Some(0.97),
+        validation_score_source: None,
         attempts: 1,
     };
     ensure!(queue.complete(&worker, &job, result).await?);

@@ -6,6 +6,7 @@
 mod api;
 mod cli;
 mod docker;
+mod escape;
 mod fetch;
 mod llm;
 mod pipeline;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::pipeline::solve::Stage;
-use crate::queue::{CancelOutcome, JobRecord, JobStatus};
+use crate::queue::{CancelOutcome, JobRecord, JobStatus, ScoreSource};
 use crate::storage::StoreKind;
 
 /// The query of `POST /run` (and `GET /run`).
@@ -63,9 +63,13 @@ pub struct StatusResponse {
     /// When the job last changed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
-    /// The validation score the generated code printed.
+    /// The validation score, when one is known; see `validation_score_source`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_score: Option<f64>,
+    /// Where `validation_score` came from: `script` is the generated code's own claim about
+    /// its cross-validation, printed and not checked by the host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_score_source: Option<ScoreSource>,
 }
 
 impl From<&JobRecord> for StatusResponse {
@@ -94,6 +98,7 @@ impl From<&JobRecord> for StatusResponse {
             created_at: Some(rfc3339(record.created_at_ms)),
             updated_at: Some(rfc3339(record.updated_at_ms)),
             validation_score: record.validation_score,
+            validation_score_source: record.validation_score.and(record.validation_score_source),
         }
     }
 }

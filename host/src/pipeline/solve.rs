@@ -15,8 +15,8 @@ use super::analyse::{AnalyseError, CompetitionAnalysis, CompetitionText, analyse
 use super::generate::{DynGenerator, GenerateError, GenerationRequest, PreviousAttempt};
 use super::validate::{InvalidSubmission, validate_submission};
 use crate::sandbox::{
-    Backend, BackendChoice, DynSandbox, Outcome, SandboxError, SandboxRequest, SelectError,
-    select_backend,
+    Backend, BackendChoice, DynSandbox, Outcome, OutputFileError, SandboxError, SandboxRequest,
+    SelectError, read_regular, select_backend,
 };
 use crate::storage::{DynStore, StoreError, StoredSubmission};
 use crate::text::{ERROR_TAIL_CHARS, tail};
@@ -53,7 +53,7 @@ impl std::fmt::Display for Stage {
 }
 
 /// Why one attempt's code failed: fed back to the generator, and the next attempt runs.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum AttemptFailure {
     /// No sandbox the policy allows can run the code on this host.
     #[error(transparent)]
@@ -64,6 +64,10 @@ pub enum AttemptFailure {
         /// The sandbox outcome's one-line summary.
         summary: String,
     },
+    /// The code ran but left no readable `/output/submission.csv` (none, or a link, a
+    /// folder or a special file in its place).
+    #[error("invalid submission: {0}")]
+    Unreadable(#[from] OutputFileError),
     /// The code ran but its submission does not match the sample.
     #[error(transparent)]
     Invalid(#[from] InvalidSubmission),
@@ -76,7 +80,7 @@ impl Serialize for AttemptFailure {
 }
 
 /// Something that happened during a solve.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum SolveEvent {
     /// A stage began (`attempt` is 0 outside the attempt loop).
@@ -128,7 +132,8 @@ pub struct SolveReport {
     pub analysis: CompetitionAnalysis,
     /// Every attempt, the last one successful.
     pub attempts: Vec<AttemptRecord>,
-    /// The validation score the script printed, if it printed one.
+    /// The validation score the script printed, if it printed a finite one: its own claim,
+    /// not checked by the host.
     pub validation_score: Option<f64>,
 }
 
@@ -431,21 +436,41 @@ impl Solver {
         if let Some(summary) = failure {
             return Ok(Err(AttemptFailure::Run { summary }));
         }
-        let submission = output.join("submission.csv");
+        let cap = job.policy.limits.output.0;
+        let replaced = record
+            .outcome
+            .as_ref()
+            .is_some_and(|o| o.removed_from_output.iter().any(|p| p == "submission.csv"));
         let validated = timed(job, Stage::Validate, attempt, async {
-            let (submission, dir, analysis) = (
-                submission.clone(),
+            let (output, dir, analysis) = (
+                output.clone(),
                 competition.dir.clone(),
                 analysis.clone(),
             );
-            tokio::task::spawn_blocking(move || validate_submission(&submission, &dir, &analysis))
-                .await
-                .map_err(|e| SolveError::Internal(e.to_string()))
+            tokio::task::spawn_blocking(move || {
+                // Read once, through the run's own folder and never through a link; what is
+                // validated is exactly what is stored.
+                if replaced {
+                    return Err(AttemptFailure::Unreadable(OutputFileError::NotRegular {
+                        name: "submission.csv".into(),
+                        kind: "link or special file, deleted unread",
+                    }));
+                }
+                let contents = match read_regular(&output, "submission.csv", cap) {
+                    Ok(contents) => contents,
+                    Err(error) => return Err(AttemptFailure::Unreadable(error)),
+                };
+                validate_submission(&contents, &dir, &analysis)?;
+                Ok(contents)
+            })
+            .await
+            .map_err(|e| SolveError::Internal(e.to_string()))
         })
         .await?;
-        if let Err(invalid) = validated {
-            return Ok(Err(invalid.into()));
-        }
+        let submission = match validated {
+            Ok(contents) => contents,
+            Err(failure) => return Ok(Err(failure)),
+        };
         let stored = timed(job, Stage::Store, attempt, async {
             self.store
                 .put(&job.id, &submission)
@@ -493,7 +518,12 @@ fn printed_score(stdout: &str) -> Option<f64> {
     stdout.lines().rev().find_map(|line| {
         let rest = line.trim().strip_prefix("validation ")?;
         let (_, value) = rest.split_once(':')?;
-        value.split_whitespace().next()?.parse().ok()
+        value
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+            .filter(|x: &f64| x.is_finite())
     })
 }
 
@@ -508,5 +538,7 @@ mod tests {
             Some(0.125)
         );
         assert_eq!(printed_score("nothing here\n"), None);
+        assert_eq!(printed_score("validation auc: NaN\n"), None);
+        assert_eq!(printed_score("validation auc: inf\n"), None);
     }
 }

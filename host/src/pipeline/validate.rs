@@ -1,9 +1,13 @@
 //! Checking a submission against `sample_submission.csv` before it is stored: same columns,
 //! the same ids once each, no missing values, and values of the right kind. A failure says
-//! exactly what is wrong, because it is fed back to the code generator.
+//! exactly what is wrong, because it is fed back to the code generator; every value it quotes
+//! from the submission is bounded, since the submission is the generated code's output and a
+//! 20 MB header must not become a 20 MB message in the logs, Redis and the next prompt.
 
 use std::collections::HashSet;
 use std::path::Path;
+
+use crate::text::{MESSAGE_CHARS, head, quote, quote_list};
 
 use super::analyse::profile::is_missing;
 use super::analyse::{CompetitionAnalysis, PredictionKind, TaskKind};
@@ -20,25 +24,36 @@ pub struct ValidSubmission {
     pub rows: usize,
 }
 
-/// Validates `submission` against the competition's sample submission in `data_dir`.
+/// How many column names a message lists.
+const LISTED_COLUMNS: usize = 20;
+
+/// Validates `submission` (the bytes of `/output/submission.csv`) against the competition's
+/// sample submission in `data_dir`.
 ///
 /// # Errors
-/// [`InvalidSubmission`] with the first problem found.
+/// [`InvalidSubmission`] with the first problem found, at most [`MESSAGE_CHARS`] long.
 pub fn validate_submission(
-    submission: &Path,
+    submission: &[u8],
     data_dir: &Path,
     analysis: &CompetitionAnalysis,
 ) -> Result<ValidSubmission, InvalidSubmission> {
-    let invalid = |message: String| InvalidSubmission(message);
-    if !submission.is_file() {
-        return Err(invalid(
-            "the script did not write /output/submission.csv".into(),
-        ));
-    }
-    let sample = read_csv(&data_dir.join(&analysis.sample_submission.path))
-        .map_err(|e| invalid(format!("cannot read the sample submission: {e}")))?;
+    check(submission, data_dir, analysis).map_err(|message| {
+        InvalidSubmission(head(&message, MESSAGE_CHARS))
+    })
+}
+
+fn check(
+    submission: &[u8],
+    data_dir: &Path,
+    analysis: &CompetitionAnalysis,
+) -> Result<ValidSubmission, String> {
+    let sample_path = data_dir.join(&analysis.sample_submission.path);
+    let sample = std::fs::File::open(&sample_path)
+        .map_err(csv::Error::from)
+        .and_then(read_csv)
+        .map_err(|e| format!("cannot read the sample submission: {e}"))?;
     let ours = read_csv(submission)
-        .map_err(|e| invalid(format!("/output/submission.csv is not a readable CSV: {e}")))?;
+        .map_err(|e| format!("/output/submission.csv is not a readable CSV: {e}"))?;
 
     if ours.header != sample.header {
         let missing: Vec<_> = sample
@@ -51,37 +66,50 @@ pub fn validate_submission(
             .iter()
             .filter(|c| !sample.header.contains(c))
             .collect();
-        return Err(invalid(format!(
-            "the columns must be exactly {:?} in that order; got {:?} (missing {missing:?}, unexpected {extra:?})",
-            sample.header, ours.header
-        )));
+        let list = |names: &[&String]| {
+            quote_list(names.iter().map(|s| s.as_str()), LISTED_COLUMNS)
+        };
+        return Err(format!(
+            "the columns must be exactly {} in that order; got {} (missing {}, unexpected {})",
+            list(&sample.header.iter().collect::<Vec<_>>()),
+            list(&ours.header.iter().collect::<Vec<_>>()),
+            list(&missing),
+            list(&extra),
+        ));
     }
     if ours.rows.len() != sample.rows.len() {
-        return Err(invalid(format!(
+        return Err(format!(
             "expected {} data rows (one per id in the sample submission), got {}",
             sample.rows.len(),
             ours.rows.len()
-        )));
+        ));
     }
     let expected_ids: HashSet<&str> = sample.rows.iter().map(|r| r[0].as_str()).collect();
     let mut seen = HashSet::new();
     for (line, row) in ours.rows.iter().enumerate() {
         let id = row[0].as_str();
         if !seen.insert(id) {
-            return Err(invalid(format!(
-                "line {}: the id {id:?} appears twice",
-                line + 2
-            )));
+            return Err(format!(
+                "line {}: the id {} appears twice",
+                line + 2,
+                quote(id)
+            ));
         }
         if !expected_ids.contains(id) && !expected_ids.contains(normalise_number(id).as_str()) {
-            return Err(invalid(format!(
-                "line {}: the id {id:?} is not in the sample submission (ids must be the test ids)",
-                line + 2
-            )));
+            return Err(format!(
+                "line {}: the id {} is not in the sample submission (ids must be the test ids)",
+                line + 2,
+                quote(id)
+            ));
         }
         for (column, value) in sample.header.iter().zip(row).skip(1) {
             check_value(analysis, column, value.trim()).map_err(|why| {
-                invalid(format!("line {}: {column} for id {id:?} {why}", line + 2))
+                format!(
+                    "line {}: {} for id {} {why}",
+                    line + 2,
+                    quote(column),
+                    quote(id)
+                )
             })?;
         }
     }
@@ -93,16 +121,17 @@ pub fn validate_submission(
 fn check_value(analysis: &CompetitionAnalysis, column: &str, value: &str) -> Result<(), String> {
     if is_missing(value) || value.eq_ignore_ascii_case("nan") {
         return Err(format!(
-            "is missing ({value:?}); every row needs a prediction"
+            "is missing ({}); every row needs a prediction",
+            quote(value)
         ));
     }
     let number = || value.parse::<f64>().ok().filter(|x| x.is_finite());
     match (analysis.task, analysis.prediction) {
         (TaskKind::Regression, _) => {
-            number().ok_or_else(|| format!("is {value:?}, not a finite number"))?;
+            number().ok_or_else(|| format!("is {}, not a finite number", quote(value)))?;
         }
         (_, PredictionKind::Probability) => {
-            let p = number().ok_or_else(|| format!("is {value:?}, not a probability"))?;
+            let p = number().ok_or_else(|| format!("is {}, not a probability", quote(value)))?;
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("is {p}, outside [0, 1]"));
             }
@@ -115,8 +144,9 @@ fn check_value(analysis: &CompetitionAnalysis, column: &str, value: &str) -> Res
             });
             if !analysis.classes.is_empty() && !known {
                 return Err(format!(
-                    "is {value:?}, which is not one of the classes {:?}",
-                    analysis.classes
+                    "is {}, which is not one of the classes {}",
+                    quote(value),
+                    quote_list(analysis.classes.iter().map(String::as_str), LISTED_COLUMNS)
                 ));
             }
             let _ = column;
@@ -138,8 +168,10 @@ struct Table {
     rows: Vec<Vec<String>>,
 }
 
-fn read_csv(path: &Path) -> Result<Table, csv::Error> {
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_path(path)?;
+fn read_csv(source: impl std::io::Read) -> Result<Table, csv::Error> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(source);
     let header = reader
         .headers()?
         .iter()
@@ -172,9 +204,7 @@ mod tests {
     }
 
     fn check(case: &Case, submission: &str) -> Result<ValidSubmission, InvalidSubmission> {
-        let path = case.dir.path().join("out.csv");
-        std::fs::write(&path, submission).expect("write");
-        validate_submission(&path, case.dir.path(), &case.analysis)
+        validate_submission(submission.as_bytes(), case.dir.path(), &case.analysis)
     }
 
     fn labels() -> Case {
@@ -212,15 +242,20 @@ mod tests {
     }
 
     #[test]
-    fn no_file_is_its_own_reason() {
+    fn what_the_submission_says_is_quoted_bounded() {
         let case = labels();
-        let error = validate_submission(
-            &case.dir.path().join("none.csv"),
-            case.dir.path(),
-            &case.analysis,
-        )
-        .expect_err("missing");
-        assert!(error.0.contains("did not write"), "{error}");
+        // A 20 MB header: one huge column name, then thousands of small ones.
+        let mut header = "x".repeat(20 << 20);
+        for i in 0..5_000 {
+            header.push_str(&format!(",c{i}"));
+        }
+        let error = check(&case, &format!("{header}\n")).expect_err("wrong columns");
+        assert!(error.to_string().len() < 4_096, "{} bytes", error.to_string().len());
+        assert!(error.0.contains("more characters)"), "{error}");
+        assert!(error.0.contains("... and "), "{error}");
+        let long_id = "9".repeat(100_000);
+        let error = check(&case, &format!("id,y\n{long_id},a\n11,a\n12,a\n")).expect_err("id");
+        assert!(error.0.len() < 1_000 && error.0.contains("not in the sample"), "{error}");
     }
 
     #[test]

@@ -238,6 +238,7 @@ impl JobQueue for MemoryQueue {
         record.submission_source = Some(result.submission_source);
         record.submission_path = Some(result.submission_path);
         record.validation_score = result.validation_score;
+        record.validation_score_source = result.validation_score_source;
         record.attempt = Some(result.attempts);
         record.message = None;
         record.worker = None;

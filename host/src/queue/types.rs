@@ -115,8 +115,11 @@ pub struct JobRecord {
     pub submission_source: Option<StoreKind>,
     /// Where the submission is.
     pub submission_path: Option<String>,
-    /// The validation score the code printed.
+    /// The validation score, if one is known.
     pub validation_score: Option<f64>,
+    /// Where the score came from.
+    #[serde(default)]
+    pub validation_score_source: Option<ScoreSource>,
     /// The worker holding it.
     pub worker: Option<WorkerId>,
     /// Infrastructure retries so far (they do not use the code's attempts).
@@ -145,6 +148,7 @@ impl JobRecord {
             submission_source: None,
             submission_path: None,
             validation_score: None,
+            validation_score_source: None,
             worker: None,
             infra_retries: 0,
             cancel_requested: false,
@@ -165,6 +169,15 @@ pub struct Progress {
     pub backend: Option<Backend>,
 }
 
+/// Where a validation score came from. A number the generated code printed is its own claim:
+/// it is shown as such, never as a measurement of the host's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScoreSource {
+    /// Printed by the generated script about its own cross-validation; unchecked.
+    Script,
+}
+
 /// A successful job's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobResult {
@@ -172,8 +185,11 @@ pub struct JobResult {
     pub submission_source: StoreKind,
     /// Where the submission is.
     pub submission_path: String,
-    /// The validation score the code printed.
+    /// The validation score, if one is known.
     pub validation_score: Option<f64>,
+    /// Where the score came from.
+    #[serde(default)]
+    pub validation_score_source: Option<ScoreSource>,
     /// Attempts used.
     pub attempts: u32,
 }

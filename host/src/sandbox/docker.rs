@@ -86,15 +86,19 @@ impl Sandbox for DockerSandbox {
             .run(&spec, &request.cancel)
             .await
             .map_err(SandboxError::Docker)?;
-        Ok(outcome(report, request.limits.output_bytes))
+        Ok(outcome(report, &request.output, request.limits.output_bytes))
     }
 }
 
-fn outcome(report: RunReport, output_cap: u64) -> Outcome {
+fn outcome(report: RunReport, output: &std::path::Path, output_cap: u64) -> Outcome {
     let mut stderr = report.stderr.text();
-    for link in &report.removed_links {
+    let removed: Vec<std::path::PathBuf> =
+        report.removed_links.iter().map(std::path::PathBuf::from).collect();
+    let removed = super::inside(output, &removed);
+    for link in &removed {
         stderr.push_str(&format!(
-            "kaggle-solver: deleted {link} from /output: links are not collected\n"
+            "kaggle-solver: deleted {link} from /output: links and special files are not \
+             collected\n"
         ));
     }
     let truncated = report.stdout.truncated() || report.stderr.truncated();
@@ -131,5 +135,6 @@ fn outcome(report: RunReport, output_cap: u64) -> Outcome {
         stderr_truncated: report.stderr.truncated(),
         trap,
         cancelled: report.stopped == Some(Stop::Cancelled),
+        removed_from_output: removed,
     }
 }

@@ -6,6 +6,7 @@
 //! guest code breaks (a crash, a limit) is an [`Outcome`]; only a failure of the host itself is a
 //! [`SandboxError`].
 
+mod collect;
 mod docker;
 mod outcome;
 mod select;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 pub use ks_policies::{Backend, DockerPolicy};
 use tokio_util::sync::CancellationToken;
 
+pub use collect::{OutputFileError, inside, read_regular, remove_special};
 pub use docker::DockerSandbox;
 pub use outcome::{GuestError, LimitHit, Outcome};
 pub use select::{

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Backend;
+use crate::text::{MESSAGE_CHARS, QUOTED_VALUE_CHARS, head};
 
 /// The marker the guest harness puts before its structured error line on stderr.
 pub const ERROR_MARKER: &str = "__KS_ERROR__ ";
@@ -47,13 +48,19 @@ pub struct GuestError {
 }
 
 impl GuestError {
-    /// Finds the harness's structured line in a stderr tail (the last one wins).
+    /// Finds the harness's structured line in a stderr tail (the last one wins). The line is
+    /// the guest's to write, so its fields are cut to a bound here, whatever the harness did.
     pub fn from_stderr(stderr: &str) -> Option<Self> {
         let line = stderr
             .lines()
             .rev()
             .find_map(|l| l.strip_prefix(ERROR_MARKER))?;
-        serde_json::from_str(line).ok()
+        let error: Self = serde_json::from_str(line).ok()?;
+        Some(Self {
+            kind: head(&error.kind, QUOTED_VALUE_CHARS),
+            message: head(&error.message, MESSAGE_CHARS / 2),
+            line: error.line,
+        })
     }
 }
 
@@ -86,6 +93,10 @@ pub struct Outcome {
     pub trap: Option<String>,
     /// Whether the run was cancelled by the caller.
     pub cancelled: bool,
+    /// Links and special files the script left in `/output` (paths inside it), deleted unread
+    /// when the run ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removed_from_output: Vec<String>,
 }
 
 impl Outcome {
@@ -120,7 +131,10 @@ impl Outcome {
             return Some(format!("{}{at}: {}", error.kind, error.message));
         }
         if let Some(trap) = &self.trap {
-            return Some(format!("the guest trapped: {trap}"));
+            return Some(format!(
+                "the guest trapped: {}",
+                head(trap, MESSAGE_CHARS / 2)
+            ));
         }
         Some(format!(
             "the script exited with status {}",
@@ -142,6 +156,36 @@ mod tests {
         assert_eq!(error.kind, "KeyError");
         assert_eq!(error.line, Some(7));
         assert_eq!(GuestError::from_stderr("plain text\n"), None);
+    }
+
+    #[test]
+    fn a_huge_error_line_is_cut_to_size() {
+        let line = format!(
+            "__KS_ERROR__ {{\"type\":\"{}\",\"message\":\"{}\",\"line\":3}}\n",
+            "T".repeat(10_000),
+            "m".repeat(1_000_000)
+        );
+        let error = GuestError::from_stderr(&line).expect("parsed");
+        assert!(error.kind.len() < QUOTED_VALUE_CHARS + 50, "{}", error.kind.len());
+        assert!(error.message.len() < MESSAGE_CHARS, "{}", error.message.len());
+        let outcome = Outcome {
+            backend: Backend::Wasm,
+            exit_code: Some(1),
+            limit: None,
+            fuel_used: None,
+            peak_memory_bytes: None,
+            wall_ms: 1,
+            stdout: String::new(),
+            stderr: line,
+            stdout_truncated: false,
+            stderr_truncated: false,
+            error: Some(error),
+            trap: None,
+            cancelled: false,
+            removed_from_output: Vec::new(),
+        };
+        let summary = outcome.failure_summary().expect("failed");
+        assert!(summary.len() < MESSAGE_CHARS, "{}", summary.len());
     }
 
     #[test]

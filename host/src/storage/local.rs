@@ -1,7 +1,8 @@
-//! Submissions on local disk: `<root>/<key>/submission.csv`, written to a temporary name and
-//! renamed, so a reader never sees half a file.
+//! Submissions on local disk: `<root>/<key>/submission.csv`, written to a temporary name of
+//! its own and renamed, so a reader never sees half a file and two writers of one key (a
+//! worker that lost its lease and the new holder) never write through the same file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use async_trait::async_trait;
 
@@ -30,19 +31,20 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> StoreError {
 
 #[async_trait]
 impl SubmissionStore for LocalStore {
-    async fn put(&self, key: &str, file: &Path) -> Result<StoredSubmission, StoreError> {
+    async fn put(&self, key: &str, contents: &[u8]) -> Result<StoredSubmission, StoreError> {
         check_key(key)?;
         let target = self.path_for(key);
         let folder = target.parent().unwrap_or(&self.root).to_path_buf();
         tokio::fs::create_dir_all(&folder)
             .await
             .map_err(io(format!("creating {}", folder.display())))?;
-        let partial = folder.join(".submission.csv.partial");
-        tokio::fs::copy(file, &partial).await.map_err(io(format!(
-            "copying {} to {}",
-            file.display(),
-            partial.display()
-        )))?;
+        let partial = folder.join(format!(
+            ".submission.csv.{}.partial",
+            uuid::Uuid::new_v4().simple()
+        ));
+        tokio::fs::write(&partial, contents)
+            .await
+            .map_err(io(format!("writing {}", partial.display())))?;
         tokio::fs::rename(&partial, &target)
             .await
             .map_err(io(format!(
@@ -73,10 +75,9 @@ mod tests {
     #[tokio::test]
     async fn stores_and_finds_by_key_and_refuses_unsafe_keys() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let source = dir.path().join("in.csv");
-        std::fs::write(&source, "id,y\n1,2\n").expect("write");
+        let source = b"id,y\n1,2\n";
         let store = LocalStore::new(dir.path().join("store"));
-        let stored = store.put("job-1", &source).await.expect("stored");
+        let stored = store.put("job-1", source).await.expect("stored");
         assert_eq!(stored.source, StoreKind::Local);
         assert_eq!(
             std::fs::read_to_string(&stored.path).expect("read"),
@@ -90,7 +91,7 @@ mod tests {
         for key in ["../escape", "a/b", "", "x y"] {
             assert!(
                 matches!(
-                    store.put(key, &source).await,
+                    store.put(key, source).await,
                     Err(StoreError::InvalidKey(_))
                 ),
                 "{key}"

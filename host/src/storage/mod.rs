@@ -3,7 +3,7 @@
 
 mod local;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -66,8 +66,9 @@ impl StoreError {
 /// Keeps submissions by key (a job id).
 #[async_trait]
 pub trait SubmissionStore: Send + Sync + std::fmt::Debug {
-    /// Stores the file at `file` under `key`, replacing any earlier one.
-    async fn put(&self, key: &str, file: &Path) -> Result<StoredSubmission, StoreError>;
+    /// Stores `contents` under `key`, replacing any earlier one at once (a reader sees the
+    /// old or the new submission, never a mix).
+    async fn put(&self, key: &str, contents: &[u8]) -> Result<StoredSubmission, StoreError>;
 
     /// A local path to read the submission stored under `key`, if there is one.
     async fn get(&self, key: &str) -> Result<Option<PathBuf>, StoreError>;

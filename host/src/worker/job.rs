@@ -18,11 +18,12 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use crate::logs::{AttemptLog, LogEvent, OUTPUT_TAIL_CHARS};
 use crate::metrics::JobOutcome;
+use crate::text::{MESSAGE_CHARS, head};
 use crate::pipeline::fetch::{CompetitionRef, FetchError, SourceError};
 use crate::pipeline::solve::{
     AttemptRecord, PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport, Stage,
 };
-use crate::queue::{Failure, JobRecord, JobResult, LeaseState, Progress};
+use crate::queue::{Failure, JobRecord, JobResult, LeaseState, Progress, ScoreSource};
 
 /// Why a job was stopped before it ended by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +271,7 @@ async fn finish(
                 submission_source: report.submission.source,
                 submission_path: report.submission.path,
                 validation_score: report.validation_score,
+                validation_score_source: report.validation_score.map(|_| ScoreSource::Script),
                 attempts: u32::try_from(report.attempts.len()).unwrap_or(u32::MAX),
             };
             log_event(shared, record, "completed".to_owned()).await;
@@ -301,7 +303,14 @@ async fn finish(
         ),
         (Err(error), None) => classify(shared, record, error).await,
     };
-    let (failure, outcome) = report;
+    let (mut failure, outcome) = report;
+    // Whatever a message quotes from the run is bounded already; this bounds the whole, so a
+    // record in Redis and a `/status` body stay small.
+    match &mut failure {
+        Failure::Retry { message, .. } | Failure::Abort { message } => {
+            *message = head(message, MESSAGE_CHARS);
+        }
+    }
     let line = match &failure {
         Failure::Retry { message, delay_ms } => {
             format!("will retry in {delay_ms} ms: {message}")
@@ -384,7 +393,7 @@ async fn log_attempts(shared: &Shared, record: &JobRecord, attempts: &[AttemptRe
 }
 
 async fn log_event(shared: &Shared, record: &JobRecord, message: String) {
-    let event = LogEvent::now(&shared.id.0, message);
+    let event = LogEvent::now(&shared.id.0, head(&message, MESSAGE_CHARS));
     if let Err(error) = shared.logs.event(&record.id, event).await {
         tracing::warn!(job = %record.id, %error, "event not logged");
     }

@@ -16,6 +16,7 @@ fn result(path: &str) -> JobResult {
         submission_source: StoreKind::Local,
         submission_path: path.into(),
         validation_score: Some(0.875),
+        validation_score_source: None,
         attempts: 2,
     }
 }

@@ -20,6 +20,7 @@ fn result(path: &str) -> JobResult {
         submission_source: StoreKind::Local,
         submission_path: path.into(),
         validation_score: None,
+        validation_score_source: None,
         attempts: 1,
     }
 }

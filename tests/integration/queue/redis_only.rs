@@ -96,6 +96,7 @@ async fn jobs_survive_sigkill_of_redis() -> anyhow::Result<()> {
         submission_source: StoreKind::Local,
         submission_path: "/x.csv".into(),
         validation_score: None,
+        validation_score_source: None,
         attempts: 1,
     };
     ensure!(queue.complete(&holder, &claimed.id, result).await?);

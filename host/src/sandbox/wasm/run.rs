@@ -120,6 +120,13 @@ pub(crate) async fn run_prepared(
     // `outcome` reads it only then.
     let fuel_left = store.get_fuel().unwrap_or(0);
     drop(store);
+    // The guest may have made links in /output (WASI accepts a relative target when the link
+    // is made); they go, unread, before anything on the host looks at the folder.
+    let removed = crate::sandbox::remove_special(&request.output)
+        .map_err(|e| SandboxError::io(format!("cleaning {}", request.output.display()), e))?;
+    if !removed.is_empty() {
+        tracing::info!(count = removed.len(), "deleted links the guest left in /output");
+    }
 
     let observed = Observed {
         limits,
@@ -132,6 +139,7 @@ pub(crate) async fn run_prepared(
         stdout: stdout.finish(),
         stderr: stderr.finish(),
         output_bytes: crate::sandbox::output_size(&request.output)?,
+        removed: crate::sandbox::inside(&request.output, &removed),
     };
     Ok(outcome(ending, observed))
 }
@@ -197,6 +205,8 @@ struct Observed {
     stderr: (String, bool),
     /// Bytes of regular files in `/output` after the run.
     output_bytes: u64,
+    /// What was deleted from `/output` after the run, as paths inside it.
+    removed: Vec<String>,
 }
 
 /// The outcome of a run that ended with `ending`, given what was `observed`.
@@ -217,6 +227,7 @@ fn outcome(ending: Ending, observed: Observed) -> Outcome {
         error: None,
         trap: None,
         cancelled: false,
+        removed_from_output: observed.removed,
     };
     match ending {
         Ending::Returned(status) => {
@@ -313,6 +324,7 @@ mod tests {
             stdout: ("out\n".into(), false),
             stderr: (String::new(), false),
             output_bytes: 10,
+            removed: Vec::new(),
         }
     }
 

@@ -12,6 +12,7 @@ rec.status = 'completed'
 rec.submission_source = result.submission_source
 rec.submission_path = result.submission_path
 rec.validation_score = result.validation_score
+rec.validation_score_source = result.validation_score_source
 rec.attempt = result.attempts
 rec.message = cjson.null
 rec.worker = cjson.null
