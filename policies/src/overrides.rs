@@ -72,6 +72,7 @@ impl Limits {
                 req.output,
                 ByteSize::to_string,
             )?,
+            disk: self.disk,
         };
         validate::limits(&out, REQUEST)?;
         Ok(out)

@@ -28,6 +28,9 @@ pub struct Limits {
     pub fuel: u64,
     /// Cap on captured stdout and on stderr (each), and on the size of `/output`.
     pub output: ByteSize,
+    /// Cap on what `/tmp` and `/output` hold together (apparent sizes: a sparse file counts
+    /// what it claims).
+    pub disk: ByteSize,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             memory: ByteSize::gib(4),
             fuel: 20_000_000_000_000,
             output: ByteSize::mib(64),
+            disk: ByteSize::gib(4),
         }
     }
 }

@@ -18,6 +18,8 @@ pub(crate) const MEMORY: RangeInclusive<ByteSize> = ByteSize::mib(64)..=ByteSize
 pub(crate) const MIN_FUEL: u64 = 1_000_000;
 /// Allowed `limits.output`.
 pub(crate) const OUTPUT: RangeInclusive<ByteSize> = ByteSize::kib(1)..=ByteSize::gib(4);
+/// Allowed `limits.disk`.
+pub(crate) const DISK: RangeInclusive<ByteSize> = ByteSize::mib(1)..=ByteSize::gib(1024);
 /// Allowed `attempts.max`.
 pub(crate) const ATTEMPTS: RangeInclusive<u32> = 1..=20;
 /// Largest `docker.cpus` (the smallest is anything above zero).
@@ -60,7 +62,8 @@ pub(crate) fn limits(l: &Limits, origin: &str) -> Result<(), PolicyError> {
     }
     in_range(origin, "limits.output", l.output, &OUTPUT, |v| {
         v.to_string()
-    })
+    })?;
+    in_range(origin, "limits.disk", l.disk, &DISK, |v| v.to_string())
 }
 
 fn sandbox(s: &SandboxPolicy, origin: &str) -> Result<(), PolicyError> {

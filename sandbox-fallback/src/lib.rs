@@ -15,6 +15,7 @@ mod image;
 pub mod output;
 pub mod owner;
 mod run;
+pub mod scratch;
 pub mod spec;
 mod tail;
 

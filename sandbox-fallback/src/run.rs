@@ -20,6 +20,8 @@ use crate::{DockerError, DockerRunner, RunSpec, Tail, output};
 
 /// How often `/output` is measured against the cap while the script runs.
 const OUTPUT_POLL: Duration = Duration::from_millis(200);
+/// How often the container's `/tmp` is measured (one small file read from its cgroup).
+const SCRATCH_POLL: Duration = Duration::from_millis(20);
 /// How long to wait for a killed container to be reported gone.
 const KILL_GRACE: Duration = Duration::from_secs(20);
 
@@ -28,8 +30,10 @@ const KILL_GRACE: Duration = Duration::from_secs(20);
 pub enum Stop {
     /// The wall-clock deadline passed.
     WallTime,
-    /// `/output` grew past the output cap.
+    /// `/output` grew past the output cap (or could not be measured).
     Output,
+    /// `/tmp` and `/output` together grew past the disk cap.
+    Disk,
     /// The caller cancelled the run.
     Cancelled,
 }
@@ -53,6 +57,8 @@ pub struct RunReport {
     pub output_bytes: u64,
     /// Symlinks and special files the script left in `/output`, deleted unread.
     pub removed_links: Vec<String>,
+    /// The most the container's `/tmp` was seen to hold.
+    pub tmp_bytes_seen: u64,
     /// From start to exit.
     pub wall: Duration,
 }
@@ -150,6 +156,16 @@ impl DockerRunner {
         let deadline = tokio::time::Instant::now() + spec.wall_time;
         let mut wait = self.docker.wait_container(id, None);
         let mut poll = tokio::time::interval(OUTPUT_POLL);
+        let mut scratch_poll = tokio::time::interval(SCRATCH_POLL);
+        let stat = crate::scratch::stat_file(id);
+        if stat.is_none() {
+            tracing::warn!(
+                container = id,
+                "the container's cgroup is not readable: a /tmp flood meets the tmpfs size but \
+                 is not named `disk`"
+            );
+        }
+        let (mut tmp_bytes, mut out_bytes, mut tmp_seen) = (0u64, 0u64, 0u64);
         let stopped = loop {
             tokio::select! {
                 waited = wait.next() => match waited {
@@ -159,13 +175,30 @@ impl DockerRunner {
                 },
                 () = tokio::time::sleep_until(deadline) => break Some(Stop::WallTime),
                 () = cancel.cancelled() => break Some(Stop::Cancelled),
+                _ = scratch_poll.tick(), if stat.is_some() => {
+                    if let Some(bytes) = stat.as_deref().and_then(crate::scratch::tmpfs_bytes) {
+                        tmp_bytes = bytes;
+                        tmp_seen = tmp_seen.max(bytes);
+                    }
+                    if tmp_bytes.saturating_add(out_bytes) > spec.disk_bytes {
+                        break Some(Stop::Disk);
+                    }
+                }
                 _ = poll.tick() => {
                     let out = spec.output.clone();
-                    let size = tokio::task::spawn_blocking(move || output::regular_file_bytes(&out))
+                    // A folder that cannot be measured cannot be held to a cap: stop the run.
+                    let Some(size) = tokio::task::spawn_blocking(move || output::regular_file_bytes(&out))
                         .await
                         .ok()
                         .and_then(Result::ok)
-                        .unwrap_or(0);
+                    else {
+                        break Some(Stop::Output);
+                    };
+                    out_bytes = size;
+                    // Both caps passed: the disk is what the flood threatened.
+                    if tmp_bytes.saturating_add(size) > spec.disk_bytes {
+                        break Some(Stop::Disk);
+                    }
                     if size > spec.output_bytes {
                         break Some(Stop::Output);
                     }
@@ -205,6 +238,7 @@ impl DockerRunner {
             stderr,
             output_bytes: 0,
             removed_links: Vec::new(),
+            tmp_bytes_seen: tmp_seen,
             wall,
         })
     }

@@ -1,5 +1,5 @@
 //! One run's request, and the hardened container it becomes: no network, read-only
-//! root, a size-capped `noexec` tmpfs at `/tmp`, every capability dropped, no privilege gain, a
+//! root, a `noexec` tmpfs at `/tmp` sized to the disk cap, every capability dropped, no privilege gain, a
 //! non-root user, pids/memory/cpu caps with swap equal to memory, low ulimits, an init process,
 //! and labels naming the owner and the job.
 
@@ -37,6 +37,8 @@ pub struct RunSpec {
     pub memory_bytes: u64,
     /// Cap on each of stdout and stderr, and on the size of `/output`, in bytes.
     pub output_bytes: u64,
+    /// Cap on what `/tmp` and `/output` hold together, in bytes.
+    pub disk_bytes: u64,
     /// CPU quota, fractions allowed.
     pub cpus: f64,
     /// Process and thread cap.
@@ -92,7 +94,10 @@ pub(crate) fn container_body(
         readonly_rootfs: Some(true),
         tmpfs: Some(HashMap::from([(
             "/tmp".to_owned(),
-            format!("rw,noexec,nosuid,nodev,size={}", spec.memory_bytes),
+            format!(
+                "rw,noexec,nosuid,nodev,size={}",
+                spec.disk_bytes.saturating_add(crate::scratch::SLACK)
+            ),
         )])),
         mounts: Some(mounts),
         cap_drop: Some(vec!["ALL".to_owned()]),
@@ -153,8 +158,9 @@ mod tests {
             input: Some(PathBuf::from("/data/in")),
             output: PathBuf::from("/data/out"),
             wall_time: Duration::from_secs(60),
-            memory_bytes: 512 << 20,
+            memory_bytes: 1 << 30,
             output_bytes: 1 << 20,
+            disk_bytes: (512 << 20) - crate::scratch::SLACK,
             cpus: 1.5,
             pids: 64,
             job: Some("job-1".to_owned()),

@@ -5,6 +5,7 @@
 
 mod api;
 mod cli;
+mod disk;
 mod docker;
 mod escape;
 mod fetch;

@@ -57,6 +57,7 @@ pub fn generous() -> RunLimits {
         memory_bytes: 2 << 30,
         fuel: 200_000_000_000_000,
         output_bytes: 1 << 20,
+        disk_bytes: 1 << 30,
     }
 }
 

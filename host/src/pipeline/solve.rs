@@ -442,11 +442,8 @@ impl Solver {
             .as_ref()
             .is_some_and(|o| o.removed_from_output.iter().any(|p| p == "submission.csv"));
         let validated = timed(job, Stage::Validate, attempt, async {
-            let (output, dir, analysis) = (
-                output.clone(),
-                competition.dir.clone(),
-                analysis.clone(),
-            );
+            let (output, dir, analysis) =
+                (output.clone(), competition.dir.clone(), analysis.clone());
             tokio::task::spawn_blocking(move || {
                 // Read once, through the run's own folder and never through a link; what is
                 // validated is exactly what is stored.

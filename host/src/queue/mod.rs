@@ -23,7 +23,7 @@ pub use config::QueueConfig;
 pub use memory::MemoryQueue;
 pub use types::{
     CancelOutcome, Failure, JOB_RECORD_VERSION, JobId, JobRecord, JobResult, JobStatus, LeaseState,
-    NewJob, Progress, ScoreSource, QueueStats, WorkerId,
+    NewJob, Progress, QueueStats, ScoreSource, WorkerId,
 };
 
 /// Why a queue operation failed.

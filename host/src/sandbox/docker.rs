@@ -5,7 +5,9 @@
 use async_trait::async_trait;
 use ks_sandbox_fallback::{DockerRunner, RunReport, RunSpec, Stop};
 
-use super::{Backend, GuestError, LimitHit, Outcome, Sandbox, SandboxError, SandboxRequest};
+use super::{
+    Backend, GuestError, LimitHit, Outcome, RunLimits, Sandbox, SandboxError, SandboxRequest,
+};
 
 /// Runs scripts in hardened Docker containers. Cheap to clone; runs may proceed concurrently.
 #[derive(Debug, Clone)]
@@ -77,6 +79,7 @@ impl Sandbox for DockerSandbox {
             wall_time: request.limits.wall_time,
             memory_bytes: request.limits.memory_bytes,
             output_bytes: request.limits.output_bytes,
+            disk_bytes: request.limits.disk_bytes,
             cpus: request.docker.cpus,
             pids: request.docker.pids,
             job: request.job.clone(),
@@ -86,14 +89,19 @@ impl Sandbox for DockerSandbox {
             .run(&spec, &request.cancel)
             .await
             .map_err(SandboxError::Docker)?;
-        Ok(outcome(report, &request.output, request.limits.output_bytes))
+        Ok(outcome(report, &request.output, request.limits))
     }
 }
 
-fn outcome(report: RunReport, output: &std::path::Path, output_cap: u64) -> Outcome {
+fn outcome(report: RunReport, output: &std::path::Path, limits: RunLimits) -> Outcome {
+    let output_cap = limits.output_bytes;
+    let disk = report.tmp_bytes_seen.saturating_add(report.output_bytes) > limits.disk_bytes;
     let mut stderr = report.stderr.text();
-    let removed: Vec<std::path::PathBuf> =
-        report.removed_links.iter().map(std::path::PathBuf::from).collect();
+    let removed: Vec<std::path::PathBuf> = report
+        .removed_links
+        .iter()
+        .map(std::path::PathBuf::from)
+        .collect();
     let removed = super::inside(output, &removed);
     for link in &removed {
         stderr.push_str(&format!(
@@ -104,15 +112,22 @@ fn outcome(report: RunReport, output: &std::path::Path, output_cap: u64) -> Outc
     let truncated = report.stdout.truncated() || report.stderr.truncated();
     let limit = match report.stopped {
         Some(Stop::WallTime) => Some(LimitHit::WallTime),
+        Some(Stop::Output) if disk => Some(LimitHit::Disk),
         Some(Stop::Output) => Some(LimitHit::Output),
+        Some(Stop::Disk) => Some(LimitHit::Disk),
         Some(Stop::Cancelled) => None,
         None if report.oom_killed => Some(LimitHit::Memory),
+        None if disk => Some(LimitHit::Disk),
         None if truncated || report.output_bytes > output_cap => Some(LimitHit::Output),
         None => None,
     };
     let trap = match (report.stopped, report.oom_killed) {
         (Some(Stop::WallTime), _) => Some("killed at the wall-time deadline".to_owned()),
         (Some(Stop::Output), _) => Some("killed: /output grew past the output cap".to_owned()),
+        (Some(Stop::Disk), _) => Some(format!(
+            "killed: /tmp and /output passed the disk cap of {} bytes",
+            limits.disk_bytes
+        )),
         (Some(Stop::Cancelled), _) => Some("killed: the run was cancelled".to_owned()),
         (None, true) => Some("killed by the kernel: out of memory".to_owned()),
         (None, false) => None,

@@ -100,6 +100,8 @@ pub struct RunLimits {
     pub fuel: u64,
     /// Cap on each of stdout and stderr, and on the size of `/output`, in bytes.
     pub output_bytes: u64,
+    /// Cap on what `/tmp` and `/output` hold together (apparent sizes), in bytes.
+    pub disk_bytes: u64,
 }
 
 impl From<&ks_policies::Limits> for RunLimits {
@@ -109,6 +111,7 @@ impl From<&ks_policies::Limits> for RunLimits {
             memory_bytes: limits.memory.0,
             fuel: limits.fuel,
             output_bytes: limits.output.0,
+            disk_bytes: limits.disk.0,
         }
     }
 }

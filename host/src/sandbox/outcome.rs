@@ -22,6 +22,8 @@ pub enum LimitHit {
     WallTime,
     /// stdout, stderr or `/output` went past the output cap.
     Output,
+    /// `/tmp` and `/output` together went past the disk cap.
+    Disk,
 }
 
 impl std::fmt::Display for LimitHit {
@@ -31,6 +33,7 @@ impl std::fmt::Display for LimitHit {
             Self::Memory => "memory",
             Self::WallTime => "wall-time",
             Self::Output => "output",
+            Self::Disk => "disk",
         })
     }
 }
@@ -121,6 +124,9 @@ impl Outcome {
                     "the script did not finish before the wall-time cap".to_owned()
                 }
                 LimitHit::Output => "the script wrote more output than the cap allows".to_owned(),
+                LimitHit::Disk => "the script wrote more to /tmp and /output than the disk cap \
+                                   allows"
+                    .to_owned(),
             });
         }
         if let Some(error) = &self.error {
@@ -166,8 +172,16 @@ mod tests {
             "m".repeat(1_000_000)
         );
         let error = GuestError::from_stderr(&line).expect("parsed");
-        assert!(error.kind.len() < QUOTED_VALUE_CHARS + 50, "{}", error.kind.len());
-        assert!(error.message.len() < MESSAGE_CHARS, "{}", error.message.len());
+        assert!(
+            error.kind.len() < QUOTED_VALUE_CHARS + 50,
+            "{}",
+            error.kind.len()
+        );
+        assert!(
+            error.message.len() < MESSAGE_CHARS,
+            "{}",
+            error.message.len()
+        );
         let outcome = Outcome {
             backend: Backend::Wasm,
             exit_code: Some(1),
@@ -195,6 +209,7 @@ mod tests {
             (LimitHit::Memory, "\"memory\""),
             (LimitHit::WallTime, "\"wall-time\""),
             (LimitHit::Output, "\"output\""),
+            (LimitHit::Disk, "\"disk\""),
         ] {
             assert_eq!(serde_json::to_string(&limit).expect("serialises"), name);
         }

@@ -18,12 +18,12 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use crate::logs::{AttemptLog, LogEvent, OUTPUT_TAIL_CHARS};
 use crate::metrics::JobOutcome;
-use crate::text::{MESSAGE_CHARS, head};
 use crate::pipeline::fetch::{CompetitionRef, FetchError, SourceError};
 use crate::pipeline::solve::{
     AttemptRecord, PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport, Stage,
 };
 use crate::queue::{Failure, JobRecord, JobResult, LeaseState, Progress, ScoreSource};
+use crate::text::{MESSAGE_CHARS, head};
 
 /// Why a job was stopped before it ended by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -82,6 +82,7 @@ async fn compile(pre: &InstancePre<GuestState>, stdlib_dir: &Path) -> Result<Str
         memory_bytes: 1 << 30,
         fuel: 10_000_000_000,
         output_bytes: 1 << 20,
+        disk_bytes: 1 << 30,
     };
     let request = SandboxRequest::new(script, output.path(), limits);
     let outcome = run::run(pre, stdlib_dir, request, ks_guest_runtime::HARNESS_PY)

@@ -15,6 +15,7 @@
 //! `run` (one metered run), `harness` (the harness compiled once), `prewarm/` (the image's
 //! build and audit).
 
+mod disk;
 mod engine;
 mod harness;
 mod output;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use wasmtime::{Instance, InstancePre, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::I32Exit;
 
+use super::disk::{self, DiskCapExceeded, DiskQuota};
 use super::output::CappedOutput;
 use super::store::{self, GuestState, WASM_PAGE};
 use crate::sandbox::outcome::{GuestError, LimitHit, Outcome};
@@ -55,7 +56,10 @@ pub(crate) async fn run_prepared(
 
     let engine = pre.module().engine();
     let memory_cap = usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX);
-    let mut store = Store::new(engine, GuestState::new(wasi, memory_cap));
+    let mut state = GuestState::new(wasi, memory_cap);
+    let quota = DiskQuota::new(limits.disk_bytes);
+    state.disk = Some(quota.clone());
+    let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.memory);
     store
         .set_fuel(limits.fuel)
@@ -67,7 +71,7 @@ pub(crate) async fn run_prepared(
     let cancel = request.cancel.clone();
     {
         let deadline_passed = deadline_passed.clone();
-        let cancel = cancel.clone();
+        let (cancel, quota) = (cancel.clone(), quota.clone());
         store.set_epoch_deadline(1);
         // Checked every epoch tick; yielding lets the host's timeout and cancel be polled too.
         store.epoch_deadline_callback(move |_| {
@@ -75,12 +79,16 @@ pub(crate) async fn run_prepared(
                 deadline_passed.store(true, Ordering::Relaxed);
                 return Ok(UpdateDeadline::Interrupt);
             }
-            if cancel.is_cancelled() {
+            if cancel.is_cancelled() || quota.exceeded() {
                 return Ok(UpdateDeadline::Interrupt);
             }
             Ok(UpdateDeadline::Yield(1))
         });
     }
+    let mounts = vec![scratch.path().to_path_buf(), request.output.clone()];
+    let watching = tokio_util::sync::CancellationToken::new();
+    let watcher = tokio::spawn(disk::watch(quota.clone(), mounts.clone(), watching.clone()));
+    let _stop_watching = watching.clone().drop_guard();
 
     let instance = match pre.instantiate_async(&mut store).await {
         Ok(instance) => instance,
@@ -120,15 +128,24 @@ pub(crate) async fn run_prepared(
     // `outcome` reads it only then.
     let fuel_left = store.get_fuel().unwrap_or(0);
     drop(store);
+    watching.cancel();
+    let _ = watcher.await;
     // The guest may have made links in /output (WASI accepts a relative target when the link
     // is made); they go, unread, before anything on the host looks at the folder.
     let removed = crate::sandbox::remove_special(&request.output)
         .map_err(|e| SandboxError::io(format!("cleaning {}", request.output.display()), e))?;
     if !removed.is_empty() {
-        tracing::info!(count = removed.len(), "deleted links the guest left in /output");
+        tracing::info!(
+            count = removed.len(),
+            "deleted links the guest left in /output"
+        );
     }
 
+    // What the mounts hold at the end decides too (a sparse file made just before exiting).
+    let final_quota = quota.clone();
+    let _ = tokio::task::spawn_blocking(move || final_quota.measure(&mounts)).await;
     let observed = Observed {
+        disk_exceeded: quota.exceeded(),
         limits,
         fuel_left,
         deadline_passed: deadline_passed.load(Ordering::Relaxed),
@@ -177,6 +194,12 @@ impl Ending {
         if let Some(exit) = error.downcast_ref::<I32Exit>() {
             return Self::Exited(exit.0);
         }
+        if let Some(cap) = error.downcast_ref::<DiskCapExceeded>() {
+            return Self::Trapped {
+                kind: TrapKind::Other,
+                text: cap.to_string(),
+            };
+        }
         let kind = match error.downcast_ref::<Trap>() {
             Some(Trap::OutOfFuel) => TrapKind::OutOfFuel,
             Some(Trap::Interrupt) => TrapKind::Interrupt,
@@ -207,6 +230,8 @@ struct Observed {
     output_bytes: u64,
     /// What was deleted from `/output` after the run, as paths inside it.
     removed: Vec<String>,
+    /// Whether `/tmp` and `/output` went past the disk cap.
+    disk_exceeded: bool,
 }
 
 /// The outcome of a run that ended with `ending`, given what was `observed`.
@@ -273,6 +298,18 @@ fn outcome(ending: Ending, observed: Observed) -> Outcome {
     {
         outcome.limit = Some(LimitHit::Output);
     }
+    // A flood of /output passes both caps; the disk is what it threatened.
+    if observed.disk_exceeded && matches!(outcome.limit, None | Some(LimitHit::Output)) {
+        outcome.limit = Some(LimitHit::Disk);
+        if outcome.trap.is_none()
+            || matches!(&outcome.trap, Some(t) if t.starts_with("wasm trap: interrupt"))
+        {
+            outcome.trap = Some(format!(
+                "stopped by the host: /tmp and /output passed the disk cap of {} bytes",
+                limits.disk_bytes
+            ));
+        }
+    }
     (outcome.stdout, outcome.stdout_truncated) = (stdout, stdout_truncated);
     (outcome.stderr, outcome.stderr_truncated) = (stderr, stderr_truncated);
     outcome
@@ -314,6 +351,7 @@ mod tests {
                 memory_bytes: 1 << 30,
                 fuel: 1_000,
                 output_bytes: 100,
+                disk_bytes: 1 << 30,
             },
             fuel_left: 400,
             deadline_passed: false,
@@ -325,6 +363,7 @@ mod tests {
             stderr: (String::new(), false),
             output_bytes: 10,
             removed: Vec::new(),
+            disk_exceeded: false,
         }
     }
 
@@ -426,6 +465,35 @@ mod tests {
             ..observed()
         };
         assert_eq!(outcome(Ending::Returned(0), at_cap).limit, None);
+    }
+
+    #[test]
+    fn a_full_disk_is_disk_even_when_output_is_over_too() {
+        let flooded = Observed {
+            disk_exceeded: true,
+            output_bytes: 1_000,
+            ..observed()
+        };
+        let interrupted = Ending::Trapped {
+            kind: TrapKind::Interrupt,
+            text: "wasm trap: interrupt".into(),
+        };
+        let o = outcome(interrupted, flooded.clone());
+        assert_eq!(o.limit, Some(LimitHit::Disk));
+        assert!(
+            o.trap.as_deref().is_some_and(|t| t.contains("disk cap")),
+            "{:?}",
+            o.trap
+        );
+        // A cap that stopped the run first keeps its name.
+        let late = Observed {
+            deadline_passed: true,
+            ..flooded
+        };
+        assert_eq!(
+            outcome(trapped(TrapKind::Interrupt), late).limit,
+            Some(LimitHit::WallTime)
+        );
     }
 
     #[test]

@@ -6,11 +6,17 @@
 //! they share here, below all three, means none of them imports another for it.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use wasmtime::{InstancePre, Linker, ResourceLimiter, Store, UpdateDeadline};
-use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime::AsContextMut;
+use wasmtime::{
+    Caller, Engine, InstancePre, Linker, Memory, ResourceLimiter, Store, UpdateDeadline,
+};
+use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 as _;
+use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use super::disk::{DiskCapExceeded, DiskQuota};
 use super::output::CappedOutput;
 use crate::sandbox::{SandboxError, SandboxRequest};
 
@@ -25,6 +31,8 @@ pub(crate) const WASM_PAGE: u64 = 64 << 10;
 pub(crate) struct GuestState {
     wasi: WasiP1Ctx,
     pub(crate) memory: MemoryCap,
+    /// The run's disk budget; `None` for trusted host work (the pre-warm build).
+    pub(crate) disk: Option<Arc<DiskQuota>>,
 }
 
 impl GuestState {
@@ -37,6 +45,7 @@ impl GuestState {
                 peak: 0,
                 denied: false,
             },
+            disk: None,
         }
     }
 
@@ -120,15 +129,115 @@ pub(crate) fn wasi_context(
     Ok(builder.build_p1())
 }
 
-/// The linker every instance of the guest uses: WASI preview 1 and the `host.call` import.
-pub(crate) fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<GuestState>> {
+const WASI: &str = "wasi_snapshot_preview1";
+
+/// The linker every instance of the guest uses: WASI preview 1, with the two functions that
+/// write to files counted against the run's disk budget first (they then call wasmtime-wasi's
+/// own implementation, exactly as its linker would), and the `host.call` import.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<GuestState>> {
     let mut linker: Linker<GuestState> = Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_async(&mut linker, GuestState::wasi)?;
+    p1::add_to_linker_async(&mut linker, GuestState::wasi)?;
+    linker.allow_shadowing(true);
+    linker.func_wrap_async(
+        WASI,
+        "fd_write",
+        |mut caller: Caller<'_, GuestState>, (fd, iovs, len, written): (i32, i32, i32, i32)| {
+            Box::new(async move {
+                charge(&mut caller, fd, iovs, len)?;
+                let (memory, fuel) = guest_memory(&mut caller)?;
+                let (bytes, state) = memory.data_and_store_mut(&mut caller);
+                state.wasi.set_hostcall_fuel(fuel);
+                let mut memory = wiggle::GuestMemory::Unshared(bytes);
+                p1::wasi_snapshot_preview1::fd_write(
+                    &mut state.wasi,
+                    &mut memory,
+                    fd,
+                    iovs,
+                    len,
+                    written,
+                )
+                .await
+            })
+        },
+    )?;
+    linker.func_wrap_async(
+        WASI,
+        "fd_pwrite",
+        |mut caller: Caller<'_, GuestState>,
+         (fd, iovs, len, offset, written): (i32, i32, i32, i64, i32)| {
+            Box::new(async move {
+                charge(&mut caller, fd, iovs, len)?;
+                let (memory, fuel) = guest_memory(&mut caller)?;
+                let (bytes, state) = memory.data_and_store_mut(&mut caller);
+                state.wasi.set_hostcall_fuel(fuel);
+                let mut memory = wiggle::GuestMemory::Unshared(bytes);
+                p1::wasi_snapshot_preview1::fd_pwrite(
+                    &mut state.wasi,
+                    &mut memory,
+                    fd,
+                    iovs,
+                    len,
+                    offset,
+                    written,
+                )
+                .await
+            })
+        },
+    )?;
+    linker.allow_shadowing(false);
     // The guest's door to a host program; this host offers none, which the ABI spells -1.
     linker.func_wrap("host", "call", |_: i32, _: i32, _: i32, _: i32| -> i32 {
         -1
     })?;
     Ok(linker)
+}
+
+/// The guest's memory, and the store's budget for how much a host call may copy out of it
+/// (which wasmtime-wasi's own linker hands to every call, as this must too).
+fn guest_memory(caller: &mut Caller<'_, GuestState>) -> wasmtime::Result<(Memory, usize)> {
+    let fuel = caller.as_context_mut().hostcall_fuel();
+    match caller.get_export("memory") {
+        Some(wasmtime::Extern::Memory(memory)) => Ok((memory, fuel)),
+        _ => wasmtime::bail!("missing required memory export"),
+    }
+}
+
+/// Charges a write of the iovecs at `iovs` (`len` of them) to file descriptor `fd`; an error
+/// (which ends the run as `disk`) when it would pass the budget. stdout and stderr are capped
+/// in memory by the output cap instead, and a malformed iovec list is left for wasmtime-wasi
+/// to refuse.
+fn charge(
+    caller: &mut Caller<'_, GuestState>,
+    fd: i32,
+    iovs: i32,
+    len: i32,
+) -> wasmtime::Result<()> {
+    let Some(quota) = caller.data().disk.clone() else {
+        return Ok(());
+    };
+    if (0..=2).contains(&fd) {
+        return Ok(());
+    }
+    let Some(wasmtime::Extern::Memory(memory)) = caller.get_export("memory") else {
+        return Ok(());
+    };
+    // Guest pointers and counts are unsigned 32-bit values.
+    let (start, count) = (iovs as u32 as usize, len as u32 as usize);
+    let Some(list) = count
+        .checked_mul(8)
+        .and_then(|size| memory.data(&*caller).get(start..start.checked_add(size)?))
+    else {
+        return Ok(());
+    };
+    let bytes: u64 = list
+        .chunks_exact(8)
+        .map(|iovec| u64::from(u32::from_le_bytes([iovec[4], iovec[5], iovec[6], iovec[7]])))
+        .sum();
+    if quota.charge(bytes) {
+        Ok(())
+    } else {
+        Err(DiskCapExceeded { cap: quota.cap() }.into())
+    }
 }
 
 /// Arms a store for trusted host work (the pre-warm build): unlimited fuel and memory, and an

@@ -116,6 +116,7 @@ async fn audit_run(
         memory_bytes: 4 << 30,
         fuel: u64::MAX / 2,
         output_bytes: 16 << 20,
+        disk_bytes: 1 << 30,
     };
     let mut request = SandboxRequest::new(PREWARM_AUDIT_PY, output.path(), limits);
     request.script_name = "prewarm_audit.py".into();

@@ -127,6 +127,7 @@ async fn build_once(
         memory_bytes: 8 << 30,
         fuel: u64::MAX,
         output_bytes: 1 << 20,
+        disk_bytes: 1 << 30,
     };
     let request = SandboxRequest::new("", output.path(), limits);
     let wasi = store::wasi_context(&request, stdlib_dir, scratch.path(), &stdout, &stderr)
