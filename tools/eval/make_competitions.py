@@ -7,7 +7,7 @@ Usage:
     python3 tools/eval/make_competitions.py --list
 
 Each competition is written as
-    OUT/<slug>/config.json                 read by /work/shared/tools/grade.py
+    OUT/<slug>/config.json                 read by tools/eval/grade.py
     OUT/<slug>/public/description.md       Kaggle-style overview, evaluation, files, columns
     OUT/<slug>/public/train.csv            features + target
     OUT/<slug>/public/test.csv             features only

@@ -13,9 +13,9 @@ competition is named, respecting the metric's direction (an invalid or missing s
 loses to a valid one).
 
 Each run is `kaggle-solver sandbox run --policy POLICY --input DIR/<slug>/public --output TMP
-SCRIPT`, then `python3 grade.py <slug> TMP/submission.csv --comps DIR`.  One line is printed
-per competition while it runs, and a JSON summary at the end (also written to --json FILE).
-Standard library only.
+SCRIPT`, then `python3 grade.py <slug> TMP/submission.csv --comps DIR` with the grade.py next to
+this file.  One line is printed per competition while it runs, and a JSON summary at the end
+(also written to --json FILE).  Standard library only.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-GRADE = Path("/work/shared/tools/grade.py")
+# Vendored next to this script, so the tool runs from any checkout.
+GRADE = Path(__file__).resolve().parent / "grade.py"
 
 
 def script_for(solution: Path, slug: str) -> Path | None:
