@@ -71,7 +71,8 @@ def _ks_fingerprints():
     mp = sys.modules.get("multiprocessing.process")
     if mp is not None:
         key = bytes(mp.current_process().authkey)
-        out.append(["authkey", "bytes", "multiprocessing.current_process()", hashlib.sha256(key).hexdigest()[:16]])
+        digest = hashlib.sha256(key).hexdigest()[:16]
+        out.append(["authkey", "bytes", "multiprocessing.current_process()", digest])
     return out
 
 

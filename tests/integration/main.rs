@@ -18,3 +18,4 @@ mod redis_server;
 mod sandbox;
 mod service;
 mod support;
+mod template;

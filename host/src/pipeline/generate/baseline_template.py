@@ -1,8 +1,9 @@
 # Baseline pipeline written by kaggle-solver's built-in generator.
 #
-# CONFIG above was filled in from the competition's analysis. The pipeline: read the tables from
-# /input, turn dates and text into numbers, and build three candidate models on the same
-# cross-validation folds, each giving out-of-fold predictions and test predictions:
+# CONFIG above was filled in from the competition's analysis, and `main(CONFIG)` at the end runs
+# the pipeline: read the tables from /input, turn dates and text into numbers, and build three
+# candidate models on the same cross-validation folds, each giving out-of-fold predictions and
+# test predictions:
 #
 # - "tuned": HistGradientBoosting with native categories, one model per fold early-stopped on
 #   its own fold, refit on all the rows with the folds' mean best iteration count, the fold
@@ -16,33 +17,72 @@
 # F1, the class-prior adjustment are chosen by the competition's own metric on the out-of-fold
 # predictions, respecting its direction. The predictions are written in the sample submission's
 # exact format to /output/submission.csv.
+#
+# Every function takes what it needs as arguments, so each step can be run and tested alone.
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.model_selection import KFold, StratifiedKFold
 
-INPUT = "/input/"
-ID = CONFIG["id_column"]
-TARGET = CONFIG["train_target"]
-TASK = CONFIG["task"]
-METRIC = CONFIG["metric"]
-PROBABILITY = CONFIG["prediction"] == "probability"
-
-train = pd.read_csv(INPUT + CONFIG["train"])
-test = pd.read_csv(INPUT + CONFIG["test"])
-sample = pd.read_csv(INPUT + CONFIG["sample_submission"])
-train = train[train[TARGET].notna()].reset_index(drop=True)
+LEARNING_RATE = 0.1
+PATIENCE = 20
+# Above this many category levels a column gets frequency and code columns instead of native
+# categories.
+MAX_CATEGORIES = 250
+# The linear candidate's cost bound in rows x columns x classes: lbfgs time grows with it, and
+# at this size it takes about as long as the boosting already does.
+LINEAR_MAX_WORK = 30_000_000
 
 
-def features(frame, reference):
+class Target(NamedTuple):
+    """The training target as the models fit it."""
+
+    task: str  # "binary", "multiclass" or "regression"
+    metric: str  # the name the config gives, e.g. "rmsle"
+    y_fit: pd.Series  # the values the models fit: log1p of the target for a log target
+    log_target: bool  # regression fitted in log space (an RMSLE metric, no negative target)
+    classes: np.ndarray | None  # the class labels in order; None for regression
+    position: dict | None  # class label -> its index in `classes`; None for regression
+
+
+class Folds(NamedTuple):
+    """The cross-validation folds and the out-of-fold truth they are scored against."""
+
+    splits: list  # (fit rows, validation rows) per fold
+    seen: np.ndarray  # rows validated by some fold (a class seen once never is)
+    truth: np.ndarray  # the fitting target at the `seen` rows
+    truth_index: np.ndarray | None  # their class positions; None for regression
+
+
+class Blend(NamedTuple):
+    """The chosen mix of candidates and its out-of-fold score."""
+
+    mix: dict  # candidate label -> its weight, the candidates with a positive weight in order
+    metric: str  # the metric's name as scored, e.g. "rmsle" for a log-target RMSE
+    value: float
+    class_weights: np.ndarray | None  # the class-prior adjustment of `decide`; None: regression
+
+
+def read_tables(config, input_dir="/input"):
+    """The train, test and sample submission tables; train rows without a target dropped."""
+    train = pd.read_csv(f"{input_dir}/{config['train']}")
+    test = pd.read_csv(f"{input_dir}/{config['test']}")
+    sample = pd.read_csv(f"{input_dir}/{config['sample_submission']}")
+    train = train[train[config["train_target"]].notna()].reset_index(drop=True)
+    return train, test, sample
+
+
+def features(frame, reference, names, types):
     """Numeric and categorical columns HistGradientBoosting can take, built the same way for
-    train and test (`reference` holds both, so categories agree)."""
+    train and test (`reference` holds both, so categories agree). `types` maps a column to its
+    analysed type; a column it does not name is taken as categorical."""
     out = pd.DataFrame(index=frame.index)
-    for name in CONFIG["features"]:
-        kind = CONFIG["types"].get(name, "categorical")
+    for name in names:
+        kind = types.get(name, "categorical")
         column = frame[name]
         if kind in ("integer", "float"):
             out[name] = pd.to_numeric(column, errors="coerce")
@@ -63,7 +103,7 @@ def features(frame, reference):
         else:
             text = column.astype("string")
             counts = reference[name].astype("string").value_counts()
-            if len(counts) <= 250:
+            if len(counts) <= MAX_CATEGORIES:
                 categories = sorted(counts.index)
                 out[name] = pd.Categorical(text, categories=categories)
             else:
@@ -74,67 +114,69 @@ def features(frame, reference):
     return out
 
 
-both = pd.concat([train[CONFIG["features"]], test[CONFIG["features"]]], ignore_index=True)
-X = features(train, both)
-X_test = features(test, both)
-constant = [c for c in X.columns if X[c].nunique(dropna=False) <= 1]
-X, X_test = X.drop(columns=constant), X_test.drop(columns=constant)
+def feature_matrices(train, test, both, names, types):
+    """The features of train and test, without the columns that are constant over train."""
+    X = features(train, both, names, types)
+    X_test = features(test, both, names, types)
+    constant = [c for c in X.columns if X[c].nunique(dropna=False) <= 1]
+    return X.drop(columns=constant), X_test.drop(columns=constant)
 
-y = train[TARGET]
-if TASK == "regression":
-    y = pd.to_numeric(y, errors="coerce").astype(float)
-    log_target = METRIC == "rmsle" and (y >= 0).all()
-    y_fit = np.log1p(y) if log_target else y
-    classes = None
-else:
+
+def fitting_target(y, task, metric):
+    """The target in the space the models fit: numbers for regression (log1p'd for an RMSLE
+    metric when no value is negative), the labels as they are for classification."""
+    if task == "regression":
+        y = pd.to_numeric(y, errors="coerce").astype(float)
+        log_target = bool(metric == "rmsle" and (y >= 0).all())
+        return Target(task, metric, np.log1p(y) if log_target else y, log_target, None, None)
     try:  # numeric labels in numeric order (2 < 10), others as text
         classes = np.array(sorted(y.unique()))
     except TypeError:
         classes = np.array(sorted(y.unique(), key=lambda v: str(v)))
     position = {c: i for i, c in enumerate(classes)}
-    y_fit = y
-
-n = len(X)
-folds = 5 if n <= 30_000 else 3
-learning_rate = 0.1
-patience = 20
+    return Target(task, metric, y, False, classes, position)
 
 
-def make_model(seed, max_iter=2000, early_stopping=True):
+def fold_count(rows):
+    return 5 if rows <= 30_000 else 3
+
+
+def make_model(target, seed, max_iter=2000, early_stopping=True):
     common = dict(
-        learning_rate=learning_rate,
+        learning_rate=LEARNING_RATE,
         max_iter=max_iter,
         max_leaf_nodes=31,
         min_samples_leaf=20,
         l2_regularization=1.0,
         categorical_features="from_dtype",
         early_stopping=early_stopping,
-        n_iter_no_change=patience,
+        n_iter_no_change=PATIENCE,
         random_state=seed,
     )
-    if TASK == "regression":
-        loss = "absolute_error" if METRIC == "mae" else "squared_error"
+    if target.task == "regression":
+        loss = "absolute_error" if target.metric == "mae" else "squared_error"
         return HistGradientBoostingRegressor(loss=loss, **common)
     # The log loss is scale-free, so a fixed tolerance stops folds that separate perfectly
     # instead of letting them creep on for thousands of iterations.
     return HistGradientBoostingClassifier(tol=1e-4, **common)
 
 
-def predict(model, data):
-    """Regression values, or one probability column per class of `classes` (a fold model may
-    have seen fewer classes)."""
-    if TASK == "regression":
+def predict(model, data, target):
+    """Regression values, or one probability column per class of `target.classes` (a fold
+    model may have seen fewer classes)."""
+    if target.task == "regression":
         return model.predict(data)
-    full = np.zeros((len(data), len(classes)))
-    full[:, [position[c] for c in model.classes_]] = model.predict_proba(data)
+    full = np.zeros((len(data), len(target.classes)))
+    full[:, [target.position[c] for c in model.classes_]] = model.predict_proba(data)
     return full
 
 
-def fold_indices():
+def fold_indices(target, folds):
     """(fit rows, validation rows) per fold. Rows of a class seen only once always stay in the
     fitting part, so no fold validates on a label its model has never seen."""
-    rows = np.arange(n)
-    if TASK == "regression":
+    y_fit = target.y_fit
+    rows = np.arange(len(y_fit))
+    if target.task == "regression":
         return list(KFold(folds, shuffle=True, random_state=0).split(rows))
     counts = y_fit.map(y_fit.value_counts())
     common = rows[(counts >= 2).to_numpy()]
@@ -150,54 +192,66 @@ def fold_indices():
     return [(np.concatenate([common[a], rare]), common[b]) for a, b in pairs]
 
 
-splits = fold_indices()
-seen = np.zeros(n, dtype=bool)
-for _, val_rows in splits:
-    seen[val_rows] = True
-truth = np.asarray(y_fit)[seen]
-if TASK != "regression":
-    truth_index = np.array([position[c] for c in truth])
+def make_folds(target, folds):
+    splits = fold_indices(target, folds)
+    seen = np.zeros(len(target.y_fit), dtype=bool)
+    for _, val_rows in splits:
+        seen[val_rows] = True
+    truth = np.asarray(target.y_fit)[seen]
+    truth_index = None
+    if target.task != "regression":
+        truth_index = np.array([target.position[c] for c in truth])
+    return Folds(splits, seen, truth, truth_index)
 
 
-def cross_fit(fit, data, test_data):
+def cross_fit(fit, data, test_data, target, folds):
     """Out-of-fold predictions of `fit(rows data, targets)` and its test predictions, fitted
     once more on every row."""
-    target = np.asarray(y_fit)
+    y_fit = np.asarray(target.y_fit)
     oof = None
-    for fit_rows, val_rows in splits:
-        model = fit(data[fit_rows], target[fit_rows])
-        val = predict(model, data[val_rows])
+    for fit_rows, val_rows in folds.splits:
+        model = fit(data[fit_rows], y_fit[fit_rows])
+        val = predict(model, data[val_rows], target)
         if oof is None:
-            oof = np.zeros((n,) + val.shape[1:])
+            oof = np.zeros((len(y_fit),) + val.shape[1:])
         oof[val_rows] = val
-    return oof, predict(fit(data, target), test_data)
+    return oof, predict(fit(data, y_fit), test_data, target)
 
 
-def tuned_candidate():
+def tuned_candidate(X, X_test, target, folds):
     """One early-stopped model per fold; a refit on every row for the folds' mean best
     iteration count, scaled up for the extra data, blended half and half with the folds."""
+    y_fit = target.y_fit
+    k = len(folds.splits)
     oof, tests, best_iterations = None, [], []
-    for seed, (fit_rows, val_rows) in enumerate(splits):
-        model = make_model(seed)
-        model.fit(X.iloc[fit_rows], y_fit.iloc[fit_rows], X_val=X.iloc[val_rows], y_val=y_fit.iloc[val_rows])
+    for seed, (fit_rows, val_rows) in enumerate(folds.splits):
+        model = make_model(target, seed)
+        model.fit(
+            X.iloc[fit_rows],
+            y_fit.iloc[fit_rows],
+            X_val=X.iloc[val_rows],
+            y_val=y_fit.iloc[val_rows],
+        )
         stopped = model.n_iter_ < model.max_iter
-        best_iterations.append(max(1, model.n_iter_ - (patience if stopped else 0)))
-        val = predict(model, X.iloc[val_rows])
+        best_iterations.append(max(1, model.n_iter_ - (PATIENCE if stopped else 0)))
+        val = predict(model, X.iloc[val_rows], target)
         if oof is None:
-            oof = np.zeros((n,) + val.shape[1:])
+            oof = np.zeros((len(X),) + val.shape[1:])
         oof[val_rows] = val
-        tests.append(predict(model, X_test))
-    refit_iterations = max(10, int(round(np.mean(best_iterations) * folds / (folds - 1))))
-    refit = make_model(len(splits), max_iter=refit_iterations, early_stopping=False)
+        tests.append(predict(model, X_test, target))
+    refit_iterations = max(10, int(round(np.mean(best_iterations) * k / (k - 1))))
+    refit = make_model(target, k, max_iter=refit_iterations, early_stopping=False)
     refit.fit(X, y_fit)
-    return oof, 0.5 * np.mean(tests, axis=0) + 0.5 * predict(refit, X_test)
+    return oof, 0.5 * np.mean(tests, axis=0) + 0.5 * predict(refit, X_test, target)
 
 
-def plain_candidate():
+def plain_candidate(both, names, target, folds):
     """scikit-learn's defaults on the simple encoding: numbers as they are, every other column
-    category codes over train and test together (missing stays missing)."""
+    category codes over train and test together (missing stays missing). `both` holds the
+    train rows, then the test rows."""
+    n = len(target.y_fit)
     columns = []
-    for name in CONFIG["features"]:
+    for name in names:
         column = both[name]
         if column.iloc[:n].nunique(dropna=False) <= 1:  # constant or empty: nothing to learn
             continue
@@ -208,22 +262,28 @@ def plain_candidate():
             codes[codes < 0] = np.nan
             columns.append(codes)
     matrix = np.column_stack(columns) if columns else np.zeros((len(both), 1))
+    kind = (
+        HistGradientBoostingRegressor
+        if target.task == "regression"
+        else HistGradientBoostingClassifier
+    )
 
-    def fit(data, target):
-        kind = HistGradientBoostingRegressor if TASK == "regression" else HistGradientBoostingClassifier
+    def fit(data, y):
         try:
-            return kind(random_state=0).fit(data, target)
+            return kind(random_state=0).fit(data, y)
         except ValueError:  # a class too rare for the automatic early-stopping split
-            return kind(random_state=0, early_stopping=False).fit(data, target)
+            return kind(random_state=0, early_stopping=False).fit(data, y)
 
-    return cross_fit(fit, matrix[:n], matrix[n:])
+    return cross_fit(fit, matrix[:n], matrix[n:], target, folds)
 
 
-def linear_candidate():
+def linear_candidate(X, X_test, target, folds, max_work=LINEAR_MAX_WORK):
     """Logistic or ridge regression: numbers standardised and clipped (missing -> median plus
-    an indicator), the frequent levels of each category one-hot."""
+    an indicator), the frequent levels of each category one-hot. Refuses (ValueError) when its
+    rows x columns x classes exceed `max_work`."""
     from sklearn.linear_model import LogisticRegression, Ridge
 
+    n = len(X)
     joined = pd.concat([X, X_test], ignore_index=True)
     parts = []
     for name in joined.columns:
@@ -249,62 +309,64 @@ def linear_candidate():
     if not parts:
         raise ValueError("no columns")
     matrix = np.hstack(parts)
-    # Bound its cost (lbfgs time grows with rows x columns x classes): at this size it takes
-    # about as long as the boosting already does.
-    work = n * matrix.shape[1] * (1 if TASK == "regression" else len(classes))
-    if work > 30_000_000:
+    regression = target.task == "regression"
+    work = n * matrix.shape[1] * (1 if regression else len(target.classes))
+    if work > max_work:
         raise ValueError(f"too large for the time budget ({n} rows x {matrix.shape[1]} columns)")
 
-    def fit(data, target):
-        if TASK == "regression":
-            return Ridge(alpha=1.0).fit(data, target)
-        return LogisticRegression(C=1.0, max_iter=300).fit(data, target)
+    def fit(data, y):
+        if regression:
+            return Ridge(alpha=1.0).fit(data, y)
+        return LogisticRegression(C=1.0, max_iter=300).fit(data, y)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings: the fit is still usable
-        return cross_fit(fit, matrix[:n], matrix[n:])
+        return cross_fit(fit, matrix[:n], matrix[n:], target, folds)
 
 
 def decide(probabilities, weights):
     return (probabilities * weights).argmax(axis=1)
 
 
-def macro_f1(true_index, predicted_index):
-    """scikit-learn's macro F1: the classes present in the truth or the predictions."""
-    k = len(classes)
+def macro_f1(true_index, predicted_index, k):
+    """scikit-learn's macro F1 over `k` classes: the classes present in the truth or the
+    predictions."""
     confusion = np.bincount(true_index * k + predicted_index, minlength=k * k).reshape(k, k)
     denominator = confusion.sum(axis=0) + confusion.sum(axis=1)
     present = denominator > 0
     return float(np.mean(2 * np.diag(confusion)[present] / denominator[present]))
 
 
-def evaluate(predicted):
+def evaluate(predicted, target, folds):
     """(metric name, value, higher is better, class weights) of out-of-fold predictions (rows in
-    `seen`, in the fitting space: log1p for a log target). For macro F1 the class weights divide
-    the probabilities by the class shares to a power chosen here (0 = plain argmax, 1 = fully
-    balanced), so the adjustment is only used when it helps out of fold."""
-    if TASK == "regression":
-        if METRIC == "mae":
+    `folds.seen`, in the fitting space: log1p for a log target). For macro F1 the class weights
+    divide the probabilities by the class shares to a power chosen here (0 = plain argmax,
+    1 = fully balanced), so the adjustment is only used when it helps out of fold."""
+    metric, truth = target.metric, folds.truth
+    if target.task == "regression":
+        if metric == "mae":
             return "mae", float(np.mean(np.abs(predicted - truth))), False, None
-        if METRIC == "rmsle" and not log_target:
+        if metric == "rmsle" and not target.log_target:
             error = np.log1p(np.clip(predicted, 0, None)) - np.log1p(np.clip(truth, 0, None))
             return "rmsle", math.sqrt(np.mean(error**2)), False, None
-        return ("rmsle" if log_target else "rmse"), math.sqrt(np.mean((predicted - truth) ** 2)), False, None
-    ones = np.ones(len(classes))
-    if METRIC == "log_loss":
+        name = "rmsle" if target.log_target else "rmse"
+        return name, math.sqrt(np.mean((predicted - truth) ** 2)), False, None
+    truth_index, k = folds.truth_index, len(target.classes)
+    ones = np.ones(k)
+    if metric == "log_loss":
         chosen = predicted[np.arange(len(truth_index)), truth_index]
         return "log_loss", float(-np.mean(np.log(np.clip(chosen, 1e-15, 1.0)))), False, ones
-    if METRIC == "roc_auc" and len(classes) == 2:
+    if metric == "roc_auc" and k == 2:
         from sklearn.metrics import roc_auc_score
 
         return "roc_auc", float(roc_auc_score(truth_index == 1, predicted[:, 1])), True, ones
-    if METRIC == "macro_f1":
-        share = np.bincount(truth_index, minlength=len(classes)) / len(truth_index)
+    if metric == "macro_f1":
+        share = np.bincount(truth_index, minlength=k) / len(truth_index)
         share = np.clip(share, 1e-6, None)
         best = None
         for power in (0.0, 0.25, 0.5, 0.75, 1.0):
             weights = share**-power
-            value = macro_f1(truth_index, decide(predicted, weights))
+            value = macro_f1(truth_index, decide(predicted, weights), k)
             if best is None or value > best[0] + 1e-12:
                 best = (value, weights)
         return "macro_f1", best[0], True, best[1]
@@ -327,52 +389,100 @@ def blend_grid(count, steps=4):
         yield tuple(part / steps for part in combo)
 
 
-candidates = {}
-for label, build in (("tuned", tuned_candidate), ("plain", plain_candidate), ("linear", linear_candidate)):
-    try:
-        candidates[label] = build()
-    except Exception as error:  # noqa: BLE001 - a failing extra candidate is only left out
-        if label == "tuned":
-            raise
-        print(f"candidate {label} left out: {error!r}")
-        continue
-    name, value, _, _ = evaluate(candidates[label][0][seen])
-    print(f"out-of-fold {label}: {name} {value:.5f}")
+def build_candidates(builders, target, folds, required="tuned"):
+    """{label: (out-of-fold predictions, test predictions)} of each `(label, build)` pair, in
+    order, printing each one's out-of-fold score. A failing candidate is left out, except the
+    `required` one, whose failure is the pipeline's."""
+    candidates = {}
+    for label, build in builders:
+        try:
+            candidates[label] = build()
+        except Exception as error:  # noqa: BLE001 - a failing extra candidate is only left out
+            if label == required:
+                raise
+            print(f"candidate {label} left out: {error!r}")
+            continue
+        name, value, _, _ = evaluate(candidates[label][0][folds.seen], target, folds)
+        print(f"out-of-fold {label}: {name} {value:.5f}")
+    return candidates
 
-labels = list(candidates)
-best = None
-for blend in blend_grid(len(labels)):
-    mixed = sum(w * candidates[k][0][seen] for w, k in zip(blend, labels) if w > 0)
-    name, value, higher, weights = evaluate(mixed)
-    key = value if higher else -value
-    if best is None or key > best[0] + 1e-12:
-        best = (key, blend, name, value, weights)
-_, blend, name, value, weights = best
-prediction = sum(w * candidates[k][1] for w, k in zip(blend, labels) if w > 0)
-chosen = ", ".join(f"{k} {w:.2f}" for w, k in zip(blend, labels) if w > 0)
-print(f"validation {name}: {value:.5f} over {len(splits)} hold-outs ({chosen})")
 
-result = pd.DataFrame({ID: test[ID].values})
-targets = CONFIG["target_columns"]
-if TASK == "regression":
-    values = np.expm1(prediction) if log_target else prediction
-    if METRIC == "rmsle":
-        values = np.clip(values, 0, None)
-    result[targets[0]] = values
-elif PROBABILITY and len(targets) == 1:
-    positive = len(classes) - 1
-    result[targets[0]] = np.clip(prediction[:, positive], 0.0, 1.0)
-elif PROBABILITY:
-    by_name = {str(c): i for i, c in enumerate(classes)}
-    for column in targets:
-        index = by_name.get(column)
-        result[column] = prediction[:, index] if index is not None else 0.0
-else:
-    result[targets[0]] = classes[decide(prediction, weights)]
+def choose_blend(candidates, target, folds):
+    """The blend of `candidates` with the best out-of-fold score; ties go to the first
+    candidate's larger weight."""
+    labels = list(candidates)
+    best = None
+    for weights in blend_grid(len(labels)):
+        mix = {k: w for w, k in zip(weights, labels, strict=True) if w > 0}
+        mixed = sum(w * candidates[k][0][folds.seen] for k, w in mix.items())
+        name, value, higher, class_weights = evaluate(mixed, target, folds)
+        key = value if higher else -value
+        if best is None or key > best[0] + 1e-12:
+            best = (key, Blend(mix, name, value, class_weights))
+    return best[1]
 
-submission = sample[[ID]].merge(result, on=ID, how="left")
-missing = submission[targets].isna().any(axis=1)
-if missing.any():
-    raise SystemExit(f"{int(missing.sum())} sample ids have no prediction: is {ID} the test id?")
-submission[[ID, *targets]].to_csv("/output/submission.csv", index=False)
-print(f"wrote /output/submission.csv with {len(submission)} rows")
+
+def blended_test_prediction(candidates, blend):
+    return sum(w * candidates[k][1] for k, w in blend.mix.items())
+
+
+def submission_frame(prediction, blend, target, config, test, sample):
+    """The sample submission's ids with the predictions in its columns: values (back from log
+    space, non-negative for RMSLE), a positive-class probability, one probability column per
+    class named like it, or labels."""
+    id_column, targets = config["id_column"], config["target_columns"]
+    result = pd.DataFrame({id_column: test[id_column].values})
+    if target.task == "regression":
+        values = np.expm1(prediction) if target.log_target else prediction
+        if target.metric == "rmsle":
+            values = np.clip(values, 0, None)
+        result[targets[0]] = values
+    elif config["prediction"] == "probability" and len(targets) == 1:
+        positive = len(target.classes) - 1
+        result[targets[0]] = np.clip(prediction[:, positive], 0.0, 1.0)
+    elif config["prediction"] == "probability":
+        by_name = {str(c): i for i, c in enumerate(target.classes)}
+        for column in targets:
+            index = by_name.get(column)
+            result[column] = prediction[:, index] if index is not None else 0.0
+    else:
+        result[targets[0]] = target.classes[decide(prediction, blend.class_weights)]
+    submission = sample[[id_column]].merge(result, on=id_column, how="left")
+    missing = submission[targets].isna().any(axis=1)
+    if missing.any():
+        raise SystemExit(
+            f"{int(missing.sum())} sample ids have no prediction: is {id_column} the test id?"
+        )
+    return submission[[id_column, *targets]]
+
+
+def main(config, input_dir="/input", output_dir="/output"):
+    """The whole pipeline for `config` (the analysis's facts, as the generator writes them):
+    reads the tables from `input_dir` and writes `output_dir`/submission.csv."""
+    train, test, sample = read_tables(config, input_dir)
+    names, types = config["features"], config["types"]
+    both = pd.concat([train[names], test[names]], ignore_index=True)
+    X, X_test = feature_matrices(train, test, both, names, types)
+    target = fitting_target(train[config["train_target"]], config["task"], config["metric"])
+    folds = make_folds(target, fold_count(len(X)))
+
+    builders = (
+        ("tuned", lambda: tuned_candidate(X, X_test, target, folds)),
+        ("plain", lambda: plain_candidate(both, names, target, folds)),
+        ("linear", lambda: linear_candidate(X, X_test, target, folds)),
+    )
+    candidates = build_candidates(builders, target, folds)
+    blend = choose_blend(candidates, target, folds)
+    chosen = ", ".join(f"{k} {w:.2f}" for k, w in blend.mix.items())
+    name, value = blend.metric, blend.value
+    print(f"validation {name}: {value:.5f} over {len(folds.splits)} hold-outs ({chosen})")
+
+    prediction = blended_test_prediction(candidates, blend)
+    submission = submission_frame(prediction, blend, target, config, test, sample)
+    path = f"{output_dir}/submission.csv"
+    submission.to_csv(path, index=False)
+    print(f"wrote {path} with {len(submission)} rows")
+
+
+if __name__ == "__main__":
+    main(CONFIG)  # noqa: F821 - the generator writes CONFIG above this template

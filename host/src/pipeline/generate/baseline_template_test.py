@@ -1,0 +1,657 @@
+# Unit tests of baseline_template.py, run inside the WASI guest (CPython with the same numpy,
+# pandas and scikit-learn as the jobs) by the integration test `template`, or by hand:
+#
+#     kaggle-solver sandbox run --policy large --input host/src/pipeline/generate \
+#         host/src/pipeline/generate/baseline_template_test.py
+#
+# The template is found next to this file or, in the guest, under /input. Every data set is
+# small and synthetic, built here with a fixed seed.
+import contextlib
+import importlib.util
+import io
+import os
+import sys
+import tempfile
+import unittest
+from datetime import date
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score, log_loss, roc_auc_score
+
+
+def load_template():
+    sys.dont_write_bytecode = True  # /input is read-only, and the source tree stays clean
+    here = os.path.dirname(os.path.abspath(__file__))
+    for folder in (here, "/input"):
+        path = os.path.join(folder, "baseline_template.py")
+        if os.path.isfile(path):
+            spec = importlib.util.spec_from_file_location("baseline_template", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+    raise FileNotFoundError("baseline_template.py is neither next to this file nor in /input")
+
+
+bt = load_template()
+
+
+def classification_target(labels, metric="accuracy"):
+    y = pd.Series(labels)
+    task = "binary" if y.nunique() == 2 else "multiclass"
+    return bt.fitting_target(y, task, metric)
+
+
+def all_rows_folds(target):
+    """Folds whose out-of-fold truth is every row, in order: for scoring hand-made predictions."""
+    rows = np.arange(len(target.y_fit))
+    truth = np.asarray(target.y_fit)
+    truth_index = None
+    if target.classes is not None:
+        truth_index = np.array([target.position[c] for c in truth])
+    return bt.Folds([(rows, rows)], np.ones(len(rows), dtype=bool), truth, truth_index)
+
+
+def quietly(function, *args, **kwargs):
+    """`function`'s result and what it printed."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        result = function(*args, **kwargs)
+    return result, out.getvalue()
+
+
+def tabular(rows, seed, task):
+    """A data set exercising every feature kind: numbers (some missing), a boolean, a date, a
+    text, a category, and an id. The target depends on the numbers, the category and the date.
+    Returns (train, test, types, answers)."""
+    random = np.random.RandomState(seed)
+    x1 = random.normal(size=rows)
+    x2 = random.uniform(-2, 2, size=rows)
+    colour = random.choice(["red", "green", "blue", "grey"], size=rows)
+    flag = random.rand(rows) < 0.5
+    day = pd.Timestamp("2021-01-01") + pd.to_timedelta(random.randint(0, 700, size=rows), "D")
+    words = random.randint(1, 8, size=rows)
+    note = [" ".join(["word"] * w) for w in words]
+    signal = 1.5 * x1 + x2 + (colour == "red") * 1.2 - (day.month >= 7) * 0.8
+    if task == "regression":
+        answer = np.exp(1 + 0.4 * signal + 0.1 * random.normal(size=rows))
+    elif task == "binary":
+        answer = np.where(signal + 0.3 * random.normal(size=rows) > 0.2, "yes", "no")
+    else:
+        cuts = np.quantile(signal, [0.15, 0.55, 0.85])
+        answer = np.array(["Fair", "Good", "Ideal", "Premium"])[np.searchsorted(cuts, signal)]
+    x1_missing = x1.copy()
+    x1_missing[random.rand(rows) < 0.05] = np.nan
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(1000, 1000 + rows),
+            "x1": x1_missing,
+            "x2": x2.round(4),
+            "colour": colour,
+            "flag": flag,
+            "day": day.strftime("%Y-%m-%d"),
+            "note": note,
+            "target": answer,
+        }
+    )
+    types = {
+        "x1": "float",
+        "x2": "float",
+        "colour": "categorical",
+        "flag": "boolean",
+        "day": "datetime",
+        "note": "text",
+    }
+    cut = rows * 3 // 4
+    train = frame.iloc[:cut].reset_index(drop=True)
+    test = frame.iloc[cut:].drop(columns=["target"]).reset_index(drop=True)
+    answers = frame.iloc[cut:][["id", "target"]].reset_index(drop=True)
+    return train, test, types, answers
+
+
+def run_main(task, metric, prediction, rows=240, seed=0, target_columns=None, sample=None):
+    """Runs the whole pipeline on `tabular` data in a temporary folder. Returns (the submission
+    read back, what the pipeline printed, the test answers)."""
+    train, test, types, answers = tabular(rows, seed, task)
+    with tempfile.TemporaryDirectory() as folder:
+        train.to_csv(os.path.join(folder, "train.csv"), index=False)
+        test.to_csv(os.path.join(folder, "test.csv"), index=False)
+        targets = target_columns or ["target"]
+        if sample is None:
+            # The sample's ids in another order than the test's: the submission follows it.
+            sample = pd.DataFrame({"id": test["id"][::-1].to_numpy()})
+            for column in targets:
+                sample[column] = 0
+        sample.to_csv(os.path.join(folder, "sample_submission.csv"), index=False)
+        config = {
+            "train": "train.csv",
+            "test": "test.csv",
+            "sample_submission": "sample_submission.csv",
+            "id_column": "id",
+            "train_target": "target",
+            "target_columns": targets,
+            "task": task,
+            "prediction": prediction,
+            "metric": metric,
+            "features": list(types),
+            "types": types,
+        }
+        _, printed = quietly(bt.main, config, input_dir=folder, output_dir=folder)
+        submission = pd.read_csv(os.path.join(folder, "submission.csv"))
+    return submission, printed, answers
+
+
+def printed_validation(printed):
+    """(metric name, value) of the last `validation NAME: VALUE ...` line."""
+    line = [line for line in printed.splitlines() if line.startswith("validation ")][-1]
+    name, rest = line[len("validation ") :].split(":", 1)
+    return name, float(rest.split()[0])
+
+
+class FeatureTests(unittest.TestCase):
+    def build(self, train, test, names, types):
+        both = pd.concat([train[names], test[names]], ignore_index=True)
+        return bt.feature_matrices(train, test, both, names, types)
+
+    def test_numbers_are_coerced_and_booleans_mapped(self):
+        train = pd.DataFrame({"n": ["1", "2.5", "oops", "4"], "b": [True, False, "TRUE", None]})
+        test = pd.DataFrame({"n": ["7", "8", "9", "10"], "b": [False, True, True, False]})
+        X, X_test = self.build(train, test, ["n", "b"], {"n": "float", "b": "boolean"})
+        np.testing.assert_array_equal(X["n"].to_numpy(), [1.0, 2.5, np.nan, 4.0])
+        np.testing.assert_array_equal(X["b"].to_numpy(), [1.0, 0.0, 1.0, np.nan])
+        np.testing.assert_array_equal(X_test["b"].to_numpy(), [0.0, 1.0, 1.0, 0.0])
+
+    def test_dates_give_the_parts_that_vary_and_an_ordinal(self):
+        train = pd.DataFrame({"d": ["2020-01-06", "2020-03-07", "not a date", "2021-01-06"]})
+        test = pd.DataFrame({"d": ["2021-05-06", "2020-02-06", "2020-01-06", "2020-01-06"]})
+        X, X_test = self.build(train, test, ["d"], {"d": "datetime"})
+        # Every time is midnight, so there is no hour column.
+        self.assertEqual(
+            list(X.columns), ["d_year", "d_month", "d_day", "d_day_of_week", "d_ordinal"]
+        )
+        self.assertEqual(list(X_test.columns), list(X.columns))
+        np.testing.assert_array_equal(X["d_year"].to_numpy(), [2020, 2020, np.nan, 2021])
+        np.testing.assert_array_equal(X["d_day_of_week"].to_numpy(), [0, 5, np.nan, 2])
+        self.assertEqual(X["d_ordinal"].iloc[0], (date(2020, 1, 6) - date(1970, 1, 1)).days)
+        self.assertEqual(X_test["d_month"].iloc[0], 5.0)
+
+    def test_text_gives_its_length_and_word_count(self):
+        train = pd.DataFrame({"t": ["a bb", None, "three words here", "x"]})
+        test = pd.DataFrame({"t": ["", "one", "two two", "a b c d"]})
+        X, X_test = self.build(train, test, ["t"], {"t": "text"})
+        np.testing.assert_array_equal(X["t_chars"].to_numpy(), [4, 0, 16, 1])
+        np.testing.assert_array_equal(X["t_words"].to_numpy(), [2, 0, 3, 1])
+        np.testing.assert_array_equal(X_test["t_words"].to_numpy(), [0, 1, 2, 4])
+
+    def test_categories_are_native_and_agree_over_train_and_test(self):
+        train = pd.DataFrame({"c": ["b", "a", None, "b"], "u": [1, 2, 1, 2]})
+        test = pd.DataFrame({"c": ["z", "a", "b", None], "u": [2, 3, 3, 1]})
+        # `u` has no type: taken as a category too, its levels as text.
+        X, X_test = self.build(train, test, ["c", "u"], {"c": "categorical"})
+        self.assertIsInstance(X["c"].dtype, pd.CategoricalDtype)
+        self.assertEqual(list(X["c"].cat.categories), ["a", "b", "z"])
+        self.assertEqual(list(X_test["c"].cat.categories), ["a", "b", "z"])
+        self.assertEqual(X_test["c"].iloc[0], "z")
+        self.assertTrue(pd.isna(X["c"].iloc[2]))
+        self.assertEqual(list(X["u"].cat.categories), ["1", "2", "3"])
+
+    def test_many_levels_become_a_frequency_and_a_code(self):
+        levels = [f"level{i:03d}" for i in range(bt.MAX_CATEGORIES + 1)]
+        train = pd.DataFrame({"c": levels + ["level000"]})
+        test = pd.DataFrame({"c": ["level000", "level002", "new"]})
+        X, X_test = self.build(train, test, ["c"], {"c": "categorical"})
+        self.assertEqual(list(X.columns), ["c_freq", "c_code"])
+        self.assertEqual(X["c_freq"].iloc[0], 3.0)  # twice in train, once in test
+        self.assertEqual(X["c_code"].iloc[2], 2.0)
+        self.assertEqual(X_test["c_code"].iloc[2], len(levels))  # "new" sorts after them all
+        self.assertEqual(X_test["c_freq"].iloc[2], 1.0)
+
+    def test_columns_constant_over_train_are_dropped(self):
+        train = pd.DataFrame({"k": [1, 1, 1], "e": [None, None, None], "v": [1, 2, 3]})
+        test = pd.DataFrame({"k": [2, 3, 4], "e": [1, 2, 3], "v": [4, 5, 6]})
+        types = {"k": "integer", "e": "float", "v": "integer"}
+        X, X_test = self.build(train, test, ["k", "e", "v"], types)
+        self.assertEqual(list(X.columns), ["v"])
+        self.assertEqual(list(X_test.columns), ["v"])
+
+
+class TargetTests(unittest.TestCase):
+    def test_numeric_labels_are_in_numeric_order(self):
+        target = classification_target([10, 2, 2, 10, 3])
+        self.assertEqual(list(target.classes), [2, 3, 10])
+        self.assertEqual(target.position, {2: 0, 3: 1, 10: 2})
+        self.assertFalse(target.log_target)
+
+    def test_mixed_labels_are_in_text_order(self):
+        target = classification_target([10, "b", 2, "b"])
+        self.assertEqual([str(c) for c in target.classes], ["10", "2", "b"])
+
+    def test_rmsle_fits_the_log_of_a_non_negative_target(self):
+        target = bt.fitting_target(pd.Series([0, 1, 9, 99]), "regression", "rmsle")
+        self.assertTrue(target.log_target)
+        self.assertIsNone(target.classes)
+        np.testing.assert_allclose(target.y_fit, np.log1p([0, 1, 9, 99]))
+
+    def test_rmsle_with_a_negative_value_fits_the_values(self):
+        target = bt.fitting_target(pd.Series([-1, 1, 9, 99]), "regression", "rmsle")
+        self.assertFalse(target.log_target)
+        np.testing.assert_array_equal(target.y_fit, [-1.0, 1.0, 9.0, 99.0])
+
+    def test_rmse_fits_the_values_as_numbers(self):
+        target = bt.fitting_target(pd.Series(["1.5", "2", "x"]), "regression", "rmse")
+        self.assertFalse(target.log_target)
+        np.testing.assert_array_equal(target.y_fit, [1.5, 2.0, np.nan])
+
+
+class FoldTests(unittest.TestCase):
+    def test_fold_count_shrinks_for_large_data(self):
+        self.assertEqual(bt.fold_count(30_000), 5)
+        self.assertEqual(bt.fold_count(30_001), 3)
+
+    def test_regression_folds_validate_every_row_once(self):
+        target = bt.fitting_target(pd.Series(np.arange(23.0)), "regression", "rmse")
+        folds = bt.make_folds(target, 5)
+        self.assertEqual(len(folds.splits), 5)
+        validated = np.concatenate([val for _, val in folds.splits])
+        self.assertEqual(sorted(validated), list(range(23)))
+        self.assertTrue(folds.seen.all())
+        self.assertIsNone(folds.truth_index)
+
+    def test_a_class_seen_once_is_never_validated(self):
+        labels = ["a"] * 10 + ["b"] * 10 + ["c"]
+        target = classification_target(labels)
+        folds = bt.make_folds(target, 5)
+        lonely = labels.index("c")
+        for fit_rows, val_rows in folds.splits:
+            self.assertIn(lonely, fit_rows)
+            self.assertNotIn(lonely, val_rows)
+            self.assertEqual(len(set(fit_rows) & set(val_rows)), 0)
+        self.assertFalse(folds.seen[lonely])
+        self.assertEqual(folds.seen.sum(), 20)
+        np.testing.assert_array_equal(folds.truth_index, [0] * 10 + [1] * 10)
+
+    def test_a_class_smaller_than_the_folds_is_spread_over_them(self):
+        labels = ["a"] * 20 + ["b"] * 3
+        folds = bt.make_folds(classification_target(labels), 5)
+        rare = {i for i, label in enumerate(labels) if label == "b"}
+        holding = [len(rare & set(val)) for _, val in folds.splits]
+        self.assertEqual(sorted(holding), [0, 0, 1, 1, 1])
+        for fit_rows, _ in folds.splits:
+            self.assertGreaterEqual(len(rare & set(fit_rows)), 2)
+
+
+class ModelTests(unittest.TestCase):
+    def test_the_loss_follows_the_metric(self):
+        mae = bt.fitting_target(pd.Series([1.0, 2.0]), "regression", "mae")
+        rmse = bt.fitting_target(pd.Series([1.0, 2.0]), "regression", "rmse")
+        self.assertEqual(bt.make_model(mae, 0).loss, "absolute_error")
+        self.assertEqual(bt.make_model(rmse, 0).loss, "squared_error")
+        classifier = bt.make_model(classification_target([0, 1]), 3, max_iter=7)
+        self.assertEqual(
+            (classifier.tol, classifier.max_iter, classifier.random_state), (1e-4, 7, 3)
+        )
+        self.assertTrue(classifier.early_stopping)
+
+    def test_a_model_that_saw_fewer_classes_predicts_zero_for_the_rest(self):
+        target = classification_target(["a", "b", "c", "a", "c"])
+        random = np.random.RandomState(0)
+        data = random.normal(size=(60, 2))
+        labels = np.where(data[:, 0] > 0, "a", "c")  # never "b"
+        model = bt.make_model(target, 0, max_iter=10, early_stopping=False).fit(data, labels)
+        probabilities = bt.predict(model, data[:5], target)
+        self.assertEqual(probabilities.shape, (5, 3))
+        np.testing.assert_array_equal(probabilities[:, 1], 0.0)
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+
+
+class MetricTests(unittest.TestCase):
+    def test_accuracy_is_the_share_of_right_labels(self):
+        target = classification_target(["a", "b", "c", "a"])
+        folds = all_rows_folds(target)
+        predicted = np.eye(3)[[0, 1, 1, 0]]
+        name, value, higher, weights = bt.evaluate(predicted, target, folds)
+        self.assertEqual((name, value, higher), ("accuracy", 0.75, True))
+        np.testing.assert_array_equal(weights, [1.0, 1.0, 1.0])
+
+    def test_roc_auc_matches_scikit_learn(self):
+        random = np.random.RandomState(1)
+        labels = random.choice(["no", "yes"], size=80)
+        target = classification_target(labels, "roc_auc")
+        score = random.rand(80) * 0.6 + (labels == "yes") * 0.3
+        predicted = np.column_stack([1 - score, score])
+        name, value, higher, _ = bt.evaluate(predicted, target, all_rows_folds(target))
+        self.assertEqual((name, higher), ("roc_auc", True))
+        self.assertAlmostEqual(value, roc_auc_score(labels == "yes", score), places=12)
+        self.assertLess(value, 1.0)
+
+    def test_log_loss_matches_scikit_learn_and_clips(self):
+        random = np.random.RandomState(2)
+        labels = random.choice([0, 1], size=50)
+        target = classification_target(labels, "log_loss")
+        positive = np.clip(random.rand(50) * 0.5 + labels * 0.4, 0.01, 0.99)
+        predicted = np.column_stack([1 - positive, positive])
+        name, value, higher, _ = bt.evaluate(predicted, target, all_rows_folds(target))
+        self.assertEqual((name, higher), ("log_loss", False))
+        self.assertAlmostEqual(value, log_loss(labels, positive), places=12)
+        # A certain wrong answer costs -log(1e-15), not infinity.
+        certain = np.eye(2)[1 - labels]
+        _, clipped, _, _ = bt.evaluate(certain, target, all_rows_folds(target))
+        self.assertAlmostEqual(clipped, -np.log(1e-15), places=6)
+
+    def test_macro_f1_matches_scikit_learn(self):
+        random = np.random.RandomState(3)
+        truth = random.randint(0, 4, size=200)
+        predicted = np.where(random.rand(200) < 0.6, truth, random.randint(0, 4, size=200))
+        predicted[predicted == 3] = 2  # class 3 is never predicted, only in the truth
+        expected = f1_score(truth, predicted, average="macro")
+        self.assertAlmostEqual(bt.macro_f1(truth, predicted, 4), expected, places=12)
+        # A class absent from both the truth and the predictions does not count.
+        self.assertAlmostEqual(bt.macro_f1(truth, predicted, 5), expected, places=12)
+
+    def test_macro_f1_adjusts_for_class_priors_when_that_helps(self):
+        # The rare class "r" is never the most probable, but is more probable on its own rows:
+        # dividing by the class shares finds it.
+        labels = ["c"] * 90 + ["r"] * 10
+        target = classification_target(labels, "macro_f1")
+        folds = all_rows_folds(target)
+        rare = np.array(labels) == "r"
+        p_rare = np.where(rare, 0.3, 0.05)
+        predicted = np.column_stack([1 - p_rare, p_rare])
+        plain = bt.macro_f1(folds.truth_index, bt.decide(predicted, np.ones(2)), 2)
+        name, value, higher, weights = bt.evaluate(predicted, target, folds)
+        self.assertEqual((name, higher), ("macro_f1", True))
+        self.assertAlmostEqual(value, 1.0)
+        self.assertLess(plain, 0.5)
+        self.assertGreater(weights[1] / weights[0], 1.0)
+        np.testing.assert_array_equal(
+            bt.decide(predicted, weights), folds.truth_index, "the adjusted argmax is right"
+        )
+
+    def test_macro_f1_keeps_the_plain_argmax_when_it_is_as_good(self):
+        labels = ["c"] * 90 + ["r"] * 10
+        target = classification_target(labels, "macro_f1")
+        folds = all_rows_folds(target)
+        predicted = np.eye(2)[folds.truth_index] * 0.8 + 0.1
+        _, value, _, weights = bt.evaluate(predicted, target, folds)
+        self.assertEqual(value, 1.0)
+        np.testing.assert_array_equal(weights, [1.0, 1.0])
+
+    def regression(self, values, metric):
+        target = bt.fitting_target(pd.Series(values), "regression", metric)
+        return target, all_rows_folds(target)
+
+    def test_rmse(self):
+        target, folds = self.regression([1.0, 2.0, 3.0, 4.0], "rmse")
+        name, value, higher, weights = bt.evaluate(np.array([1.0, 2.0, 3.0, 6.0]), target, folds)
+        self.assertEqual((name, value, higher, weights), ("rmse", 1.0, False, None))
+
+    def test_mae(self):
+        target, folds = self.regression([1.0, 2.0, 3.0, 4.0], "mae")
+        name, value, higher, _ = bt.evaluate(np.array([0.0, 2.0, 3.0, 7.0]), target, folds)
+        self.assertEqual((name, value, higher), ("mae", 1.0, False))
+
+    def test_rmsle_of_a_log_target_is_the_rmse_in_log_space(self):
+        target, folds = self.regression([0.0, 1.0, 9.0], "rmsle")
+        predicted = np.log1p([1.0, 1.0, 9.0])  # the models predict log1p values
+        name, value, higher, _ = bt.evaluate(predicted, target, folds)
+        self.assertEqual((name, higher), ("rmsle", False))
+        self.assertAlmostEqual(value, np.sqrt(np.log1p(1.0) ** 2 / 3), places=12)
+
+    def test_rmsle_of_values_clips_negative_predictions_and_truths(self):
+        target, folds = self.regression([-3.0, 1.0, 9.0], "rmsle")
+        self.assertFalse(target.log_target)
+        name, value, _, _ = bt.evaluate(np.array([0.0, -5.0, 9.0]), target, folds)
+        self.assertEqual(name, "rmsle")
+        self.assertAlmostEqual(value, np.sqrt(np.log1p(1.0) ** 2 / 3), places=12)
+
+
+class BlendTests(unittest.TestCase):
+    def test_the_grid_covers_every_quarter_split_first_candidate_first(self):
+        grid = list(bt.blend_grid(3))
+        self.assertEqual(len(grid), 15)
+        self.assertEqual(len(set(grid)), 15)
+        self.assertEqual(grid[0], (1.0, 0.0, 0.0))
+        self.assertEqual(grid[-1], (0.0, 0.0, 1.0))
+        for weights in grid:
+            self.assertAlmostEqual(sum(weights), 1.0)
+            self.assertTrue(all(w * 4 == int(w * 4) for w in weights))
+        self.assertEqual(list(bt.blend_grid(1)), [(1.0,)])
+
+    def test_the_best_blend_wins_respecting_the_metric_direction(self):
+        target = bt.fitting_target(pd.Series([0.0, 4.0, 0.0, 4.0]), "regression", "rmse")
+        folds = all_rows_folds(target)
+        test = np.zeros(2)
+        candidates = {
+            "low": (np.array([-1.0, 3.0, -1.0, 3.0]), test),
+            "high": (np.array([1.0, 5.0, 1.0, 5.0]), test + 1),
+            "bad": (np.array([9.0, 9.0, 9.0, 9.0]), test + 9),
+        }
+        blend = bt.choose_blend(candidates, target, folds)
+        self.assertEqual(blend.mix, {"low": 0.5, "high": 0.5})
+        self.assertEqual((blend.metric, blend.value), ("rmse", 0.0))
+        self.assertIsNone(blend.class_weights)
+        np.testing.assert_array_equal(bt.blended_test_prediction(candidates, blend), [0.5, 0.5])
+
+    def test_ties_go_to_the_first_candidate(self):
+        target = classification_target(["a", "b", "a"])
+        folds = all_rows_folds(target)
+        perfect = np.eye(2)[[0, 1, 0]]
+        candidates = {"first": (perfect, None), "second": (perfect.copy(), None)}
+        blend = bt.choose_blend(candidates, target, folds)
+        self.assertEqual(blend.mix, {"first": 1.0})
+        self.assertEqual((blend.metric, blend.value), ("accuracy", 1.0))
+
+
+class CandidateTests(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        train, test, types, _ = tabular(160, 4, "binary")
+        names = list(types)
+        cls.both = pd.concat([train[names], test[names]], ignore_index=True)
+        cls.names = names
+        cls.X, cls.X_test = bt.feature_matrices(train, test, cls.both, names, types)
+        cls.target = bt.fitting_target(train["target"], "binary", "accuracy")
+        cls.folds = bt.make_folds(cls.target, 5)
+
+    def check_predictions(self, oof, test):
+        self.assertEqual(oof.shape, (len(self.X), 2))
+        self.assertEqual(test.shape, (len(self.X_test), 2))
+        np.testing.assert_allclose(oof.sum(axis=1), 1.0)
+        np.testing.assert_allclose(test.sum(axis=1), 1.0)
+        _, accuracy, _, _ = bt.evaluate(oof[self.folds.seen], self.target, self.folds)
+        self.assertGreater(accuracy, 0.7)
+
+    def test_each_candidate_predicts_out_of_fold_and_on_test(self):
+        self.check_predictions(*bt.tuned_candidate(self.X, self.X_test, self.target, self.folds))
+        self.check_predictions(*bt.plain_candidate(self.both, self.names, self.target, self.folds))
+        self.check_predictions(*bt.linear_candidate(self.X, self.X_test, self.target, self.folds))
+
+    def linear(self, max_work):
+        return bt.linear_candidate(self.X, self.X_test, self.target, self.folds, max_work)
+
+    def test_the_linear_candidate_is_left_out_above_its_size_bound(self):
+        # Its columns: x1's missing indicator and value, x2, the four colours one-hot, flag,
+        # day's year, month, day, weekday and ordinal, note's two counts; times two classes.
+        work = len(self.X) * 15 * 2
+        self.linear(work)  # at the bound it runs
+        with self.assertRaisesRegex(ValueError, "too large for the time budget"):
+            self.linear(work - 1)
+        builders = (
+            ("tuned", lambda: bt.tuned_candidate(self.X, self.X_test, self.target, self.folds)),
+            ("linear", lambda: self.linear(work - 1)),
+        )
+        candidates, printed = quietly(bt.build_candidates, builders, self.target, self.folds)
+        self.assertEqual(list(candidates), ["tuned"])
+        self.assertIn("candidate linear left out: ValueError('too large", printed)
+        self.assertIn("out-of-fold tuned: accuracy ", printed)
+
+    def test_a_failing_extra_candidate_is_left_out(self):
+        def broken():
+            raise RuntimeError("no luck")
+
+        oof = np.zeros((len(self.X), 2))
+        oof[self.folds.seen] = np.eye(2)[self.folds.truth_index]
+        builders = (("tuned", lambda: (oof, None)), ("plain", broken), ("linear", lambda: (oof, 1)))
+        candidates, printed = quietly(bt.build_candidates, builders, self.target, self.folds)
+        self.assertEqual(list(candidates), ["tuned", "linear"])
+        self.assertIn("candidate plain left out: RuntimeError('no luck')", printed)
+        self.assertIn("out-of-fold linear: accuracy 1.00000", printed)
+
+    def test_a_failing_tuned_candidate_fails_the_pipeline(self):
+        def broken():
+            raise RuntimeError("no luck")
+
+        builders = (("tuned", broken), ("plain", lambda: None))
+        with self.assertRaisesRegex(RuntimeError, "no luck"):
+            quietly(bt.build_candidates, builders, self.target, self.folds)
+
+
+class SubmissionTests(unittest.TestCase):
+    def setUp(self):
+        self.test = pd.DataFrame({"key": [7, 8, 9]})
+        self.sample = pd.DataFrame({"key": [9, 7, 8], "y": [0, 0, 0]})
+
+    def config(self, prediction, targets=("y",)):
+        return {"id_column": "key", "target_columns": list(targets), "prediction": prediction}
+
+    def frame(self, prediction, blend, target, config, sample=None):
+        sample = self.sample if sample is None else sample
+        return bt.submission_frame(prediction, blend, target, config, self.test, sample)
+
+    def test_values_come_back_from_log_space_non_negative(self):
+        target = bt.fitting_target(pd.Series([0.0, 1.0]), "regression", "rmsle")
+        blend = bt.Blend({"tuned": 1.0}, "rmsle", 0.0, None)
+        prediction = np.log1p([1.0, 3.0, -0.5])
+        frame = self.frame(prediction, blend, target, self.config("value"))
+        self.assertEqual(list(frame.columns), ["key", "y"])
+        self.assertEqual(list(frame["key"]), [9, 7, 8])
+        np.testing.assert_allclose(frame["y"], [0.0, 1.0, 3.0])
+
+    def test_rmsle_values_are_clipped_at_zero(self):
+        target = bt.fitting_target(pd.Series([-1.0, 1.0]), "regression", "rmsle")
+        blend = bt.Blend({"tuned": 1.0}, "rmsle", 0.0, None)
+        frame = self.frame(np.array([-2.0, 3.0, 5.0]), blend, target, self.config("value"))
+        np.testing.assert_allclose(frame["y"], [5.0, 0.0, 3.0])
+
+    def test_rmse_values_are_written_as_they_are(self):
+        target = bt.fitting_target(pd.Series([-1.0, 1.0]), "regression", "rmse")
+        blend = bt.Blend({"tuned": 1.0}, "rmse", 0.0, None)
+        frame = self.frame(np.array([-2.0, 3.0, 5.0]), blend, target, self.config("value"))
+        np.testing.assert_allclose(frame["y"], [5.0, -2.0, 3.0])
+
+    def test_a_binary_probability_is_the_positive_class(self):
+        target = classification_target(["no", "yes"], "roc_auc")
+        blend = bt.Blend({"tuned": 1.0}, "roc_auc", 0.5, np.ones(2))
+        prediction = np.array([[0.9, 0.1], [0.2, 0.8], [-0.1, 1.1]])
+        frame = self.frame(prediction, blend, target, self.config("probability"))
+        np.testing.assert_allclose(frame["y"], [1.0, 0.1, 0.8])
+
+    def test_class_probabilities_go_to_the_columns_named_like_the_classes(self):
+        target = classification_target([1, 2, 3], "log_loss")
+        blend = bt.Blend({"tuned": 1.0}, "log_loss", 0.5, np.ones(3))
+        prediction = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]])
+        config = self.config("probability", targets=("3", "1", "4"))
+        sample = pd.DataFrame({"key": [9, 7, 8], "3": 0, "1": 0, "4": 0})
+        frame = self.frame(prediction, blend, target, config, sample)
+        self.assertEqual(list(frame.columns), ["key", "3", "1", "4"])
+        np.testing.assert_allclose(frame["3"], [0.6, 0.1, 0.1])
+        np.testing.assert_allclose(frame["1"], [0.2, 0.7, 0.1])
+        np.testing.assert_allclose(frame["4"], [0.0, 0.0, 0.0])
+
+    def test_labels_follow_the_chosen_class_weights(self):
+        target = classification_target(["c", "r"], "macro_f1")
+        prediction = np.array([[0.7, 0.3], [0.9, 0.1], [0.6, 0.4]])
+        plain = bt.Blend({"tuned": 1.0}, "macro_f1", 0.5, np.ones(2))
+        adjusted = bt.Blend({"tuned": 1.0}, "macro_f1", 0.5, np.array([1.0, 3.0]))
+        self.assertEqual(
+            list(self.frame(prediction, plain, target, self.config("label"))["y"]), ["c", "c", "c"]
+        )
+        self.assertEqual(
+            list(self.frame(prediction, adjusted, target, self.config("label"))["y"]),
+            ["r", "r", "c"],
+        )
+
+    def test_a_sample_id_without_a_prediction_stops_the_pipeline(self):
+        target = classification_target(["a", "b"])
+        blend = bt.Blend({"tuned": 1.0}, "accuracy", 0.5, np.ones(2))
+        sample = pd.DataFrame({"key": [7, 8, 10], "y": 0})
+        with self.assertRaisesRegex(SystemExit, "1 sample ids have no prediction: is key"):
+            self.frame(np.eye(2)[[0, 1, 0]], blend, target, self.config("label"), sample)
+
+
+class PipelineTests(unittest.TestCase):
+    """`main` end to end on every task, prediction kind and metric path."""
+
+    def check(self, printed, metric, folds=5):
+        name, value = printed_validation(printed)
+        self.assertEqual(name, metric)
+        self.assertIn(f" over {folds} hold-outs (", printed)
+        for label in ("tuned", "plain", "linear"):
+            self.assertIn(f"out-of-fold {label}: {metric} ", printed)
+        self.assertTrue(printed.rstrip().endswith("rows"), printed)
+        return value
+
+    def test_binary_probabilities_by_roc_auc(self):
+        submission, printed, answers = run_main("binary", "roc_auc", "probability")
+        value = self.check(printed, "roc_auc")
+        self.assertGreater(value, 0.85)
+        self.assertEqual(list(submission["id"]), list(answers["id"][::-1]))
+        self.assertTrue(submission["target"].between(0, 1).all())
+        truth = answers.set_index("id").loc[submission["id"], "target"] == "yes"
+        self.assertGreater(roc_auc_score(truth, submission["target"]), 0.85)
+
+    def test_binary_probabilities_by_log_loss(self):
+        submission, printed, answers = run_main("binary", "log_loss", "probability", seed=1)
+        value = self.check(printed, "log_loss")
+        self.assertLess(value, 0.5)
+        truth = answers.set_index("id").loc[submission["id"], "target"] == "yes"
+        self.assertLess(log_loss(truth, submission["target"].clip(1e-15, 1 - 1e-15)), 0.5)
+
+    def test_multiclass_labels_by_accuracy(self):
+        submission, printed, answers = run_main("multiclass", "accuracy", "label", seed=2)
+        self.assertGreater(self.check(printed, "accuracy"), 0.5)
+        self.assertLessEqual(set(submission["target"]), {"Fair", "Good", "Ideal", "Premium"})
+        truth = answers.set_index("id").loc[submission["id"], "target"].to_numpy()
+        self.assertGreater(np.mean(truth == submission["target"].to_numpy()), 0.5)
+
+    def test_multiclass_labels_by_macro_f1(self):
+        submission, printed, answers = run_main("multiclass", "macro_f1", "label", seed=3)
+        self.assertGreater(self.check(printed, "macro_f1"), 0.4)
+        truth = answers.set_index("id").loc[submission["id"], "target"]
+        self.assertGreater(f1_score(truth, submission["target"], average="macro"), 0.4)
+
+    def test_regression_by_rmse(self):
+        submission, printed, answers = run_main("regression", "rmse", "value", seed=4)
+        spread = answers["target"].std()
+        self.assertLess(self.check(printed, "rmse"), spread)
+        truth = answers.set_index("id").loc[submission["id"], "target"].to_numpy()
+        self.assertLess(np.sqrt(np.mean((submission["target"] - truth) ** 2)), spread)
+
+    def test_regression_by_rmsle_fits_the_log(self):
+        submission, printed, answers = run_main("regression", "rmsle", "value", seed=5)
+        self.assertLess(self.check(printed, "rmsle"), 0.5)
+        self.assertTrue((submission["target"] >= 0).all())
+        truth = answers.set_index("id").loc[submission["id"], "target"].to_numpy()
+        error = np.log1p(submission["target"].to_numpy()) - np.log1p(truth)
+        self.assertLess(np.sqrt(np.mean(error**2)), 0.5)
+
+    def test_regression_by_mae(self):
+        submission, printed, answers = run_main("regression", "mae", "value", seed=6)
+        spread = (answers["target"] - answers["target"].median()).abs().mean()
+        self.assertLess(self.check(printed, "mae"), spread)
+        truth = answers.set_index("id").loc[submission["id"], "target"].to_numpy()
+        self.assertLess(np.mean(np.abs(submission["target"] - truth)), spread)
+
+
+if __name__ == "__main__":
+    # The guest harness runs this file in a namespace of its own, not as sys.modules["__main__"]
+    # (where unittest.main looks), so the suite is built from this namespace's test cases.
+    cases = [
+        value
+        for value in list(globals().values())
+        if isinstance(value, type) and issubclass(value, unittest.TestCase)
+    ]
+    loader = unittest.defaultTestLoader
+    suite = unittest.TestSuite(loader.loadTestsFromTestCase(case) for case in cases)
+    result = unittest.TextTestRunner(verbosity=2).run(suite)
+    sys.exit(0 if result.wasSuccessful() else 1)
