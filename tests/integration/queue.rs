@@ -76,6 +76,7 @@ pub fn job(n: usize) -> NewJob {
     NewJob {
         source: format!("https://www.kaggle.com/competitions/test-{n}"),
         policy: "small".into(),
+        overrides: Default::default(),
     }
 }
 
