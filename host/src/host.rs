@@ -18,8 +18,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use ks_policies::PolicyDir;
+use ks_policies::{LimitOverrides, PolicyDir};
 use tokio_util::sync::CancellationToken;
 
 pub use crate::api::SubmitError;
@@ -33,6 +34,7 @@ use crate::queue::{CancelOutcome, DynQueue, JobId, JobRecord, MemoryQueue, Queue
 use crate::sandbox::SandboxError;
 use crate::sandbox::wasm::{SetupEvent, WasmSandbox};
 use crate::storage::{DynStore, LocalStore};
+use crate::sweep::{DEFAULT_JOB_TTL, Sweeper};
 use crate::worker::{Worker, WorkerConfig, WorkerParts};
 
 /// Why a [`Host`] could not be built.
@@ -72,6 +74,8 @@ pub struct HostBuilder {
     worker_config: Option<WorkerConfig>,
     token: Option<ApiToken>,
     setup_progress: Option<SetupProgress>,
+    allowed_policies: Option<Vec<String>>,
+    job_ttl: Option<Duration>,
 }
 
 /// Where the sandbox's set-up steps are reported (the first use on a machine takes minutes).
@@ -161,6 +165,20 @@ impl HostBuilder {
         self
     }
 
+    /// The presets requests may pick (default: [`api::DEFAULT_API_POLICIES`], `default` and
+    /// `small`); a request naming no policy gets the first. See [`Submitter::allow_policies`].
+    pub fn allowed_policies<S: AsRef<str>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.allowed_policies = Some(names.into_iter().map(|n| n.as_ref().to_owned()).collect());
+        self
+    }
+
+    /// How long finished jobs (their records, submissions and logs) are kept before the
+    /// workers' sweeper deletes them (default [`DEFAULT_JOB_TTL`], a week).
+    pub fn job_ttl(mut self, ttl: Duration) -> Self {
+        self.job_ttl = Some(ttl);
+        self
+    }
+
     /// Reports the default sandbox's set-up steps (installing and compiling the runtime,
     /// building the pre-warmed image) to `progress` (default: the log).
     pub fn setup_progress(
@@ -233,10 +251,19 @@ impl HostBuilder {
             )?)),
         };
         let metrics = Arc::new(Metrics::default());
-        let submitter = Submitter::new(
+        let mut submitter = Submitter::new(
             queue.clone(),
             policies.clone(),
             fetcher.config().local_policy.clone(),
+        );
+        if let Some(names) = self.allowed_policies {
+            submitter = submitter.allow_policies(names);
+        }
+        let sweeper = Sweeper::new(
+            queue.clone(),
+            store.clone(),
+            logs.clone(),
+            self.job_ttl.unwrap_or(DEFAULT_JOB_TTL),
         );
         let api = Arc::new(ApiState {
             submitter,
@@ -268,7 +295,11 @@ impl HostBuilder {
             };
             Some(Worker::new(parts, config))
         };
-        Ok(Host { api, worker })
+        Ok(Host {
+            api,
+            worker,
+            sweeper,
+        })
     }
 }
 
@@ -313,6 +344,7 @@ async fn default_sandboxes(progress: Option<SetupProgress>) -> Result<Sandboxes,
 pub struct Host {
     api: Arc<ApiState>,
     worker: Option<Worker>,
+    sweeper: Sweeper,
 }
 
 impl Host {
@@ -326,7 +358,25 @@ impl Host {
     /// # Errors
     /// See [`SubmitError`]: a bad source or policy enqueues nothing.
     pub async fn submit(&self, source: &str, policy: Option<&str>) -> Result<JobId, SubmitError> {
-        let record = self.api.submitter.submit(source, policy).await?;
+        self.submit_with(source, policy, LimitOverrides::default())
+            .await
+    }
+
+    /// [`Host::submit`] with caps lowered for this job, as `/run?memory=..` does.
+    ///
+    /// # Errors
+    /// See [`SubmitError`]: a raised cap enqueues nothing.
+    pub async fn submit_with(
+        &self,
+        source: &str,
+        policy: Option<&str>,
+        overrides: LimitOverrides,
+    ) -> Result<JobId, SubmitError> {
+        let record = self
+            .api
+            .submitter
+            .submit_with(source, policy, overrides)
+            .await?;
         self.api.metrics.submitted();
         Ok(record.id)
     }
@@ -372,13 +422,30 @@ impl Host {
         self.worker.as_ref()
     }
 
-    /// Runs the workers until `shutdown` is cancelled, then drains them; ends at once when
-    /// the host has none.
+    /// Deletes the jobs that finished longer ago than [`HostBuilder::job_ttl`], with their
+    /// submissions and logs, now; returns how many. The workers do this on their own
+    /// ([`Host::run_workers`]); this is for a host without workers, or a test.
+    ///
+    /// # Errors
+    /// When the queue fails.
+    pub async fn sweep_expired(&self) -> Result<u64, QueueError> {
+        self.sweeper.sweep().await
+    }
+
+    /// Runs the workers, and the sweeper that expires finished jobs, until `shutdown` is
+    /// cancelled, then drains them; ends at once when the host has no workers (jobs finish
+    /// only on workers, so a host without them has nothing to expire).
     pub fn run_workers(&self, shutdown: CancellationToken) -> impl Future<Output = ()> + use<> {
         let worker = self.worker.clone();
+        let sweeper = self.sweeper.clone();
         async move {
             if let Some(worker) = worker {
+                let sweeping = tokio::spawn(sweeper.run(shutdown.clone()));
                 worker.run(shutdown).await;
+                // The sweeper stops at the same signal; a sweep under way is left to finish.
+                if let Err(error) = sweeping.await {
+                    tracing::warn!(%error, "the sweeper ended abnormally");
+                }
             }
         }
     }

@@ -14,6 +14,7 @@
 //! - [`logs`]: each job's attempts and timeline; workers write them, the API reads them.
 //! - [`api`]: the REST API (an axum router over the queue, the store and the logs).
 //! - [`worker`]: the workers that take jobs from the queue and run the pipeline on them.
+//! - [`sweep`]: expiry of finished jobs with their submissions and logs, which workers run.
 //! - [`host`]: the library API, [`host::Host::builder`], that assembles all of it; the only
 //!   module that sees both the API and the workers.
 //! - [`cli`]: the command line, over [`host`] and the parts.
@@ -30,6 +31,7 @@ pub mod pipeline;
 pub mod queue;
 pub mod sandbox;
 pub mod storage;
+pub mod sweep;
 pub mod text;
 pub mod worker;
 

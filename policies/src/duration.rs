@@ -32,8 +32,13 @@ impl Visitor<'_> for DurationVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-        humantime::parse_duration(v).map_err(|e| E::custom(explain(v, &e)))
+        parse(v).map_err(E::custom)
     }
+}
+
+/// Parses a humantime string, explaining a failure the way policy files are told.
+pub(crate) fn parse(v: &str) -> Result<Duration, String> {
+    humantime::parse_duration(v).map_err(|e| explain(v, &e))
 }
 
 /// humantime's message, with byte offsets replaced by the text they point at.

@@ -3,7 +3,7 @@
 //! A policy says how long, how large and how often generated code may run, and on which sandbox
 //! backends. This crate exists so that every entry point (CLI, REST API, workers) reads policies
 //! the same way: one schema ([`Policy`]), one set of bounds ([`Policy::validate`]), one lookup of
-//! named presets ([`PolicyDir`]), and one rule for request overrides ([`Limits::lowered_by`]).
+//! named presets ([`PolicyDir`]), and one rule for request overrides ([`Policy::lowered_by`]).
 //!
 //! `default.toml` (next to this crate's `Cargo.toml`) is embedded as [`DEFAULT_POLICY_TOML`] and
 //! documents every key.

@@ -2,7 +2,9 @@
 //! in-memory queue: the bad-input table (each answer's status and `{error, detail}`, and that
 //! nothing was enqueued), accepted submissions and the `StatusResponse` shape, auth on and
 //! off, `/healthz`, `/metrics`, `/openapi.json`, cancel of a pending job, and a completed
-//! job's submission and logs (driven by hand through the queue, without a worker).
+//! job's submission and logs (driven by hand through the queue, without a worker). The abuse
+//! controls (cross-site refusal, the queue cap, the policy allow-list, lowered caps, expiry) are
+//! in `api/abuse.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use kaggle_solver::host::Host;
+use kaggle_solver::host::{Host, HostBuilder};
 use kaggle_solver::logs::{FileLogs, JobLogs, LogEvent};
 use kaggle_solver::pipeline::fetch::{FetchConfig, Fetcher, LocalPolicy};
 use kaggle_solver::policies::PolicyDir;
@@ -21,12 +23,14 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tower::ServiceExt;
 
+mod abuse;
 mod bad_input;
 
 pub(crate) const PENGUINS: &str = "https://www.kaggle.com/competitions/penguins";
 
-/// A host over an in-memory queue with no workers, a policy folder holding `quick`, and local
-/// folders allowed under `<tmp>/competitions` only.
+/// A host over an in-memory queue with no workers, a policy folder holding `quick` (which,
+/// with `default`, requests may pick), and local folders allowed under `<tmp>/competitions`
+/// only.
 pub(crate) struct Api {
     pub(crate) host: Host,
     pub(crate) dir: TempDir,
@@ -34,6 +38,18 @@ pub(crate) struct Api {
 
 impl Api {
     pub(crate) async fn new(token: Option<&str>) -> Result<Self> {
+        Self::with(token, |builder| {
+            builder.allowed_policies(["default", "quick"])
+        })
+        .await
+    }
+
+    /// [`Api::new`] with `adjust` applied to the host's builder (which offers the default
+    /// allow-list until `adjust` says otherwise).
+    pub(crate) async fn with(
+        token: Option<&str>,
+        adjust: impl FnOnce(HostBuilder) -> HostBuilder,
+    ) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let root = dir.path().join("competitions");
         std::fs::create_dir_all(root.join("penguins"))?;
@@ -46,13 +62,12 @@ impl Api {
         let mut config = FetchConfig::new(dir.path().join("cache"));
         config.competitions_dir = Some(root.clone());
         config.local_policy = LocalPolicy::UnderRoot(root);
-        let host = Host::builder()
+        let builder = Host::builder()
             .policies(PolicyDir::new(dir.path().join("policies")))
             .fetcher(Arc::new(Fetcher::new(config)))
             .data_dir(dir.path().join("data"))
-            .api_token(token)
-            .build()
-            .await?;
+            .api_token(token);
+        let host = adjust(builder).build().await?;
         Ok(Self { host, dir })
     }
 
@@ -78,6 +93,29 @@ impl Api {
         let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), 1 << 22).await?;
         Ok((status, body.to_vec()))
+    }
+
+    /// A request with `headers`: the status, the headers and the body as JSON.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(StatusCode, header::HeaderMap, Value)> {
+        let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = self
+            .host
+            .router()
+            .oneshot(request.body(Body::empty())?)
+            .await?;
+        let (status, headers) = (response.status(), response.headers().clone());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 22).await?;
+        let json = serde_json::from_slice(&body)
+            .with_context(|| format!("{uri}: not JSON: {}", String::from_utf8_lossy(&body)))?;
+        Ok((status, headers, json))
     }
 
     pub(crate) async fn json(&self, method: Method, uri: &str) -> Result<(StatusCode, Value)> {

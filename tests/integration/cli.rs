@@ -1,5 +1,8 @@
 //! The `kaggle-solver` binary as a user runs it: `sandbox run`'s JSON and exit codes, and that
-//! nothing of the host's environment reaches the guest.
+//! nothing of the host's environment reaches the guest. The service's commands (`serve`'s
+//! refusal to listen publicly without a token, `dead`) are in `cli/service.rs`.
+
+mod service;
 
 use std::process::{Command, Output};
 

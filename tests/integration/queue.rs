@@ -1,9 +1,11 @@
 //! The queue conformance suite: one set of tests, each run against both implementations (the
 //! in-memory queue and the Redis queue on a real `redis-server` of its own), so that the two
-//! keep the same semantics. Redis-only properties (durability across a SIGKILL of Redis,
+//! keep the same semantics. Bounds (the cap on waiting jobs, expiry, the dead list) are in
+//! `queue/bounds.rs`. Redis-only properties (durability across a SIGKILL of Redis,
 //! errors when it is unreachable, key prefixes) are in `queue/redis_only.rs`.
 
 mod basic;
+mod bounds;
 mod leases;
 mod redis_only;
 
@@ -18,28 +20,25 @@ use crate::redis_server::RedisServer;
 
 /// The infrastructure-retry cap of every queue under test.
 const MAX_INFRA_RETRIES: u32 = 2;
+/// The cap on waiting jobs of every queue under test (above the 200 of the concurrency tests).
+pub const MAX_QUEUED: u64 = 300;
+/// The dead list's length of every queue under test.
+pub const MAX_DEAD: u64 = 2;
 
 /// A queue under test, with what it needs kept alive.
 #[derive(Debug)]
 pub struct Subject {
     /// The queue, as the service sees it.
     pub queue: DynQueue,
-    backend: Backend,
-}
-
-#[derive(Debug)]
-enum Backend {
-    Memory(Arc<MemoryQueue>),
-    /// The server is kept alive until the test ends.
-    Redis {
-        queue: Arc<RedisQueue>,
-        _server: RedisServer,
-    },
+    /// The Redis queue's server, kept alive until the test ends.
+    _server: Option<RedisServer>,
 }
 
 fn config() -> QueueConfig {
     QueueConfig {
         max_infra_retries: MAX_INFRA_RETRIES,
+        max_queued: MAX_QUEUED,
+        max_dead: MAX_DEAD,
         ..QueueConfig::with_prefix("kst:")
     }
 }
@@ -47,36 +46,28 @@ fn config() -> QueueConfig {
 impl Subject {
     /// A fresh in-memory queue.
     pub async fn memory() -> Self {
-        let queue = Arc::new(MemoryQueue::new(config()));
         Self {
-            queue: queue.clone(),
-            backend: Backend::Memory(queue),
+            queue: Arc::new(MemoryQueue::new(config())),
+            _server: None,
         }
     }
 
     /// A Redis queue on a fresh `redis-server`.
     pub async fn redis() -> Self {
         let server = RedisServer::start();
-        let queue = Arc::new(
-            RedisQueue::connect(&server.url(), config())
-                .await
-                .expect("the queue connects to the test's redis-server"),
-        );
+        let queue = RedisQueue::connect(&server.url(), config())
+            .await
+            .expect("the queue connects to the test's redis-server");
         Self {
-            queue: queue.clone(),
-            backend: Backend::Redis {
-                queue,
-                _server: server,
-            },
+            queue: Arc::new(queue),
+            _server: Some(server),
         }
     }
 
-    /// The dead list.
+    /// The ids on the dead list, newest first.
     pub async fn dead(&self) -> anyhow::Result<Vec<JobId>> {
-        Ok(match &self.backend {
-            Backend::Memory(queue) => queue.dead_letters(),
-            Backend::Redis { queue, .. } => queue.dead_letters().await?,
-        })
+        let dead = self.queue.dead_letters().await?;
+        Ok(dead.into_iter().map(|record| record.id).collect())
     }
 }
 
@@ -85,6 +76,7 @@ pub fn job(n: usize) -> NewJob {
     NewJob {
         source: format!("https://www.kaggle.com/competitions/test-{n}"),
         policy: "small".into(),
+        overrides: Default::default(),
     }
 }
 
@@ -144,4 +136,7 @@ conformance! {
     leases::expired_cancelled_job_is_not_requeued,
     leases::concurrent_enqueues,
     leases::concurrent_claims_each_job_once,
+    bounds::enqueue_past_the_cap_is_refused,
+    bounds::finished_jobs_expire_after_the_ttl,
+    bounds::the_dead_list_keeps_the_newest_and_requeues,
 }

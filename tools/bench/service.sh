@@ -73,8 +73,11 @@ start redis-server --port "$REDIS_PORT" --save '' --appendonly no --daemonize no
 for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 # Ours: API only (--workers 0), so submitted jobs stay queued. The env is shared with part (d).
+# Nothing drains the line during the submit runs (wrk alone queues some 250k jobs in 10 s), so
+# the cap on waiting jobs (KS_MAX_QUEUED, default 10,000) is raised past what they submit.
 export KS_COMPETITIONS_DIR=$ROOT/examples/competitions KS_POLICY_DIR=$ROOT/policies \
-       KS_DATA_DIR=$TMP/data KS_GENERATOR=baseline KS_REDIS_URL=$REDIS_URL
+       KS_DATA_DIR=$TMP/data KS_GENERATOR=baseline KS_REDIS_URL=$REDIS_URL \
+       KS_MAX_QUEUED=100000000
 start "$BIN" serve --bind "127.0.0.1:$OURS_PORT" --workers 0 >"$TMP/serve.log" 2>&1
 # The peer: 2 uvicorn workers, access log off (ours logs no request lines either).
 export PEER_REDIS_URL=$REDIS_URL

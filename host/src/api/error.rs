@@ -2,16 +2,22 @@
 //!
 //! A client error (4xx) says exactly what is wrong and what to do; a server error (5xx) is
 //! logged with its cause and answered with a generic message, so internals (paths, Redis
-//! replies) never reach clients. Every error body is `{"error": code, "detail": text}`.
+//! replies) never reach clients. Every error body is `{"error": code, "detail": text}`. A full
+//! queue is the one answer that tells the client when to come back (`429` with `Retry-After`).
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ks_policies::PolicyError;
 
+use super::SubmitError;
 use super::types::ErrorBody;
 use crate::pipeline::fetch::SourceError;
 use crate::queue::QueueError;
+
+/// The seconds a client is told to wait when the queue is full: long enough for workers to
+/// take some jobs off the line (most run for tens of seconds), short enough not to idle them.
+pub const QUEUE_FULL_RETRY_AFTER_SECS: u64 = 30;
 
 /// Why a request was not served.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +64,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Client { status, .. } => *status,
+            Self::Queue(QueueError::Full { .. }) => StatusCode::TOO_MANY_REQUESTS,
             Self::Queue(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Queue(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -89,11 +96,38 @@ impl From<PolicyError> for ApiError {
     }
 }
 
+impl From<SubmitError> for ApiError {
+    fn from(error: SubmitError) -> Self {
+        match error {
+            SubmitError::Source(e) => e.into(),
+            SubmitError::Policy(e) => e.into(),
+            SubmitError::NotAllowed { .. } => {
+                Self::bad_request("policy_not_allowed", error.to_string())
+            }
+            SubmitError::Overrides(e @ PolicyError::RaisesCap { .. }) => {
+                Self::bad_request("raises_cap", e.to_string())
+            }
+            SubmitError::Overrides(e) => Self::bad_request("invalid_limit", e.to_string()),
+            SubmitError::Queue(e) => e.into(),
+            SubmitError::Internal(e) => Self::Internal(e),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let mut retry_after = None;
         let (code, detail) = match self {
             Self::Client { code, detail, .. } => (code, detail),
+            Self::Queue(error @ QueueError::Full { .. }) => {
+                retry_after = Some(QUEUE_FULL_RETRY_AFTER_SECS);
+                let detail = format!(
+                    "{error} (this server's KS_MAX_QUEUED); nothing was enqueued: submit again \
+                     after the Retry-After header's {QUEUE_FULL_RETRY_AFTER_SECS} seconds"
+                );
+                ("queue_full", detail)
+            }
             Self::Queue(error) if error.is_retryable() => {
                 tracing::error!(%error, "queue unavailable");
                 (
@@ -110,7 +144,13 @@ impl IntoResponse for ApiError {
             error: code.to_owned(),
             detail,
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -139,5 +179,27 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(client.error, "invalid_url");
         assert_eq!(client.detail, "not kaggle");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_429_with_retry_after() {
+        let response = ApiError::from(QueueError::Full { limit: 7 }).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from(QUEUE_FULL_RETRY_AFTER_SECS))
+        );
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        let body: ErrorBody = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(body.error, "queue_full");
+        assert!(
+            body.detail.contains("7 jobs are already waiting"),
+            "{body:?}"
+        );
+        // Other errors name no time to come back.
+        let other = ApiError::bad_request("invalid_url", "x").into_response();
+        assert!(other.headers().get(header::RETRY_AFTER).is_none());
     }
 }

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::types::{CancelResponse, ErrorBody, Health, RunQuery, RunResponse, StatusResponse};
 use super::{ApiError, ApiState, SubmitError};
 use crate::logs::JobLog;
-use crate::queue::{CancelOutcome, JobId, JobRecord, JobStatus};
+use crate::queue::{CancelOutcome, JobId, JobRecord, JobStatus, QueueError};
 
 /// Accepts a job: checks the URL and the policy, enqueues, answers at once.
 #[utoipa::path(
@@ -21,9 +21,16 @@ use crate::queue::{CancelOutcome, JobId, JobRecord, JobStatus};
     params(RunQuery),
     responses(
         (status = 202, description = "Accepted; poll /status/{job_id}", body = RunResponse),
-        (status = 400, description = "Bad input; nothing was enqueued", body = ErrorBody),
+        (status = 400, description = "Bad input (`invalid_url`, `unknown_policy`, \
+            `policy_not_allowed` naming the presets offered, `raises_cap` naming the cap and its \
+            ceiling, `invalid_limit`, ...); nothing was enqueued", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 403, description = "`cross_site`: sent by another site's page (a cross-site \
+            `Origin` or `Sec-Fetch-Site`); call the API from a script or a server", body = ErrorBody),
         (status = 414, description = "Query string too long", body = ErrorBody),
+        (status = 429, description = "`queue_full`: as many jobs as the server allows \
+            (KS_MAX_QUEUED) already wait; nothing was enqueued", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before submitting again"))),
         (status = 503, description = "The queue is unavailable", body = ErrorBody),
     ),
     security((), ("bearer" = []))
@@ -33,7 +40,10 @@ pub(crate) async fn run(
     query: Result<Query<RunQuery>, QueryRejection>,
 ) -> Result<(StatusCode, Json<RunResponse>), ApiError> {
     let result = accept(&state, query).await;
-    if matches!(&result, Err(ApiError::Client { .. })) {
+    if matches!(
+        &result,
+        Err(ApiError::Client { .. } | ApiError::Queue(QueueError::Full { .. }))
+    ) {
         state.metrics.rejected();
     }
     let record = result?;
@@ -59,16 +69,10 @@ async fn accept(
         ));
     }
     let policy = query.policy.as_deref().filter(|p| !p.is_empty());
-    state
-        .submitter
-        .submit(url, policy)
-        .await
-        .map_err(|e| match e {
-            SubmitError::Source(e) => e.into(),
-            SubmitError::Policy(e) => e.into(),
-            SubmitError::Queue(e) => e.into(),
-            SubmitError::Internal(e) => ApiError::Internal(e),
-        })
+    let overrides = query
+        .overrides()
+        .map_err(|e| ApiError::from(SubmitError::Overrides(e)))?;
+    Ok(state.submitter.submit_with(url, policy, overrides).await?)
 }
 
 /// A job's state in the `StatusResponse` shape.
@@ -79,7 +83,8 @@ async fn accept(
     responses(
         (status = 200, description = "The job's state", body = StatusResponse),
         (status = 400, description = "Not a job id", body = ErrorBody),
-        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 404, description = "No such job, or it finished longer ago than the server \
+            keeps jobs (KS_JOB_TTL)", body = ErrorBody),
     ),
     security((), ("bearer" = []))
 )]
@@ -196,6 +201,7 @@ pub(crate) async fn logs(
     responses(
         (status = 200, description = "Cancelled (it was pending)", body = CancelResponse),
         (status = 202, description = "Its worker will stop it", body = CancelResponse),
+        (status = 403, description = "`cross_site`: sent by another site's page", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "The job already ended", body = ErrorBody),
     ),

@@ -3,13 +3,15 @@
 //! The API only talks to the queue (and reads finished submissions and logs): it accepts a
 //! job after checking it ([`Submitter`]), answers at once, and lets workers do the work. That
 //! keeps every request cheap whatever the jobs cost. Parts: `handlers` (the routes), `types`
-//! (the JSON), `error` (the one error type, [`ApiError`]), `guard` (auth and limits),
-//! `metrics` ([`Metrics`]) and `openapi` ([`openapi_document`]).
+//! (the JSON), `error` (the one error type, [`ApiError`]), `guard` (auth and limits), `origin`
+//! (refusing state changes sent by another site's page), `submit` ([`Submitter`]) and
+//! `openapi` ([`openapi_document`]).
 
 mod error;
 mod guard;
 mod handlers;
 mod openapi;
+mod origin;
 mod submit;
 mod types;
 
@@ -20,9 +22,10 @@ use axum::routing::{delete, get};
 use tower_http::limit::RequestBodyLimitLayer;
 
 pub use error::ApiError;
+pub use error::QUEUE_FULL_RETRY_AFTER_SECS;
 pub use guard::{ApiToken, MAX_QUERY_BYTES};
 pub use openapi::document as openapi_document;
-pub use submit::{SubmitError, Submitter};
+pub use submit::{DEFAULT_API_POLICIES, SubmitError, Submitter};
 pub use types::{
     CancelAnswer, CancelResponse, ErrorBody, Health, RunQuery, RunResponse, StatusResponse, rfc3339,
 };
@@ -49,13 +52,21 @@ pub struct ApiState {
     pub token: Option<ApiToken>,
 }
 
-/// The API's routes over `state`, with the auth check and the size limits applied.
+/// The API's routes over `state`, with the auth check, the size limits and, on the routes
+/// that change state, the refusal of cross-site requests applied.
 pub fn router(state: Arc<ApiState>) -> Router {
     let token = state.token.clone();
+    let same_origin = || axum::middleware::from_fn(origin::same_origin_only);
     Router::new()
-        .route("/run", get(handlers::run).post(handlers::run))
+        .route(
+            "/run",
+            get(handlers::run).post(handlers::run).layer(same_origin()),
+        )
         .route("/status/{job_id}", get(handlers::status))
-        .route("/jobs/{job_id}", delete(handlers::cancel))
+        .route(
+            "/jobs/{job_id}",
+            delete(handlers::cancel).layer(same_origin()),
+        )
         .route("/jobs/{job_id}/submission", get(handlers::submission))
         .route("/jobs/{job_id}/logs", get(handlers::logs))
         .route("/healthz", get(handlers::healthz))

@@ -14,7 +14,11 @@ use crate::logs::{AttemptLog, JobLog, LogEvent};
         title = "kaggle-solver",
         description = "Submit a Kaggle competition, poll its job, download the submission. \
                        When the server has KS_API_TOKEN set, every route but /healthz needs \
-                       `Authorization: Bearer <token>`."
+                       `Authorization: Bearer <token>`. Routes that change state refuse \
+                       requests a browser says another site's page sent (403). A submission \
+                       may lower the preset's caps for its job (wall-time, memory, fuel, \
+                       output, attempts), never raise them; a full queue answers 429 with \
+                       Retry-After; finished jobs are kept for the server's KS_JOB_TTL."
     ),
     paths(
         handlers::run,
@@ -78,6 +82,45 @@ mod tests {
         }
         assert!(json["paths"]["/run"].get("post").is_some());
         assert!(json["paths"]["/run"].get("get").is_some());
+        for method in ["get", "post"] {
+            let run = &json["paths"]["/run"][method];
+            let params: Vec<&str> = run["parameters"]
+                .as_array()
+                .map(|p| p.iter().filter_map(|p| p["name"].as_str()).collect())
+                .unwrap_or_default();
+            for name in [
+                "url",
+                "policy",
+                "wall-time",
+                "memory",
+                "fuel",
+                "output",
+                "attempts",
+            ] {
+                assert!(
+                    params.contains(&name),
+                    "{method} /run lacks {name}: {params:?}"
+                );
+            }
+            for status in ["202", "400", "401", "403", "414", "429", "503"] {
+                assert!(
+                    run["responses"].get(status).is_some(),
+                    "{method} /run {status}"
+                );
+            }
+            assert!(
+                run["responses"]["429"]["headers"]
+                    .get("Retry-After")
+                    .is_some(),
+                "{}",
+                run["responses"]["429"]
+            );
+        }
+        assert!(
+            json["paths"]["/jobs/{job_id}"]["delete"]["responses"]
+                .get("403")
+                .is_some()
+        );
         let status = &json["components"]["schemas"]["StatusResponse"]["required"];
         for key in ["status", "source", "path", "message"] {
             assert!(

@@ -3,21 +3,28 @@
 //!
 //! Everything a client can get wrong is caught here, so that a job in the queue can only fail
 //! for reasons outside the client's request: the source must be a Kaggle competition URL (or
-//! an allowed local folder), the policy an existing preset name. Checking a preset reads its
-//! file, so names found valid are remembered for a few seconds to keep `/run` cheap.
+//! an allowed local folder), the policy a preset the operator offers (`KS_API_POLICIES`, so a
+//! client cannot pick the largest preset on the disk), and any caps the request sets must only
+//! lower the preset's. Checking a preset reads its file, so presets found valid are remembered
+//! for a few seconds to keep `/run` cheap.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ks_policies::{DEFAULT_POLICY_NAME, PolicyDir, PolicyError};
+use ks_policies::{
+    DEFAULT_POLICY_NAME, LimitOverrides, Policy, PolicyDir, PolicyError, is_valid_preset_name,
+};
 
 use crate::pipeline::fetch::{CompetitionRef, LocalPolicy, SourceError};
 use crate::queue::{DynQueue, JobRecord, NewJob, QueueError};
 
-/// How long a preset name found valid is trusted without reading its file again.
+/// How long a preset found valid is trusted without reading its file again.
 const POLICY_TTL: Duration = Duration::from_secs(5);
+
+/// The presets a request may pick unless the operator says otherwise (`KS_API_POLICIES`).
+pub const DEFAULT_API_POLICIES: [&str; 2] = [DEFAULT_POLICY_NAME, "small"];
 
 /// Why a submission was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +35,21 @@ pub enum SubmitError {
     /// The policy is not a preset (or its file does not load).
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    /// The policy is a valid name but not one this server offers.
+    #[error(
+        "the policy `{name}` is not offered by this server; pick one of: {} (the server's \
+         KS_API_POLICIES)",
+        allowed.join(", ")
+    )]
+    NotAllowed {
+        /// The name asked for.
+        name: String,
+        /// The names that may be asked for.
+        allowed: Vec<String>,
+    },
+    /// A cap the request set raises the preset's, or is out of bounds, or does not parse.
+    #[error(transparent)]
+    Overrides(PolicyError),
     /// The queue did not take the job.
     #[error(transparent)]
     Queue(#[from] QueueError),
@@ -42,19 +64,45 @@ pub struct Submitter {
     queue: DynQueue,
     policies: PolicyDir,
     local: LocalPolicy,
-    known_policies: Mutex<HashMap<String, Instant>>,
+    allowed: Vec<String>,
+    known_policies: Mutex<HashMap<String, (Instant, Policy)>>,
 }
 
 impl Submitter {
     /// A submitter putting jobs on `queue`, with presets from `policies` and local folders
     /// allowed by `local` (the REST API uses `UnderRoot(KS_COMPETITIONS_DIR)` or `Deny`).
+    /// Requests may pick the presets of [`DEFAULT_API_POLICIES`].
     pub fn new(queue: DynQueue, policies: PolicyDir, local: LocalPolicy) -> Self {
         Self {
             queue,
             policies,
             local,
+            allowed: DEFAULT_API_POLICIES.map(str::to_owned).to_vec(),
             known_policies: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Lets requests pick only the presets `names` (blank names are dropped; none left means
+    /// `default` alone). A request that names no policy gets the first of them.
+    #[must_use]
+    pub fn allow_policies<S: AsRef<str>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        let mut allowed: Vec<String> = Vec::new();
+        for name in names {
+            let name = name.as_ref().trim();
+            if !name.is_empty() && !allowed.iter().any(|a| a == name) {
+                allowed.push(name.to_owned());
+            }
+        }
+        if allowed.is_empty() {
+            allowed.push(DEFAULT_POLICY_NAME.to_owned());
+        }
+        self.allowed = allowed;
+        self
+    }
+
+    /// The presets requests may pick; the first is the one a request gets without asking.
+    pub fn allowed_policies(&self) -> &[String] {
+        &self.allowed
     }
 
     /// The queue jobs go to.
@@ -62,24 +110,48 @@ impl Submitter {
         &self.queue
     }
 
-    /// Checks `source` and `policy` (default `default`) and enqueues the job.
+    /// Checks `source` and `policy` (default: the first allowed preset) and enqueues the job.
     ///
     /// # Errors
-    /// [`SubmitError::Source`] or [`SubmitError::Policy`] for a bad request (nothing is
-    /// enqueued), [`SubmitError::Queue`] when the queue fails.
+    /// See [`Submitter::submit_with`].
     pub async fn submit(
         &self,
         source: &str,
         policy: Option<&str>,
     ) -> Result<JobRecord, SubmitError> {
+        self.submit_with(source, policy, LimitOverrides::default())
+            .await
+    }
+
+    /// [`Submitter::submit`] with caps lowered for this job by `overrides`, which travel with
+    /// the job to the worker.
+    ///
+    /// # Errors
+    /// [`SubmitError::Source`], [`SubmitError::Policy`], [`SubmitError::NotAllowed`] or
+    /// [`SubmitError::Overrides`] for a bad request (nothing is enqueued);
+    /// [`SubmitError::Queue`] when the queue is full or fails.
+    pub async fn submit_with(
+        &self,
+        source: &str,
+        policy: Option<&str>,
+        overrides: LimitOverrides,
+    ) -> Result<JobRecord, SubmitError> {
         let source = self.check_source(source).await?;
-        let policy = policy.unwrap_or(DEFAULT_POLICY_NAME);
-        self.check_policy(policy).await?;
+        let first = self
+            .allowed
+            .first()
+            .map_or(DEFAULT_POLICY_NAME, String::as_str);
+        let name = policy.unwrap_or(first);
+        let preset = self.check_policy(name).await?;
+        preset
+            .lowered_by(&overrides)
+            .map_err(SubmitError::Overrides)?;
         Ok(self
             .queue
             .enqueue(NewJob {
                 source,
-                policy: policy.to_owned(),
+                policy: name.to_owned(),
+                overrides,
             })
             .await?)
     }
@@ -124,29 +196,42 @@ impl Submitter {
         Ok(())
     }
 
-    async fn check_policy(&self, name: &str) -> Result<(), SubmitError> {
+    /// The preset `name`, if requests may pick it and it loads.
+    async fn check_policy(&self, name: &str) -> Result<Policy, SubmitError> {
+        if !is_valid_preset_name(name) {
+            return Err(PolicyError::InvalidName {
+                name: name.to_owned(),
+            }
+            .into());
+        }
+        // Before the file system is asked, so the answer never tells which presets exist.
+        if !self.allowed.iter().any(|a| a == name) {
+            return Err(SubmitError::NotAllowed {
+                name: name.to_owned(),
+                allowed: self.allowed.clone(),
+            });
+        }
         let now = Instant::now();
         {
             let known = self
                 .known_policies
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if known
-                .get(name)
-                .is_some_and(|at| now.duration_since(*at) < POLICY_TTL)
+            if let Some((at, policy)) = known.get(name)
+                && now.duration_since(*at) < POLICY_TTL
             {
-                return Ok(());
+                return Ok(policy.clone());
             }
         }
         let (dir, owned) = (self.policies.clone(), name.to_owned());
-        tokio::task::spawn_blocking(move || dir.resolve_preset(&owned))
+        let policy = tokio::task::spawn_blocking(move || dir.resolve_preset(&owned))
             .await
             .map_err(|e| SubmitError::Internal(e.to_string()))??;
-        // Only names that resolved are remembered, so the map is bounded by the presets.
+        // Only allowed names that resolved are remembered, so the map is bounded by the list.
         self.known_policies
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(name.to_owned(), now);
-        Ok(())
+            .insert(name.to_owned(), (now, policy.clone()));
+        Ok(policy)
     }
 }

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use ks_policies::{LimitOverrides, PolicyError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -20,8 +21,44 @@ pub struct RunQuery {
     /// The competition: `https://www.kaggle.com/competitions/<slug>`, or a folder under the
     /// server's `KS_COMPETITIONS_DIR`.
     pub url: Option<String>,
-    /// A policy preset's name (default `default`).
+    /// A policy preset's name, one of those the server offers (`KS_API_POLICIES`; default
+    /// `default`, the first offered).
     pub policy: Option<String>,
+    /// Lowers the preset's wall-clock cap per run for this job, e.g. `5m`; never above it.
+    #[serde(rename = "wall-time")]
+    #[param(rename = "wall-time", example = "5m")]
+    pub wall_time: Option<String>,
+    /// Lowers the preset's memory cap, e.g. `1GiB`; at least 64 MiB.
+    #[param(example = "1GiB")]
+    pub memory: Option<String>,
+    /// Lowers the preset's fuel (instruction) budget of the WASI guest.
+    #[param(value_type = Option<u64>, example = 5_000_000_000u64)]
+    pub fuel: Option<String>,
+    /// Lowers the preset's cap on stdout, stderr and `/output`, e.g. `8MiB`.
+    #[param(example = "8MiB")]
+    pub output: Option<String>,
+    /// Lowers the preset's number of attempts of generated code; at least 1.
+    #[param(value_type = Option<u32>, example = 1)]
+    pub attempts: Option<String>,
+}
+
+impl RunQuery {
+    /// The caps this request lowers (empty values are absent, as for `policy`).
+    ///
+    /// # Errors
+    /// [`PolicyError::Invalid`] naming the first value that does not parse.
+    pub fn overrides(&self) -> Result<LimitOverrides, PolicyError> {
+        let given = [
+            &self.wall_time,
+            &self.memory,
+            &self.fuel,
+            &self.output,
+            &self.attempts,
+        ];
+        LimitOverrides::parse(LimitOverrides::KEYS.into_iter().zip(given).filter_map(
+            |(key, value)| value.as_deref().filter(|v| !v.is_empty()).map(|v| (key, v)),
+        ))
+    }
 }
 
 /// `202` answer of `/run`: the accepted job's id.
@@ -169,6 +206,7 @@ mod tests {
         let job = NewJob {
             source: "https://www.kaggle.com/competitions/titanic".into(),
             policy: "default".into(),
+            overrides: LimitOverrides::default(),
         };
         let record = JobRecord::pending(job, 1_700_000_000_123);
         let json = serde_json::to_value(StatusResponse::from(&record)).expect("json");
@@ -177,5 +215,26 @@ mod tests {
         assert_eq!(json["message"], "waiting for a worker");
         assert_eq!(json["created_at"], "2023-11-14T22:13:20.123Z");
         assert!(json.get("stage").is_none() && json.get("validation_score").is_none());
+    }
+
+    #[test]
+    fn the_run_query_reads_its_caps_by_their_policy_names() {
+        let parse = |uri: &str| {
+            let uri: axum::http::Uri = uri.parse().expect("a URI");
+            axum::extract::Query::<RunQuery>::try_from_uri(&uri)
+                .expect("query")
+                .0
+        };
+        let query = parse("/run?url=x&wall-time=5m&memory=1GiB&fuel=5_000_000&output=&attempts=1");
+        let overrides = query.overrides().expect("parses");
+        assert_eq!(overrides.wall_time, Some(Duration::from_secs(300)));
+        assert_eq!(overrides.memory, Some(ks_policies::ByteSize::gib(1)));
+        assert_eq!(overrides.fuel, Some(5_000_000));
+        assert_eq!(overrides.output, None, "an empty value is absent");
+        assert_eq!(overrides.attempts, Some(1));
+        let err = parse("/run?url=x&attempts=many")
+            .overrides()
+            .expect_err("not a number");
+        assert!(err.to_string().contains("`attempts.max`"), "{err}");
     }
 }

@@ -3,6 +3,7 @@
 //! `main.rs` only parses [`Cli`] and calls [`Cli::run`]; everything a command does lives in
 //! the library so that other programs can do the same through the Rust API.
 
+mod dead;
 mod policy;
 mod runtime;
 mod sandbox;
@@ -43,6 +44,9 @@ enum Command {
     Worker(worker::WorkerArgs),
     /// Load-test a running service: submit concurrently, poll to the end, print one JSON line.
     Stress(stress::StressArgs),
+    /// Read or requeue the dead list (jobs out of infrastructure retries) of a Redis queue.
+    #[command(subcommand)]
+    Dead(dead::DeadCommand),
 }
 
 /// Options shared by commands that read policies.
@@ -104,6 +108,25 @@ pub enum CliError {
     /// The job queue failed.
     #[error(transparent)]
     Queue(#[from] crate::queue::QueueError),
+    /// `serve` was asked to listen beyond this machine without a token.
+    #[error(
+        "refusing to serve on {bind} without KS_API_TOKEN: that address can be reached from other \
+         machines, and whoever reaches the API can submit jobs (which run code here) and cancel \
+         others' jobs. Set KS_API_TOKEN (or --api-token), listen on 127.0.0.1, or pass \
+         --insecure-no-auth if a proxy or firewall in front already controls who gets in"
+    )]
+    Unprotected {
+        /// The address asked for.
+        bind: String,
+    },
+    /// `dead requeue` was given a job that is not on the dead list.
+    #[error("job {id} is not on the dead list: {reason}")]
+    NotDead {
+        /// The job id as given.
+        id: String,
+        /// Why not.
+        reason: String,
+    },
     /// A blocking task panicked or was cancelled.
     #[error("internal error: {0}")]
     Internal(String),
@@ -132,6 +155,7 @@ impl Cli {
             Command::Serve(args) => args.run().await,
             Command::Worker(args) => args.run().await,
             Command::Stress(args) => args.run().await,
+            Command::Dead(command) => command.run().await,
         }
     }
 }

@@ -5,7 +5,12 @@
 //!
 //! Also holds the options `serve` and `worker` share ([`ServiceArgs`]) and their plumbing:
 //! opening the queue, building the [`Host`], and turning SIGTERM / Ctrl-C into a drain.
+//!
+//! `serve` refuses to listen beyond this machine without a token: anyone who reaches the API
+//! can make it run code (in the sandbox) and cancel other people's jobs, so opening it to a
+//! network is something to ask for (`--insecure-no-auth`), not a default one typo away.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,6 +21,7 @@ use ks_policies::PolicyDir;
 use tokio_util::sync::CancellationToken;
 
 use super::CliError;
+use crate::api::{ApiToken, DEFAULT_API_POLICIES};
 use crate::host::{Host, HostBuilder};
 use crate::pipeline::generate::{GeneratorKind, generator_from_env};
 use crate::queue::{DynQueue, QueueConfig, RedisQueue};
@@ -35,6 +41,19 @@ pub(crate) struct ServeArgs {
     /// Require `Authorization: Bearer <token>` on every route but /healthz.
     #[arg(long, env = "KS_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
+    /// Listen on a non-loopback address without a token (when a proxy or firewall in front
+    /// controls who reaches the API). Without it, that is refused.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// The policy presets requests may pick, comma-separated; a request naming none gets the
+    /// first.
+    #[arg(
+        long,
+        env = "KS_API_POLICIES",
+        value_delimiter = ',',
+        default_values_t = DEFAULT_API_POLICIES.map(str::to_owned)
+    )]
+    api_policies: Vec<String>,
     #[command(flatten)]
     service: ServiceArgs,
 }
@@ -61,12 +80,26 @@ pub(crate) struct ServiceArgs {
     /// Which generator writes the code.
     #[arg(long, value_enum, env = "KS_GENERATOR", default_value = "auto")]
     generator: GeneratorKind,
+    /// The most jobs that may wait; a submission beyond it is answered 429 with Retry-After.
+    #[arg(long, env = "KS_MAX_QUEUED", default_value_t = QueueConfig::DEFAULT_MAX_QUEUED)]
+    max_queued: u64,
+    /// How long finished jobs (record, submission, log) are kept before workers delete them.
+    #[arg(
+        long,
+        env = "KS_JOB_TTL",
+        default_value = "7days",
+        value_parser = humantime::parse_duration
+    )]
+    job_ttl: Duration,
 }
 
 impl ServiceArgs {
     /// Opens the Redis queue at `url`, or an in-memory one.
     pub(crate) async fn queue(&self, redis: Option<&str>) -> Result<DynQueue, CliError> {
-        let config = QueueConfig::with_prefix(&self.redis_prefix);
+        let config = QueueConfig {
+            max_queued: self.max_queued,
+            ..QueueConfig::with_prefix(&self.redis_prefix)
+        };
         Ok(match redis {
             Some(url) => Arc::new(RedisQueue::connect(url, config).await?),
             None => Arc::new(crate::queue::MemoryQueue::new(config)),
@@ -79,6 +112,7 @@ impl ServiceArgs {
             .policies(PolicyDir::new(&self.policy_dir))
             .queue(queue)
             .workers(workers)
+            .job_ttl(self.job_ttl)
             .worker_config(WorkerConfig {
                 grace: self.grace,
                 ..WorkerConfig::with_lease(self.lease)
@@ -97,6 +131,17 @@ impl ServiceArgs {
 
 impl ServeArgs {
     pub(crate) async fn run(self) -> Result<ExitCode, CliError> {
+        let token = self.api_token.as_deref().and_then(ApiToken::new);
+        if token.is_none() && !is_loopback(&self.bind) {
+            if !self.insecure_no_auth {
+                return Err(CliError::Unprotected { bind: self.bind });
+            }
+            super::progress(format!(
+                "warning: serving {} without a token (--insecure-no-auth): whoever reaches it \
+                 can submit and cancel jobs",
+                self.bind
+            ));
+        }
         if self.redis.is_none() {
             tracing::warn!(
                 "no --redis: jobs are kept in this process's memory and are lost when it stops"
@@ -110,6 +155,7 @@ impl ServeArgs {
             .service
             .builder(queue, self.workers)?
             .api_token(self.api_token.as_deref())
+            .allowed_policies(&self.api_policies)
             .build()
             .await?;
         let listener = tokio::net::TcpListener::bind(&self.bind)
@@ -143,6 +189,27 @@ impl ServeArgs {
     }
 }
 
+/// Whether `bind` (`host:port`) listens on this machine only: an address of 127.0.0.0/8 or
+/// `::1` (an IPv4-mapped one included), or `localhost`. Any other name may resolve to a public
+/// address, so it counts as reachable from elsewhere.
+fn is_loopback(bind: &str) -> bool {
+    let loopback = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    if let Ok(addr) = bind.parse::<SocketAddr>() {
+        return loopback(addr.ip());
+    }
+    let host = bind.rsplit_once(':').map_or(bind, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        Ok(ip) => loopback(ip),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    }
+}
+
 /// A token cancelled on the first SIGTERM or Ctrl-C.
 pub(crate) fn shutdown_on_signal() -> Result<CancellationToken, CliError> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -159,4 +226,60 @@ pub(crate) fn shutdown_on_signal() -> Result<CancellationToken, CliError> {
         token.cancel();
     });
     Ok(shutdown)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    #[test]
+    fn the_defaults_are_the_librarys() {
+        let serve = Serve::try_parse_from(["serve"]).expect("parses");
+        assert_eq!(serve.args.service.job_ttl, crate::sweep::DEFAULT_JOB_TTL);
+        assert_eq!(
+            serve.args.service.max_queued,
+            QueueConfig::DEFAULT_MAX_QUEUED
+        );
+        assert_eq!(serve.args.api_policies, DEFAULT_API_POLICIES);
+        assert!(!serve.args.insecure_no_auth);
+        let serve =
+            Serve::try_parse_from(["serve", "--api-policies", "small,large"]).expect("parses");
+        assert_eq!(serve.args.api_policies, ["small", "large"]);
+    }
+
+    #[test]
+    fn only_loopback_addresses_and_localhost_count_as_local() {
+        for bind in [
+            "127.0.0.1:8000",
+            "127.0.0.1:0",
+            "127.8.9.10:80",
+            "[::1]:8000",
+            "[::ffff:127.0.0.1]:8000",
+            "localhost:8000",
+            "LocalHost:1",
+        ] {
+            assert!(is_loopback(bind), "{bind}");
+        }
+        for bind in [
+            "0.0.0.0:8000",
+            "[::]:8000",
+            "10.0.0.5:8000",
+            "192.168.1.2:80",
+            "[2001:db8::1]:8000",
+            "[::ffff:10.0.0.1]:8000",
+            "example.com:8000",
+            "localhost.example.com:8000",
+            "128.0.0.1:8000",
+        ] {
+            assert!(!is_loopback(bind), "{bind}");
+        }
+    }
 }

@@ -65,6 +65,26 @@ impl JobLogs for FileLogs {
     async fn read(&self, id: &JobId) -> Result<Option<JobLog>, LogsError> {
         read_file(&self.path(id)?).await
     }
+
+    async fn delete(&self, id: &JobId) -> Result<(), LogsError> {
+        let path = self.path(id)?;
+        let _guard = self.lock.lock().await;
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(LogsError::Io {
+                    context: format!("deleting {}", path.display()),
+                    source: e,
+                });
+            }
+            _ => {}
+        }
+        // The job's folder is the work folder its attempts ran in: removed only once empty, as
+        // what else is in it is the worker's to clean.
+        if let Some(folder) = path.parent() {
+            let _ = tokio::fs::remove_dir(folder).await;
+        }
+        Ok(())
+    }
 }
 
 async fn read_file(path: &Path) -> Result<Option<JobLog>, LogsError> {
@@ -140,5 +160,30 @@ mod tests {
         assert_eq!(log.events[0].message, "e3");
         assert!(dir.path().join(&id.0).join("logs.json").is_file());
         assert!(logs.read(&JobId("../x".into())).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn delete_removes_the_log_and_an_emptied_folder_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let logs = FileLogs::new(dir.path());
+        let (alone, with_work) = (JobId::new(), JobId::new());
+        for id in [&alone, &with_work] {
+            logs.event(id, LogEvent::now("w", "started"))
+                .await
+                .expect("event");
+        }
+        let attempt = dir.path().join(&with_work.0).join("attempt-1");
+        std::fs::create_dir_all(&attempt).expect("an attempt folder");
+        logs.delete(&alone).await.expect("deleted");
+        logs.delete(&with_work).await.expect("deleted");
+        assert_eq!(logs.read(&alone).await.expect("read"), None);
+        assert_eq!(logs.read(&with_work).await.expect("read"), None);
+        assert!(
+            !dir.path().join(&alone.0).exists(),
+            "the emptied folder goes"
+        );
+        assert!(attempt.is_dir(), "a folder with other files stays");
+        logs.delete(&alone).await.expect("deleting again is fine");
+        assert!(logs.delete(&JobId("../x".into())).await.is_err());
     }
 }

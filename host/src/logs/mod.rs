@@ -119,6 +119,10 @@ pub trait JobLogs: Send + Sync + std::fmt::Debug {
 
     /// The job's log, if anything was logged.
     async fn read(&self, id: &JobId) -> Result<Option<JobLog>, LogsError>;
+
+    /// Deletes the job's log (the job expired); deleting a log that is not there is not an
+    /// error, so a repeated sweep succeeds.
+    async fn delete(&self, id: &JobId) -> Result<(), LogsError>;
 }
 
 /// A shared, type-erased log store.

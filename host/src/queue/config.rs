@@ -16,6 +16,13 @@ pub struct QueueConfig {
     /// How long one Redis call (and one connection attempt) may take before it fails as
     /// unavailable. The in-memory queue ignores it.
     pub timeout: Duration,
+    /// The most jobs that may wait (pending, delayed retries included): an enqueue beyond it is
+    /// refused with [`super::QueueError::Full`], so a flood of submissions cannot fill the
+    /// store faster than workers empty it.
+    pub max_queued: u64,
+    /// How many jobs the dead list keeps (the newest; at least 1). Older ones stay `failed`
+    /// until they expire but can no longer be requeued.
+    pub max_dead: u64,
 }
 
 impl QueueConfig {
@@ -25,6 +32,10 @@ impl QueueConfig {
     pub const DEFAULT_MAX_INFRA_RETRIES: u32 = 5;
     /// The default time limit of one Redis call.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+    /// The default cap on waiting jobs.
+    pub const DEFAULT_MAX_QUEUED: u64 = 10_000;
+    /// The default length of the dead list.
+    pub const DEFAULT_MAX_DEAD: u64 = 1_000;
 
     /// The defaults with another key prefix.
     pub fn with_prefix(prefix: impl Into<String>) -> Self {
@@ -41,9 +52,14 @@ impl Default for QueueConfig {
             prefix: Self::DEFAULT_PREFIX.to_owned(),
             max_infra_retries: Self::DEFAULT_MAX_INFRA_RETRIES,
             timeout: Self::DEFAULT_TIMEOUT,
+            max_queued: Self::DEFAULT_MAX_QUEUED,
+            max_dead: Self::DEFAULT_MAX_DEAD,
         }
     }
 }
+
+/// The message of a job put back in line from the dead list.
+pub(crate) const REQUEUED: &str = "requeued from the dead list";
 
 /// Milliseconds since the Unix epoch by this host's clock (0 if the clock is before 1970).
 pub(crate) fn unix_ms() -> u64 {

@@ -3,8 +3,9 @@
 //!
 //! **It is not durable**: every job, waiting or running, is lost when the process ends. It has
 //! the same semantics as the Redis queue (the conformance suite runs both): FIFO waiting line,
-//! leases with deadlines, delayed retries, a cap on infrastructure retries with a dead list,
-//! and refusal of every change from a worker that does not hold the job.
+//! leases with deadlines, delayed retries, a cap on infrastructure retries with a bounded dead
+//! list, a cap on waiting jobs, expiry of finished records, and refusal of every change from a
+//! worker that does not hold the job.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::config::unix_ms;
+use super::config::{REQUEUED, unix_ms};
 use super::{
     CancelOutcome, Failure, JobId, JobQueue, JobRecord, JobResult, JobStatus, LeaseState, NewJob,
     Progress, QueueConfig, QueueError, QueueStats, WorkerId,
@@ -41,6 +42,10 @@ struct State {
     records: HashMap<JobId, JobRecord>,
     /// Jobs that ran out of infrastructure retries, in the order they did.
     dead: Vec<JobId>,
+    /// Finished jobs in the order they finished (which is the order of their instants).
+    finished: VecDeque<(Instant, JobId)>,
+    /// Ids whose records a sweep removed and whose files are not yet confirmed gone.
+    swept: Vec<JobId>,
     completed: u64,
     failed: u64,
 }
@@ -52,11 +57,6 @@ impl MemoryQueue {
             config,
             state: Mutex::new(State::default()),
         }
-    }
-
-    /// The jobs that ran out of infrastructure retries, oldest first.
-    pub fn dead_letters(&self) -> Vec<JobId> {
-        self.lock().dead.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -111,6 +111,7 @@ impl State {
             record.worker = None;
             record.updated_at_ms = unix_ms();
             self.failed += 1;
+            self.finished.push_back((Instant::now(), id.clone()));
         }
     }
 
@@ -150,6 +151,10 @@ impl JobQueue for MemoryQueue {
     async fn enqueue(&self, job: NewJob) -> Result<JobRecord, QueueError> {
         let record = JobRecord::pending(job, unix_ms());
         let mut state = self.lock();
+        let limit = self.config.max_queued;
+        if (state.waiting.len() + state.delayed.len()) as u64 >= limit {
+            return Err(QueueError::Full { limit });
+        }
         state.records.insert(record.id.clone(), record.clone());
         state.waiting.push_back(record.id.clone());
         Ok(record)
@@ -244,6 +249,7 @@ impl JobQueue for MemoryQueue {
         record.worker = None;
         record.updated_at_ms = unix_ms();
         state.completed += 1;
+        state.finished.push_back((Instant::now(), id.clone()));
         Ok(true)
     }
 
@@ -335,5 +341,77 @@ impl JobQueue for MemoryQueue {
             completed: state.completed,
             failed: state.failed,
         })
+    }
+
+    async fn sweep_finished(&self, ttl: Duration, limit: u64) -> Result<Vec<JobId>, QueueError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let mut removed = 0;
+        while removed < limit
+            && let Some((at, _)) = state.finished.front()
+            && now.duration_since(*at) >= ttl
+        {
+            let Some((_, id)) = state.finished.pop_front() else {
+                break;
+            };
+            removed += 1;
+            let terminal = state
+                .records
+                .get(&id)
+                .map(|record| record.status)
+                .filter(|status| status.is_terminal());
+            match terminal {
+                Some(JobStatus::Completed) => state.completed = state.completed.saturating_sub(1),
+                Some(_) => state.failed = state.failed.saturating_sub(1),
+                None => continue,
+            }
+            state.records.remove(&id);
+            state.dead.retain(|dead| dead != &id);
+            if !state.swept.contains(&id) {
+                state.swept.push(id);
+            }
+        }
+        let max_dead = usize::try_from(self.config.max_dead.max(1)).unwrap_or(usize::MAX);
+        let excess = state.dead.len().saturating_sub(max_dead);
+        state.dead.drain(..excess);
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(state.swept.iter().take(limit).cloned().collect())
+    }
+
+    async fn confirm_swept(&self, ids: &[JobId]) -> Result<(), QueueError> {
+        self.lock().swept.retain(|id| !ids.contains(id));
+        Ok(())
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<JobRecord>, QueueError> {
+        let state = self.lock();
+        Ok(state
+            .dead
+            .iter()
+            .rev()
+            .filter_map(|id| state.records.get(id).cloned())
+            .collect())
+    }
+
+    async fn requeue_dead(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError> {
+        let mut state = self.lock();
+        let Some(at) = state.dead.iter().position(|dead| dead == id) else {
+            return Ok(None);
+        };
+        state.dead.remove(at);
+        let Some(record) = state.records.get_mut(id) else {
+            return Ok(None);
+        };
+        record.status = JobStatus::Pending;
+        record.infra_retries = 0;
+        record.cancel_requested = false;
+        record.worker = None;
+        record.message = Some(REQUEUED.to_owned());
+        record.updated_at_ms = unix_ms();
+        let requeued = record.clone();
+        state.failed = state.failed.saturating_sub(1);
+        state.finished.retain(|(_, finished)| finished != id);
+        state.waiting.push_back(id.clone());
+        Ok(Some(requeued))
     }
 }

@@ -7,6 +7,11 @@
 //! heartbeats to keep it; a job whose lease expires is put back by the reaper. Every state
 //! change names the worker, and a change from a worker that no longer holds the lease is
 //! refused, so a late completion never overwrites the new owner's result.
+//!
+//! The queue is also bounded: at most [`QueueConfig::max_queued`] jobs wait, the dead list keeps
+//! the newest [`QueueConfig::max_dead`], and finished records are removed by
+//! [`JobQueue::sweep_finished`] once they are older than the service's time to live, so that
+//! neither a flood of submissions nor months of traffic grow the store without end.
 
 mod config;
 mod memory;
@@ -39,6 +44,12 @@ pub enum QueueError {
         id: String,
         /// What is wrong.
         reason: String,
+    },
+    /// The waiting line is at its cap ([`QueueConfig::max_queued`]); nothing was enqueued.
+    #[error("the queue is full: {limit} jobs are already waiting; retry later")]
+    Full {
+        /// The cap.
+        limit: u64,
     },
 }
 
@@ -112,6 +123,26 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
 
     /// Counts by state, for `/metrics`.
     async fn stats(&self) -> Result<QueueStats, QueueError>;
+
+    /// Removes the records of up to `limit` jobs that finished (completed or failed) at least
+    /// `ttl` ago, takes them off the dead list, and trims the dead list to its newest
+    /// [`QueueConfig::max_dead`]. Returns the ids whose files (submission, log) are still to
+    /// delete: the ones removed now and any an earlier sweep removed without
+    /// [`JobQueue::confirm_swept`] (a sweeper that stopped midway), up to `limit`. Two
+    /// sweepers may get the same id; deleting files twice is harmless.
+    async fn sweep_finished(&self, ttl: Duration, limit: u64) -> Result<Vec<JobId>, QueueError>;
+
+    /// Records that the files of `ids` are gone, so that no sweep returns them again.
+    async fn confirm_swept(&self, ids: &[JobId]) -> Result<(), QueueError>;
+
+    /// The jobs on the dead list (out of infrastructure retries), newest first.
+    async fn dead_letters(&self) -> Result<Vec<JobRecord>, QueueError>;
+
+    /// Puts a job of the dead list back at the end of the waiting line as `pending`, with its
+    /// infrastructure retries reset; `None` when the job is not on the dead list. An operator's
+    /// requeue of one job is not the flood [`QueueConfig::max_queued`] is for, so it is not
+    /// capped.
+    async fn requeue_dead(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError>;
 }
 
 /// A shared, type-erased queue.

@@ -1,6 +1,6 @@
 //! The job record and the values queue operations take and return.
 
-use ks_policies::Backend;
+use ks_policies::{Backend, LimitOverrides};
 use serde::{Deserialize, Serialize};
 
 use crate::pipeline::solve::Stage;
@@ -87,6 +87,10 @@ pub struct NewJob {
     pub source: String,
     /// The policy preset's name.
     pub policy: String,
+    /// Caps the request lowered below the preset's, applied by the worker when it resolves
+    /// the policy. Absent in records of releases before requests could lower caps.
+    #[serde(default, skip_serializing_if = "LimitOverrides::is_empty")]
+    pub overrides: LimitOverrides,
 }
 
 /// A job's record, as `/status` shows it.
@@ -271,6 +275,7 @@ mod tests {
             record.job.source,
             "https://www.kaggle.com/competitions/titanic"
         );
+        assert!(record.job.overrides.is_empty());
     }
 
     #[test]
@@ -279,6 +284,10 @@ mod tests {
             NewJob {
                 source: "s".into(),
                 policy: "default".into(),
+                overrides: LimitOverrides {
+                    attempts: Some(1),
+                    ..LimitOverrides::default()
+                },
             },
             1,
         );
@@ -288,6 +297,7 @@ mod tests {
         assert_eq!(json["version"], JOB_RECORD_VERSION);
         assert_eq!(json["stage"], "run");
         assert_eq!(json["backend"], "docker");
+        assert_eq!(json["job"]["overrides"], serde_json::json!({"attempts": 1}));
         let back: JobRecord = serde_json::from_value(json).expect("reads back");
         assert_eq!(back, record);
     }

@@ -66,6 +66,18 @@ impl SubmissionStore for LocalStore {
             .unwrap_or(false)
             .then_some(path))
     }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        check_key(key)?;
+        // The key's folder holds only what `put` wrote: the submission and a partial copy.
+        let folder = self.root.join(key);
+        match tokio::fs::remove_dir_all(&folder).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io(format!("deleting {}", folder.display()))(e))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -88,11 +100,28 @@ mod tests {
             Some(PathBuf::from(&stored.path))
         );
         assert_eq!(store.get("job-2").await.expect("get"), None);
+        store.delete("job-1").await.expect("deleted");
+        assert_eq!(store.get("job-1").await.expect("get"), None);
+        assert!(!dir.path().join("store/job-1").exists());
+        store.delete("job-1").await.expect("deleting again is fine");
+        store.put("job-3", &source).await.expect("stored");
+        assert!(
+            store.get("job-3").await.expect("get").is_some(),
+            "others stay"
+        );
         for key in ["../escape", "a/b", "", "x y"] {
             assert!(
                 matches!(store.put(key, source).await, Err(StoreError::InvalidKey(_))),
                 "{key}"
             );
+            assert!(
+                matches!(store.delete(key).await, Err(StoreError::InvalidKey(_))),
+                "{key}"
+            );
         }
+        assert!(
+            dir.path().join("store").is_dir(),
+            "an unsafe key deletes nothing"
+        );
     }
 }

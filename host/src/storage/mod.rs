@@ -72,6 +72,10 @@ pub trait SubmissionStore: Send + Sync + std::fmt::Debug {
 
     /// A local path to read the submission stored under `key`, if there is one.
     async fn get(&self, key: &str) -> Result<Option<PathBuf>, StoreError>;
+
+    /// Deletes the submission stored under `key` (its job expired); deleting one that is not
+    /// there is not an error, so a sweep that is repeated or races another one succeeds.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// A shared, type-erased store.

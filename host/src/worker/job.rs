@@ -74,6 +74,15 @@ enum JobError {
         #[source]
         source: ks_policies::PolicyError,
     },
+    /// The preset changed since the job was accepted and the request's caps now raise it.
+    #[error(
+        "the caps this job asked for no longer fit the policy {name:?}: {source}; submit it again"
+    )]
+    Overrides {
+        name: String,
+        #[source]
+        source: ks_policies::PolicyError,
+    },
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]
@@ -125,6 +134,11 @@ async fn execute(
         .await
         .map_err(|e| JobError::Internal(e.to_string()))?
         .map_err(|source| JobError::Policy {
+            name: record.job.policy.clone(),
+            source,
+        })?
+        .lowered_by(&record.job.overrides)
+        .map_err(|source| JobError::Overrides {
             name: record.job.policy.clone(),
             source,
         })?;
@@ -328,7 +342,7 @@ async fn classify(shared: &Shared, record: &JobRecord, error: JobError) -> (Fail
         JobError::Fetch(e) => e.is_retryable(),
         JobError::Solve(e) => e.is_retryable(),
         JobError::Internal(_) => true,
-        JobError::Policy { .. } | JobError::Source(_) => false,
+        JobError::Policy { .. } | JobError::Overrides { .. } | JobError::Source(_) => false,
     };
     if retryable {
         let delay = backoff(shared, record.infra_retries);

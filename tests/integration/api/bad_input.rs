@@ -75,6 +75,12 @@ async fn bad_input_is_refused_with_a_json_error_and_nothing_is_enqueued() -> Res
             Method::POST,
             format!("/run?url={}&policy=huge", encode(PENGUINS)),
             StatusCode::BAD_REQUEST,
+            "policy_not_allowed",
+        ),
+        (
+            Method::POST,
+            format!("/run?url={}&policy=Quick", encode(PENGUINS)),
+            StatusCode::BAD_REQUEST,
             "unknown_policy",
         ),
         (

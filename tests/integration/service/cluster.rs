@@ -292,6 +292,7 @@ impl Proc {
             .env("KS_REDIS_URL", redis)
             .env("KS_DATA_DIR", dir.join("data"))
             .env("KS_POLICY_DIR", dir.join("policies"))
+            .env("KS_API_POLICIES", "quick")
             .env("KS_COMPETITIONS_DIR", repo().join("examples/competitions"))
             .env("KS_LEASE", lease)
             .env("KS_GRACE", "30s")

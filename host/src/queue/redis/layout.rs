@@ -31,6 +31,8 @@ pub(super) struct Scripts {
     pub(super) release: Script,
     pub(super) cancel: Script,
     pub(super) reap: Script,
+    pub(super) sweep: Script,
+    pub(super) requeue: Script,
 }
 
 impl Scripts {
@@ -45,6 +47,8 @@ impl Scripts {
             release: script!("scripts/release.lua"),
             cancel: script!("scripts/cancel.lua"),
             reap: script!("scripts/reap.lua"),
+            sweep: script!("scripts/sweep.lua"),
+            requeue: script!("scripts/requeue.lua"),
         }
     }
 }
@@ -57,6 +61,10 @@ pub(super) struct Keys {
     pub(super) delayed: String,
     pub(super) dead: String,
     pub(super) counts: String,
+    /// Finished jobs by finish time; the scripts name it after `counts` (`finished_key`).
+    pub(super) finished: String,
+    /// Ids whose records were swept and whose files are not yet confirmed deleted.
+    pub(super) swept: String,
     /// The prefix of the job hashes' keys.
     pub(super) job_prefix: String,
 }
@@ -69,6 +77,8 @@ impl Keys {
             delayed: format!("{prefix}delayed"),
             dead: format!("{prefix}dead"),
             counts: format!("{prefix}counts"),
+            finished: format!("{prefix}finished"),
+            swept: format!("{prefix}swept"),
             job_prefix: format!("{prefix}job:"),
         }
     }
@@ -105,5 +115,20 @@ pub(super) fn lease_state(answer: &str) -> LeaseState {
         "held" => LeaseState::Held,
         "cancel" => LeaseState::CancelRequested,
         _ => LeaseState::Lost,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_finished_set_is_named_as_the_scripts_derive_it_from_counts() {
+        // common.lua's `finished_key` swaps the trailing `counts` of the counts key.
+        for prefix in ["ks:", "", "deploy:a:"] {
+            let keys = Keys::new(prefix);
+            let stem = keys.counts.strip_suffix("counts").expect("counts ends so");
+            assert_eq!(keys.finished, format!("{stem}finished"), "{prefix:?}");
+        }
     }
 }

@@ -7,8 +7,13 @@
 //! - `leases`: a sorted set of the jobs in flight, scored by their lease deadline (ms, by the
 //!   Redis server's clock); the holder is the job hash's `worker`;
 //! - `delayed`: a sorted set of jobs waiting out a retry delay, scored by when they may run;
-//! - `dead`: a List of the jobs that ran out of infrastructure retries;
-//! - `counts`: a Hash counting `completed` and `failed` jobs, for `/metrics`.
+//! - `dead`: a List of the jobs that ran out of infrastructure retries, newest last, trimmed
+//!   to `max_dead` by each sweep;
+//! - `counts`: a Hash counting `completed` and `failed` jobs, for `/metrics`;
+//! - `finished`: a sorted set of the finished jobs, scored by when they finished (ms, server
+//!   clock), from which the sweep expires them;
+//! - `swept`: a Set of ids whose records a sweep removed and whose files are not yet confirmed
+//!   deleted.
 //!
 //! Every state change is one Lua script (in `scripts/`, sent by EVALSHA and reloaded
 //! automatically after a Redis restart), so it is atomic. The scripts update the record JSON
@@ -25,7 +30,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use async_trait::async_trait;
 
 use self::layout::{BATCH, Keys, Scripts, lease_state, parse_record, to_json, unavailable};
-use super::config::millis;
+use super::config::{REQUEUED, millis};
 use super::{
     CancelOutcome, Failure, JobId, JobQueue, JobRecord, JobResult, LeaseState, NewJob, Progress,
     QueueConfig, QueueError, QueueStats, WorkerId,
@@ -38,6 +43,8 @@ pub struct RedisQueue {
     keys: std::sync::Arc<Keys>,
     scripts: std::sync::Arc<Scripts>,
     max_infra_retries: u32,
+    max_queued: u64,
+    max_dead: u64,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -45,6 +52,8 @@ impl std::fmt::Debug for RedisQueue {
         f.debug_struct("RedisQueue")
             .field("prefix", &self.keys.waiting.trim_end_matches("waiting"))
             .field("max_infra_retries", &self.max_infra_retries)
+            .field("max_queued", &self.max_queued)
+            .field("max_dead", &self.max_dead)
             .finish_non_exhaustive()
     }
 }
@@ -69,19 +78,9 @@ impl RedisQueue {
             keys: std::sync::Arc::new(Keys::new(&config.prefix)),
             scripts: std::sync::Arc::new(Scripts::new()),
             max_infra_retries: config.max_infra_retries,
+            max_queued: config.max_queued,
+            max_dead: config.max_dead,
         })
-    }
-
-    /// The jobs that ran out of infrastructure retries, oldest first.
-    pub async fn dead_letters(&self) -> Result<Vec<JobId>, QueueError> {
-        let ids: Vec<String> = ::redis::cmd("LRANGE")
-            .arg(&self.keys.dead)
-            .arg(0)
-            .arg(-1)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
-        Ok(ids.into_iter().map(JobId).collect())
     }
 
     /// Answers once Redis answers a PING (a readiness check).
@@ -99,15 +98,20 @@ impl JobQueue for RedisQueue {
     async fn enqueue(&self, job: NewJob) -> Result<JobRecord, QueueError> {
         // Redis stamps the times with its own clock.
         let record = JobRecord::pending(job, 0);
-        let stored: String = self
+        let stored: Option<String> = self
             .scripts
             .enqueue
             .key(self.keys.job(&record.id))
             .key(&self.keys.waiting)
+            .key(&self.keys.delayed)
             .arg(to_json(&record)?)
+            .arg(self.max_queued)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
+        let stored = stored.ok_or(QueueError::Full {
+            limit: self.max_queued,
+        })?;
         parse_record(&record.id.0, &stored)
     }
 
@@ -294,11 +298,13 @@ impl JobQueue for RedisQueue {
     }
 
     async fn stats(&self) -> Result<QueueStats, QueueError> {
+        // Sweeps count finished jobs down; a count below zero (a foreign writer, a flush of some
+        // keys) reads as none rather than failing /metrics.
         let (waiting, delayed, processing, (completed, failed)): (
             u64,
             u64,
             u64,
-            (Option<u64>, Option<u64>),
+            (Option<i64>, Option<i64>),
         ) = ::redis::pipe()
             .atomic()
             .cmd("LLEN")
@@ -317,8 +323,83 @@ impl JobQueue for RedisQueue {
         Ok(QueueStats {
             pending: waiting + delayed,
             processing,
-            completed: completed.unwrap_or(0),
-            failed: failed.unwrap_or(0),
+            completed: completed.map_or(0, |n| n.max(0).unsigned_abs()),
+            failed: failed.map_or(0, |n| n.max(0).unsigned_abs()),
         })
+    }
+
+    async fn sweep_finished(&self, ttl: Duration, limit: u64) -> Result<Vec<JobId>, QueueError> {
+        let ids: Vec<String> = self
+            .scripts
+            .sweep
+            .key(&self.keys.finished)
+            .key(&self.keys.swept)
+            .key(&self.keys.dead)
+            .key(&self.keys.counts)
+            .arg(&self.keys.job_prefix)
+            .arg(millis(ttl))
+            .arg(limit)
+            .arg(self.max_dead)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(ids.into_iter().map(JobId).collect())
+    }
+
+    async fn confirm_swept(&self, ids: &[JobId]) -> Result<(), QueueError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        ::redis::cmd("SREM")
+            .arg(&self.keys.swept)
+            .arg(ids.iter().map(|id| id.0.as_str()).collect::<Vec<_>>())
+            .query_async::<u64>(&mut self.conn.clone())
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<JobRecord>, QueueError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = ::redis::cmd("LRANGE")
+            .arg(&self.keys.dead)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = ::redis::pipe();
+        for id in ids.iter().rev() {
+            pipe.cmd("HGET")
+                .arg(self.keys.job(&JobId(id.clone())))
+                .arg("record");
+        }
+        let stored: Vec<Option<String>> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        // A record swept between the two calls is simply no longer dead.
+        ids.iter()
+            .rev()
+            .zip(stored)
+            .filter_map(|(id, json)| json.map(|json| parse_record(id, &json)))
+            .collect()
+    }
+
+    async fn requeue_dead(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError> {
+        let stored: Option<String> = self
+            .scripts
+            .requeue
+            .key(self.keys.job(id))
+            .key(&self.keys.dead)
+            .key(&self.keys.waiting)
+            .key(&self.keys.finished)
+            .key(&self.keys.counts)
+            .arg(&id.0)
+            .arg(REQUEUED)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        stored.map(|json| parse_record(&id.0, &json)).transpose()
     }
 }

@@ -21,6 +21,12 @@ local function save(key, rec, now)
   redis.call('HSET', key, 'record', cjson.encode(rec), 'status', rec.status)
 end
 
+-- The sorted set of finished jobs by finish time, which the sweeper expires. Its key sits next
+-- to `counts` (same prefix), which every script that finishes a job already has.
+local function finished_key(counts)
+  return string.sub(counts, 1, -#'counts' - 1) .. 'finished'
+end
+
 -- Whether `worker` holds the job now.
 local function holds(key, worker)
   local f = redis.call('HMGET', key, 'status', 'worker')
@@ -35,6 +41,7 @@ local function fail_now(key, rec, message, now, counts)
   save(key, rec, now)
   redis.call('HDEL', key, 'worker')
   redis.call('HINCRBY', counts, 'failed', 1)
+  redis.call('ZADD', finished_key(counts), now, rec.id)
 end
 
 -- After an infrastructure failure of a held job (a reported retry or an expired lease): back in

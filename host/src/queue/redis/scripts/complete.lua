@@ -20,4 +20,5 @@ save(key, rec, now_ms())
 redis.call('HDEL', key, 'worker')
 redis.call('ZREM', leases, id)
 redis.call('HINCRBY', counts, 'completed', 1)
+redis.call('ZADD', finished_key(counts), now_ms(), id)
 return 1

@@ -1,9 +1,14 @@
--- enqueue: records a new job as pending and puts it at the back of the waiting line.
--- KEYS: job hash, waiting. ARGV: record JSON (timestamps are set here).
--- Returns the stored record JSON.
-local key, waiting = KEYS[1], KEYS[2]
+-- enqueue: records a new job as pending and puts it at the back of the waiting line, unless as
+-- many jobs as the cap already wait (in line or waiting out a retry delay).
+-- KEYS: job hash, waiting, delayed. ARGV: record JSON (timestamps are set here), max queued.
+-- Returns the stored record JSON, or false when the line is full (nothing is stored).
+local key, waiting, delayed = KEYS[1], KEYS[2], KEYS[3]
+local max = tonumber(ARGV[2])
 if redis.call('EXISTS', key) == 1 then
   return redis.error_reply('job id already exists')
+end
+if redis.call('LLEN', waiting) + redis.call('ZCARD', delayed) >= max then
+  return false
 end
 local rec = cjson.decode(ARGV[1])
 local now = now_ms()
