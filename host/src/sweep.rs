@@ -149,8 +149,7 @@ mod tests {
         let queue: DynQueue = Arc::new(MemoryQueue::default());
         let store = Arc::new(LocalStore::new(dir.path().join("submissions")));
         let logs = Arc::new(FileLogs::new(dir.path().join("work")));
-        let csv = dir.path().join("made.csv");
-        std::fs::write(&csv, "id,y\n1,2\n").expect("write");
+        let csv: &[u8] = b"id,y\n1,2\n";
         let worker = WorkerId("w".into());
         let finish = async |n: usize| {
             let job = NewJob {
@@ -163,7 +162,7 @@ mod tests {
                 .claim(&worker, Duration::from_secs(60))
                 .await
                 .expect("claimed");
-            let stored = store.put(&id.0, &csv).await.expect("stored");
+            let stored = store.put(&id.0, csv).await.expect("stored");
             logs.event(&id, LogEvent::now("w", "started"))
                 .await
                 .expect("logged");
@@ -171,6 +170,7 @@ mod tests {
                 submission_source: stored.source,
                 submission_path: stored.path,
                 validation_score: None,
+                validation_score_source: None,
                 attempts: 1,
             };
             assert!(

@@ -104,7 +104,7 @@ mod tests {
         assert_eq!(store.get("job-1").await.expect("get"), None);
         assert!(!dir.path().join("store/job-1").exists());
         store.delete("job-1").await.expect("deleting again is fine");
-        store.put("job-3", &source).await.expect("stored");
+        store.put("job-3", source).await.expect("stored");
         assert!(
             store.get("job-3").await.expect("get").is_some(),
             "others stay"

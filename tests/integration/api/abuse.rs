@@ -319,8 +319,7 @@ async fn an_expired_job_answers_404_and_its_files_are_gone() -> Result<()> {
     let worker = WorkerId::for_this_process();
     let store = LocalStore::new(api.dir.path().join("data/submissions"));
     let logs = FileLogs::new(api.dir.path().join("data/work"));
-    let csv = api.dir.path().join("made.csv");
-    std::fs::write(&csv, "id,species\n1,Adelie\n")?;
+    let csv: &[u8] = b"id,species\n1,Adelie\n";
     // Play a worker by hand: claim, store, log, complete.
     let finish = async || -> Result<String> {
         let id = api.submit(&format!("url={}", encode(PENGUINS))).await?;
@@ -331,13 +330,14 @@ async fn an_expired_job_answers_404_and_its_files_are_gone() -> Result<()> {
                 .await?
                 .is_some()
         );
-        let stored = store.put(&id, &csv).await?;
+        let stored = store.put(&id, csv).await?;
         logs.event(&job, LogEvent::now(&worker.0, "attempt 1: run"))
             .await?;
         let result = JobResult {
             submission_source: stored.source,
             submission_path: stored.path,
             validation_score: Some(0.97),
+            validation_score_source: None,
             attempts: 1,
         };
         ensure!(queue.complete(&worker, &job, result).await?);

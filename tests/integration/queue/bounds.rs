@@ -17,6 +17,7 @@ fn result() -> JobResult {
         submission_source: StoreKind::Local,
         submission_path: "/data/sub.csv".into(),
         validation_score: None,
+        validation_score_source: None,
         attempts: 1,
     }
 }
