@@ -40,7 +40,8 @@ pub enum Metric {
     Rmsle,
     /// Mean absolute error.
     Mae,
-    /// F1 of the positive class.
+    /// F1 as Kaggle names it without an average: of the positive class on a binary task (the
+    /// baseline picks the decision threshold for it out of fold), macro-F1 on more classes.
     F1,
     /// F1 averaged over classes.
     MacroF1,

@@ -101,7 +101,8 @@ fn metric_name(metric: Metric) -> &'static str {
         Metric::Rmse => "rmse",
         Metric::Rmsle => "rmsle",
         Metric::Mae => "mae",
-        Metric::F1 | Metric::MacroF1 => "macro_f1",
+        Metric::F1 => "f1",
+        Metric::MacroF1 => "macro_f1",
     }
 }
 

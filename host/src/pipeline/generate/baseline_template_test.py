@@ -367,6 +367,29 @@ class MetricTests(unittest.TestCase):
             bt.decide(predicted, weights), folds.truth_index, "the adjusted argmax is right"
         )
 
+    def test_f1_is_the_positive_class_f1_with_its_threshold_chosen(self):
+        random = np.random.RandomState(5)
+        labels = (random.rand(300) < 0.2).astype(int)
+        target = classification_target(labels, "f1")
+        folds = all_rows_folds(target)
+        positive = np.clip(0.15 + 0.3 * labels + random.rand(300) * 0.2, 0.01, 0.99)
+        predicted = np.column_stack([1 - positive, positive])
+        name, value, higher, weights = bt.evaluate(predicted, target, folds)
+        self.assertEqual((name, higher), ("f1", True))
+        chosen = bt.decide(predicted, weights)
+        self.assertAlmostEqual(value, f1_score(folds.truth_index, chosen), places=12)
+        plain = f1_score(folds.truth_index, bt.decide(predicted, np.ones(2)))
+        self.assertGreater(value, plain, "a lower threshold pays for a rare positive class")
+        self.assertEqual(bt.positive_f1(np.array([0, 0]), np.array([0, 0])), 0.0)
+
+    def test_f1_on_many_classes_is_macro_f1(self):
+        labels = ["a"] * 40 + ["b"] * 40 + ["c"] * 20
+        target = classification_target(labels, "f1")
+        folds = all_rows_folds(target)
+        predicted = np.eye(3)[folds.truth_index] * 0.7 + 0.1
+        name, value, _, _ = bt.evaluate(predicted, target, folds)
+        self.assertEqual((name, value), ("macro_f1", 1.0))
+
     def test_macro_f1_keeps_the_plain_argmax_when_it_is_as_good(self):
         labels = ["c"] * 90 + ["r"] * 10
         target = classification_target(labels, "macro_f1")
