@@ -7,6 +7,7 @@ mod api;
 mod cli;
 mod docker;
 mod fetch;
+mod fuzz;
 mod llm;
 mod pipeline;
 mod policies;
