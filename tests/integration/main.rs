@@ -9,6 +9,7 @@ mod disk;
 mod docker;
 mod escape;
 mod fetch;
+mod fuzz;
 mod llm;
 mod pipeline;
 mod policies;

@@ -1,9 +1,10 @@
 //! Unpacking a competition zip without trusting it.
 //!
 //! The archive comes from the network, so every entry is checked before anything is written:
-//! no `..`, no absolute or drive paths, no symlinks, no more than a cap of entries; and while
-//! streaming, the bytes actually decompressed (not the sizes the headers claim) are counted
-//! against a total cap and a per-entry compression-ratio cap, which together stop zip bombs.
+//! no `..`, no absolute or drive paths, no symlinks, no path deeper than [`MAX_PATH_DEPTH`], no
+//! more than a cap of entries; and while streaming, the bytes actually decompressed (not the
+//! sizes the headers claim) are counted against a total cap and a per-entry compression-ratio
+//! cap, which together stop zip bombs.
 //! Files are created through a `cap_std::fs::Dir`, so even a path that slipped past the checks
 //! could not leave the destination. The caller extracts into a staging folder and removes it on
 //! refusal (see `cache`), so a refused archive leaves nothing behind.
@@ -11,6 +12,12 @@
 use std::io::{Read, Seek, Write};
 
 use cap_std::fs::{Dir, OpenOptions};
+
+/// The most components (folders and the file) an entry's path may have. Creating a chain of
+/// folders through the capability resolves every level from the top, so its cost grows with
+/// the square of the depth: one 2,000-level chain takes seconds, and an archive may hold
+/// thousands of them. Competition data is a few levels deep.
+pub const MAX_PATH_DEPTH: usize = 32;
 
 /// Caps on what one archive may unpack to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,7 +90,7 @@ pub enum ExtractError {
     /// An entry whose path could land outside the destination.
     #[error("the entry {entry:?} has an unsafe path: {reason}")]
     UnsafePath {
-        /// The entry's name as stored.
+        /// The entry's name as stored (its first 200 characters).
         entry: String,
         /// Why it is unsafe.
         reason: &'static str,
@@ -144,14 +151,16 @@ pub fn extract_zip<R: Read + Seek>(
             })?;
         let name = entry.name().to_owned();
         let path = checked_path(&name)?;
+        // Names may be 64 KiB long; errors quote only their start.
+        let shown = shorten(&name);
         let is_link = entry
             .unix_mode()
             .is_some_and(|mode| mode & 0o170000 == 0o120000);
         if is_link || entry.is_symlink() {
-            return Err(ExtractError::Symlink { entry: name });
+            return Err(ExtractError::Symlink { entry: shown });
         }
         let io = |source| ExtractError::Io {
-            entry: name.clone(),
+            entry: shown.clone(),
             source,
         };
         if entry.is_dir() {
@@ -162,7 +171,7 @@ pub fn extract_zip<R: Read + Seek>(
         }
         if path.is_empty() {
             return Err(ExtractError::UnsafePath {
-                entry: name,
+                entry: shown,
                 reason: "it names no file",
             });
         }
@@ -179,11 +188,11 @@ pub fn extract_zip<R: Read + Seek>(
         })
         .map_err(|e| match e {
             CopyError::Budget => ExtractError::TooLarge {
-                entry: name.clone(),
+                entry: shown.clone(),
                 max: limits.max_total_bytes,
             },
             CopyError::Ratio => ExtractError::RatioExceeded {
-                entry: name.clone(),
+                entry: shown.clone(),
                 compressed,
                 max: limits.max_ratio,
             },
@@ -229,11 +238,20 @@ fn copy_capped(
     }
 }
 
+/// At most the first 200 characters of an entry's name, marked when cut.
+fn shorten(name: &str) -> String {
+    const KEEP: usize = 200;
+    match name.char_indices().nth(KEEP) {
+        Some((cut, _)) => format!("{}…", &name[..cut]),
+        None => name.to_owned(),
+    }
+}
+
 /// The entry's path as `a/b/c`, or why it is refused. Backslashes count as separators, as
 /// some Windows tools write them.
 fn checked_path(name: &str) -> Result<String, ExtractError> {
     let unsafe_path = |reason| ExtractError::UnsafePath {
-        entry: name.to_owned(),
+        entry: shorten(name),
         reason,
     };
     if name.contains('\0') {
@@ -253,6 +271,9 @@ fn checked_path(name: &str) -> Result<String, ExtractError> {
             ".." => return Err(unsafe_path("it climbs out with `..`")),
             part => parts.push(part),
         }
+    }
+    if parts.len() > MAX_PATH_DEPTH {
+        return Err(unsafe_path("it is nested more than 32 levels deep"));
     }
     Ok(parts.join("/"))
 }
@@ -283,5 +304,17 @@ mod tests {
                 (got, want) => panic!("{name:?}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn depth_is_capped() {
+        let deepest = "d/".repeat(MAX_PATH_DEPTH - 1) + "f.csv";
+        assert_eq!(checked_path(&deepest).ok(), Some(deepest.clone()));
+        let err = checked_path(&format!("d/{deepest}")).expect_err("one level too deep");
+        assert!(
+            err.to_string()
+                .contains(&format!("more than {MAX_PATH_DEPTH} levels")),
+            "{err}"
+        );
     }
 }

@@ -173,7 +173,14 @@ fn parse_kaggle_url(input: &str) -> Result<CompetitionRef, SourceError> {
     }
     match url.host_str() {
         Some("www.kaggle.com" | "kaggle.com") => {}
-        Some(other) => return Err(invalid(format!("the host {other:?} is not kaggle.com"))),
+        // The host and the segment below are quoted shortened, like the input: percent-encoding
+        // makes a segment up to three times as long as the input it came from.
+        Some(other) => {
+            return Err(invalid(format!(
+                "the host {:?} is not kaggle.com",
+                shorten(other)
+            )));
+        }
         None => return Err(invalid("it has no host".into())),
     }
     let mut segments = url.path_segments().into_iter().flatten();
@@ -181,7 +188,10 @@ fn parse_kaggle_url(input: &str) -> Result<CompetitionRef, SourceError> {
         Some("competitions" | "c") => {}
         Some("") | None => return Err(invalid("it names no competition".into())),
         Some(other) => {
-            return Err(invalid(format!("/{other}/ pages are not competitions")));
+            return Err(invalid(format!(
+                "/{}/ pages are not competitions",
+                shorten(other)
+            )));
         }
     }
     match segments.next() {
