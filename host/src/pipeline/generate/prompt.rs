@@ -176,8 +176,10 @@ fn metric_text(metric: Option<Metric>) -> &'static str {
         Some(Metric::Rmse) => "RMSE (lower is better)",
         Some(Metric::Rmsle) => "RMSLE (lower is better; predictions must be non-negative)",
         Some(Metric::Mae) => "MAE (lower is better)",
-        Some(Metric::F1) => "F1 of the positive class on a binary task, macro-F1 on more classes \
-                             (higher is better)",
+        Some(Metric::F1) => {
+            "F1 of the positive class on a binary task, macro-F1 on more classes \
+                             (higher is better)"
+        }
         Some(Metric::MacroF1) => "macro-averaged F1 (higher is better)",
         None => "not stated; validate with one that suits the task",
     }
