@@ -4,6 +4,7 @@
 //! calls [`cli::Cli::run`]. Data flows one way through the modules, each listed after the ones
 //! it builds on:
 //! - [`text`]: bounding text taken from a run before it is shown, stored or sent (a leaf).
+//! - [`stage`]: the names of a job's stages (a leaf).
 //! - [`sandbox`]: the [`sandbox::Sandbox`] trait and its backends, the WASI guest on wasmtime
 //!   and the hardened Docker container, where generated Python runs under caps.
 //! - [`storage`]: where finished submissions are kept ([`storage::SubmissionStore`]).
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod queue;
 pub mod sandbox;
+pub mod stage;
 pub mod storage;
 pub mod sweep;
 pub mod text;

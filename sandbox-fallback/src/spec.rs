@@ -158,8 +158,9 @@ mod tests {
             input: Some(PathBuf::from("/data/in")),
             output: PathBuf::from("/data/out"),
             wall_time: Duration::from_secs(60),
-            memory_bytes: 1 << 30,
+            memory_bytes: 512 << 20,
             output_bytes: 1 << 20,
+            // The tmpfs is sized to the disk cap plus the slack: 512 MiB here too.
             disk_bytes: (512 << 20) - crate::scratch::SLACK,
             cpus: 1.5,
             pids: 64,

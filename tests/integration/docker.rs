@@ -403,19 +403,7 @@ async fn a_solve_whose_code_needs_xgboost_runs_on_docker() {
     let base = format!("http://{}/v1", fake.addr);
     let out_dir = out.path().to_path_buf();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(binary())
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .args([
-                "solve",
-                "examples/competitions/penguins",
-                "--generator",
-                "openai",
-            ])
-            .arg("--out")
-            .arg(&out_dir)
-            .env("OPENAI_BASE_URL", base)
-            .env("OPENAI_API_KEY", crate::llm::fake::KEY)
-            .env("KS_MODEL", crate::llm::fake::MODEL)
+        crate::support::solve_with_llm(&base, &out_dir)
             .output()
             .expect("kaggle-solver runs")
     })

@@ -6,10 +6,8 @@
 //! a host file holds another; neither may appear in anything the host prints, writes to `--out`
 //! or sends to the LLM in its retry prompts.
 
-use std::process::Command;
-
-use crate::llm::fake::{Fake, KEY, MODEL, Provider, ok};
-use crate::support::binary;
+use crate::llm::fake::{Fake, KEY, Provider, ok};
+use crate::support::solve_with_llm;
 
 const ENV_CANARY: &str = "canary-env-5c1f0e3a9b7d";
 const FILE_CANARY: &str = "canary-file-8e2d4b6a0c1f";
@@ -49,21 +47,8 @@ async fn attack(script: &str, policy: Option<&str>) -> Seen {
     let base = format!("http://{}/v1", fake.addr);
     let (out_dir, with_policy) = (out.clone(), policy.map(|_| policy_file.clone()));
     let output = tokio::task::spawn_blocking(move || {
-        let mut command = Command::new(binary());
-        command
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .args([
-                "solve",
-                "examples/competitions/penguins",
-                "--generator",
-                "openai",
-            ])
-            .arg("--out")
-            .arg(&out_dir)
-            .env("OPENAI_BASE_URL", base)
-            .env("OPENAI_API_KEY", KEY)
-            .env("KS_MODEL", MODEL)
-            .env("KS_TEST_CANARY", ENV_CANARY);
+        let mut command = solve_with_llm(&base, &out_dir);
+        command.env("KS_TEST_CANARY", ENV_CANARY);
         if let Some(policy) = with_policy {
             command.arg("--policy").arg(policy);
         }

@@ -161,3 +161,23 @@ pub fn binary() -> PathBuf {
     );
     binary
 }
+
+/// `kaggle-solver solve` of the bundled demo competition with the OpenAI-compatible generator at
+/// `base` (a fake LLM's `/v1`), writing to `out`.
+pub fn solve_with_llm(base: &str, out: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(binary());
+    command
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args([
+            "solve",
+            "examples/competitions/penguins",
+            "--generator",
+            "openai",
+        ])
+        .arg("--out")
+        .arg(out)
+        .env("OPENAI_BASE_URL", base)
+        .env("OPENAI_API_KEY", crate::llm::fake::KEY)
+        .env("KS_MODEL", crate::llm::fake::MODEL);
+    command
+}

@@ -10,8 +10,8 @@ use ks_policies::{LimitOverrides, PolicyError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::pipeline::solve::Stage;
 use crate::queue::{CancelOutcome, JobRecord, JobStatus, ScoreSource};
+use crate::stage::Stage;
 use crate::storage::StoreKind;
 
 /// The query of `POST /run` (and `GET /run`).

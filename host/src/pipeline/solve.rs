@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ks_policies::Policy;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::analyse::{AnalyseError, CompetitionAnalysis, CompetitionText, analyse};
@@ -18,39 +18,9 @@ use crate::sandbox::{
     Backend, BackendChoice, DynSandbox, Outcome, OutputFileError, SandboxError, SandboxRequest,
     SelectError, read_regular, select_backend,
 };
+pub use crate::stage::Stage;
 use crate::storage::{DynStore, StoreError, StoredSubmission};
 use crate::text::{ERROR_TAIL_CHARS, tail};
-
-/// A stage of the pipeline, for progress and status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Stage {
-    /// Getting the competition's files.
-    Fetch,
-    /// Analysing them.
-    Analyse,
-    /// Writing code.
-    Generate,
-    /// Running it in a sandbox.
-    Run,
-    /// Checking the submission.
-    Validate,
-    /// Storing it.
-    Store,
-}
-
-impl std::fmt::Display for Stage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Fetch => "fetch",
-            Self::Analyse => "analyse",
-            Self::Generate => "generate",
-            Self::Run => "run",
-            Self::Validate => "validate",
-            Self::Store => "store",
-        })
-    }
-}
 
 /// Why one attempt's code failed: fed back to the generator, and the next attempt runs.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 use ks_policies::{Backend, LimitOverrides};
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::solve::Stage;
+use crate::stage::Stage;
 use crate::storage::StoreKind;
 
 /// The version of [`JobRecord`]'s stored form that this release writes. Records carry it so a

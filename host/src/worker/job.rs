@@ -20,9 +20,10 @@ use crate::logs::{AttemptLog, LogEvent, OUTPUT_TAIL_CHARS};
 use crate::metrics::JobOutcome;
 use crate::pipeline::fetch::{CompetitionRef, FetchError, SourceError};
 use crate::pipeline::solve::{
-    AttemptRecord, PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport, Stage,
+    AttemptRecord, PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport,
 };
 use crate::queue::{Failure, JobRecord, JobResult, LeaseState, Progress, ScoreSource};
+use crate::stage::Stage;
 use crate::text::{MESSAGE_CHARS, head};
 
 /// Why a job was stopped before it ended by itself.

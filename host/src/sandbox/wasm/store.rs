@@ -129,6 +129,36 @@ pub(crate) fn wasi_context(
     Ok(builder.build_p1())
 }
 
+/// Defines preview-1's `$name` (`fd, iovs, len` and then `$extra`) as wasmtime-wasi's own
+/// function of that name, called exactly as its linker calls it, once the write is charged.
+macro_rules! counted_write {
+    ($linker:expr, $name:ident, ($($extra:ident: $ty:ty),*)) => {
+        $linker.func_wrap_async(
+            WASI,
+            stringify!($name),
+            |mut caller: Caller<'_, GuestState>,
+             (fd, iovs, len, $($extra,)*): (i32, i32, i32, $($ty,)*)| {
+                Box::new(async move {
+                    charge(&mut caller, fd, iovs, len)?;
+                    let (memory, fuel) = guest_memory(&mut caller)?;
+                    let (bytes, state) = memory.data_and_store_mut(&mut caller);
+                    state.wasi.set_hostcall_fuel(fuel);
+                    let mut memory = wiggle::GuestMemory::Unshared(bytes);
+                    p1::wasi_snapshot_preview1::$name(
+                        &mut state.wasi,
+                        &mut memory,
+                        fd,
+                        iovs,
+                        len,
+                        $($extra),*
+                    )
+                    .await
+                })
+            },
+        )
+    };
+}
+
 const WASI: &str = "wasi_snapshot_preview1";
 
 /// The linker every instance of the guest uses: WASI preview 1, with the two functions that
@@ -138,52 +168,8 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<GuestState>> {
     let mut linker: Linker<GuestState> = Linker::new(engine);
     p1::add_to_linker_async(&mut linker, GuestState::wasi)?;
     linker.allow_shadowing(true);
-    linker.func_wrap_async(
-        WASI,
-        "fd_write",
-        |mut caller: Caller<'_, GuestState>, (fd, iovs, len, written): (i32, i32, i32, i32)| {
-            Box::new(async move {
-                charge(&mut caller, fd, iovs, len)?;
-                let (memory, fuel) = guest_memory(&mut caller)?;
-                let (bytes, state) = memory.data_and_store_mut(&mut caller);
-                state.wasi.set_hostcall_fuel(fuel);
-                let mut memory = wiggle::GuestMemory::Unshared(bytes);
-                p1::wasi_snapshot_preview1::fd_write(
-                    &mut state.wasi,
-                    &mut memory,
-                    fd,
-                    iovs,
-                    len,
-                    written,
-                )
-                .await
-            })
-        },
-    )?;
-    linker.func_wrap_async(
-        WASI,
-        "fd_pwrite",
-        |mut caller: Caller<'_, GuestState>,
-         (fd, iovs, len, offset, written): (i32, i32, i32, i64, i32)| {
-            Box::new(async move {
-                charge(&mut caller, fd, iovs, len)?;
-                let (memory, fuel) = guest_memory(&mut caller)?;
-                let (bytes, state) = memory.data_and_store_mut(&mut caller);
-                state.wasi.set_hostcall_fuel(fuel);
-                let mut memory = wiggle::GuestMemory::Unshared(bytes);
-                p1::wasi_snapshot_preview1::fd_pwrite(
-                    &mut state.wasi,
-                    &mut memory,
-                    fd,
-                    iovs,
-                    len,
-                    offset,
-                    written,
-                )
-                .await
-            })
-        },
-    )?;
+    counted_write!(linker, fd_write, (written: i32))?;
+    counted_write!(linker, fd_pwrite, (offset: i64, written: i32))?;
     linker.allow_shadowing(false);
     // The guest's door to a host program; this host offers none, which the ABI spells -1.
     linker.func_wrap("host", "call", |_: i32, _: i32, _: i32, _: i32| -> i32 {
