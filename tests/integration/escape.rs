@@ -6,6 +6,8 @@
 //! a host file holds another; neither may appear in anything the host prints, writes to `--out`
 //! or sends to the LLM in its retry prompts.
 
+use std::time::Duration;
+
 use crate::llm::fake::{Fake, KEY, Provider, ok};
 use crate::support::solve_with_llm;
 
@@ -196,4 +198,132 @@ async fn links_and_fifos_leak_nothing_on_docker() {
             seen.printed
         );
     }
+}
+
+/// Writes a submission whose header is one 20 MB column name, and 5 MB to each of stdout and
+/// stderr: everything a job's status and logs might quote.
+const FLOOD: &str = "import sys\n\
+sys.stdout.write('o' * (5 << 20))\n\
+sys.stderr.write('e' * (5 << 20))\n\
+open('/output/submission.csv', 'w').write('h' * (20 << 20) + '\\n1\\n')\n";
+
+#[derive(Debug)]
+struct Fixed;
+
+#[async_trait::async_trait]
+impl kaggle_solver::pipeline::generate::Generator for Fixed {
+    fn name(&self) -> String {
+        "fixed".into()
+    }
+
+    async fn generate(
+        &self,
+        _: &kaggle_solver::pipeline::generate::GenerationRequest<'_>,
+    ) -> Result<
+        kaggle_solver::pipeline::generate::GeneratedCode,
+        kaggle_solver::pipeline::generate::GenerateError,
+    > {
+        Ok(kaggle_solver::pipeline::generate::GeneratedCode {
+            code: FLOOD.to_owned(),
+            generator: self.name(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_guest_leaves_a_small_status_and_small_logs() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use kaggle_solver::host::Host;
+    use kaggle_solver::pipeline::fetch::{FetchConfig, Fetcher, LocalPolicy};
+    use kaggle_solver::pipeline::solve::Sandboxes;
+    use kaggle_solver::policies::PolicyDir;
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mirror = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/competitions"
+    ));
+    let mut fetch = FetchConfig::new(dir.path().join("cache"));
+    fetch.competitions_dir = Some(mirror.clone());
+    fetch.local_policy = LocalPolicy::UnderRoot(mirror);
+    std::fs::create_dir_all(dir.path().join("policies")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("policies/quick.toml"),
+        "[attempts]\nmax = 1\n",
+    )
+    .expect("write");
+    let host = Host::builder()
+        .policies(PolicyDir::new(dir.path().join("policies")))
+        .allowed_policies(["quick"])
+        .fetcher(Arc::new(Fetcher::new(fetch)))
+        .sandboxes(Sandboxes {
+            wasm: Some(Arc::new(crate::support::wasm_sandbox())),
+            docker: None,
+        })
+        .generator(Arc::new(Fixed))
+        .data_dir(dir.path().join("data"))
+        .workers(1)
+        .build()
+        .await
+        .expect("the host builds");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let workers = tokio::spawn(host.run_workers(shutdown.clone()));
+    let router = host.router();
+    let get = |uri: String| {
+        let router = router.clone();
+        async move {
+            let response = router
+                .oneshot(Request::get(uri).body(Body::empty()).expect("request"))
+                .await
+                .expect("answered");
+            axum::body::to_bytes(response.into_body(), 64 << 20)
+                .await
+                .expect("body")
+        }
+    };
+    let response = router
+        .clone()
+        .oneshot(
+            Request::post("/run?url=penguins&policy=quick")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("answered");
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    let id = serde_json::from_slice::<serde_json::Value>(&body).expect("json")["job_id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        let body = get(format!("/status/{id}")).await;
+        let status: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        if status["status"] == "failed" || status["status"] == "completed" {
+            assert!(body.len() < 4_096, "the status is {} bytes", body.len());
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status["status"], "failed", "{status}");
+    let message = status["message"].as_str().expect("a message");
+    assert!(message.contains("the columns must be exactly"), "{message}");
+    assert!(message.contains("more characters)"), "{message}");
+    let logs = get(format!("/jobs/{id}/logs")).await;
+    assert!(logs.len() < 64 << 10, "the logs are {} bytes", logs.len());
+    let logs: serde_json::Value = serde_json::from_slice(&logs).expect("json");
+    let tail = logs["attempts"][0]["stderr_tail"].as_str().expect("a tail");
+    assert!(
+        tail.starts_with("[... ") && tail.len() < 9_000,
+        "{}",
+        tail.len()
+    );
+    shutdown.cancel();
+    let _ = workers.await;
 }
