@@ -142,7 +142,9 @@ fn assert_failed_plainly(name: &str, seen: &Seen) {
     );
     assert!(
         seen.printed.contains("not a regular file")
-            || seen.printed.contains("did not write /output/submission.csv")
+            || seen
+                .printed
+                .contains("did not write /output/submission.csv")
             || seen.printed.contains("Error"),
         "{name}: the reason is plain: {}",
         seen.printed
@@ -185,11 +187,7 @@ async fn links_beside_a_valid_submission_are_deleted_unread_on_wasm() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fifo_cannot_be_made_in_the_wasi_guest() {
-    let seen = attack(
-        "import os\nos.mkfifo('/output/submission.csv')\n",
-        None,
-    )
-    .await;
+    let seen = attack("import os\nos.mkfifo('/output/submission.csv')\n", None).await;
     assert_failed_plainly("a fifo", &seen);
 }
 
@@ -207,7 +205,8 @@ async fn links_and_fifos_leak_nothing_on_docker() {
         assert_failed_plainly(name, &seen);
         // Docker lets the script make any of these; each must be refused as what it is.
         assert!(
-            seen.printed.contains("/output/submission.csv is not a regular file"),
+            seen.printed
+                .contains("/output/submission.csv is not a regular file"),
             "{name}: {}",
             seen.printed
         );

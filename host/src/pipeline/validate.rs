@@ -37,9 +37,8 @@ pub fn validate_submission(
     data_dir: &Path,
     analysis: &CompetitionAnalysis,
 ) -> Result<ValidSubmission, InvalidSubmission> {
-    check(submission, data_dir, analysis).map_err(|message| {
-        InvalidSubmission(head(&message, MESSAGE_CHARS))
-    })
+    check(submission, data_dir, analysis)
+        .map_err(|message| InvalidSubmission(head(&message, MESSAGE_CHARS)))
 }
 
 fn check(
@@ -66,9 +65,7 @@ fn check(
             .iter()
             .filter(|c| !sample.header.contains(c))
             .collect();
-        let list = |names: &[&String]| {
-            quote_list(names.iter().map(|s| s.as_str()), LISTED_COLUMNS)
-        };
+        let list = |names: &[&String]| quote_list(names.iter().map(|s| s.as_str()), LISTED_COLUMNS);
         return Err(format!(
             "the columns must be exactly {} in that order; got {} (missing {}, unexpected {})",
             list(&sample.header.iter().collect::<Vec<_>>()),
@@ -250,12 +247,19 @@ mod tests {
             header.push_str(&format!(",c{i}"));
         }
         let error = check(&case, &format!("{header}\n")).expect_err("wrong columns");
-        assert!(error.to_string().len() < 4_096, "{} bytes", error.to_string().len());
+        assert!(
+            error.to_string().len() < 4_096,
+            "{} bytes",
+            error.to_string().len()
+        );
         assert!(error.0.contains("more characters)"), "{error}");
         assert!(error.0.contains("... and "), "{error}");
         let long_id = "9".repeat(100_000);
         let error = check(&case, &format!("id,y\n{long_id},a\n11,a\n12,a\n")).expect_err("id");
-        assert!(error.0.len() < 1_000 && error.0.contains("not in the sample"), "{error}");
+        assert!(
+            error.0.len() < 1_000 && error.0.contains("not in the sample"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -135,7 +135,12 @@ pub fn remove_special(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 pub fn inside(dir: &Path, paths: &[PathBuf]) -> Vec<String> {
     paths
         .iter()
-        .map(|p| p.strip_prefix(dir).unwrap_or(p).to_string_lossy().into_owned())
+        .map(|p| {
+            p.strip_prefix(dir)
+                .unwrap_or(p)
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect()
 }
 
@@ -152,14 +157,23 @@ mod tests {
         std::fs::write(out.path().join("ok.csv"), b"id,y\n1,2\n").expect("write");
         std::os::unix::fs::symlink(&canary, out.path().join("abs.csv")).expect("link");
         std::os::unix::fs::symlink("ok.csv", out.path().join("inside.csv")).expect("link");
-        std::os::unix::fs::symlink("../../../../../../../../../proc/self/environ", out.path().join("rel.csv"))
-            .expect("link");
+        std::os::unix::fs::symlink(
+            "../../../../../../../../../proc/self/environ",
+            out.path().join("rel.csv"),
+        )
+        .expect("link");
         std::fs::create_dir(out.path().join("dir.csv")).expect("mkdir");
 
-        assert_eq!(read_regular(out.path(), "ok.csv", 100).expect("read"), b"id,y\n1,2\n");
+        assert_eq!(
+            read_regular(out.path(), "ok.csv", 100).expect("read"),
+            b"id,y\n1,2\n"
+        );
         for name in ["abs.csv", "inside.csv", "rel.csv"] {
             let error = read_regular(out.path(), name, 100).expect_err(name);
-            assert!(matches!(error, OutputFileError::NotRegular { kind: "link", .. }), "{error}");
+            assert!(
+                matches!(error, OutputFileError::NotRegular { kind: "link", .. }),
+                "{error}"
+            );
             assert!(error.to_string().contains("not a regular file"), "{error}");
         }
         assert!(matches!(
@@ -172,7 +186,11 @@ mod tests {
         ));
         assert!(matches!(
             read_regular(out.path(), "ok.csv", 3),
-            Err(OutputFileError::TooLarge { size: 9, max: 3, .. })
+            Err(OutputFileError::TooLarge {
+                size: 9,
+                max: 3,
+                ..
+            })
         ));
         for name in ["../canary", "", "..", "a/b"] {
             assert!(matches!(

@@ -86,14 +86,21 @@ impl Sandbox for DockerSandbox {
             .run(&spec, &request.cancel)
             .await
             .map_err(SandboxError::Docker)?;
-        Ok(outcome(report, &request.output, request.limits.output_bytes))
+        Ok(outcome(
+            report,
+            &request.output,
+            request.limits.output_bytes,
+        ))
     }
 }
 
 fn outcome(report: RunReport, output: &std::path::Path, output_cap: u64) -> Outcome {
     let mut stderr = report.stderr.text();
-    let removed: Vec<std::path::PathBuf> =
-        report.removed_links.iter().map(std::path::PathBuf::from).collect();
+    let removed: Vec<std::path::PathBuf> = report
+        .removed_links
+        .iter()
+        .map(std::path::PathBuf::from)
+        .collect();
     let removed = super::inside(output, &removed);
     for link in &removed {
         stderr.push_str(&format!(

@@ -166,8 +166,16 @@ mod tests {
             "m".repeat(1_000_000)
         );
         let error = GuestError::from_stderr(&line).expect("parsed");
-        assert!(error.kind.len() < QUOTED_VALUE_CHARS + 50, "{}", error.kind.len());
-        assert!(error.message.len() < MESSAGE_CHARS, "{}", error.message.len());
+        assert!(
+            error.kind.len() < QUOTED_VALUE_CHARS + 50,
+            "{}",
+            error.kind.len()
+        );
+        assert!(
+            error.message.len() < MESSAGE_CHARS,
+            "{}",
+            error.message.len()
+        );
         let outcome = Outcome {
             backend: Backend::Wasm,
             exit_code: Some(1),

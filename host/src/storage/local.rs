@@ -90,10 +90,7 @@ mod tests {
         assert_eq!(store.get("job-2").await.expect("get"), None);
         for key in ["../escape", "a/b", "", "x y"] {
             assert!(
-                matches!(
-                    store.put(key, source).await,
-                    Err(StoreError::InvalidKey(_))
-                ),
+                matches!(store.put(key, source).await, Err(StoreError::InvalidKey(_))),
                 "{key}"
             );
         }
