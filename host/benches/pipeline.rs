@@ -102,6 +102,7 @@ fn main() {
             description: std::fs::read_to_string(Path::new(DEMO).join("description.md")).ok(),
             evaluation_metric: None,
         },
+        pin: None,
     };
 
     let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();

@@ -47,6 +47,7 @@ fn demo() -> PreparedCompetition {
             description: std::fs::read_to_string(Path::new(DEMO).join("description.md")).ok(),
             evaluation_metric: None,
         },
+        pin: None,
     }
 }
 

@@ -231,6 +231,9 @@ pub struct PreparedCompetition {
     pub dir: PathBuf,
     /// What its page says.
     pub text: CompetitionText,
+    /// Keeps a cached competition from being evicted while this job has it mounted; `None`
+    /// for folders the cache does not manage.
+    pub pin: Option<std::sync::Arc<super::fetch::CachePin>>,
 }
 
 impl From<super::fetch::FetchedCompetition> for PreparedCompetition {
@@ -242,6 +245,7 @@ impl From<super::fetch::FetchedCompetition> for PreparedCompetition {
                 description: fetched.description,
                 evaluation_metric: fetched.evaluation_metric,
             },
+            pin: fetched.pin.map(std::sync::Arc::new),
         }
     }
 }
@@ -442,11 +446,8 @@ impl Solver {
             .as_ref()
             .is_some_and(|o| o.removed_from_output.iter().any(|p| p == "submission.csv"));
         let validated = timed(job, Stage::Validate, attempt, async {
-            let (output, dir, analysis) = (
-                output.clone(),
-                competition.dir.clone(),
-                analysis.clone(),
-            );
+            let (output, dir, analysis) =
+                (output.clone(), competition.dir.clone(), analysis.clone());
             tokio::task::spawn_blocking(move || {
                 // Read once, through the run's own folder and never through a link; what is
                 // validated is exactly what is stored.
