@@ -23,7 +23,9 @@ use crate::pipeline::fetch::{CompetitionRef, FetchError, SourceError};
 use crate::pipeline::solve::{
     AttemptRecord, PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport, Stage,
 };
-use crate::queue::{Failure, JobRecord, JobResult, LeaseState, Progress, ScoreSource};
+use crate::queue::{
+    Completion, Failure, JobRecord, JobResult, LeaseState, Progress, ScoreSource,
+};
 
 /// Why a job was stopped before it ended by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,8 +277,13 @@ async fn finish(
                 attempts: u32::try_from(report.attempts.len()).unwrap_or(u32::MAX),
             };
             log_event(shared, record, "completed".to_owned()).await;
-            let held = queue.complete(&shared.id, id, result).await;
-            reported(shared, record, held, JobOutcome::Completed);
+            let (held, outcome) = match queue.complete(&shared.id, id, result).await {
+                Ok(Completion::Completed) => (Ok(true), JobOutcome::Completed),
+                Ok(Completion::Cancelled) => (Ok(true), JobOutcome::Cancelled),
+                Ok(Completion::NotHeld) => (Ok(false), JobOutcome::Completed),
+                Err(error) => (Err(error), JobOutcome::Completed),
+            };
+            reported(shared, record, held, outcome);
             return;
         }
         (Err(_), Some(StopReason::Lost)) => {
