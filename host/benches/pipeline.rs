@@ -21,7 +21,7 @@ use std::time::Instant;
 use kaggle_solver::pipeline::analyse::CompetitionText;
 use kaggle_solver::pipeline::generate::BaselineGenerator;
 use kaggle_solver::pipeline::solve::{
-    PreparedCompetition, Sandboxes, SolveEvent, SolveJob, Solver,
+    PreparedCompetition, Sandboxes, SolveEvent, SolveJob, Solver, Unleased,
 };
 use kaggle_solver::sandbox::wasm::WasmSandbox;
 use kaggle_solver::storage::LocalStore;
@@ -121,9 +121,11 @@ fn main() {
         };
         let job = SolveJob {
             id: format!("bench-{run}"),
+            claim: SolveJob::new_claim(),
             policy: &policy,
             cancel: CancellationToken::new(),
             events: &events,
+            fence: &Unleased,
         };
         let started = Instant::now();
         let report = runtime

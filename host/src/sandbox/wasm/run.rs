@@ -45,10 +45,14 @@ pub(crate) async fn run_prepared(
     let source = crate::sandbox::guest_program_with(&request, harness)?;
     let code_len = i32::try_from(source.len())
         .map_err(|_| SandboxError::InvalidRequest("the script is larger than 2 GiB".into()))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("ks-guest-tmp-")
-        .tempdir()
-        .map_err(|e| SandboxError::io("creating the run's /tmp", e))?;
+    // Removed when dropped, so on every way out of this function.
+    let mut scratch = tempfile::Builder::new();
+    scratch.prefix("ks-guest-tmp-");
+    let scratch = match &request.scratch {
+        Some(parent) => scratch.tempdir_in(parent),
+        None => scratch.tempdir(),
+    }
+    .map_err(|e| SandboxError::io("creating the run's /tmp", e))?;
     let stdout = CappedOutput::new(limits.output_bytes);
     let stderr = CappedOutput::new(limits.output_bytes);
     let wasi = store::wasi_context(&request, stdlib_dir, scratch.path(), &stdout, &stderr)?;
@@ -125,7 +129,10 @@ pub(crate) async fn run_prepared(
     let removed = crate::sandbox::remove_special(&request.output)
         .map_err(|e| SandboxError::io(format!("cleaning {}", request.output.display()), e))?;
     if !removed.is_empty() {
-        tracing::info!(count = removed.len(), "deleted links the guest left in /output");
+        tracing::info!(
+            count = removed.len(),
+            "deleted links the guest left in /output"
+        );
     }
 
     let observed = Observed {
