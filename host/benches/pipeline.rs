@@ -21,7 +21,7 @@ use std::time::Instant;
 use kaggle_solver::pipeline::analyse::CompetitionText;
 use kaggle_solver::pipeline::generate::BaselineGenerator;
 use kaggle_solver::pipeline::solve::{
-    PreparedCompetition, Sandboxes, SolveEvent, SolveJob, Solver,
+    PreparedCompetition, Sandboxes, SolveEvent, SolveJob, Solver, Unleased,
 };
 use kaggle_solver::sandbox::wasm::WasmSandbox;
 use kaggle_solver::storage::LocalStore;
@@ -102,6 +102,7 @@ fn main() {
             description: std::fs::read_to_string(Path::new(DEMO).join("description.md")).ok(),
             evaluation_metric: None,
         },
+        pin: None,
     };
 
     let mut stages: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -120,9 +121,11 @@ fn main() {
         };
         let job = SolveJob {
             id: format!("bench-{run}"),
+            claim: SolveJob::new_claim(),
             policy: &policy,
             cancel: CancellationToken::new(),
             events: &events,
+            fence: &Unleased,
         };
         let started = Instant::now();
         let report = runtime

@@ -173,11 +173,12 @@ mod tests {
                 validation_score_source: None,
                 attempts: 1,
             };
-            assert!(
+            assert_eq!(
                 queue
                     .complete(&worker, &id, result)
                     .await
-                    .expect("completed")
+                    .expect("completed"),
+                crate::queue::Completion::Completed
             );
             id
         };

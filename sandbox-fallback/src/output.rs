@@ -5,13 +5,24 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// Entries a folder may hold before measuring it is refused (empty files cost the host inodes,
+/// and a walk of millions of them would hold up the run's supervision).
+pub const MAX_ENTRIES: u64 = 100_000;
+
 /// Total size of the regular files under `dir`, never following symlinks.
 ///
 /// # Errors
-/// When a folder cannot be read.
+/// When a folder cannot be read, or `dir` holds more than [`MAX_ENTRIES`] entries.
 pub fn regular_file_bytes(dir: &Path) -> io::Result<u64> {
-    let mut total = 0u64;
+    let (mut total, mut entries) = (0u64, 0u64);
     walk(dir, &mut |_, kind, meta| {
+        entries += 1;
+        if entries > MAX_ENTRIES {
+            return Err(io::Error::other(format!(
+                "more than {MAX_ENTRIES} entries in {}",
+                dir.display()
+            )));
+        }
         if kind.is_file() {
             total = total.saturating_add(meta.len());
         }

@@ -1,5 +1,6 @@
 //! Who owns a sandbox container, so that a crashed process's containers can be found and removed
-//! without touching those of live workers sharing the daemon.
+//! without touching those of live workers sharing the daemon. The host marks its work folders
+//! with the same [`Owner`], for the same reason.
 //!
 //! Every container carries [`SANDBOX_LABEL`] and an owner label `hostname/pid/start-time`. The
 //! start time (from `/proc/<pid>/stat`) tells a live owner from a recycled pid. Containers owned
@@ -60,7 +61,8 @@ impl Owner {
         ])
     }
 
-    fn parse(label: &str) -> Option<Self> {
+    /// Reads an owner back from its label (`hostname/pid/start-time`); `None` if malformed.
+    pub fn parse(label: &str) -> Option<Self> {
         let mut parts = label.rsplitn(3, '/');
         let start_time = parts.next()?.parse().ok()?;
         let pid = parts.next()?.parse().ok()?;
@@ -72,8 +74,9 @@ impl Owner {
         })
     }
 
-    /// Whether this owner is known to be gone: same host, and its pid is dead or recycled.
-    fn is_gone(&self, here: &Owner) -> bool {
+    /// Whether this owner is known to be gone, as seen from the process `here`: same host, and
+    /// its pid is dead or recycled. An owner on another host is never known to be gone.
+    pub fn is_gone(&self, here: &Owner) -> bool {
         self.hostname == here.hostname && start_time(self.pid) != Some(self.start_time)
     }
 }

@@ -19,7 +19,7 @@ use crate::spec::{PROGRAM_FILE, container_body, container_user};
 use crate::{DockerError, DockerRunner, RunSpec, Tail, output};
 
 /// How often `/output` is measured against the cap while the script runs.
-const OUTPUT_POLL: Duration = Duration::from_millis(200);
+const OUTPUT_POLL: Duration = Duration::from_millis(20);
 /// How often the container's `/tmp` is measured (one small file read from its cgroup).
 const SCRATCH_POLL: Duration = Duration::from_millis(20);
 /// How long to wait for a killed container to be reported gone.
@@ -30,9 +30,10 @@ const KILL_GRACE: Duration = Duration::from_secs(20);
 pub enum Stop {
     /// The wall-clock deadline passed.
     WallTime,
-    /// `/output` grew past the output cap (or could not be measured).
+    /// `/output` grew past the output cap.
     Output,
-    /// `/tmp` and `/output` together grew past the disk cap.
+    /// `/tmp` and `/output` together grew past the disk cap, or `/output` could not be
+    /// measured.
     Disk,
     /// The caller cancelled the run.
     Cancelled,
@@ -186,13 +187,14 @@ impl DockerRunner {
                 }
                 _ = poll.tick() => {
                     let out = spec.output.clone();
-                    // A folder that cannot be measured cannot be held to a cap: stop the run.
+                    // A folder that cannot be measured (or holds too many entries) cannot be held
+                    // to the disk cap: stop the run.
                     let Some(size) = tokio::task::spawn_blocking(move || output::regular_file_bytes(&out))
                         .await
                         .ok()
                         .and_then(Result::ok)
                     else {
-                        break Some(Stop::Output);
+                        break Some(Stop::Disk);
                     };
                     out_bytes = size;
                     // Both caps passed: the disk is what the flood threatened.

@@ -1,10 +1,10 @@
 //! The REST API through its router (`tower::ServiceExt::oneshot`, no sockets) over the
 //! in-memory queue: the bad-input table (each answer's status and `{error, detail}`, and that
 //! nothing was enqueued), accepted submissions and the `StatusResponse` shape, auth on and
-//! off, `/healthz`, `/metrics`, `/openapi.json`, cancel of a pending job, and a completed
-//! job's submission and logs (driven by hand through the queue, without a worker). The abuse
-//! controls (cross-site refusal, the queue cap, the policy allow-list, lowered caps, expiry) are
-//! in `api/abuse.rs`.
+//! off, `/healthz`, `/metrics`, `/openapi.json`, cancel of a pending job, a completed job's
+//! submission and logs, and a running job's cancel winning over its completion (driven by hand
+//! through the queue, without a worker). The abuse controls (cross-site refusal, the queue cap,
+//! the policy allow-list, lowered caps, expiry) are in `api/abuse.rs`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use kaggle_solver::host::{Host, HostBuilder};
 use kaggle_solver::logs::{FileLogs, JobLogs, LogEvent};
 use kaggle_solver::pipeline::fetch::{FetchConfig, Fetcher, LocalPolicy};
 use kaggle_solver::policies::PolicyDir;
-use kaggle_solver::queue::{JobId, JobResult, QueueStats, WorkerId};
+use kaggle_solver::queue::{Completion, JobId, JobResult, QueueStats, WorkerId};
 use kaggle_solver::storage::{LocalStore, SubmissionStore};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -349,11 +349,6 @@ async fn a_completed_job_serves_its_submission_and_logs() -> Result<()> {
         .await?
         .context("claimed")?;
     ensure!(record.id == job);
-    let (status, body) = api.json(Method::DELETE, &format!("/jobs/{id}")).await?;
-    ensure!(
-        status == StatusCode::ACCEPTED && body["outcome"] == "cancel-requested",
-        "{body}"
-    );
     let stored = LocalStore::new(api.dir.path().join("data/submissions"))
         .put(&id, b"id,species\n1,Adelie\n")
         .await?;
@@ -367,7 +362,7 @@ async fn a_completed_job_serves_its_submission_and_logs() -> Result<()> {
         validation_score_source: None,
         attempts: 1,
     };
-    ensure!(queue.complete(&worker, &job, result).await?);
+    ensure!(queue.complete(&worker, &job, result).await? == Completion::Completed);
 
     let (status, body) = api.json(Method::GET, &format!("/status/{id}")).await?;
     ensure!(
@@ -394,5 +389,42 @@ async fn a_completed_job_serves_its_submission_and_logs() -> Result<()> {
         "{log}"
     );
     ensure!(Path::new(&stored.path).is_file());
+
+    // A cancel answered 202 while the job runs wins over its completion: failed, cancelled,
+    // and no submission served.
+    let id = api.submit(&format!("url={}", encode(PENGUINS))).await?;
+    let job = JobId(id.clone());
+    ensure!(
+        queue
+            .claim(&worker, Duration::from_secs(30))
+            .await?
+            .map(|r| r.id)
+            == Some(job.clone())
+    );
+    let (status, body) = api.json(Method::DELETE, &format!("/jobs/{id}")).await?;
+    ensure!(
+        status == StatusCode::ACCEPTED && body["outcome"] == "cancel-requested",
+        "{body}"
+    );
+    let stored = LocalStore::new(api.dir.path().join("data/submissions"))
+        .put(&id, b"id,species\n1,Adelie\n")
+        .await?;
+    let result = JobResult {
+        submission_source: stored.source,
+        submission_path: stored.path.clone(),
+        validation_score: None,
+        validation_score_source: None,
+        attempts: 1,
+    };
+    ensure!(queue.complete(&worker, &job, result).await? == Completion::Cancelled);
+    let (status, body) = api.json(Method::GET, &format!("/status/{id}")).await?;
+    ensure!(
+        status == StatusCode::OK && body["status"] == "failed" && body["message"] == "cancelled",
+        "{body}"
+    );
+    let (status, body) = api
+        .json(Method::GET, &format!("/jobs/{id}/submission"))
+        .await?;
+    ensure!(status == StatusCode::CONFLICT, "{status} {body}");
     Ok(())
 }

@@ -160,5 +160,9 @@ async fn docker_disk_violated_is_disk() {
             grew < 512 * MIB,
             "{folder}: the host's disk grew by {grew} bytes"
         );
+        eprintln!(
+            "docker {folder}: host disk grew by at most {} MiB",
+            grew / MIB
+        );
     }
 }

@@ -13,7 +13,7 @@ use kaggle_solver::pipeline::generate::{
     BaselineGenerator, DynGenerator, GenerateError, GeneratedCode, GenerationRequest, Generator,
 };
 use kaggle_solver::pipeline::solve::{
-    PreparedCompetition, Sandboxes, SolveError, SolveJob, SolveReport, Solver,
+    PreparedCompetition, Sandboxes, SolveError, SolveJob, SolveReport, Solver, Unleased,
 };
 use kaggle_solver::storage::LocalStore;
 use ks_policies::Policy;
@@ -47,6 +47,7 @@ fn demo() -> PreparedCompetition {
             description: std::fs::read_to_string(Path::new(DEMO).join("description.md")).ok(),
             evaluation_metric: None,
         },
+        pin: None,
     }
 }
 
@@ -75,9 +76,11 @@ fn harness(generator: DynGenerator) -> Harness {
 async fn solve(harness: &Harness, policy: &Policy) -> Result<SolveReport, SolveError> {
     let job = SolveJob {
         id: "job-1".into(),
+        claim: SolveJob::new_claim(),
         policy,
         cancel: CancellationToken::new(),
         events: &|_| {},
+        fence: &Unleased,
     };
     harness.solver.solve(&job, &demo()).await
 }

@@ -9,8 +9,17 @@
 //!   that outlives its lease stays with its heartbeating worker; a SIGKILLed worker's job
 //!   completes on the other worker, stored once; cancel reaches a running sandbox; SIGTERM
 //!   drains; Redis SIGKILLed and restarted (AOF) mid-run: every accepted job completes.
+//! - Races at a job's end: a worker whose lease lapsed changes nothing of the new holder's
+//!   (`service/stale.rs`); a cancel that races the end always fails the job as cancelled
+//!   (`service/cancel.rs`).
+//! - Clean-up (`service/cleanup.rs`): a finished job keeps its submission and logs only; a
+//!   SIGKILLed worker's folder is swept by the next worker to start.
 
+mod cancel;
+mod cleanup;
 mod cluster;
+mod inproc;
+mod stale;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

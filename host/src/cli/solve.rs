@@ -9,7 +9,7 @@ use super::{CliError, PolicyArgs};
 use crate::host::Host;
 use crate::pipeline::fetch::{Caller, CompetitionRef, EnvLookup, FetchConfig, Fetcher};
 use crate::pipeline::generate::{GeneratorKind, generator_from_env};
-use crate::pipeline::solve::{PreparedCompetition, SolveEvent, SolveJob};
+use crate::pipeline::solve::{PreparedCompetition, SolveEvent, SolveJob, Unleased};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SolveArgs {
@@ -49,11 +49,21 @@ impl SolveArgs {
             .setup_progress(super::runtime::print_event)
             .build_solver()
             .await?;
+        match solver.sweep_abandoned().await {
+            Ok(swept) if swept.is_empty() => {}
+            Ok(swept) => super::progress(format!(
+                "removed {} work folder(s) of runs that died",
+                swept.len()
+            )),
+            Err(error) => super::progress(format!("dead runs' work folders not swept: {error}")),
+        }
         let job = SolveJob {
             id: uuid::Uuid::new_v4().to_string(),
+            claim: SolveJob::new_claim(),
             policy: &policy,
             cancel: tokio_util::sync::CancellationToken::new(),
             events: &print_event,
+            fence: &Unleased,
         };
         let cancel = job.cancel.clone();
         tokio::spawn(async move {

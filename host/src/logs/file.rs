@@ -2,8 +2,9 @@
 //!
 //! This works when the API and the workers share a disk (one machine, or a shared volume).
 //! Each write goes to a temporary name and is renamed over the file, so a reader never sees
-//! half a file. Only one worker holds a job at a time, so writers of one file do not race
-//! across processes; within a process a mutex serialises the read-modify-write cycles.
+//! half a file. Only the worker holding a job writes its log, and only while its lease surely
+//! runs (the worker fences every write), so writers of one file do not race across processes;
+//! within a process a mutex serialises the read-modify-write cycles.
 
 use std::path::{Path, PathBuf};
 
@@ -113,7 +114,9 @@ async fn write_file(path: &Path, log: &JobLog) -> Result<(), LogsError> {
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
-    let partial = folder.join(format!(".logs.json.{}", std::process::id()));
+    // A name of its own per write: two writers in one process (two hosts, two workers with
+    // their own `FileLogs`) never write through the same file.
+    let partial = folder.join(format!(".logs.json.{}", uuid::Uuid::new_v4().simple()));
     tokio::fs::write(&partial, bytes)
         .await
         .map_err(io(format!("writing {}", partial.display())))?;

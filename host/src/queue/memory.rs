@@ -15,8 +15,8 @@ use async_trait::async_trait;
 
 use super::config::{REQUEUED, unix_ms};
 use super::{
-    CancelOutcome, Failure, JobId, JobQueue, JobRecord, JobResult, JobStatus, LeaseState, NewJob,
-    Progress, QueueConfig, QueueError, QueueStats, WorkerId,
+    CancelOutcome, Completion, Failure, JobId, JobQueue, JobRecord, JobResult, JobStatus,
+    LeaseState, NewJob, Progress, QueueConfig, QueueError, QueueStats, WorkerId,
 };
 
 /// The message of a job cancelled before it ended.
@@ -230,14 +230,18 @@ impl JobQueue for MemoryQueue {
         worker: &WorkerId,
         id: &JobId,
         result: JobResult,
-    ) -> Result<bool, QueueError> {
+    ) -> Result<Completion, QueueError> {
         let mut state = self.lock();
         if !state.holds(worker, id) {
-            return Ok(false);
+            return Ok(Completion::NotHeld);
+        }
+        if state.records.get(id).is_some_and(|r| r.cancel_requested) {
+            state.fail_now(id, CANCELLED.to_owned());
+            return Ok(Completion::Cancelled);
         }
         state.leases.remove(id);
         let Some(record) = state.records.get_mut(id) else {
-            return Ok(false);
+            return Ok(Completion::NotHeld);
         };
         record.status = JobStatus::Completed;
         record.submission_source = Some(result.submission_source);
@@ -250,7 +254,7 @@ impl JobQueue for MemoryQueue {
         record.updated_at_ms = unix_ms();
         state.completed += 1;
         state.finished.push_back((Instant::now(), id.clone()));
-        Ok(true)
+        Ok(Completion::Completed)
     }
 
     async fn fail(

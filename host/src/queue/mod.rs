@@ -27,8 +27,8 @@ pub use self::redis::RedisQueue;
 pub use config::QueueConfig;
 pub use memory::MemoryQueue;
 pub use types::{
-    CancelOutcome, Failure, JOB_RECORD_VERSION, JobId, JobRecord, JobResult, JobStatus, LeaseState,
-    NewJob, Progress, QueueStats, ScoreSource, WorkerId,
+    CancelOutcome, Completion, Failure, JOB_RECORD_VERSION, JobId, JobRecord, JobResult, JobStatus,
+    LeaseState, NewJob, Progress, QueueStats, ScoreSource, WorkerId,
 };
 
 /// Why a queue operation failed.
@@ -94,13 +94,14 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
         progress: Progress,
     ) -> Result<LeaseState, QueueError>;
 
-    /// Marks the job `completed` with its result if `worker` holds it; `false` if it does not.
+    /// Marks the job `completed` with its result if `worker` holds it, or `failed` as
+    /// cancelled if a cancel was asked for first; nothing changes if `worker` does not hold it.
     async fn complete(
         &self,
         worker: &WorkerId,
         id: &JobId,
         result: JobResult,
-    ) -> Result<bool, QueueError>;
+    ) -> Result<Completion, QueueError>;
 
     /// Records a failure if `worker` holds the job: a retryable one puts the job back in line
     /// (after its delay) without using an attempt of the code; a permanent one marks it

@@ -215,6 +215,19 @@ pub enum Failure {
     },
 }
 
+/// What a worker's completion report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Completion {
+    /// The job is `completed` with the result.
+    Completed,
+    /// A cancel had been asked for: the job is `failed` as cancelled and the result dropped,
+    /// so a cancel the API accepted ends the job the same way however close the job was to
+    /// its end.
+    Cancelled,
+    /// The worker does not hold the job: nothing changed.
+    NotHeld,
+}
+
 /// A lease's state, as a heartbeat or progress report finds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LeaseState {

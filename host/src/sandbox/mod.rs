@@ -39,6 +39,10 @@ pub struct SandboxRequest {
     pub input: Option<PathBuf>,
     /// Host folder mounted writable at `/output`; it must exist.
     pub output: PathBuf,
+    /// Where the run's private `/tmp` is made, when it is a host folder (WASI; Docker's is a
+    /// tmpfs): a folder of the caller's, so a run whose process dies leaves it where the
+    /// caller sweeps. Default: the system's temporary folder.
+    pub scratch: Option<PathBuf>,
     /// The caps this run must stay within.
     pub limits: RunLimits,
     /// Cancelling this token stops the run as soon as possible.
@@ -59,6 +63,7 @@ impl SandboxRequest {
             script_name: "pipeline.py".to_owned(),
             input: None,
             output: output.into(),
+            scratch: None,
             limits,
             cancel: CancellationToken::new(),
             docker: DockerPolicy::default(),

@@ -1,14 +1,10 @@
 //! One claimed job, start to end: heartbeats that keep the lease (and notice a cancel or a
-//! lost lease), progress from the pipeline's events, fetch → solve, and the report to the
-//! queue: retry an infrastructure failure later without using an attempt, fail for good
-//! otherwise.
-//!
-//! The job runs under its own cancellation token. Three things cancel it, and the first one
-//! decides what is reported: the user (`CancelRequested`: fail as cancelled), another worker
-//! taking over (`Lost`: report nothing, the new holder owns the job), and a drain that ran out
-//! of grace (`Shutdown`: hand the job back).
+//! lost lease), progress from the pipeline's events, fetch → solve in a work folder of this
+//! claim's own, and the report to the queue: retry an infrastructure failure later without
+//! using an attempt, fail for good otherwise. What stops a job, and how its writes are fenced
+//! against a lost lease, is in `lease`.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ks_policies::Backend;
@@ -16,53 +12,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::logs::{AttemptLog, LogEvent, OUTPUT_TAIL_CHARS};
+use super::lease::{Fence, Lease, StopReason, log_attempts, log_event, renew};
 use crate::metrics::JobOutcome;
 use crate::pipeline::fetch::{CompetitionRef, FetchError, SourceError};
 use crate::pipeline::solve::{
-    AttemptRecord, PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport,
+    PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport, Stage,
 };
-use crate::queue::{Failure, JobRecord, JobResult, LeaseState, Progress, ScoreSource};
-use crate::stage::Stage;
+use crate::queue::{Completion, Failure, JobRecord, JobResult, Progress, QueueError, ScoreSource};
 use crate::text::{MESSAGE_CHARS, head};
-
-/// Why a job was stopped before it ended by itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StopReason {
-    CancelRequested,
-    Lost,
-    Shutdown,
-}
-
-/// The job's token and the first reason it was cancelled for.
-#[derive(Debug)]
-struct Stop {
-    token: CancellationToken,
-    reason: OnceLock<StopReason>,
-}
-
-impl Stop {
-    fn stop(&self, reason: StopReason) {
-        let _ = self.reason.set(reason);
-        self.token.cancel();
-    }
-
-    /// The reason, if the job was stopped; a bare cancel comes from the worker's hard stop.
-    fn reason(&self) -> Option<StopReason> {
-        self.reason
-            .get()
-            .copied()
-            .or_else(|| self.token.is_cancelled().then_some(StopReason::Shutdown))
-    }
-
-    fn follow(&self, state: LeaseState) {
-        match state {
-            LeaseState::Held => {}
-            LeaseState::CancelRequested => self.stop(StopReason::CancelRequested),
-            LeaseState::Lost => self.stop(StopReason::Lost),
-        }
-    }
-}
 
 /// Why a job ended without a submission, before classification.
 #[derive(Debug, thiserror::Error)]
@@ -105,29 +62,35 @@ enum Note {
     Event(SolveEvent),
 }
 
-/// Runs `record` to its end and reports it.
-pub(super) async fn run(shared: Arc<Shared>, record: JobRecord, hard_stop: CancellationToken) {
-    let stop = Arc::new(Stop {
-        token: hard_stop.child_token(),
-        reason: OnceLock::new(),
-    });
+/// Runs `record`, claimed by a call sent at `claimed`, to its end and reports it.
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    record: JobRecord,
+    claimed: Instant,
+    hard_stop: CancellationToken,
+) {
+    let lease = Arc::new(Lease::new(
+        hard_stop.child_token(),
+        claimed,
+        shared.config.lease,
+    ));
     let id = record.id.clone();
     tracing::info!(job = %id, source = %record.job.source, "job started");
-    log_event(&shared, &record, "started".to_owned()).await;
-    let heartbeat = tokio::spawn(heartbeat(shared.clone(), record.clone(), stop.clone()));
+    log_event(&shared, &lease, &record, "started".to_owned()).await;
+    let heartbeat = tokio::spawn(heartbeat(shared.clone(), record.clone(), lease.clone()));
     let (notes, inbox) = mpsc::unbounded_channel();
-    let follower = tokio::spawn(follow(shared.clone(), record.clone(), stop.clone(), inbox));
-    let outcome = execute(&shared, &record, &stop.token, notes).await;
+    let follower = tokio::spawn(follow(shared.clone(), record.clone(), lease.clone(), inbox));
+    let outcome = execute(&shared, &record, &lease, notes).await;
     // The sender is gone with `execute`; the follower drains what is left and ends.
     let _ = follower.await;
-    finish(&shared, &record, outcome, stop.reason()).await;
+    finish(&shared, &record, &lease, outcome).await;
     heartbeat.abort();
 }
 
 async fn execute(
     shared: &Shared,
     record: &JobRecord,
-    cancel: &CancellationToken,
+    lease: &Lease,
     notes: mpsc::UnboundedSender<Note>,
 ) -> Result<SolveReport, JobError> {
     let (dir, name) = (shared.parts.policies.clone(), record.job.policy.clone());
@@ -159,44 +122,41 @@ async fn execute(
     });
     let _ = notes.send(Note::Fetching);
     let source = CompetitionRef::parse(&record.job.source)?;
+    let cancel = &lease.token;
     let fetched = tokio::select! {
         fetched = shared.parts.fetcher.fetch(&source) => fetched?,
         () = cancel.cancelled() => return Err(SolveError::Cancelled.into()),
     };
+    // Holds the cached competition's pin until the solve is done with it.
     let competition = PreparedCompetition::from(fetched);
     let events = move |event| {
         let _ = notes.send(Note::Event(event));
     };
+    let fence = Fence {
+        shared,
+        id: &record.id,
+        lease,
+    };
     let job = SolveJob {
         id: record.id.0.clone(),
+        claim: SolveJob::new_claim(),
         policy: &policy,
         cancel: cancel.clone(),
         events: &events,
+        fence: &fence,
     };
     Ok(shared.parts.solver.solve(&job, &competition).await?)
 }
 
 /// Keeps the lease; stops the job when a cancel is asked for or the lease is lost.
-async fn heartbeat(shared: Arc<Shared>, record: JobRecord, stop: Arc<Stop>) {
-    let config = &shared.config;
-    let mut last_held = Instant::now();
+async fn heartbeat(shared: Arc<Shared>, record: JobRecord, lease: Arc<Lease>) {
     loop {
-        tokio::time::sleep(config.heartbeat).await;
-        match shared
-            .queue
-            .heartbeat(&shared.id, &record.id, config.lease)
-            .await
-        {
-            Ok(state) => {
-                last_held = Instant::now();
-                stop.follow(state);
-            }
-            Err(error) => {
-                tracing::warn!(job = %record.id, %error, "heartbeat failed");
-                // Past the lease the reaper may have handed the job on: stop rather than race.
-                if last_held.elapsed() > config.lease {
-                    stop.stop(StopReason::Lost);
-                }
+        tokio::time::sleep(shared.config.heartbeat).await;
+        if let Err(error) = renew(&shared, &record.id, &lease).await {
+            tracing::warn!(job = %record.id, %error, "heartbeat failed");
+            // Past the lease the reaper may have handed the job on: stop rather than race.
+            if lease.remaining().is_zero() {
+                lease.stop(StopReason::Lost);
             }
         }
     }
@@ -206,7 +166,7 @@ async fn heartbeat(shared: Arc<Shared>, record: JobRecord, stop: Arc<Stop>) {
 async fn follow(
     shared: Arc<Shared>,
     record: JobRecord,
-    stop: Arc<Stop>,
+    lease: Arc<Lease>,
     mut inbox: mpsc::UnboundedReceiver<Note>,
 ) {
     let mut progress = Progress {
@@ -247,24 +207,21 @@ async fn follow(
             }
             Note::Event(SolveEvent::AttemptFailed { attempt, reason }) => {
                 shared.metrics.attempt(false);
-                log_event(
-                    &shared,
-                    &record,
-                    format!("attempt {attempt} failed: {reason}"),
-                )
-                .await;
+                let line = format!("attempt {attempt} failed: {reason}");
+                log_event(&shared, &lease, &record, line).await;
                 continue;
             }
         };
+        let sent = Instant::now();
         match shared
             .queue
             .progress(&shared.id, &record.id, progress.clone())
             .await
         {
-            Ok(state) => stop.follow(state),
+            Ok(state) => lease.follow(state, sent),
             Err(error) => tracing::warn!(job = %record.id, %error, "progress not recorded"),
         }
-        log_event(&shared, &record, line).await;
+        log_event(&shared, &lease, &record, line).await;
     }
 }
 
@@ -273,50 +230,41 @@ async fn follow(
 async fn finish(
     shared: &Shared,
     record: &JobRecord,
+    lease: &Lease,
     outcome: Result<SolveReport, JobError>,
-    reason: Option<StopReason>,
 ) {
     let id = &record.id;
     let queue = &shared.queue;
-    let report = match (outcome, reason) {
-        (Ok(report), _) => {
-            shared.metrics.attempt(true);
-            log_attempts(shared, record, &report.attempts).await;
-            let result = JobResult {
-                submission_source: report.submission.source,
-                submission_path: report.submission.path,
-                validation_score: report.validation_score,
-                validation_score_source: report.validation_score.map(|_| ScoreSource::Script),
-                attempts: u32::try_from(report.attempts.len()).unwrap_or(u32::MAX),
-            };
-            log_event(shared, record, "completed".to_owned()).await;
-            let held = queue.complete(&shared.id, id, result).await;
-            reported(shared, record, held, JobOutcome::Completed);
-            return;
-        }
-        (Err(_), Some(StopReason::Lost)) => {
+    if let Ok(report) = &outcome {
+        shared.metrics.attempt(true);
+        log_attempts(shared, lease, record, &report.attempts).await;
+    }
+    let report = match (outcome, lease.reason()) {
+        (Err(JobError::Solve(SolveError::Lost)), _) | (_, Some(StopReason::Lost)) => {
             tracing::warn!(job = %id, "lease lost; another worker owns the job now");
             shared.metrics.job(JobOutcome::Lost);
             return;
         }
-        (Err(_), Some(StopReason::Shutdown)) => {
-            log_event(
-                shared,
-                record,
-                "handed back: the worker is shutting down".into(),
-            )
-            .await;
-            let held = queue.release(&shared.id, id).await;
-            reported(shared, record, held, JobOutcome::Released);
+        // Done before the hard stop came: the work is worth reporting.
+        (Ok(report), None | Some(StopReason::Shutdown)) => {
+            complete(shared, lease, record, report).await;
             return;
         }
-        (Err(_), Some(StopReason::CancelRequested)) => (
+        // A cancel was asked for: never reported as completed, however far the job got.
+        (_, Some(StopReason::CancelRequested)) => (
             Failure::Abort {
                 message: "cancelled".to_owned(),
             },
             JobOutcome::Cancelled,
         ),
-        (Err(error), None) => classify(shared, record, error).await,
+        (Err(_), Some(StopReason::Shutdown)) => {
+            let line = "handed back: the worker is shutting down".to_owned();
+            log_event(shared, lease, record, line).await;
+            let held = queue.release(&shared.id, id).await;
+            reported(shared, record, held, JobOutcome::Released);
+            return;
+        }
+        (Err(error), None) => classify(shared, lease, record, error).await,
     };
     let (mut failure, outcome) = report;
     // Whatever a message quotes from the run is bounded already; this bounds the whole, so a
@@ -332,13 +280,45 @@ async fn finish(
         }
         Failure::Abort { message } => format!("failed: {message}"),
     };
-    log_event(shared, record, line).await;
+    log_event(shared, lease, record, line).await;
     let held = queue.fail(&shared.id, id, failure).await;
     reported(shared, record, held, outcome);
 }
 
+/// Reports a submission stored; the queue fails the job instead if a cancel came first.
+async fn complete(shared: &Shared, lease: &Lease, record: &JobRecord, report: SolveReport) {
+    let result = JobResult {
+        submission_source: report.submission.source,
+        submission_path: report.submission.path,
+        validation_score: report.validation_score,
+        validation_score_source: report.validation_score.map(|_| ScoreSource::Script),
+        attempts: u32::try_from(report.attempts.len()).unwrap_or(u32::MAX),
+    };
+    log_event(shared, lease, record, "completed".to_owned()).await;
+    let done = shared.queue.complete(&shared.id, &record.id, result).await;
+    if let Ok(Completion::Cancelled) = done {
+        let line = "failed: cancelled (the cancel came before the completion)".to_owned();
+        log_event(shared, lease, record, line).await;
+        if let Err(error) = shared.parts.solver.discard_submission(&record.id.0).await {
+            tracing::warn!(job = %record.id, %error, "a cancelled job's submission stays stored");
+        }
+    }
+    let (held, outcome) = match done {
+        Ok(Completion::Completed) => (Ok(true), JobOutcome::Completed),
+        Ok(Completion::Cancelled) => (Ok(true), JobOutcome::Cancelled),
+        Ok(Completion::NotHeld) => (Ok(false), JobOutcome::Completed),
+        Err(error) => (Err(error), JobOutcome::Completed),
+    };
+    reported(shared, record, held, outcome);
+}
+
 /// The failure to report for an error of the job itself.
-async fn classify(shared: &Shared, record: &JobRecord, error: JobError) -> (Failure, JobOutcome) {
+async fn classify(
+    shared: &Shared,
+    lease: &Lease,
+    record: &JobRecord,
+    error: JobError,
+) -> (Failure, JobOutcome) {
     let retryable = match &error {
         JobError::Fetch(e) => e.is_retryable(),
         JobError::Solve(e) => e.is_retryable(),
@@ -355,7 +335,7 @@ async fn classify(shared: &Shared, record: &JobRecord, error: JobError) -> (Fail
     }
     let message = match &error {
         JobError::Solve(SolveError::AttemptsExhausted { records, .. }) => {
-            log_attempts(shared, record, records).await;
+            log_attempts(shared, lease, record, records).await;
             format!(
                 "{error}. Each attempt's code and output are at GET /jobs/{}/logs; try a policy \
                  with more attempts or larger limits, or an LLM generator",
@@ -380,7 +360,7 @@ fn backoff(shared: &Shared, retries: u32) -> Duration {
 fn reported(
     shared: &Shared,
     record: &JobRecord,
-    held: Result<bool, crate::queue::QueueError>,
+    held: Result<bool, QueueError>,
     outcome: JobOutcome,
 ) {
     match held {
@@ -394,41 +374,5 @@ fn reported(
         }
         // The lease will expire and the reaper will put the job back: at least once.
         Err(error) => tracing::error!(job = %record.id, %error, ?outcome, "report failed"),
-    }
-}
-
-async fn log_attempts(shared: &Shared, record: &JobRecord, attempts: &[AttemptRecord]) {
-    let logs = attempts
-        .iter()
-        .map(|a| attempt_log(a, &shared.id.0))
-        .collect();
-    if let Err(error) = shared.logs.attempts(&record.id, logs).await {
-        tracing::warn!(job = %record.id, %error, "attempts not logged");
-    }
-}
-
-async fn log_event(shared: &Shared, record: &JobRecord, message: String) {
-    let event = LogEvent::now(&shared.id.0, head(&message, MESSAGE_CHARS));
-    if let Err(error) = shared.logs.event(&record.id, event).await {
-        tracing::warn!(job = %record.id, %error, "event not logged");
-    }
-}
-
-/// The log of a pipeline attempt run by `worker`, its output cut to the logs' tails.
-fn attempt_log(record: &AttemptRecord, worker: &str) -> AttemptLog {
-    let outcome = record.outcome.as_ref();
-    let tail = |text: &str| crate::text::tail(text, OUTPUT_TAIL_CHARS);
-    AttemptLog {
-        attempt: record.attempt,
-        worker: worker.to_owned(),
-        generator: record.generator.clone(),
-        code: record.code.clone(),
-        backend: record.backend,
-        exit_code: outcome.and_then(|o| o.exit_code),
-        limit: outcome.and_then(|o| o.limit),
-        wall_ms: outcome.map(|o| o.wall_ms),
-        stdout_tail: outcome.map(|o| tail(&o.stdout)).unwrap_or_default(),
-        stderr_tail: outcome.map(|o| tail(&o.stderr)).unwrap_or_default(),
-        error: record.error.clone(),
     }
 }

@@ -2,12 +2,14 @@
 //! the pipeline on them.
 //!
 //! A [`Worker`] claims up to its concurrency limit of jobs, each under a lease it heartbeats,
-//! and runs a reaper that puts jobs of dead workers back in line. Shutting down drains: it
+//! and runs a reaper that puts jobs of dead workers back in line. On start it removes the work
+//! folders that runs of dead processes on this host left behind. Shutting down drains: it
 //! claims nothing new, waits for running jobs up to a grace period, then hands back what it
-//! still holds. Parts: `job` (one job's life) and `logs` ([`JobLogs`], what `/jobs/{id}/logs`
-//! reads).
+//! still holds. Parts: `job` (one job's life) and `lease` (what stops a job, and the fences
+//! that keep a worker whose lease lapsed from writing over the new holder's work).
 
 mod job;
+mod lease;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,6 +135,11 @@ impl Worker {
             return;
         }
         tracing::info!(worker = %shared.id.0, concurrency = config.concurrency, "worker started");
+        match shared.parts.solver.sweep_abandoned().await {
+            Ok(swept) if swept.is_empty() => {}
+            Ok(swept) => tracing::info!(folders = swept.len(), "swept dead runs' work folders"),
+            Err(error) => tracing::warn!(%error, "dead runs' work folders not swept"),
+        }
         let reaper = tokio::spawn(reap(shared.clone(), shutdown.clone()));
         let hard_stop = CancellationToken::new();
         let slots = Arc::new(Semaphore::new(config.concurrency));
@@ -147,6 +154,7 @@ impl Worker {
                 },
                 () = shutdown.cancelled() => break,
             };
+            let asked = std::time::Instant::now();
             let pause = match shared.queue.claim(&shared.id, config.lease).await {
                 Ok(Some(record)) if shutdown.is_cancelled() => {
                     let _ = shared.queue.release(&shared.id, &record.id).await;
@@ -156,7 +164,7 @@ impl Worker {
                     failures = 0;
                     let (shared, stop) = (shared.clone(), hard_stop.clone());
                     jobs.spawn(async move {
-                        job::run(shared, record, stop).await;
+                        job::run(shared, record, asked, stop).await;
                         drop(permit);
                     });
                     continue;

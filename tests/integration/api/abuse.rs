@@ -14,7 +14,7 @@ use axum::http::{Method, StatusCode, header};
 use kaggle_solver::logs::{FileLogs, JobLogs, LogEvent};
 use kaggle_solver::pipeline::solve::Sandboxes;
 use kaggle_solver::policies::{ByteSize, LimitOverrides, PolicyDir};
-use kaggle_solver::queue::{JobId, JobResult, MemoryQueue, QueueConfig, WorkerId};
+use kaggle_solver::queue::{Completion, JobId, JobResult, MemoryQueue, QueueConfig, WorkerId};
 use kaggle_solver::storage::{LocalStore, SubmissionStore};
 use kaggle_solver::worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
@@ -340,7 +340,7 @@ async fn an_expired_job_answers_404_and_its_files_are_gone() -> Result<()> {
             validation_score_source: None,
             attempts: 1,
         };
-        ensure!(queue.complete(&worker, &job, result).await?);
+        ensure!(queue.complete(&worker, &job, result).await? == Completion::Completed);
         Ok(id)
     };
     let old = finish().await?;

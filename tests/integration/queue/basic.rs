@@ -1,9 +1,10 @@
 //! Conformance: the life of a job without timing: enqueue, FIFO claims, completion, refusal of
-//! non-holders, permanent failure, release, cancel and the counts.
+//! non-holders, permanent failure, release, cancel (also racing a completion) and the counts.
 
 use anyhow::ensure;
 use kaggle_solver::queue::{
-    CancelOutcome, Failure, JobId, JobResult, JobStatus, LeaseState, Progress, QueueStats,
+    CancelOutcome, Completion, Failure, JobId, JobResult, JobStatus, LeaseState, Progress,
+    QueueStats,
 };
 
 use super::{LONG, Subject, job, record, worker};
@@ -69,7 +70,7 @@ pub async fn complete_by_holder(s: &Subject) -> anyhow::Result<()> {
     ensure!(running.stage == Some(Stage::Generate) && running.attempt == Some(1));
     ensure!(running.max_attempts == Some(3) && running.backend == Some(Backend::Wasm));
 
-    ensure!(s.queue.complete(&w, &id, result("/data/sub.csv")).await?);
+    ensure!(s.queue.complete(&w, &id, result("/data/sub.csv")).await? == Completion::Completed);
     let done = record(s, &id).await?;
     ensure!(done.status == JobStatus::Completed, "{done:?}");
     ensure!(done.submission_source == Some(StoreKind::Local));
@@ -77,7 +78,7 @@ pub async fn complete_by_holder(s: &Subject) -> anyhow::Result<()> {
     ensure!(done.validation_score == Some(0.875) && done.attempt == Some(2));
     ensure!(done.worker.is_none() && done.job == job(1));
     // A second completion, or anything else from the former holder, is refused.
-    ensure!(!s.queue.complete(&w, &id, result("/other.csv")).await?);
+    ensure!(s.queue.complete(&w, &id, result("/other.csv")).await? == Completion::NotHeld);
     ensure!(s.queue.heartbeat(&w, &id, LONG).await? == LeaseState::Lost);
     ensure!(record(s, &id).await? == done);
     Ok(())
@@ -95,7 +96,7 @@ pub async fn non_holder_is_refused_and_changes_nothing(s: &Subject) -> anyhow::R
         max_attempts: None,
         backend: None,
     };
-    ensure!(!s.queue.complete(&other, &id, result("/evil.csv")).await?);
+    ensure!(s.queue.complete(&other, &id, result("/evil.csv")).await? == Completion::NotHeld);
     ensure!(
         !s.queue
             .fail(
@@ -122,13 +123,14 @@ pub async fn non_holder_is_refused_and_changes_nothing(s: &Subject) -> anyhow::R
     // Unknown jobs are refused too.
     let unknown = JobId::new();
     ensure!(
-        !s.queue
+        s.queue
             .complete(&holder, &unknown, result("/x.csv"))
             .await?
+            == Completion::NotHeld
     );
     ensure!(s.queue.heartbeat(&holder, &unknown, LONG).await? == LeaseState::Lost);
     ensure!(s.queue.get(&unknown).await?.is_none());
-    ensure!(s.queue.complete(&holder, &id, result("/good.csv")).await?);
+    ensure!(s.queue.complete(&holder, &id, result("/good.csv")).await? == Completion::Completed);
     Ok(())
 }
 
@@ -173,8 +175,8 @@ pub async fn release_puts_back_in_line(s: &Subject) -> anyhow::Result<()> {
     // A released job goes back to the front of the line.
     ensure!(s.queue.claim(&b, LONG).await?.map(|r| r.id) == Some(first.clone()));
     ensure!(s.queue.claim(&b, LONG).await?.map(|r| r.id) == Some(second));
-    ensure!(!s.queue.complete(&a, &first, result("/a.csv")).await?);
-    ensure!(s.queue.complete(&b, &first, result("/b.csv")).await?);
+    ensure!(s.queue.complete(&a, &first, result("/a.csv")).await? == Completion::NotHeld);
+    ensure!(s.queue.complete(&b, &first, result("/b.csv")).await? == Completion::Completed);
     Ok(())
 }
 
@@ -193,7 +195,7 @@ pub async fn cancel_pending_is_never_claimed(s: &Subject) -> anyhow::Result<()> 
     );
     ensure!(s.queue.cancel(&doomed).await? == CancelOutcome::AlreadyFinished);
     ensure!(s.queue.cancel(&JobId::new()).await? == CancelOutcome::NotFound);
-    ensure!(s.queue.complete(&w, &kept, result("/k.csv")).await?);
+    ensure!(s.queue.complete(&w, &kept, result("/k.csv")).await? == Completion::Completed);
     ensure!(s.queue.cancel(&kept).await? == CancelOutcome::AlreadyFinished);
     ensure!(record(s, &kept).await?.status == JobStatus::Completed);
     Ok(())
@@ -240,6 +242,39 @@ pub async fn cancel_processing_asks_the_holder(s: &Subject) -> anyhow::Result<()
     Ok(())
 }
 
+/// A cancel the API answered 202 wins over a completion that raced it: the job ends failed as
+/// cancelled, with no submission recorded, exactly as if the worker had seen the cancel.
+pub async fn cancel_then_complete_fails_as_cancelled(s: &Subject) -> anyhow::Result<()> {
+    let id = s.queue.enqueue(job(1)).await?.id;
+    let w = worker("a");
+    ensure!(s.queue.claim(&w, LONG).await?.is_some());
+    ensure!(s.queue.cancel(&id).await? == CancelOutcome::Requested);
+    ensure!(s.queue.complete(&w, &id, result("/raced.csv")).await? == Completion::Cancelled);
+    let ended = record(s, &id).await?;
+    ensure!(ended.status == JobStatus::Failed, "{ended:?}");
+    ensure!(ended.message.as_deref() == Some("cancelled"), "{ended:?}");
+    ensure!(ended.submission_path.is_none() && ended.submission_source.is_none());
+    ensure!(ended.validation_score.is_none() && ended.worker.is_none());
+    // The lease is gone with the job: nothing further from the worker is taken.
+    ensure!(s.queue.heartbeat(&w, &id, LONG).await? == LeaseState::Lost);
+    ensure!(s.queue.complete(&w, &id, result("/again.csv")).await? == Completion::NotHeld);
+    ensure!(s.queue.cancel(&id).await? == CancelOutcome::AlreadyFinished);
+    let want = QueueStats {
+        pending: 0,
+        processing: 0,
+        completed: 0,
+        failed: 1,
+    };
+    ensure!(s.queue.stats().await? == want);
+
+    // Without a cancel the same completion completes.
+    let kept = s.queue.enqueue(job(2)).await?.id;
+    ensure!(s.queue.claim(&w, LONG).await?.is_some());
+    ensure!(s.queue.complete(&w, &kept, result("/kept.csv")).await? == Completion::Completed);
+    ensure!(record(s, &kept).await?.submission_path.as_deref() == Some("/kept.csv"));
+    Ok(())
+}
+
 pub async fn stats_count_by_state(s: &Subject) -> anyhow::Result<()> {
     ensure!(s.queue.stats().await? == QueueStats::default());
     let mut ids = Vec::new();
@@ -250,7 +285,7 @@ pub async fn stats_count_by_state(s: &Subject) -> anyhow::Result<()> {
     for _ in 0..3 {
         ensure!(s.queue.claim(&w, LONG).await?.is_some());
     }
-    ensure!(s.queue.complete(&w, &ids[0], result("/0.csv")).await?);
+    ensure!(s.queue.complete(&w, &ids[0], result("/0.csv")).await? == Completion::Completed);
     ensure!(
         s.queue
             .fail(

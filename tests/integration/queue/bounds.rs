@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use kaggle_solver::queue::{Failure, JobId, JobResult, JobStatus, QueueError, QueueStats};
+use kaggle_solver::queue::{
+    Completion, Failure, JobId, JobResult, JobStatus, QueueError, QueueStats,
+};
 use kaggle_solver::storage::StoreKind;
 
 use super::{LONG, MAX_DEAD, MAX_QUEUED, Subject, job, record, worker};
@@ -84,7 +86,7 @@ pub async fn enqueue_past_the_cap_is_refused(s: &Subject) -> anyhow::Result<()> 
         "{refused:?}"
     );
     // Finishing a held job frees nothing in the line, and nothing refused was stored.
-    ensure!(s.queue.complete(&w, &first.id, result()).await?);
+    ensure!(s.queue.complete(&w, &first.id, result()).await? == Completion::Completed);
     ensure!(s.queue.enqueue(job(1_003)).await.is_err());
     let stats = s.queue.stats().await?;
     ensure!(
@@ -104,7 +106,7 @@ pub async fn finished_jobs_expire_after_the_ttl(s: &Subject) -> anyhow::Result<(
     for _ in 0..3 {
         ensure!(s.queue.claim(&w, LONG).await?.is_some());
     }
-    ensure!(s.queue.complete(&w, &completed, result()).await?);
+    ensure!(s.queue.complete(&w, &completed, result()).await? == Completion::Completed);
     let abort = Failure::Abort {
         message: "no submission".into(),
     };
@@ -113,7 +115,7 @@ pub async fn finished_jobs_expire_after_the_ttl(s: &Subject) -> anyhow::Result<(
     let fresh = s.queue.enqueue(job(5)).await?.id;
     ensure!(s.queue.claim(&w, LONG).await?.map(|r| r.id) == Some(waiting.clone()));
     ensure!(s.queue.claim(&w, LONG).await?.map(|r| r.id) == Some(fresh.clone()));
-    ensure!(s.queue.complete(&w, &fresh, result()).await?);
+    ensure!(s.queue.complete(&w, &fresh, result()).await? == Completion::Completed);
     let before = s.queue.stats().await?;
     ensure!(before.completed == 2 && before.failed == 1, "{before:?}");
 

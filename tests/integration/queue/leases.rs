@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use kaggle_solver::queue::{
-    CancelOutcome, Failure, JobResult, JobStatus, LeaseState, Progress, QueueStats,
+    CancelOutcome, Completion, Failure, JobResult, JobStatus, LeaseState, Progress, QueueStats,
 };
 
 use super::{LONG, MAX_INFRA_RETRIES, Subject, job, record, worker};
@@ -48,11 +48,12 @@ pub async fn lease_expiry_hands_job_on(s: &Subject) -> anyhow::Result<()> {
     ensure!(claimed.map(|r| r.id) == Some(id.clone()));
     // The first worker wakes up late: everything it says is refused.
     ensure!(s.queue.heartbeat(&first, &id, LONG).await? == LeaseState::Lost);
-    ensure!(!s.queue.complete(&first, &id, result("/late.csv")).await?);
+    ensure!(s.queue.complete(&first, &id, result("/late.csv")).await? == Completion::NotHeld);
     ensure!(
         s.queue
             .complete(&second, &id, result("/second.csv"))
             .await?
+            == Completion::Completed
     );
     let done = record(s, &id).await?;
     ensure!(done.status == JobStatus::Completed);
@@ -83,7 +84,7 @@ pub async fn heartbeat_keeps_the_job(s: &Subject) -> anyhow::Result<()> {
     }
     let held = record(s, &id).await?;
     ensure!(held.status == JobStatus::Processing && held.worker.as_ref() == Some(&holder));
-    ensure!(s.queue.complete(&holder, &id, result("/held.csv")).await?);
+    ensure!(s.queue.complete(&holder, &id, result("/held.csv")).await? == Completion::Completed);
     Ok(())
 }
 
@@ -208,10 +209,9 @@ pub async fn concurrent_claims_each_job_once(s: &Subject) -> anyhow::Result<()> 
             let w = worker(&format!("w{k}"));
             let mut mine = Vec::new();
             while let Some(claimed) = queue.claim(&w, LONG).await? {
+                let path = format!("/{k}.csv");
                 ensure!(
-                    queue
-                        .complete(&w, &claimed.id, result(&format!("/{k}.csv")))
-                        .await?
+                    queue.complete(&w, &claimed.id, result(&path)).await? == Completion::Completed
                 );
                 mine.push(claimed.id);
             }

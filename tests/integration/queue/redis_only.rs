@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use kaggle_solver::queue::{
-    DynQueue, JobQueue, JobRecord, JobStatus, LeaseState, Progress, QueueConfig, QueueError,
-    QueueStats, RedisQueue,
+    Completion, DynQueue, JobQueue, JobRecord, JobStatus, LeaseState, Progress, QueueConfig,
+    QueueError, QueueStats, RedisQueue,
 };
 
 use super::{LONG, job, worker};
@@ -99,7 +99,7 @@ async fn jobs_survive_sigkill_of_redis() -> anyhow::Result<()> {
         validation_score_source: None,
         attempts: 1,
     };
-    ensure!(queue.complete(&holder, &claimed.id, result).await?);
+    ensure!(queue.complete(&holder, &claimed.id, result).await? == Completion::Completed);
     ensure!(queue.get(&claimed.id).await?.map(|r| r.status) == Some(JobStatus::Completed));
     Ok(())
 }

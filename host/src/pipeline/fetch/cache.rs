@@ -6,13 +6,16 @@
 //! (`competitions/<slug>.lock`), and every caller re-checks the cache after getting in line.
 //! A fill works in a private staging folder inside the cache and becomes visible by a rename;
 //! the marker `competitions/<slug>.complete.json`, written last, is what makes an entry count,
-//! so a crash at any point leaves either a complete entry or one that is redone.
+//! so a crash at any point leaves either a complete entry or one that is redone. The cache is
+//! capped in size, the least recently used entries going first, never one in use (`lru`).
 //!
 //! ```text
 //! <root>/competitions/<slug>/                 the data, as unpacked
 //! <root>/competitions/<slug>.complete.json    the marker and the competition's metadata
-//! <root>/competitions/<slug>.lock             the cross-process fill lock
+//! <root>/competitions/<slug>.lock             the fill lock (exclusive), jobs' pins (shared)
+//! <root>/competitions/<slug>.used             its modification time: the entry's last use
 //! <root>/competitions/.staging-<slug>/        a fill in progress (removed when it ends)
+//! <root>/competitions/.evict.lock             held by the one eviction running
 //! ```
 
 use std::collections::HashMap;
@@ -25,8 +28,14 @@ use serde::{Deserialize, Serialize};
 use super::FetchError;
 use super::url::validate_slug;
 
+mod lru;
+
+pub use lru::{CachePin, DEFAULT_CACHE_MAX};
+
 /// Markers bigger than this are ignored (they are a few kilobytes).
 const MAX_MARKER_BYTES: u64 = 4 << 20;
+/// How often a fetch fills again when evictions keep removing its entry before it is pinned.
+const PIN_TRIES: usize = 3;
 
 /// What the cache remembers about a competition, stored in its marker.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,16 +65,27 @@ pub struct Staging {
 #[derive(Debug)]
 pub struct CompetitionCache {
     root: PathBuf,
+    /// The cap on the entries' unpacked bytes.
+    max_bytes: u64,
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl CompetitionCache {
-    /// A cache in `<root>/competitions/`; nothing is created until the first fill.
+    /// A cache in `<root>/competitions/` capped at [`DEFAULT_CACHE_MAX`]; nothing is created
+    /// until the first fill.
     pub fn new(root: impl Into<PathBuf>) -> CompetitionCache {
         CompetitionCache {
             root: root.into(),
+            max_bytes: DEFAULT_CACHE_MAX,
             flights: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same cache capped at `max_bytes` of unpacked data.
+    #[must_use]
+    pub fn with_max(mut self, max_bytes: u64) -> CompetitionCache {
+        self.max_bytes = max_bytes;
+        self
     }
 
     /// `<root>/competitions`.
@@ -79,12 +99,11 @@ impl CompetitionCache {
     }
 
     fn marker_path(&self, slug: &str) -> PathBuf {
-        self.competitions_dir()
-            .join(format!("{slug}.complete.json"))
+        marker_path(&self.competitions_dir(), slug)
     }
 
     fn lock_path(&self, slug: &str) -> PathBuf {
-        self.competitions_dir().join(format!("{slug}.lock"))
+        lock_path(&self.competitions_dir(), slug)
     }
 
     /// The cached entry of `slug`, if its fill completed.
@@ -121,6 +140,44 @@ impl CompetitionCache {
         };
         self.land(slug, flight);
         result
+    }
+
+    /// [`CompetitionCache::get_or_fill`], with the entry pinned for the caller (see
+    /// [`CachePin`]), its use recorded, and the cache then brought back under its cap. A fill
+    /// may run again if an eviction elsewhere removed the entry before it was pinned.
+    pub async fn get_pinned<F, Fut>(
+        &self,
+        slug: &str,
+        fill: F,
+    ) -> Result<(CacheEntry, bool, CachePin), FetchError>
+    where
+        F: Fn(Staging) -> Fut,
+        Fut: Future<Output = Result<CacheEntry, FetchError>>,
+    {
+        let mut filled = false;
+        for _ in 0..PIN_TRIES {
+            let (_, did_fill) = self.get_or_fill(slug, &fill).await?;
+            filled |= did_fill;
+            let pin = self.pin(slug).await?;
+            let Some(entry) = self.lookup(slug) else {
+                continue;
+            };
+            if let Err(error) = self.touch(slug) {
+                tracing::warn!(%error, "the cache's use order may be off");
+            }
+            let dir = self.competitions_dir();
+            let max = self.max_bytes;
+            match tokio::task::spawn_blocking(move || lru::evict(&dir, max)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "the cache stays over its cap"),
+                Err(error) => tracing::warn!(%error, "cache eviction panicked"),
+            }
+            return Ok((entry, filled, pin));
+        }
+        Err(FetchError::Config(format!(
+            "the cached data of {slug:?} was evicted {PIN_TRIES} times before this job could \
+             use it: raise KS_CACHE_MAX"
+        )))
     }
 
     async fn fill_locked<F, Fut>(
@@ -193,6 +250,14 @@ impl CompetitionCache {
             flights.remove(slug);
         }
     }
+}
+
+fn marker_path(dir: &Path, slug: &str) -> PathBuf {
+    dir.join(format!("{slug}.complete.json"))
+}
+
+fn lock_path(dir: &Path, slug: &str) -> PathBuf {
+    dir.join(format!("{slug}.lock"))
 }
 
 /// Takes the exclusive lock on `path` (created if missing), waiting on a blocking thread.

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use super::FetchError;
+use super::cache::DEFAULT_CACHE_MAX;
 use super::credentials::{Credentials, CredentialsError, EnvLookup};
 use super::extract::ExtractLimits;
 use super::kaggle::{API_BASE_ENV, DEFAULT_API_BASE, RetryPolicy};
@@ -16,6 +17,8 @@ use super::url::LocalPolicy;
 pub const COMPETITIONS_DIR_ENV: &str = "KS_COMPETITIONS_DIR";
 /// The variable overriding the cap on unpacked bytes.
 pub const MAX_DATA_BYTES_ENV: &str = "KS_MAX_DATA_BYTES";
+/// The variable capping the competition cache's size (e.g. `50GiB`).
+pub const CACHE_MAX_ENV: &str = "KS_CACHE_MAX";
 
 /// Who is asking, which decides the [`LocalPolicy`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +58,8 @@ pub struct FetchConfig {
     pub credentials: CredentialsSource,
     /// The cache root (`$KS_HOME`); competitions go to `<root>/competitions/`.
     pub cache_root: PathBuf,
+    /// The cap on the cache's unpacked bytes (`KS_CACHE_MAX`, default 50 GiB).
+    pub cache_max: u64,
     /// The local mirror (`KS_COMPETITIONS_DIR`): `<dir>/<slug>/` is used without download.
     pub competitions_dir: Option<PathBuf>,
     /// Which local folders may be named.
@@ -73,6 +78,7 @@ impl FetchConfig {
             api_base: DEFAULT_API_BASE.to_owned(),
             credentials: CredentialsSource::Discover(EnvLookup::process()),
             cache_root: cache_root.into(),
+            cache_max: DEFAULT_CACHE_MAX,
             competitions_dir: None,
             local_policy: LocalPolicy::AnyPath,
             limits: ExtractLimits::default(),
@@ -80,7 +86,8 @@ impl FetchConfig {
         }
     }
 
-    /// Reads `KS_KAGGLE_API`, `KS_COMPETITIONS_DIR`, `KS_MAX_DATA_BYTES` and the cache root
+    /// Reads `KS_KAGGLE_API`, `KS_COMPETITIONS_DIR`, `KS_MAX_DATA_BYTES`, `KS_CACHE_MAX` (a
+    /// byte count or a size such as `50GiB`) and the cache root
     /// (`KS_HOME`, else `$XDG_CACHE_HOME/kaggle-solver`, else `~/.cache/kaggle-solver`) from
     /// `env`, which also supplies the credentials.
     pub fn from_env(env: &EnvLookup, caller: Caller) -> Result<FetchConfig, FetchError> {
@@ -103,6 +110,11 @@ impl FetchConfig {
                 FetchError::Config(format!("{MAX_DATA_BYTES_ENV}={max:?} is not a byte count"))
             })?;
         }
+        if let Some(max) = env.get(CACHE_MAX_ENV) {
+            config.cache_max = byte_size(&max).map_err(|reason| {
+                FetchError::Config(format!("{CACHE_MAX_ENV}={max:?} is not a size: {reason}"))
+            })?;
+        }
         config.competitions_dir = env.get(COMPETITIONS_DIR_ENV).map(PathBuf::from);
         config.local_policy = match (caller, &config.competitions_dir) {
             (Caller::Cli, _) => LocalPolicy::AnyPath,
@@ -111,6 +123,17 @@ impl FetchConfig {
         };
         Ok(config)
     }
+}
+
+/// A bare count of bytes, or a size with a unit (`50GiB`, `512 MiB`).
+fn byte_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if let Ok(bytes) = text.parse::<u64>() {
+        return Ok(bytes);
+    }
+    text.parse::<ks_policies::ByteSize>()
+        .map(|size| size.bytes())
+        .map_err(|e| e.to_string())
 }
 
 /// The same choice of home as the guest runtime's, over an injected environment.
@@ -160,5 +183,25 @@ mod tests {
         assert!(FetchConfig::from_env(&none, Caller::Cli).is_err());
         let bad = EnvLookup::from_pairs([("KS_HOME", "/ks"), ("KS_MAX_DATA_BYTES", "lots")]);
         assert!(FetchConfig::from_env(&bad, Caller::Cli).is_err());
+    }
+
+    #[test]
+    fn reads_the_cache_cap() {
+        let cap = |value: Option<&str>| {
+            let mut pairs = vec![("KS_HOME", "/ks")];
+            pairs.extend(value.map(|v| ("KS_CACHE_MAX", v)));
+            FetchConfig::from_env(&EnvLookup::from_pairs(pairs), Caller::Cli).map(|c| c.cache_max)
+        };
+        assert_eq!(cap(None).expect("default"), 50 << 30);
+        assert_eq!(cap(Some("50GiB")).expect("GiB"), 50 << 30);
+        assert_eq!(cap(Some("512 MiB")).expect("MiB"), 512 << 20);
+        assert_eq!(cap(Some(" 1000 ")).expect("bytes"), 1000);
+        for bad in ["lots", "1.5GiB", "-1GiB", "5 parsecs"] {
+            let error = cap(Some(bad)).expect_err(bad).to_string();
+            assert!(
+                error.contains("KS_CACHE_MAX") && error.contains(bad),
+                "{bad}: {error}"
+            );
+        }
     }
 }

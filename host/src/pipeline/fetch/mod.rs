@@ -4,7 +4,8 @@
 //! [`CompetitionRef::parse`]) becomes a [`FetchedCompetition`]: the folder to mount at `/input`
 //! and what is known about the competition. In order of preference:
 //! - a local mirror `KS_COMPETITIONS_DIR/<slug>/`, used as is;
-//! - the cache (`$KS_HOME/competitions/<slug>/`), filled once per competition;
+//! - the cache (`$KS_HOME/competitions/<slug>/`), filled once per competition, capped in size
+//!   (`KS_CACHE_MAX`) and pinned while a job uses it;
 //! - Kaggle: metadata, file list, then the data zip, streamed, checked and unpacked safely.
 //!
 //! A folder holding `public/` (the MLE-bench layout) yields `public/` as the data folder, and a
@@ -23,9 +24,9 @@ mod config;
 
 use std::path::{Path, PathBuf};
 
-pub use cache::{CacheEntry, CompetitionCache};
+pub use cache::{CacheEntry, CachePin, CompetitionCache, DEFAULT_CACHE_MAX};
 pub use config::{
-    COMPETITIONS_DIR_ENV, Caller, CredentialsSource, FetchConfig, MAX_DATA_BYTES_ENV,
+    CACHE_MAX_ENV, COMPETITIONS_DIR_ENV, Caller, CredentialsSource, FetchConfig, MAX_DATA_BYTES_ENV,
 };
 pub use credentials::{Credentials, CredentialsError, EnvLookup};
 pub use extract::{ExtractError, ExtractLimits};
@@ -36,7 +37,7 @@ pub use url::{CompetitionRef, LocalPolicy, SourceError};
 const MAX_DESCRIPTION_BYTES: usize = 1 << 20;
 
 /// A competition ready to solve.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct FetchedCompetition {
     /// The Kaggle slug, or the local folder's name.
     pub slug: String,
@@ -50,6 +51,9 @@ pub struct FetchedCompetition {
     pub evaluation_metric: Option<String>,
     /// Where the files came from.
     pub origin: FetchOrigin,
+    /// For a cached competition, keeps it from eviction while held (drop it when the job
+    /// ends); `None` for local folders and the mirror, which the cache does not manage.
+    pub pin: Option<CachePin>,
 }
 
 /// Where a [`FetchedCompetition`]'s files came from.
@@ -141,7 +145,7 @@ pub struct Fetcher {
 impl Fetcher {
     /// A fetcher with `config`.
     pub fn new(config: FetchConfig) -> Fetcher {
-        let cache = CompetitionCache::new(config.cache_root.clone());
+        let cache = CompetitionCache::new(config.cache_root.clone()).with_max(config.cache_max);
         Fetcher { config, cache }
     }
 
@@ -178,9 +182,9 @@ impl Fetcher {
     }
 
     async fn kaggle_data(&self, slug: &str) -> Result<FetchedCompetition, FetchError> {
-        let (entry, downloaded) = self
+        let (entry, downloaded, pin) = self
             .cache
-            .get_or_fill(slug, |staging| self.download(slug, staging))
+            .get_pinned(slug, |staging| self.download(slug, staging))
             .await?;
         let dir = self.cache.data_dir(slug);
         let description = read_description(&dir).await.or(entry.description);
@@ -195,6 +199,7 @@ impl Fetcher {
             } else {
                 FetchOrigin::Cache
             },
+            pin: Some(pin),
         })
     }
 
@@ -286,6 +291,7 @@ async fn local_folder(dir: &Path, origin: FetchOrigin) -> FetchedCompetition {
         description,
         evaluation_metric: None,
         origin,
+        pin: None,
     }
 }
 

@@ -32,8 +32,8 @@ use async_trait::async_trait;
 use self::layout::{BATCH, Keys, Scripts, lease_state, parse_record, to_json, unavailable};
 use super::config::{REQUEUED, millis};
 use super::{
-    CancelOutcome, Failure, JobId, JobQueue, JobRecord, JobResult, LeaseState, NewJob, Progress,
-    QueueConfig, QueueError, QueueStats, WorkerId,
+    CancelOutcome, Completion, Failure, JobId, JobQueue, JobRecord, JobResult, LeaseState, NewJob,
+    Progress, QueueConfig, QueueError, QueueStats, WorkerId,
 };
 
 /// A queue in Redis. Cheap to clone: clones share one multiplexed, self-healing connection.
@@ -190,7 +190,7 @@ impl JobQueue for RedisQueue {
         worker: &WorkerId,
         id: &JobId,
         result: JobResult,
-    ) -> Result<bool, QueueError> {
+    ) -> Result<Completion, QueueError> {
         let done: i64 = self
             .scripts
             .complete
@@ -203,7 +203,11 @@ impl JobQueue for RedisQueue {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
-        Ok(done == 1)
+        Ok(match done {
+            1 => Completion::Completed,
+            2 => Completion::Cancelled,
+            _ => Completion::NotHeld,
+        })
     }
 
     async fn fail(

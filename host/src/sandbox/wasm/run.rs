@@ -46,10 +46,14 @@ pub(crate) async fn run_prepared(
     let source = crate::sandbox::guest_program_with(&request, harness)?;
     let code_len = i32::try_from(source.len())
         .map_err(|_| SandboxError::InvalidRequest("the script is larger than 2 GiB".into()))?;
-    let scratch = tempfile::Builder::new()
-        .prefix("ks-guest-tmp-")
-        .tempdir()
-        .map_err(|e| SandboxError::io("creating the run's /tmp", e))?;
+    // Removed when dropped, so on every way out of this function.
+    let mut scratch = tempfile::Builder::new();
+    scratch.prefix("ks-guest-tmp-");
+    let scratch = match &request.scratch {
+        Some(parent) => scratch.tempdir_in(parent),
+        None => scratch.tempdir(),
+    }
+    .map_err(|e| SandboxError::io("creating the run's /tmp", e))?;
     let stdout = CappedOutput::new(limits.output_bytes);
     let stderr = CappedOutput::new(limits.output_bytes);
     let wasi = store::wasi_context(&request, stdlib_dir, scratch.path(), &stdout, &stderr)?;
@@ -155,7 +159,9 @@ pub(crate) async fn run_prepared(
         wall,
         stdout: stdout.finish(),
         stderr: stderr.finish(),
-        output_bytes: crate::sandbox::output_size(&request.output)?,
+        // A folder that cannot be measured (too many entries, say) counts as over every cap:
+        // the guest made it so, and it must not pass for a host failure.
+        output_bytes: crate::sandbox::output_size(&request.output).unwrap_or(u64::MAX),
         removed: crate::sandbox::inside(&request.output, &removed),
     };
     Ok(outcome(ending, observed))

@@ -3,156 +3,35 @@
 //! A failure of the generated code (a crash, a cap, an invalid submission) uses one attempt and
 //! is fed back to the generator; anything else (the sandbox, the generator's service, storage)
 //! ends the solve with an error that says whether retrying later may help.
+//!
+//! Each solve works in its claim's own folder (see `workdir`), and leaves nothing there: an
+//! attempt's folder goes when the attempt ends, the claim's when the solve does. The
+//! submission is stored only after the caller's fence confirms that this claim still owns the
+//! job. Parts: `types` (stages, events, records, errors) and `job` (what a caller hands in).
 
-use std::path::{Path, PathBuf};
+mod job;
+mod types;
+
+use std::path::PathBuf;
 use std::time::Instant;
 
 use ks_policies::Policy;
-use serde::Serialize;
-use tokio_util::sync::CancellationToken;
+use ks_sandbox_fallback::owner::Owner;
 
-use super::analyse::{AnalyseError, CompetitionAnalysis, CompetitionText, analyse};
-use super::generate::{DynGenerator, GenerateError, GenerationRequest, PreviousAttempt};
-use super::validate::{InvalidSubmission, validate_submission};
+pub use job::{FenceError, FenceVerdict, PreparedCompetition, SolveJob, StoreFence, Unleased};
+use types::printed_score;
+pub use types::{AttemptFailure, AttemptRecord, SolveError, SolveEvent, SolveReport, Stage};
+
+use super::analyse::{CompetitionAnalysis, analyse};
+use super::generate::{DynGenerator, GenerationRequest, PreviousAttempt};
+use super::validate::validate_submission;
+use super::workdir::{AttemptDir, ClaimDir, WorkDirError, sweep};
 use crate::sandbox::{
-    Backend, BackendChoice, DynSandbox, Outcome, OutputFileError, SandboxError, SandboxRequest,
-    SelectError, read_regular, select_backend,
+    Backend, BackendChoice, DynSandbox, OutputFileError, SandboxRequest, SelectError, read_regular,
+    select_backend,
 };
-pub use crate::stage::Stage;
-use crate::storage::{DynStore, StoreError, StoredSubmission};
+use crate::storage::{DynStore, StoredSubmission};
 use crate::text::{ERROR_TAIL_CHARS, tail};
-
-/// Why one attempt's code failed: fed back to the generator, and the next attempt runs.
-#[derive(Debug, thiserror::Error)]
-pub enum AttemptFailure {
-    /// No sandbox the policy allows can run the code on this host.
-    #[error(transparent)]
-    Backend(#[from] SelectError),
-    /// The code crashed, exited non-zero or broke a cap.
-    #[error("{summary}")]
-    Run {
-        /// The sandbox outcome's one-line summary.
-        summary: String,
-    },
-    /// The code ran but left no readable `/output/submission.csv` (none, or a link, a
-    /// folder or a special file in its place).
-    #[error("invalid submission: {0}")]
-    Unreadable(#[from] OutputFileError),
-    /// The code ran but its submission does not match the sample.
-    #[error(transparent)]
-    Invalid(#[from] InvalidSubmission),
-}
-
-impl Serialize for AttemptFailure {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-/// Something that happened during a solve.
-#[derive(Debug, Serialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
-pub enum SolveEvent {
-    /// A stage began (`attempt` is 0 outside the attempt loop).
-    StageStarted {
-        stage: Stage,
-        /// The attempt it belongs to.
-        attempt: u32,
-    },
-    /// A stage ended well.
-    StageFinished {
-        stage: Stage,
-        /// The attempt it belongs to.
-        attempt: u32,
-        /// How long it took.
-        millis: u64,
-    },
-    /// An attempt failed; the reason goes to the generator.
-    AttemptFailed {
-        attempt: u32,
-        /// Why.
-        reason: AttemptFailure,
-    },
-}
-
-/// One attempt's record, for the job's logs.
-#[derive(Debug, Clone, Serialize)]
-pub struct AttemptRecord {
-    /// 1-based.
-    pub attempt: u32,
-    /// Which generator wrote the code.
-    pub generator: String,
-    pub code: String,
-    /// The backend that ran it, if it ran.
-    pub backend: Option<Backend>,
-    /// The sandbox outcome, if it ran.
-    pub outcome: Option<Outcome>,
-    /// Why the attempt failed, if it did.
-    pub error: Option<String>,
-}
-
-/// What a successful solve produced.
-#[derive(Debug, Clone, Serialize)]
-pub struct SolveReport {
-    /// The competition.
-    pub slug: String,
-    /// Where the submission is.
-    pub submission: StoredSubmission,
-    /// The analysis the code was written from.
-    pub analysis: CompetitionAnalysis,
-    /// Every attempt, the last one successful.
-    pub attempts: Vec<AttemptRecord>,
-    /// The validation score the script printed, if it printed a finite one: its own claim,
-    /// not checked by the host.
-    pub validation_score: Option<f64>,
-}
-
-/// Why a solve ended without a submission.
-#[derive(Debug, thiserror::Error)]
-pub enum SolveError {
-    /// The competition's files do not make a task.
-    #[error("cannot analyse the competition: {0}")]
-    Analyse(#[source] AnalyseError),
-    /// The generator could not produce code.
-    #[error("cannot generate code: {0}")]
-    Generate(#[source] GenerateError),
-    /// The sandbox could not run the code.
-    #[error("cannot run the code: {0}")]
-    Sandbox(#[source] SandboxError),
-    /// The submission could not be stored.
-    #[error("cannot store the submission: {0}")]
-    Store(#[source] StoreError),
-    /// Every attempt's code failed.
-    #[error("all {attempts} attempts failed; the last: {last_error}")]
-    AttemptsExhausted {
-        /// How many attempts ran.
-        attempts: u32,
-        /// The last attempt's failure.
-        last_error: String,
-        /// Every attempt.
-        records: Vec<AttemptRecord>,
-    },
-    /// The job was cancelled.
-    #[error("cancelled")]
-    Cancelled,
-    /// A host-side failure (a blocking task panicked, a folder could not be made).
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl SolveError {
-    /// Whether the same job may succeed if run again later (an infrastructure hiccup), as opposed
-    /// to a failure that will recur.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Generate(e) => e.is_retryable(),
-            Self::Sandbox(e) => e.is_retryable(),
-            Self::Store(e) => e.is_retryable(),
-            Self::Internal(_) => true,
-            Self::Analyse(_) | Self::AttemptsExhausted { .. } | Self::Cancelled => false,
-        }
-    }
-}
 
 /// The sandboxes a solver may use; a missing one is unavailable on this host.
 #[derive(Debug, Clone, Default)]
@@ -192,50 +71,6 @@ impl Sandboxes {
     }
 }
 
-/// A competition whose files are on disk.
-#[derive(Debug, Clone)]
-pub struct PreparedCompetition {
-    /// Its slug.
-    pub slug: String,
-    /// The folder holding its files (mounted at `/input`).
-    pub dir: PathBuf,
-    /// What its page says.
-    pub text: CompetitionText,
-}
-
-impl From<super::fetch::FetchedCompetition> for PreparedCompetition {
-    fn from(fetched: super::fetch::FetchedCompetition) -> Self {
-        Self {
-            slug: fetched.slug,
-            dir: fetched.dir,
-            text: CompetitionText {
-                description: fetched.description,
-                evaluation_metric: fetched.evaluation_metric,
-            },
-        }
-    }
-}
-
-/// One job's identity and controls.
-pub struct SolveJob<'a> {
-    /// The job id: the storage key and the work folder's name.
-    pub id: String,
-    /// The policy it runs under.
-    pub policy: &'a Policy,
-    /// Cancelling stops the job between and during attempts.
-    pub cancel: CancellationToken,
-    /// Receives progress.
-    pub events: &'a (dyn Fn(SolveEvent) + Send + Sync),
-}
-
-impl std::fmt::Debug for SolveJob<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SolveJob")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Runs jobs: the generator, the sandboxes and the store it uses, and where it works.
 #[derive(Debug, Clone)]
 pub struct Solver {
@@ -243,6 +78,8 @@ pub struct Solver {
     sandboxes: Sandboxes,
     store: DynStore,
     work_dir: PathBuf,
+    /// This process, as claim folders name their owner; `None` where `/proc` cannot say.
+    owner: Option<Owner>,
 }
 
 impl Solver {
@@ -253,11 +90,20 @@ impl Solver {
         store: DynStore,
         work_dir: impl Into<PathBuf>,
     ) -> Self {
+        let owner = match Owner::current() {
+            Ok(owner) => Some(owner),
+            Err(error) => {
+                tracing::warn!(%error, "work folders cannot be marked with their owner: a \
+                               crashed run's folder will not be swept");
+                None
+            }
+        };
         Self {
             generator,
             sandboxes,
             store,
             work_dir: work_dir.into(),
+            owner,
         }
     }
 
@@ -266,7 +112,37 @@ impl Solver {
         self.sandboxes.available()
     }
 
-    /// Solves a competition already on disk.
+    /// Deletes the submission stored for job `id`: one the queue refused because a cancel came
+    /// first, which nothing will ever serve.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn discard_submission(&self, id: &str) -> Result<(), crate::storage::StoreError> {
+        self.store.delete(id).await
+    }
+
+    /// Removes the claim folders under the work folder whose owning process on this host is
+    /// gone (it died mid-solve), and returns them. Run when a worker or `solve` starts.
+    ///
+    /// # Errors
+    /// When the work folder cannot be listed; a folder that cannot be removed is logged and
+    /// left for the next sweep.
+    pub async fn sweep_abandoned(&self) -> Result<Vec<PathBuf>, WorkDirError> {
+        let Some(here) = self.owner.clone() else {
+            return Ok(Vec::new());
+        };
+        let work = self.work_dir.clone();
+        tokio::task::spawn_blocking(move || sweep(&work, &here))
+            .await
+            .map_err(|e| {
+                WorkDirError::io(format!("sweeping {}", self.work_dir.display()))(
+                    std::io::Error::other(e),
+                )
+            })?
+    }
+
+    /// Solves a competition already on disk, in a folder of the claim's own that is removed
+    /// when the solve ends, however it ends.
     ///
     /// # Errors
     /// See [`SolveError`]; its `is_retryable` tells a queue what to do.
@@ -274,6 +150,19 @@ impl Solver {
         &self,
         job: &SolveJob<'_>,
         competition: &PreparedCompetition,
+    ) -> Result<SolveReport, SolveError> {
+        let claim =
+            ClaimDir::create(&self.work_dir, &job.id, &job.claim, self.owner.as_ref()).await?;
+        let solved = self.solve_in(job, competition, &claim).await;
+        claim.remove().await;
+        solved
+    }
+
+    async fn solve_in(
+        &self,
+        job: &SolveJob<'_>,
+        competition: &PreparedCompetition,
+        claim: &ClaimDir,
     ) -> Result<SolveReport, SolveError> {
         let analysis = timed(job, Stage::Analyse, 0, {
             let (dir, slug, text) = (
@@ -318,7 +207,7 @@ impl Solver {
                 error: None,
             };
             match self
-                .attempt(job, competition, &analysis, attempt, &mut record)
+                .attempt(job, claim, competition, &analysis, attempt, &mut record)
                 .await?
             {
                 Ok(submission) => {
@@ -370,11 +259,12 @@ impl Solver {
         })
     }
 
-    /// Runs and validates one attempt's code. The outer error ends the solve; the inner one is
-    /// the code's failure, fed back to the generator.
+    /// Runs, validates and (if valid) stores one attempt's code. The outer error ends the
+    /// solve; the inner one is the code's failure, fed back to the generator.
     async fn attempt(
         &self,
         job: &SolveJob<'_>,
+        claim: &ClaimDir,
         competition: &PreparedCompetition,
         analysis: &CompetitionAnalysis,
         attempt: u32,
@@ -385,13 +275,52 @@ impl Solver {
             Err(reason) => return Ok(Err(reason.into())),
         };
         record.backend = Some(sandbox.backend());
-        let output = self
-            .work_dir
-            .join(&job.id)
-            .join(format!("attempt-{attempt}"));
-        recreate_dir(&output).await?;
+        let dir = claim.attempt(attempt).await?;
+        let ran = self
+            .run_and_validate(job, &dir, sandbox, competition, analysis, record)
+            .await;
+        // The submission is in memory now: nothing in the folder is needed any more.
+        dir.remove().await;
+        let submission = match ran? {
+            Ok(contents) => contents,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        // Not raced against the cancel like the other stages: a put dropped midway would
+        // leave its partial file behind. A cancel that lands during the put is the queue's to
+        // apply: it fails the completion as cancelled.
+        let stored = staged(job, Stage::Store, attempt, async {
+            if job.cancel.is_cancelled() {
+                return Err(SolveError::Cancelled);
+            }
+            match job.fence.check().await? {
+                FenceVerdict::Held => {}
+                FenceVerdict::Lost => return Err(SolveError::Lost),
+                FenceVerdict::Cancelled => return Err(SolveError::Cancelled),
+            }
+            self.store
+                .put(&job.id, &submission)
+                .await
+                .map_err(SolveError::Store)
+        })
+        .await?;
+        Ok(Ok(stored))
+    }
+
+    /// Runs the code in `dir` and reads and validates the submission it left.
+    async fn run_and_validate(
+        &self,
+        job: &SolveJob<'_>,
+        dir: &AttemptDir,
+        sandbox: &DynSandbox,
+        competition: &PreparedCompetition,
+        analysis: &CompetitionAnalysis,
+        record: &mut AttemptRecord,
+    ) -> Result<Result<Vec<u8>, AttemptFailure>, SolveError> {
+        let attempt = dir.number;
+        let output = dir.output.clone();
         let mut request = SandboxRequest::from_policy(record.code.clone(), &output, job.policy)
             .with_input(&competition.dir);
+        request.scratch = Some(dir.root.clone());
         request.cancel = job.cancel.child_token();
         request.job = Some(job.id.clone());
         let outcome = timed(job, Stage::Run, attempt, async {
@@ -411,9 +340,8 @@ impl Solver {
             .outcome
             .as_ref()
             .is_some_and(|o| o.removed_from_output.iter().any(|p| p == "submission.csv"));
-        let validated = timed(job, Stage::Validate, attempt, async {
-            let (output, dir, analysis) =
-                (output.clone(), competition.dir.clone(), analysis.clone());
+        timed(job, Stage::Validate, attempt, async {
+            let (dir, analysis) = (competition.dir.clone(), analysis.clone());
             tokio::task::spawn_blocking(move || {
                 // Read once, through the run's own folder and never through a link; what is
                 // validated is exactly what is stored.
@@ -433,23 +361,28 @@ impl Solver {
             .await
             .map_err(|e| SolveError::Internal(e.to_string()))
         })
-        .await?;
-        let submission = match validated {
-            Ok(contents) => contents,
-            Err(failure) => return Ok(Err(failure)),
-        };
-        let stored = timed(job, Stage::Store, attempt, async {
-            self.store
-                .put(&job.id, &submission)
-                .await
-                .map_err(SolveError::Store)
-        })
-        .await?;
-        Ok(Ok(stored))
+        .await
     }
 }
 
+/// Runs `work` as `stage` ([`staged`]), stopping it when the job is cancelled.
 async fn timed<T>(
+    job: &SolveJob<'_>,
+    stage: Stage,
+    attempt: u32,
+    work: impl Future<Output = Result<T, SolveError>>,
+) -> Result<T, SolveError> {
+    staged(job, stage, attempt, async {
+        tokio::select! {
+            result = work => result,
+            () = job.cancel.cancelled() => Err(SolveError::Cancelled),
+        }
+    })
+    .await
+}
+
+/// Runs `work` as `stage`, reporting its start and, if it succeeds, its end.
+async fn staged<T>(
     job: &SolveJob<'_>,
     stage: Stage,
     attempt: u32,
@@ -457,55 +390,11 @@ async fn timed<T>(
 ) -> Result<T, SolveError> {
     (job.events)(SolveEvent::StageStarted { stage, attempt });
     let started = Instant::now();
-    let result = tokio::select! {
-        result = work => result?,
-        () = job.cancel.cancelled() => return Err(SolveError::Cancelled),
-    };
+    let result = work.await?;
     (job.events)(SolveEvent::StageFinished {
         stage,
         attempt,
         millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     });
     Ok(result)
-}
-
-async fn recreate_dir(dir: &Path) -> Result<(), SolveError> {
-    if tokio::fs::try_exists(dir).await.unwrap_or(false) {
-        tokio::fs::remove_dir_all(dir)
-            .await
-            .map_err(|e| SolveError::Internal(format!("clearing {}: {e}", dir.display())))?;
-    }
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|e| SolveError::Internal(format!("creating {}: {e}", dir.display())))
-}
-
-/// The score from a line like `validation accuracy: 0.93412 ...` that the baseline prints.
-fn printed_score(stdout: &str) -> Option<f64> {
-    stdout.lines().rev().find_map(|line| {
-        let rest = line.trim().strip_prefix("validation ")?;
-        let (_, value) = rest.split_once(':')?;
-        value
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-            .filter(|x: &f64| x.is_finite())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_printed_validation_score() {
-        assert_eq!(
-            printed_score("fit\nvalidation rmse: 0.12500 over 3 hold-outs\nwrote\n"),
-            Some(0.125)
-        );
-        assert_eq!(printed_score("nothing here\n"), None);
-        assert_eq!(printed_score("validation auc: NaN\n"), None);
-        assert_eq!(printed_score("validation auc: inf\n"), None);
-    }
 }

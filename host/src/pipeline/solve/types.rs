@@ -1,0 +1,192 @@
+//! What a solve says about itself: its stages, the events it reports while it runs, each
+//! attempt's record, the report of a success and the error of a failure (with whether retrying
+//! later may help). Kept apart from the attempt loop so that readers of these values (the
+//! worker, the CLI, the API's schema) need not read the loop.
+
+use serde::Serialize;
+
+use super::FenceError;
+use crate::pipeline::analyse::{AnalyseError, CompetitionAnalysis};
+use crate::pipeline::generate::GenerateError;
+use crate::pipeline::validate::InvalidSubmission;
+use crate::pipeline::workdir::WorkDirError;
+use crate::sandbox::{Backend, Outcome, OutputFileError, SandboxError, SelectError};
+pub use crate::stage::Stage;
+use crate::storage::{StoreError, StoredSubmission};
+
+/// Why one attempt's code failed: fed back to the generator, and the next attempt runs.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptFailure {
+    /// No sandbox the policy allows can run the code on this host.
+    #[error(transparent)]
+    Backend(#[from] SelectError),
+    /// The code crashed, exited non-zero or broke a cap.
+    #[error("{summary}")]
+    Run {
+        /// The sandbox outcome's one-line summary.
+        summary: String,
+    },
+    /// The code ran but left no readable `/output/submission.csv` (none, or a link, a
+    /// folder or a special file in its place).
+    #[error("invalid submission: {0}")]
+    Unreadable(#[from] OutputFileError),
+    /// The code ran but its submission does not match the sample.
+    #[error(transparent)]
+    Invalid(#[from] InvalidSubmission),
+}
+
+impl Serialize for AttemptFailure {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Something that happened during a solve.
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum SolveEvent {
+    /// A stage began (`attempt` is 0 outside the attempt loop).
+    StageStarted {
+        stage: Stage,
+        /// The attempt it belongs to.
+        attempt: u32,
+    },
+    /// A stage ended well.
+    StageFinished {
+        stage: Stage,
+        /// The attempt it belongs to.
+        attempt: u32,
+        /// How long it took.
+        millis: u64,
+    },
+    /// An attempt failed; the reason goes to the generator.
+    AttemptFailed {
+        attempt: u32,
+        /// Why.
+        reason: AttemptFailure,
+    },
+}
+
+/// One attempt's record, for the job's logs.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    /// 1-based.
+    pub attempt: u32,
+    /// Which generator wrote the code.
+    pub generator: String,
+    pub code: String,
+    /// The backend that ran it, if it ran.
+    pub backend: Option<Backend>,
+    /// The sandbox outcome, if it ran.
+    pub outcome: Option<Outcome>,
+    /// Why the attempt failed, if it did.
+    pub error: Option<String>,
+}
+
+/// What a successful solve produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct SolveReport {
+    /// The competition.
+    pub slug: String,
+    /// Where the submission is.
+    pub submission: StoredSubmission,
+    /// The analysis the code was written from.
+    pub analysis: CompetitionAnalysis,
+    /// Every attempt, the last one successful.
+    pub attempts: Vec<AttemptRecord>,
+    /// The validation score the script printed, if it printed a finite one: its own claim,
+    /// not checked by the host.
+    pub validation_score: Option<f64>,
+}
+
+/// Why a solve ended without a submission.
+#[derive(Debug, thiserror::Error)]
+pub enum SolveError {
+    /// The competition's files do not make a task.
+    #[error("cannot analyse the competition: {0}")]
+    Analyse(#[source] AnalyseError),
+    /// The generator could not produce code.
+    #[error("cannot generate code: {0}")]
+    Generate(#[source] GenerateError),
+    /// The sandbox could not run the code.
+    #[error("cannot run the code: {0}")]
+    Sandbox(#[source] SandboxError),
+    /// The submission could not be stored.
+    #[error("cannot store the submission: {0}")]
+    Store(#[source] StoreError),
+    /// Every attempt's code failed.
+    #[error("all {attempts} attempts failed; the last: {last_error}")]
+    AttemptsExhausted {
+        /// How many attempts ran.
+        attempts: u32,
+        /// The last attempt's failure.
+        last_error: String,
+        /// Every attempt.
+        records: Vec<AttemptRecord>,
+    },
+    /// The job was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+    /// Another worker owns the job now: this one's lease lapsed before the store, so it
+    /// stored nothing and reports nothing.
+    #[error("the lease was lost before the submission was stored; another worker owns the job")]
+    Lost,
+    /// Whether this worker still owns the job could not be told before the store, so nothing
+    /// was stored.
+    #[error(transparent)]
+    Fence(#[from] FenceError),
+    /// The job's work folder could not be made.
+    #[error(transparent)]
+    WorkDir(#[from] WorkDirError),
+    /// A host-side failure (a blocking task panicked).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl SolveError {
+    /// Whether the same job may succeed if run again later (an infrastructure hiccup), as opposed
+    /// to a failure that will recur.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Generate(e) => e.is_retryable(),
+            Self::Sandbox(e) => e.is_retryable(),
+            Self::Store(e) => e.is_retryable(),
+            Self::Fence(e) => e.retryable,
+            Self::WorkDir(e) => e.is_retryable(),
+            Self::Internal(_) => true,
+            Self::Analyse(_) | Self::AttemptsExhausted { .. } | Self::Cancelled | Self::Lost => {
+                false
+            }
+        }
+    }
+}
+
+/// The score from a line like `validation accuracy: 0.93412 ...` that the baseline prints.
+pub(super) fn printed_score(stdout: &str) -> Option<f64> {
+    stdout.lines().rev().find_map(|line| {
+        let rest = line.trim().strip_prefix("validation ")?;
+        let (_, value) = rest.split_once(':')?;
+        value
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+            .filter(|x: &f64| x.is_finite())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_printed_validation_score() {
+        assert_eq!(
+            printed_score("fit\nvalidation rmse: 0.12500 over 3 hold-outs\nwrote\n"),
+            Some(0.125)
+        );
+        assert_eq!(printed_score("nothing here\n"), None);
+        assert_eq!(printed_score("validation auc: NaN\n"), None);
+        assert_eq!(printed_score("validation auc: inf\n"), None);
+    }
+}
