@@ -135,7 +135,8 @@ pub const NATIVE_ONLY_MODULES: &[&str] = &[
 /// any indentation (so imports inside functions and `try` blocks count too).
 pub fn imported_modules(script: &str) -> Vec<String> {
     let mut modules = Vec::new();
-    for line in script.lines() {
+    // `import a; import b` is two statements on one line.
+    for line in script.lines().flat_map(|l| l.split(';')) {
         let line = line.trim_start();
         let names: Vec<&str> = if let Some(rest) = line.strip_prefix("import ") {
             rest.split(',').collect()
@@ -187,6 +188,18 @@ import os.path
             ["numpy", "pandas", "sklearn", "xgboost", "lightgbm", "os"]
         );
         assert_eq!(native_only_imports(script), ["xgboost", "lightgbm"]);
+    }
+
+    #[test]
+    fn statements_sharing_a_line_are_each_read() {
+        assert_eq!(
+            imported_modules("import xgboost; import os\nx = 1; from lightgbm import X\n"),
+            ["xgboost", "os", "lightgbm"]
+        );
+        assert_eq!(
+            native_only_imports("import os; import xgboost"),
+            ["xgboost"]
+        );
     }
 
     #[test]
