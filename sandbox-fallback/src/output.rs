@@ -99,4 +99,22 @@ mod tests {
         assert!(secret.exists(), "the link's target is untouched");
         assert!(out.path().join("sub/a.csv").exists());
     }
+
+    #[test]
+    fn a_folder_of_more_entries_than_the_cap_is_not_measured() {
+        let out = tempfile::tempdir().expect("tempdir");
+        // Entries in a subfolder count too, the subfolder itself included.
+        let sub = out.path().join("sub");
+        std::fs::create_dir(&sub).expect("mkdir");
+        for i in 0..MAX_ENTRIES - 1 {
+            std::fs::File::create(sub.join(i.to_string())).expect("create");
+        }
+        assert_eq!(regular_file_bytes(out.path()).expect("exactly the cap"), 0);
+        std::fs::write(sub.join("one-more"), b"x").expect("write");
+        let error = regular_file_bytes(out.path()).expect_err("one past the cap");
+        assert!(
+            error.to_string().contains("more than 100000 entries"),
+            "{error}"
+        );
+    }
 }

@@ -18,10 +18,9 @@ use crate::error::is_not_found;
 use crate::spec::{PROGRAM_FILE, container_body, container_user};
 use crate::{DockerError, DockerRunner, RunSpec, Tail, output};
 
-/// How often `/output` is measured against the cap while the script runs.
-const OUTPUT_POLL: Duration = Duration::from_millis(20);
-/// How often the container's `/tmp` is measured (one small file read from its cgroup).
-const SCRATCH_POLL: Duration = Duration::from_millis(20);
+/// How often `/output` (a walk of the folder) and `/tmp` (one small file read from the
+/// container's cgroup) are measured against the caps while the script runs.
+const POLL: Duration = Duration::from_millis(20);
 /// How long to wait for a killed container to be reported gone.
 const KILL_GRACE: Duration = Duration::from_secs(20);
 
@@ -156,8 +155,7 @@ impl DockerRunner {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + spec.wall_time;
         let mut wait = self.docker.wait_container(id, None);
-        let mut poll = tokio::time::interval(OUTPUT_POLL);
-        let mut scratch_poll = tokio::time::interval(SCRATCH_POLL);
+        let mut poll = tokio::time::interval(POLL);
         let stat = crate::scratch::stat_file(id);
         if stat.is_none() {
             tracing::warn!(
@@ -166,7 +164,7 @@ impl DockerRunner {
                  is not named `disk`"
             );
         }
-        let (mut tmp_bytes, mut out_bytes, mut tmp_seen) = (0u64, 0u64, 0u64);
+        let mut tmp_seen = 0u64;
         let stopped = loop {
             tokio::select! {
                 waited = wait.next() => match waited {
@@ -176,16 +174,10 @@ impl DockerRunner {
                 },
                 () = tokio::time::sleep_until(deadline) => break Some(Stop::WallTime),
                 () = cancel.cancelled() => break Some(Stop::Cancelled),
-                _ = scratch_poll.tick(), if stat.is_some() => {
-                    if let Some(bytes) = stat.as_deref().and_then(crate::scratch::tmpfs_bytes) {
-                        tmp_bytes = bytes;
-                        tmp_seen = tmp_seen.max(bytes);
-                    }
-                    if tmp_bytes.saturating_add(out_bytes) > spec.disk_bytes {
-                        break Some(Stop::Disk);
-                    }
-                }
                 _ = poll.tick() => {
+                    // A container gone between ticks reads as empty: its exit comes next.
+                    let tmp = stat.as_deref().and_then(crate::scratch::tmpfs_bytes).unwrap_or(0);
+                    tmp_seen = tmp_seen.max(tmp);
                     let out = spec.output.clone();
                     // A folder that cannot be measured (or holds too many entries) cannot be held
                     // to the disk cap: stop the run.
@@ -196,9 +188,8 @@ impl DockerRunner {
                     else {
                         break Some(Stop::Disk);
                     };
-                    out_bytes = size;
                     // Both caps passed: the disk is what the flood threatened.
-                    if tmp_bytes.saturating_add(size) > spec.disk_bytes {
+                    if tmp.saturating_add(size) > spec.disk_bytes {
                         break Some(Stop::Disk);
                     }
                     if size > spec.output_bytes {

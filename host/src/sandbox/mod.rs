@@ -218,10 +218,3 @@ pub(crate) fn guest_program_with(
         quote(&request.script_name)?,
     ))
 }
-
-/// Total size of the regular files under `dir`, never following symlinks; used to hold
-/// `/output` to the output cap whatever the backend.
-pub(crate) fn output_size(dir: &std::path::Path) -> Result<u64, SandboxError> {
-    ks_sandbox_fallback::output::regular_file_bytes(dir)
-        .map_err(|e| SandboxError::io(format!("measuring {}", dir.display()), e))
-}

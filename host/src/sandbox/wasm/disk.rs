@@ -9,8 +9,10 @@
 //!   disk grows by at most the cap.
 //! - every [`POLL`] the mounts are measured by apparent size (a sparse file counts what it
 //!   claims, so `truncate` or a seek past the end counts too), which resets the charge to the
-//!   truth; a measurement past the cap stops the run at the next epoch tick. A folder holding
-//!   more than [`MAX_ENTRIES`] entries is past the cap too (empty files cost the host inodes).
+//!   truth; a measurement past the cap stops the run at the next epoch tick. The walk is the
+//!   one the Docker backend measures `/output` with, links neither followed nor counted; a
+//!   folder of more than `ks_sandbox_fallback::output::MAX_ENTRIES` entries cannot be
+//!   measured (empty files cost the host inodes).
 //!
 //! A measurement that fails counts as over the cap: a run whose mounts cannot be measured
 //! cannot be held to one.
@@ -22,8 +24,6 @@ use std::time::Duration;
 
 /// How often the mounts are measured while a run goes on.
 pub(crate) const POLL: Duration = Duration::from_millis(100);
-/// Entries (files and folders) the mounts may hold together.
-pub(crate) const MAX_ENTRIES: u64 = 100_000;
 
 /// A run's disk budget, shared by the guest's write calls and the measuring task.
 #[derive(Debug)]
@@ -70,10 +70,10 @@ impl DiskQuota {
 
     /// Records a measurement taken while `charged_before` bytes were pending: those are in the
     /// measurement now, later charges are not.
-    fn measured(&self, bytes: u64, entries: u64, charged_before: u64) {
+    fn measured(&self, bytes: u64, charged_before: u64) {
         self.measured.store(bytes, Ordering::SeqCst);
         self.pending.fetch_sub(charged_before, Ordering::SeqCst);
-        if bytes > self.cap || entries > MAX_ENTRIES {
+        if bytes > self.cap {
             self.exceeded.store(true, Ordering::SeqCst);
         }
     }
@@ -87,14 +87,23 @@ impl DiskQuota {
         self.cap
     }
 
-    /// Measures `dirs` now and records it; a failed measurement counts as over the cap.
-    pub(crate) fn measure(&self, dirs: &[PathBuf]) {
+    /// Measures `dirs` now and records their total; each one's apparent bytes, or `None` (and
+    /// the quota exceeded) when one could not be measured.
+    pub(crate) fn measure(&self, dirs: &[PathBuf]) -> Option<Vec<u64>> {
         let before = self.pending.load(Ordering::SeqCst);
-        match apparent_size(dirs) {
-            Ok((bytes, entries)) => self.measured(bytes, entries, before),
+        let sizes: std::io::Result<Vec<u64>> = dirs
+            .iter()
+            .map(|dir| ks_sandbox_fallback::output::regular_file_bytes(dir))
+            .collect();
+        match sizes {
+            Ok(sizes) => {
+                self.measured(sizes.iter().fold(0, |a, b| a.saturating_add(*b)), before);
+                Some(sizes)
+            }
             Err(error) => {
                 tracing::warn!(%error, "a run's mounts could not be measured; stopping it");
                 self.exceeded.store(true, Ordering::SeqCst);
+                None
             }
         }
     }
@@ -116,29 +125,6 @@ pub(crate) async fn watch(
     }
 }
 
-/// Apparent bytes of the regular files under `dirs`, and how many entries they hold; links
-/// are neither followed nor counted beyond their entry.
-fn apparent_size(dirs: &[PathBuf]) -> std::io::Result<(u64, u64)> {
-    let (mut bytes, mut entries) = (0u64, 0u64);
-    let mut pending: Vec<PathBuf> = dirs.to_vec();
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            entries += 1;
-            if entries > MAX_ENTRIES {
-                return Ok((bytes, entries));
-            }
-            let meta = std::fs::symlink_metadata(entry.path())?;
-            if meta.is_file() {
-                bytes = bytes.saturating_add(meta.len());
-            } else if meta.is_dir() {
-                pending.push(entry.path());
-            }
-        }
-    }
-    Ok((bytes, entries))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,7 +144,7 @@ mod tests {
         let quota = DiskQuota::new(100);
         assert!(quota.charge(90));
         // The 90 bytes were a rewrite of the same 10: the folder holds 10.
-        quota.measured(10, 1, 90);
+        quota.measured(10, 90);
         assert!(quota.charge(85));
         assert!(!quota.exceeded());
     }
@@ -171,12 +157,13 @@ mod tests {
         std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
         std::fs::write(dir.path().join("sub/a"), b"12345").expect("write");
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).expect("link");
-        let (bytes, entries) = apparent_size(&[dir.path().to_path_buf()]).expect("measured");
-        assert_eq!(bytes, (10 << 20) + 5);
-        assert_eq!(entries, 4);
-        let quota = DiskQuota::new(1 << 20);
-        quota.measure(&[dir.path().to_path_buf()]);
-        assert!(quota.exceeded());
+        let dirs = [dir.path().to_path_buf()];
+        let roomy = DiskQuota::new(11 << 20);
+        assert_eq!(roomy.measure(&dirs), Some(vec![(10 << 20) + 5]));
+        assert!(!roomy.exceeded());
+        let tight = DiskQuota::new(1 << 20);
+        tight.measure(&dirs);
+        assert!(tight.exceeded());
     }
 
     #[test]

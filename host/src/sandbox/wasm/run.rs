@@ -145,9 +145,16 @@ pub(crate) async fn run_prepared(
         );
     }
 
-    // What the mounts hold at the end decides too (a sparse file made just before exiting).
+    // What the mounts hold at the end decides too (a sparse file made just before exiting), and
+    // the same walk sizes /output for the output cap. A folder that cannot be measured (too
+    // many entries, say) counts as over every cap: the guest made it so, and it must not pass
+    // for a host failure.
     let final_quota = quota.clone();
-    let _ = tokio::task::spawn_blocking(move || final_quota.measure(&mounts)).await;
+    let sizes = tokio::task::spawn_blocking(move || final_quota.measure(&mounts))
+        .await
+        .ok()
+        .flatten();
+    let output_bytes = sizes.and_then(|s| s.last().copied()).unwrap_or(u64::MAX);
     let observed = Observed {
         disk_exceeded: quota.exceeded(),
         limits,
@@ -159,9 +166,7 @@ pub(crate) async fn run_prepared(
         wall,
         stdout: stdout.finish(),
         stderr: stderr.finish(),
-        // A folder that cannot be measured (too many entries, say) counts as over every cap:
-        // the guest made it so, and it must not pass for a host failure.
-        output_bytes: crate::sandbox::output_size(&request.output).unwrap_or(u64::MAX),
+        output_bytes,
         removed: crate::sandbox::inside(&request.output, &removed),
     };
     Ok(outcome(ending, observed))
@@ -278,6 +283,7 @@ fn outcome(ending: Ending, observed: Observed) -> Outcome {
             outcome.trap = Some("cancelled".into());
         }
         Ending::Trapped { kind, text } => {
+            outcome.trap = Some(text);
             match kind {
                 TrapKind::OutOfFuel => {
                     outcome.limit = Some(LimitHit::Fuel);
@@ -287,9 +293,16 @@ fn outcome(ending: Ending, observed: Observed) -> Outcome {
                     outcome.limit = Some(LimitHit::WallTime);
                 }
                 TrapKind::Interrupt if observed.cancel_requested => outcome.cancelled = true,
+                // The measuring task found the mounts past the disk cap and interrupted.
+                TrapKind::Interrupt if observed.disk_exceeded => {
+                    outcome.limit = Some(LimitHit::Disk);
+                    outcome.trap = Some(format!(
+                        "stopped by the host: /tmp and /output passed the disk cap of {} bytes",
+                        limits.disk_bytes
+                    ));
+                }
                 TrapKind::Interrupt | TrapKind::Other => {}
             }
-            outcome.trap = Some(text);
         }
     }
     // A refused grow surfaces as a MemoryError or an abort, whichever the guest hit first.
@@ -304,17 +317,10 @@ fn outcome(ending: Ending, observed: Observed) -> Outcome {
     {
         outcome.limit = Some(LimitHit::Output);
     }
-    // A flood of /output passes both caps; the disk is what it threatened.
+    // A flood of /output passes both caps; the disk is what it threatened. (A write refused
+    // at the cap names it in its own trap.)
     if observed.disk_exceeded && matches!(outcome.limit, None | Some(LimitHit::Output)) {
         outcome.limit = Some(LimitHit::Disk);
-        if outcome.trap.is_none()
-            || matches!(&outcome.trap, Some(t) if t.starts_with("wasm trap: interrupt"))
-        {
-            outcome.trap = Some(format!(
-                "stopped by the host: /tmp and /output passed the disk cap of {} bytes",
-                limits.disk_bytes
-            ));
-        }
     }
     (outcome.stdout, outcome.stdout_truncated) = (stdout, stdout_truncated);
     (outcome.stderr, outcome.stderr_truncated) = (stderr, stderr_truncated);
