@@ -97,7 +97,11 @@ pub(crate) async fn run_prepared(
     let instance = match pre.instantiate_async(&mut store).await {
         Ok(instance) => instance,
         Err(e) if store.data().memory.denied => {
-            return Err(below_initial_memory(limits, store::initial_pages(pre), &e));
+            return Err(below_initial_memory(
+                limits,
+                store::initial_pages(pre.module()),
+                &e,
+            ));
         }
         Err(e) => return Err(engine_error("instantiating the guest", &e)),
     };

@@ -9,9 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use wasmtime::AsContextMut;
-use wasmtime::{
-    Caller, Engine, InstancePre, Linker, Memory, ResourceLimiter, Store, UpdateDeadline,
-};
+use wasmtime::{Caller, Engine, Linker, Memory, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 as _;
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
@@ -237,8 +235,8 @@ pub(crate) fn arm_unmetered(store: &mut Store<GuestState>) -> wasmtime::Result<(
 }
 
 /// The initial size in pages of the module's exported memory.
-pub(crate) fn initial_pages(pre: &InstancePre<GuestState>) -> u64 {
-    match pre.module().get_export("memory") {
+pub(crate) fn initial_pages(module: &wasmtime::Module) -> u64 {
+    match module.get_export("memory") {
         Some(wasmtime::ExternType::Memory(memory)) => memory.minimum(),
         _ => 0,
     }

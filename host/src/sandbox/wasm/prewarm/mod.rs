@@ -189,7 +189,7 @@ fn load_or_build(
     })();
     match result {
         Ok((module, summary)) => {
-            let pages = module_memory_pages(&module);
+            let pages = store::initial_pages(&module);
             if let Some(summary) = summary {
                 record(PrewarmState::Built, summary.clone(), Some(pages << 16));
                 report(PrewarmStep::Ready { summary });
@@ -207,12 +207,5 @@ fn load_or_build(
             report(PrewarmStep::Failed { reason });
             Err(error)
         }
-    }
-}
-
-fn module_memory_pages(module: &Module) -> u64 {
-    match module.get_export("memory") {
-        Some(wasmtime::ExternType::Memory(memory)) => memory.minimum(),
-        _ => 0,
     }
 }
