@@ -17,6 +17,7 @@ mod prewarm;
 mod queue;
 mod redis_server;
 mod sandbox;
+mod score;
 mod service;
 mod support;
 mod template;

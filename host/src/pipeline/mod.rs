@@ -4,6 +4,7 @@
 pub mod analyse;
 pub mod fetch;
 pub mod generate;
+pub mod score;
 pub mod solve;
 pub mod validate;
 pub mod workdir;

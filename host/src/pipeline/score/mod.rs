@@ -1,0 +1,3 @@
+//! Scoring by the host: a candidate's submission against answers the candidate never saw.
+
+pub mod metrics;
