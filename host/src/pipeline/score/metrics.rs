@@ -353,26 +353,34 @@ mod tests {
     fn classification_metrics_match_their_definitions() {
         let t = ["a", "b", "b", "c"];
         let p = ["a", "b", "c", "c"];
-        close(accuracy(&t, &p).unwrap(), 0.75);
+        close(accuracy(&t, &p).expect("defined on these inputs"), 0.75);
         // Per class F1: a 1, b 2/3, c 2/3.
         close(
-            macro_f1(&t, &p).unwrap(),
+            macro_f1(&t, &p).expect("defined on these inputs"),
             (1.0 + 2.0 / 3.0 + 2.0 / 3.0) / 3.0,
         );
         close(
-            binary_f1(&[true, true, false, false], &[true, false, true, false]).unwrap(),
+            binary_f1(&[true, true, false, false], &[true, false, true, false])
+                .expect("defined on these inputs"),
             0.5,
         );
-        close(binary_f1(&[false, false], &[false, false]).unwrap(), 0.0);
+        close(
+            binary_f1(&[false, false], &[false, false]).expect("defined on these inputs"),
+            0.0,
+        );
     }
 
     #[test]
     fn auc_averages_tied_ranks_and_refuses_one_class() {
         close(
-            roc_auc(&[false, false, true, true], &[0.1, 0.4, 0.35, 0.8]).unwrap(),
+            roc_auc(&[false, false, true, true], &[0.1, 0.4, 0.35, 0.8])
+                .expect("defined on these inputs"),
             0.75,
         );
-        close(roc_auc(&[false, true], &[0.5, 0.5]).unwrap(), 0.5);
+        close(
+            roc_auc(&[false, true], &[0.5, 0.5]).expect("defined on these inputs"),
+            0.5,
+        );
         assert_eq!(
             roc_auc(&[true, true], &[0.1, 0.2]),
             Err(MetricError::Undefined(
@@ -383,7 +391,7 @@ mod tests {
             &[vec![false, true], vec![true, false]],
             &[vec![0.1, 0.9], vec![0.1, 0.9]],
         )
-        .unwrap();
+        .expect("defined on these inputs");
         close(cols, 0.5);
     }
 
@@ -391,14 +399,18 @@ mod tests {
     fn log_losses_clip_and_normalise() {
         // sklearn.metrics.log_loss([0, 1], [0.2, 0.7])
         close(
-            log_loss(&[false, true], &[0.2, 0.7]).unwrap(),
+            log_loss(&[false, true], &[0.2, 0.7]).expect("defined on these inputs"),
             -(0.8_f64.ln() + 0.7_f64.ln()) / 2.0,
         );
-        assert!(log_loss(&[true], &[0.0]).unwrap().is_finite());
+        assert!(
+            log_loss(&[true], &[0.0])
+                .expect("defined on these inputs")
+                .is_finite()
+        );
         // Rows are divided by their sums: [2, 2] is [0.5, 0.5].
         close(
-            multiclass_log_loss(&[1], &[vec![0.5, 0.5]]).unwrap(),
-            multiclass_log_loss(&[1], &[vec![2.0, 2.0]]).unwrap(),
+            multiclass_log_loss(&[1], &[vec![0.5, 0.5]]).expect("defined on these inputs"),
+            multiclass_log_loss(&[1], &[vec![2.0, 2.0]]).expect("defined on these inputs"),
         );
         assert!(multiclass_log_loss(&[2], &[vec![0.5, 0.5]]).is_err());
     }
@@ -406,15 +418,19 @@ mod tests {
     #[test]
     fn kappa_is_one_when_equal_and_penalises_distance() {
         close(
-            quadratic_weighted_kappa(&[0, 1, 2], &[0, 1, 2], 3).unwrap(),
+            quadratic_weighted_kappa(&[0, 1, 2], &[0, 1, 2], 3).expect("defined on these inputs"),
             1.0,
         );
         // sklearn.metrics.cohen_kappa_score([0,1,2,2],[0,2,2,1],weights="quadratic") = 0.6363...
         close(
-            quadratic_weighted_kappa(&[0, 1, 2, 2], &[0, 2, 2, 1], 3).unwrap(),
+            quadratic_weighted_kappa(&[0, 1, 2, 2], &[0, 2, 2, 1], 3)
+                .expect("defined on these inputs"),
             1.0 - 2.0 / 5.5,
         );
-        close(quadratic_weighted_kappa(&[1, 1], &[1, 1], 3).unwrap(), 1.0);
+        close(
+            quadratic_weighted_kappa(&[1, 1], &[1, 1], 3).expect("defined on these inputs"),
+            1.0,
+        );
         assert!(quadratic_weighted_kappa(&[0], &[3], 3).is_err());
     }
 
@@ -422,23 +438,42 @@ mod tests {
     fn regression_metrics_match_their_definitions() {
         let t = [3.0, -0.5, 2.0, 7.0];
         let p = [2.5, 0.0, 2.0, 8.0];
-        close(rmse(&t, &p).unwrap(), (0.375_f64).sqrt());
-        close(mae(&t, &p).unwrap(), 0.5);
+        close(
+            rmse(&t, &p).expect("defined on these inputs"),
+            (0.375_f64).sqrt(),
+        );
+        close(mae(&t, &p).expect("defined on these inputs"), 0.5);
         // sklearn.metrics.r2_score([3, -0.5, 2, 7], [2.5, 0.0, 2, 8]) = 0.9486081370449679
-        close(r2(&t, &p).unwrap(), 0.948_608_137_044_967_9);
-        close(r2(&[1.0, 1.0], &[1.0, 1.0]).unwrap(), 1.0);
-        close(rmsle(&[0.0, 1.0], &[0.0, 1.0]).unwrap(), 0.0);
+        close(
+            r2(&t, &p).expect("defined on these inputs"),
+            0.948_608_137_044_967_9,
+        );
+        close(
+            r2(&[1.0, 1.0], &[1.0, 1.0]).expect("defined on these inputs"),
+            1.0,
+        );
+        close(
+            rmsle(&[0.0, 1.0], &[0.0, 1.0]).expect("defined on these inputs"),
+            0.0,
+        );
         assert!(rmsle(&[-1.0], &[0.0]).is_err());
         close(
-            mcrmse(&[t.to_vec(), vec![0.0; 4]], &[p.to_vec(), vec![1.0; 4]]).unwrap(),
+            mcrmse(&[t.to_vec(), vec![0.0; 4]], &[p.to_vec(), vec![1.0; 4]])
+                .expect("defined on these inputs"),
             ((0.375_f64).sqrt() + 1.0) / 2.0,
         );
         close(
-            smape(&[0.0, 100.0], &[0.0, 50.0]).unwrap(),
+            smape(&[0.0, 100.0], &[0.0, 50.0]).expect("defined on these inputs"),
             100.0 * (2.0 * 50.0 / 150.0) / 2.0,
         );
-        close(pearson(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0]).unwrap(), 1.0);
-        close(pearson(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]).unwrap(), -1.0);
+        close(
+            pearson(&[1.0, 2.0, 3.0], &[2.0, 4.0, 6.0]).expect("defined on these inputs"),
+            1.0,
+        );
+        close(
+            pearson(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]).expect("defined on these inputs"),
+            -1.0,
+        );
         assert!(pearson(&[1.0, 2.0], &[5.0, 5.0]).is_err());
     }
 
@@ -448,11 +483,17 @@ mod tests {
         let ranked = vec![vec![1, 4, 2], vec![4, 4, 3]];
         // Row 1: (1/1 + 2/3) / 2; row 2 at k=3: (1/3) / 1; at k=2 nothing.
         close(
-            map_at_k(&relevant, &ranked, 3).unwrap(),
+            map_at_k(&relevant, &ranked, 3).expect("defined on these inputs"),
             ((1.0 + 2.0 / 3.0) / 2.0 + 1.0 / 3.0) / 2.0,
         );
-        close(map_at_k(&relevant, &ranked, 2).unwrap(), (1.0 / 2.0) / 2.0);
-        close(map_at_k(&[vec![1]], &[vec![1, 1]], 2).unwrap(), 1.0);
+        close(
+            map_at_k(&relevant, &ranked, 2).expect("defined on these inputs"),
+            (1.0 / 2.0) / 2.0,
+        );
+        close(
+            map_at_k(&[vec![1]], &[vec![1, 1]], 2).expect("defined on these inputs"),
+            1.0,
+        );
     }
 
     #[test]

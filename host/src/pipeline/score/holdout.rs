@@ -1,0 +1,615 @@
+//! The host-held holdout: part of the training rows set aside where generated code cannot
+//! reach their answers.
+//!
+//! A candidate first runs in a *holdout view* of the competition: a folder in the same layout
+//! whose training table holds only the fit rows, whose test table holds the holdout rows
+//! without their targets, and whose sample submission lists those rows' ids. The holdout's
+//! answers stay in the host's memory ([`Answers`]) and score what the candidate writes. Every
+//! other file of the competition is linked into the view unchanged, unless it carries a target
+//! column next to the id: then the answers would leak through it, and the split is refused
+//! (the job runs single-shot instead).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Fewest training rows a holdout is taken from.
+pub const MIN_ROWS: usize = 20;
+/// How deep below the competition folder other files are linked into the view.
+const MAX_DEPTH: usize = 4;
+
+/// How the holdout rows are chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Split {
+    /// Uniformly at random.
+    Random,
+    /// At random within each value of this column (the class label), so the holdout keeps the
+    /// classes' shares.
+    Stratified(String),
+    /// Whole groups of this column at once, so rows that share a key are never on both sides.
+    Group(String),
+    /// The latest rows by this column, when the test set is later in time than training.
+    Time(String),
+}
+
+/// The competition's tables and columns the split needs, by name.
+#[derive(Debug, Clone)]
+pub struct HoldoutSpec {
+    /// The training table, relative to the competition folder.
+    pub train: String,
+    /// The test table, relative to the competition folder.
+    pub test: String,
+    /// The sample submission, relative to the competition folder.
+    pub sample: String,
+    /// The id column of the test table and the submission.
+    pub id_column: String,
+    /// The training columns that hold the answers.
+    pub targets: Vec<String>,
+    /// How to choose the holdout rows.
+    pub split: Split,
+    /// Share of the training rows held out, in (0, 1).
+    pub fraction: f64,
+    /// Seeds every random choice, so a job's split is the same on every attempt and worker.
+    pub seed: u64,
+}
+
+/// The holdout rows' answers, by id, in the order of the view's test table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answers {
+    /// The id column's name.
+    pub id_column: String,
+    /// The answer columns' names, as the training table calls them.
+    pub columns: Vec<String>,
+    /// Each holdout row's id and answers.
+    pub rows: Vec<(String, Vec<String>)>,
+}
+
+/// Why no holdout view was made.
+#[derive(Debug, thiserror::Error)]
+pub enum HoldoutError {
+    /// The training rows cannot be split without a holdout that measures nothing; the job
+    /// runs single-shot.
+    #[error("the training rows cannot be split for a holdout: {0}")]
+    Unsafe(String),
+    /// The tables do not have the columns the split needs.
+    #[error("{0}")]
+    Columns(String),
+    /// A table could not be read or written.
+    #[error("{context}: {source}")]
+    Csv {
+        /// What was being done.
+        context: String,
+        /// The parser's error.
+        #[source]
+        source: csv::Error,
+    },
+    /// A file could not be read, linked or written.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> HoldoutError {
+    let context = context.into();
+    move |source| HoldoutError::Io { context, source }
+}
+
+fn csv_err(context: impl Into<String>) -> impl FnOnce(csv::Error) -> HoldoutError {
+    let context = context.into();
+    move |source| HoldoutError::Csv { context, source }
+}
+
+struct Table {
+    header: csv::StringRecord,
+    rows: Vec<csv::StringRecord>,
+}
+
+impl Table {
+    fn read(path: &Path) -> Result<Self, HoldoutError> {
+        let shown = path.display().to_string();
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(false)
+            .from_path(path)
+            .map_err(csv_err(format!("cannot open {shown}")))?;
+        let header = reader
+            .headers()
+            .map_err(csv_err(format!("cannot read the header of {shown}")))?
+            .clone();
+        let rows = reader
+            .records()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(csv_err(format!("cannot read {shown}")))?;
+        Ok(Self { header, rows })
+    }
+
+    fn column(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h == name)
+    }
+}
+
+fn write(
+    path: &Path,
+    header: &csv::StringRecord,
+    rows: &[Vec<String>],
+) -> Result<(), HoldoutError> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io(format!("cannot create {}", parent.display())))?;
+    }
+    let shown = path.display().to_string();
+    let mut writer =
+        csv::Writer::from_path(path).map_err(csv_err(format!("cannot create {shown}")))?;
+    writer
+        .write_record(header)
+        .map_err(csv_err(format!("cannot write {shown}")))?;
+    for row in rows {
+        writer
+            .write_record(row)
+            .map_err(csv_err(format!("cannot write {shown}")))?;
+    }
+    writer.flush().map_err(io(format!("cannot write {shown}")))
+}
+
+/// Chooses the holdout rows of `table` (their indices, ascending).
+fn choose(table: &Table, spec: &HoldoutSpec) -> Result<Vec<usize>, HoldoutError> {
+    let n = table.rows.len();
+    if n < MIN_ROWS {
+        return Err(HoldoutError::Unsafe(format!(
+            "{n} training rows, fewer than {MIN_ROWS}"
+        )));
+    }
+    let mut rng = fastrand::Rng::with_seed(spec.seed);
+    let share =
+        |count: usize| ((count as f64 * spec.fraction).round() as usize).clamp(1, count - 1);
+    let values = |name: &str| -> Result<Vec<&str>, HoldoutError> {
+        let column = table.column(name).ok_or_else(|| {
+            HoldoutError::Columns(format!(
+                "the training table has no column {name:?} to split by"
+            ))
+        })?;
+        Ok(table
+            .rows
+            .iter()
+            .map(|r| r.get(column).unwrap_or(""))
+            .collect())
+    };
+    let mut chosen = match &spec.split {
+        Split::Random => {
+            let mut all: Vec<usize> = (0..n).collect();
+            rng.shuffle(&mut all);
+            all.truncate(share(n));
+            all
+        }
+        Split::Stratified(column) => {
+            let mut by_class: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+            for (i, v) in values(column)?.into_iter().enumerate() {
+                by_class.entry(v).or_default().push(i);
+            }
+            // A class seen once stays in the fit rows: the holdout could not measure it anyway.
+            let mut split: Vec<&mut Vec<usize>> = by_class
+                .values_mut()
+                .filter(|rows| rows.len() >= 2)
+                .collect();
+            if split.len() < 2 {
+                return Err(HoldoutError::Unsafe(format!(
+                    "fewer than two classes of {column:?} have two rows or more"
+                )));
+            }
+            let mut chosen = Vec::new();
+            for rows in &mut split {
+                rng.shuffle(rows);
+                chosen.extend_from_slice(&rows[..share(rows.len())]);
+            }
+            chosen
+        }
+        Split::Group(column) => {
+            let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+            for (i, v) in values(column)?.into_iter().enumerate() {
+                groups.entry(v).or_default().push(i);
+            }
+            if groups.len() < 2 {
+                return Err(HoldoutError::Unsafe(format!(
+                    "every row has the same {column:?}, one group"
+                )));
+            }
+            let mut keys: Vec<&str> = groups.keys().copied().collect();
+            rng.shuffle(&mut keys);
+            let want = share(n);
+            let mut chosen = Vec::new();
+            // Stop before the last group, so the fit rows keep at least one.
+            for key in &keys[..keys.len() - 1] {
+                if chosen.len() >= want {
+                    break;
+                }
+                chosen.extend_from_slice(&groups[key]);
+            }
+            chosen
+        }
+        Split::Time(column) => {
+            let values = values(column)?;
+            let numbers: Option<Vec<f64>> = values.iter().map(|v| v.trim().parse().ok()).collect();
+            let mut order: Vec<usize> = (0..n).collect();
+            // Numbers compare as numbers; anything else as text, which orders ISO dates.
+            match numbers {
+                Some(numbers) => order.sort_by(|&a, &b| numbers[a].total_cmp(&numbers[b])),
+                None => order.sort_by(|&a, &b| values[a].cmp(values[b])),
+            }
+            order.split_off(n - share(n))
+        }
+    };
+    chosen.sort_unstable();
+    Ok(chosen)
+}
+
+/// Builds the holdout view of the competition in `source` into `view` (which must not exist)
+/// and returns the holdout's answers.
+///
+/// # Errors
+/// [`HoldoutError::Unsafe`] when the rows cannot be split or a side file carries a target
+/// next to the id; column, CSV and I/O errors otherwise.
+pub fn build_view(source: &Path, view: &Path, spec: &HoldoutSpec) -> Result<Answers, HoldoutError> {
+    if !(spec.fraction > 0.0 && spec.fraction < 1.0) {
+        return Err(HoldoutError::Columns(format!(
+            "a holdout fraction must be between 0 and 1, not {}",
+            spec.fraction
+        )));
+    }
+    let train = Table::read(&source.join(&spec.train))?;
+    let test = Table::read(&source.join(&spec.test))?;
+    let sample = Table::read(&source.join(&spec.sample))?;
+    let target_at: Vec<usize> = spec
+        .targets
+        .iter()
+        .map(|t| {
+            train.column(t).ok_or_else(|| {
+                HoldoutError::Columns(format!("the training table has no target column {t:?}"))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let train_id = train.column(&spec.id_column);
+    // Test columns come from the training rows; one training lacks (other than the id) means
+    // the view's test table cannot be made.
+    let test_from: Vec<Option<usize>> = test
+        .header
+        .iter()
+        .map(|h| {
+            if h == spec.id_column {
+                Ok(None)
+            } else {
+                train.column(h).map(Some).ok_or_else(|| {
+                    HoldoutError::Columns(format!(
+                        "the test table's column {h:?} is not in the training table"
+                    ))
+                })
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    if sample.column(&spec.id_column) != Some(0) {
+        return Err(HoldoutError::Columns(format!(
+            "the sample submission does not start with the id column {:?}",
+            spec.id_column
+        )));
+    }
+
+    let chosen = choose(&train, spec)?;
+    let held: HashSet<usize> = chosen.iter().copied().collect();
+    // Without an id in training, holdout rows are named by their row number.
+    let id_of = |i: usize| match train_id {
+        Some(c) => train.rows[i].get(c).unwrap_or("").to_owned(),
+        None => format!("holdout-{i}"),
+    };
+
+    check_side_files(source, spec)?;
+    fs::create_dir_all(view).map_err(io(format!("cannot create {}", view.display())))?;
+    link_others(source, view, spec)?;
+
+    let fit: Vec<Vec<String>> = (0..train.rows.len())
+        .filter(|i| !held.contains(i))
+        .map(|i| train.rows[i].iter().map(str::to_owned).collect())
+        .collect();
+    write(&view.join(&spec.train), &train.header, &fit)?;
+
+    let test_rows: Vec<Vec<String>> = chosen
+        .iter()
+        .map(|&i| {
+            test_from
+                .iter()
+                .map(|from| match from {
+                    Some(c) => train.rows[i].get(*c).unwrap_or("").to_owned(),
+                    None => id_of(i),
+                })
+                .collect()
+        })
+        .collect();
+    write(&view.join(&spec.test), &test.header, &test_rows)?;
+
+    let placeholder: Vec<String> = sample
+        .rows
+        .first()
+        .map(|r| r.iter().skip(1).map(str::to_owned).collect())
+        .unwrap_or_else(|| vec![String::new(); sample.header.len().saturating_sub(1)]);
+    let sample_rows: Vec<Vec<String>> = chosen
+        .iter()
+        .map(|&i| {
+            std::iter::once(id_of(i))
+                .chain(placeholder.iter().cloned())
+                .collect()
+        })
+        .collect();
+    write(&view.join(&spec.sample), &sample.header, &sample_rows)?;
+
+    Ok(Answers {
+        id_column: spec.id_column.clone(),
+        columns: spec.targets.clone(),
+        rows: chosen
+            .iter()
+            .map(|&i| {
+                let row = &train.rows[i];
+                let answers = target_at
+                    .iter()
+                    .map(|&c| row.get(c).unwrap_or("").to_owned());
+                (id_of(i), answers.collect())
+            })
+            .collect(),
+    })
+}
+
+fn is_table(spec: &HoldoutSpec, relative: &Path) -> bool {
+    [&spec.train, &spec.test, &spec.sample]
+        .iter()
+        .any(|t| Path::new(t.as_str()) == relative)
+}
+
+/// Refuses the split when another CSV holds a target column beside the id column: the
+/// holdout rows' answers would be readable there.
+fn check_side_files(source: &Path, spec: &HoldoutSpec) -> Result<(), HoldoutError> {
+    for relative in walk(source, Path::new(""), 0)? {
+        if is_table(spec, &relative) || !relative.to_string_lossy().to_lowercase().ends_with(".csv")
+        {
+            continue;
+        }
+        let path = source.join(&relative);
+        let mut reader = csv::Reader::from_path(&path)
+            .map_err(csv_err(format!("cannot open {}", relative.display())))?;
+        let header = reader.headers().map_err(csv_err(format!(
+            "cannot read the header of {}",
+            relative.display()
+        )))?;
+        let has = |name: &str| header.iter().any(|h| h == name);
+        if let Some(target) = spec.targets.iter().find(|t| has(t)) {
+            return Err(HoldoutError::Unsafe(format!(
+                "{} has the target column {target:?}; its rows would show the holdout's answers",
+                relative.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Regular files below `dir` (relative paths), not following links.
+fn walk(root: &Path, dir: &Path, depth: usize) -> Result<Vec<PathBuf>, HoldoutError> {
+    let mut found = Vec::new();
+    if depth > MAX_DEPTH {
+        return Ok(found);
+    }
+    let here = root.join(dir);
+    for entry in fs::read_dir(&here).map_err(io(format!("cannot list {}", here.display())))? {
+        let entry = entry.map_err(io(format!("cannot list {}", here.display())))?;
+        let kind = entry
+            .file_type()
+            .map_err(io(format!("cannot inspect {}", entry.path().display())))?;
+        let relative = dir.join(entry.file_name());
+        if kind.is_dir() {
+            found.extend(walk(root, &relative, depth + 1)?);
+        } else if kind.is_file() {
+            found.push(relative);
+        }
+    }
+    Ok(found)
+}
+
+/// Links every file but the three tables into the view (a copy where a link is refused).
+fn link_others(source: &Path, view: &Path, spec: &HoldoutSpec) -> Result<(), HoldoutError> {
+    for relative in walk(source, Path::new(""), 0)? {
+        if is_table(spec, &relative) {
+            continue;
+        }
+        let (from, to) = (source.join(&relative), view.join(&relative));
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent)
+                .map_err(io(format!("cannot create {}", parent.display())))?;
+        }
+        if fs::hard_link(&from, &to).is_err() {
+            fs::copy(&from, &to).map_err(io(format!("cannot copy {}", relative.display())))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A competition of `n` rows: id, a group key, a day, a feature and a two-class label.
+    fn competition(n: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("test set-up");
+        let mut train = String::from("id,shop,day,x,label\n");
+        for i in 0..n {
+            let label = if i % 3 == 0 { "yes" } else { "no" };
+            train.push_str(&format!("r{i},s{},{},{},{label}\n", i % 7, 1000 + i, i * 2));
+        }
+        fs::write(dir.path().join("train.csv"), train).expect("test set-up");
+        fs::write(dir.path().join("test.csv"), "id,shop,day,x\nt1,s1,5000,3\n")
+            .expect("test set-up");
+        fs::write(
+            dir.path().join("sample_submission.csv"),
+            "id,label\nt1,no\n",
+        )
+        .expect("test set-up");
+        fs::create_dir(dir.path().join("extra")).expect("test set-up");
+        fs::write(dir.path().join("extra/notes.txt"), "about the data").expect("test set-up");
+        dir
+    }
+
+    fn spec(split: Split) -> HoldoutSpec {
+        HoldoutSpec {
+            train: "train.csv".into(),
+            test: "test.csv".into(),
+            sample: "sample_submission.csv".into(),
+            id_column: "id".into(),
+            targets: vec!["label".into()],
+            split,
+            fraction: 0.2,
+            seed: 11,
+        }
+    }
+
+    fn read(path: &Path) -> Table {
+        Table::read(path).expect("test set-up")
+    }
+
+    /// The source and the view's parent folder, the view itself and the answers.
+    fn view_of(split: Split, n: usize) -> ([tempfile::TempDir; 2], PathBuf, Answers) {
+        let (source, views) = (competition(n), tempfile::tempdir().expect("test set-up"));
+        let view = views.path().join("view");
+        let answers = build_view(source.path(), &view, &spec(split)).expect("test set-up");
+        ([source, views], view, answers)
+    }
+
+    #[test]
+    fn the_view_holds_no_holdout_answer() {
+        let (_source, view, answers) = view_of(Split::Stratified("label".into()), 100);
+        let held: HashSet<&str> = answers.rows.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(answers.rows.len(), 20);
+        let train = read(&view.join("train.csv"));
+        assert_eq!(train.rows.len(), 80);
+        assert!(train.rows.iter().all(|r| !held.contains(&r[0])));
+        // The test table is the training rows without the label, in the test's own columns.
+        let test = read(&view.join("test.csv"));
+        assert_eq!(
+            test.header,
+            csv::StringRecord::from(vec!["id", "shop", "day", "x"])
+        );
+        let test_ids: Vec<&str> = test
+            .rows
+            .iter()
+            .map(|r| r.get(0).expect("test set-up"))
+            .collect();
+        let answer_ids: Vec<&str> = answers.rows.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(test_ids, answer_ids);
+        let sample = read(&view.join("sample_submission.csv"));
+        let sample_ids: Vec<&str> = sample
+            .rows
+            .iter()
+            .map(|r| r.get(0).expect("test set-up"))
+            .collect();
+        assert_eq!(sample_ids, answer_ids);
+        assert!(sample.rows.iter().all(|r| r.get(1) == Some("no")));
+        // Every other file is there, and nothing else carries a label column.
+        assert_eq!(
+            fs::read_to_string(view.join("extra/notes.txt")).expect("test set-up"),
+            "about the data"
+        );
+    }
+
+    #[test]
+    fn stratified_keeps_the_class_shares_and_the_seed_decides() {
+        let (_s, _view, answers) = view_of(Split::Stratified("label".into()), 90);
+        let yes = answers.rows.iter().filter(|(_, a)| a[0] == "yes").count();
+        // 30 "yes" and 60 "no": a fifth of each.
+        assert_eq!((yes, answers.rows.len() - yes), (6, 12));
+        let (_s2, _view2, again) = view_of(Split::Stratified("label".into()), 90);
+        assert_eq!(answers, again);
+        let (source, views) = (competition(90), tempfile::tempdir().expect("test set-up"));
+        let other = views.path().join("reseeded");
+        let mut reseeded = spec(Split::Stratified("label".into()));
+        reseeded.seed = 12;
+        assert_ne!(
+            build_view(source.path(), &other, &reseeded).expect("test set-up"),
+            answers
+        );
+    }
+
+    #[test]
+    fn a_group_is_never_on_both_sides() {
+        let (_s, view, answers) = view_of(Split::Group("shop".into()), 70);
+        let test = read(&view.join("test.csv"));
+        let held: HashSet<&str> = test
+            .rows
+            .iter()
+            .map(|r| r.get(1).expect("test set-up"))
+            .collect();
+        let train = read(&view.join("train.csv"));
+        assert!(!held.is_empty() && train.rows.iter().all(|r| !held.contains(&r[1])));
+        assert!(answers.rows.len() >= 14);
+    }
+
+    #[test]
+    fn a_time_split_holds_out_the_latest_rows() {
+        let (_s, _view, answers) = view_of(Split::Time("day".into()), 50);
+        let ids: Vec<&str> = answers.rows.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "r40", "r41", "r42", "r43", "r44", "r45", "r46", "r47", "r48", "r49"
+            ]
+        );
+    }
+
+    #[test]
+    fn unsafe_splits_are_refused_with_the_reason() {
+        let source = competition(10);
+        let err = build_view(
+            source.path(),
+            &source.path().join("v"),
+            &spec(Split::Random),
+        );
+        assert!(
+            matches!(err, Err(HoldoutError::Unsafe(m)) if m == "10 training rows, fewer than 20")
+        );
+
+        let source = competition(40);
+        let err = build_view(
+            source.path(),
+            &source.path().join("v"),
+            &spec(Split::Group("id".into())),
+        )
+        .map(|_| ());
+        assert!(err.is_ok(), "every row its own group is a fine split");
+        let one_group = fs::read_to_string(source.path().join("train.csv"))
+            .expect("test set-up")
+            .replace(",s1,", ",s0,")
+            .replace(",s2,", ",s0,")
+            .replace(",s3,", ",s0,")
+            .replace(",s4,", ",s0,")
+            .replace(",s5,", ",s0,")
+            .replace(",s6,", ",s0,");
+        fs::write(source.path().join("train.csv"), one_group).expect("test set-up");
+        let err = build_view(
+            source.path(),
+            &source.path().join("w"),
+            &spec(Split::Group("shop".into())),
+        );
+        assert!(matches!(err, Err(HoldoutError::Unsafe(m)) if m.contains("one group")));
+
+        let source = competition(40);
+        fs::write(source.path().join("labels.csv"), "id,label\nr1,yes\n").expect("test set-up");
+        let err = build_view(
+            source.path(),
+            &source.path().join("v"),
+            &spec(Split::Random),
+        );
+        assert!(
+            matches!(&err, Err(HoldoutError::Unsafe(m)) if m.starts_with("labels.csv has the target column \"label\"")),
+            "{err:?}"
+        );
+        let mut wrong = spec(Split::Random);
+        wrong.targets = vec!["price".into()];
+        let err = build_view(source.path(), &source.path().join("x"), &wrong);
+        assert!(matches!(err, Err(HoldoutError::Columns(m)) if m.contains("\"price\"")));
+    }
+}
