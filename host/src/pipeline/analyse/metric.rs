@@ -6,6 +6,22 @@ use super::types::Metric;
 /// Phrases that name each metric, most specific first (so "root mean squared logarithmic error"
 /// is found before "root mean squared error", and "log loss" before "loss").
 const PHRASES: &[(&str, Metric)] = &[
+    ("quadratic weighted kappa", Metric::QuadraticWeightedKappa),
+    (
+        "quadratic weighted cohen s kappa",
+        Metric::QuadraticWeightedKappa,
+    ),
+    ("weighted kappa", Metric::QuadraticWeightedKappa),
+    ("qwk", Metric::QuadraticWeightedKappa),
+    ("mcrmse", Metric::Mcrmse),
+    ("mean columnwise root mean squared error", Metric::Mcrmse),
+    ("mean column-wise root mean squared error", Metric::Mcrmse),
+    ("mean column wise root mean squared error", Metric::Mcrmse),
+    ("mean columnwise roc auc", Metric::MeanColumnRocAuc),
+    ("mean column-wise roc auc", Metric::MeanColumnRocAuc),
+    ("mean column wise roc auc", Metric::MeanColumnRocAuc),
+    ("mean columnwise auc", Metric::MeanColumnRocAuc),
+    ("mean column-wise auc", Metric::MeanColumnRocAuc),
     ("root mean squared logarithmic error", Metric::Rmsle),
     ("root mean square logarithmic error", Metric::Rmsle),
     ("rmsle", Metric::Rmsle),
@@ -105,6 +121,22 @@ mod tests {
             (
                 "Mean Absolute Error (MAE) between predicted and actual",
                 Some(Metric::Mae),
+            ),
+            (
+                "Submissions are scored based on the quadratic weighted kappa, which measures the agreement between two ratings.",
+                Some(Metric::QuadraticWeightedKappa),
+            ),
+            (
+                "Submissions are scored using MCRMSE, mean columnwise root mean squared error:",
+                Some(Metric::Mcrmse),
+            ),
+            (
+                "scored on the mean column-wise root mean squared error",
+                Some(Metric::Mcrmse),
+            ),
+            (
+                "Submissions are now evaluated on the mean column-wise ROC AUC. In other words, the score is the average of the individual AUCs of each predicted column.",
+                Some(Metric::MeanColumnRocAuc),
             ),
             ("Our maestro maps data.", None),
             ("", None),

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{GenerateError, GeneratedCode, GenerationRequest, Generator};
-use crate::pipeline::analyse::{ColumnType, CompetitionAnalysis, Metric, TaskKind};
+use crate::pipeline::analyse::{
+    ColumnType, CompetitionAnalysis, Metric, SubmissionShape, TaskKind,
+};
 
 const TEMPLATE: &str = include_str!("baseline_template.py");
 
@@ -57,11 +59,12 @@ fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
         .map(|c| c.name.as_str())
         .collect();
     let rows = analysis.train.rows;
+    let train_targets = analysis.shape.train_targets();
     let features: Vec<&str> = analysis
         .train
         .columns
         .iter()
-        .filter(|c| c.name != analysis.id_column && c.name != analysis.train_target)
+        .filter(|c| c.name != analysis.id_column && !train_targets.contains(&c.name.as_str()))
         .filter(|c| !analysis.target_columns.contains(&c.name))
         .filter(|c| test_columns.contains(&c.name.as_str()))
         .filter(|c| !looks_like_row_key(&c.name, c.dtype, c.distinct, rows))
@@ -78,13 +81,20 @@ fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
         TaskKind::Regression => Metric::Rmse,
         _ => Metric::Accuracy,
     });
+    // The class each probability column holds, in the submission's order.
+    let column_classes = match &analysis.shape {
+        SubmissionShape::ClassProbabilities { classes, .. } => json!(classes),
+        _ => serde_json::Value::Null,
+    };
     json!({
         "train": analysis.train.path,
         "test": analysis.test.path,
         "sample_submission": analysis.sample_submission.path,
         "id_column": analysis.id_column,
-        "train_target": analysis.train_target,
+        "shape": analysis.shape.name(),
+        "targets": train_targets,
         "target_columns": analysis.target_columns,
+        "column_classes": column_classes,
         "task": analysis.task,
         "prediction": analysis.prediction,
         "metric": metric_name(metric),
@@ -103,6 +113,9 @@ fn metric_name(metric: Metric) -> &'static str {
         Metric::Mae => "mae",
         Metric::F1 => "f1",
         Metric::MacroF1 => "macro_f1",
+        Metric::QuadraticWeightedKappa => "qwk",
+        Metric::Mcrmse => "mcrmse",
+        Metric::MeanColumnRocAuc => "mean_roc_auc",
     }
 }
 
@@ -139,6 +152,7 @@ mod tests {
             path: path.into(),
             rows: 100,
             columns,
+            head: vec![],
         }
     }
 
@@ -169,7 +183,10 @@ mod tests {
             sample_submission: table("sample_submission.csv", vec![]),
             id_column: "PassengerId".into(),
             target_columns: vec!["Survived".into()],
-            train_target: "Survived".into(),
+            shape: SubmissionShape::Single {
+                target: "Survived".into(),
+            },
+            shape_reason: String::new(),
             task: TaskKind::Binary,
             prediction: PredictionKind::Label,
             metric: None,
@@ -180,6 +197,8 @@ mod tests {
         assert_eq!(config["features"], json!(["Age", "Sex"]));
         assert_eq!(config["types"]["Sex"], "categorical");
         assert_eq!(config["metric"], "accuracy");
+        assert_eq!(config["shape"], "single");
+        assert_eq!(config["targets"], json!(["Survived"]));
         let code = baseline_code(&analysis);
         assert!(code.starts_with("# Competition: demo slug\n"));
         assert!(code.contains("CONFIG = json.loads(\"{"));
@@ -197,6 +216,9 @@ mod tests {
             Metric::Rmsle,
             Metric::Mae,
             Metric::MacroF1,
+            Metric::QuadraticWeightedKappa,
+            Metric::Mcrmse,
+            Metric::MeanColumnRocAuc,
         ] {
             let quoted = format!("\"{}\"", metric_name(metric));
             assert!(TEMPLATE.contains(&quoted), "{quoted} is not scored");
