@@ -18,6 +18,12 @@
 # predictions, respecting its direction. The predictions are written in the sample submission's
 # exact format to /output/submission.csv.
 #
+# The submission's shape (CONFIG["shape"]) says how the targets map to its columns: one target
+# for one column ("single"), one per class ("class-probabilities": each row sums to 1), one
+# model per column for several targets ("multi-target") or several 0/1 labels ("multi-label"),
+# or ordered labels scored by kappa ("ordinal": a regression, then the cut points between
+# labels that kappa rewards, chosen out of fold).
+#
 # Every function takes what it needs as arguments, so each step can be run and tested alone.
 import math
 import warnings
@@ -41,11 +47,11 @@ LINEAR_MAX_WORK = 30_000_000
 class Target(NamedTuple):
     """The training target as the models fit it."""
 
-    task: str  # "binary", "multiclass" or "regression"
-    metric: str  # the name the config gives, e.g. "rmsle"
+    task: str  # "binary", "multiclass" or "regression" (an ordinal target is fitted as one)
+    metric: str  # the metric for this target, e.g. "rmsle" ("rmse" for one column of MCRMSE)
     y_fit: pd.Series  # the values the models fit: log1p of the target for a log target
     log_target: bool  # regression fitted in log space (an RMSLE metric, no negative target)
-    classes: np.ndarray | None  # the class labels in order; None for regression
+    classes: np.ndarray | None  # the class labels in order (ordinal: the labels); else None
     position: dict | None  # class label -> its index in `classes`; None for regression
 
 
@@ -64,16 +70,45 @@ class Blend(NamedTuple):
     mix: dict  # candidate label -> its weight, the candidates with a positive weight in order
     metric: str  # the metric's name as scored, e.g. "rmsle" for a log-target RMSE
     value: float
-    class_weights: np.ndarray | None  # the class-prior adjustment of `decide`; None: regression
+    # The class-prior adjustment of `decide`, or for kappa the cut points between the ordered
+    # labels; None for a regression.
+    class_weights: np.ndarray | None
 
 
 def read_tables(config, input_dir="/input"):
-    """The train, test and sample submission tables; train rows without a target dropped."""
+    """The train, test and sample submission tables; train rows without every target dropped."""
     train = pd.read_csv(f"{input_dir}/{config['train']}")
     test = pd.read_csv(f"{input_dir}/{config['test']}")
     sample = pd.read_csv(f"{input_dir}/{config['sample_submission']}")
-    train = train[train[config["train_target"]].notna()].reset_index(drop=True)
+    train = train[train[config["targets"]].notna().all(axis=1)].reset_index(drop=True)
     return train, test, sample
+
+
+# The metric one column is scored by, for a metric that averages over the columns.
+COLUMN_METRICS = {"mcrmse": "rmse", "mean_roc_auc": "roc_auc"}
+# The name of a mean over the columns, by the columns' metric.
+MEAN_METRICS = {"rmse": "mcrmse", "roc_auc": "mean_roc_auc"}
+
+
+def column_metric(metric):
+    """The metric each target is fitted and scored by: one column's part of a mean."""
+    return COLUMN_METRICS.get(metric, metric)
+
+
+def target_plan(config):
+    """[(submission column or None, training column, task)] of each target the models fit:
+    one per column for several targets or labels, else one (None: the shape's own columns)."""
+    shape = config.get("shape", "single")
+    if shape in ("multi-target", "multi-label"):
+        task = "regression" if shape == "multi-target" else "binary"
+        return [
+            (column, train_column, task)
+            for column, train_column in zip(
+                config["target_columns"], config["targets"], strict=True
+            )
+        ]
+    task = "ordinal" if shape == "ordinal" else config["task"]
+    return [(None, config["targets"][0], task)]
 
 
 def features(frame, reference, names, types):
@@ -125,6 +160,11 @@ def feature_matrices(train, test, both, names, types):
 def fitting_target(y, task, metric):
     """The target in the space the models fit: numbers for regression (log1p'd for an RMSLE
     metric when no value is negative), the labels as they are for classification."""
+    if task == "ordinal":
+        # Fitted as a number, decided by cut points between the ordered labels.
+        classes = np.array(sorted(y.unique()))
+        values = pd.to_numeric(y, errors="coerce").astype(float)
+        return Target("regression", metric, values, False, classes, None)
     if task == "regression":
         y = pd.to_numeric(y, errors="coerce").astype(float)
         log_target = bool(metric == "rmsle" and (y >= 0).all())
@@ -345,12 +385,55 @@ def positive_f1(true_index, predicted_index):
     return 2 * tp / (2 * tp + wrong) if tp else 0.0
 
 
+def quadratic_weighted_kappa(true_index, predicted_index, k):
+    """scikit-learn's cohen_kappa_score(weights="quadratic") over the `k` ordered labels: one
+    minus the weighted disagreement over the disagreement expected by chance."""
+    confusion = np.bincount(true_index * k + predicted_index, minlength=k * k).reshape(k, k)
+    i = np.arange(k)
+    weights = (i[:, None] - i[None, :]) ** 2
+    expected = np.outer(confusion.sum(axis=1), confusion.sum(axis=0)) / confusion.sum()
+    chance = float((weights * expected).sum())
+    return 1.0 - float((weights * confusion).sum()) / chance if chance > 0 else 0.0
+
+
+def ordinal_index(values, cuts):
+    """The label index of each value: how many cut points lie below it."""
+    return np.searchsorted(cuts, values)
+
+
+def fit_cuts(predicted, true_index, labels, steps=16, passes=2):
+    """Cut points between the ordered numeric `labels` that maximise kappa on `predicted`:
+    from the midpoints (plain rounding), each cut in turn moved over a grid between its
+    labels, kept only where kappa rises. Returns (kappa, cuts)."""
+    k = len(labels)
+    cuts = (labels[:-1] + labels[1:]) / 2
+    best = quadratic_weighted_kappa(true_index, ordinal_index(predicted, cuts), k)
+    for _ in range(passes):
+        for j in range(k - 1):
+            low = cuts[j - 1] if j > 0 else -np.inf
+            high = cuts[j + 1] if j < k - 2 else np.inf
+            for value in np.linspace(labels[j], labels[j + 1], steps + 1)[1:-1]:
+                if not low < value < high:
+                    continue
+                trial = cuts.copy()
+                trial[j] = value
+                kappa = quadratic_weighted_kappa(true_index, ordinal_index(predicted, trial), k)
+                if kappa > best + 1e-12:
+                    best, cuts = kappa, trial
+    return best, cuts
+
+
 def evaluate(predicted, target, folds):
     """(metric name, value, higher is better, class weights) of out-of-fold predictions (rows in
     `folds.seen`, in the fitting space: log1p for a log target). For macro F1 the class weights
     divide the probabilities by the class shares to a power chosen here (0 = plain argmax,
     1 = fully balanced), so the adjustment is only used when it helps out of fold."""
     metric, truth = target.metric, folds.truth
+    if target.task == "regression" and metric == "qwk":
+        labels = target.classes.astype(float)
+        true_index = np.searchsorted(labels, truth)
+        kappa, cuts = fit_cuts(predicted, true_index, labels)
+        return "qwk", kappa, True, cuts
     if target.task == "regression":
         if metric == "mae":
             return "mae", float(np.mean(np.abs(predicted - truth))), False, None
@@ -389,6 +472,9 @@ def evaluate(predicted, target, folds):
             if best is None or value > best[0] + 1e-12:
                 best = (value, weights)
         return "macro_f1", best[0], True, best[1]
+    if metric == "qwk":
+        kappa = quadratic_weighted_kappa(truth_index, decide(predicted, ones), k)
+        return "qwk", kappa, True, ones
     return "accuracy", float(np.mean(decide(predicted, ones) == truth_index)), True, ones
 
 
@@ -445,27 +531,60 @@ def blended_test_prediction(candidates, blend):
     return sum(w * candidates[k][1] for k, w in blend.mix.items())
 
 
-def submission_frame(prediction, blend, target, config, test, sample):
-    """The sample submission's ids with the predictions in its columns: values (back from log
-    space, non-negative for RMSLE), a positive-class probability, one probability column per
-    class named like it, or labels."""
-    id_column, targets = config["id_column"], config["target_columns"]
-    result = pd.DataFrame({id_column: test[id_column].values})
+def class_index(classes, name):
+    """The index in `classes` of the class a probability column holds (`name`, as the analysis
+    read it: the same text, or the same number)."""
+    for i, c in enumerate(classes):
+        if str(c) == name:
+            return i
+    try:
+        number = float(name)
+    except ValueError:
+        return None
+    for i, c in enumerate(classes):
+        try:
+            if float(c) == number:
+                return i
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def prediction_columns(prediction, blend, target, config, column=None):
+    """{submission column: values} of one target's test predictions: values (back from log
+    space, non-negative for RMSLE), ordered labels by the chosen cut points, a positive-class
+    probability, one probability per class (each row summing to 1), or labels. `column` is the
+    target's own column for several targets; None means the shape's columns."""
+    if column is None and config.get("shape") == "class-probabilities":
+        indices = [class_index(target.classes, name) for name in config["column_classes"]]
+        unknown = [n for n, i in zip(config["column_classes"], indices, strict=True) if i is None]
+        if unknown:
+            raise SystemExit(f"no class {unknown} in the training target")
+        chosen = np.clip(prediction[:, indices], 0.0, 1.0)
+        totals = chosen.sum(axis=1, keepdims=True)
+        chosen = np.where(totals > 0, chosen / np.where(totals > 0, totals, 1), 1 / len(indices))
+        return dict(zip(config["target_columns"], chosen.T, strict=True))
+    name = column or config["target_columns"][0]
+    if target.task == "regression" and target.metric == "qwk":
+        return {name: target.classes[ordinal_index(prediction, blend.class_weights)]}
     if target.task == "regression":
         values = np.expm1(prediction) if target.log_target else prediction
         if target.metric == "rmsle":
             values = np.clip(values, 0, None)
-        result[targets[0]] = values
-    elif config["prediction"] == "probability" and len(targets) == 1:
+        return {name: values}
+    if config["prediction"] == "probability":
         positive = len(target.classes) - 1
-        result[targets[0]] = np.clip(prediction[:, positive], 0.0, 1.0)
-    elif config["prediction"] == "probability":
-        by_name = {str(c): i for i, c in enumerate(target.classes)}
-        for column in targets:
-            index = by_name.get(column)
-            result[column] = prediction[:, index] if index is not None else 0.0
-    else:
-        result[targets[0]] = target.classes[decide(prediction, blend.class_weights)]
+        return {name: np.clip(prediction[:, positive], 0.0, 1.0)}
+    return {name: target.classes[decide(prediction, blend.class_weights)]}
+
+
+def submission_frame(columns, config, test, sample):
+    """The sample submission's ids, in its order, with the predicted `columns` (by name) in its
+    prediction columns."""
+    id_column, targets = config["id_column"], config["target_columns"]
+    result = pd.DataFrame({id_column: test[id_column].values})
+    for name in targets:
+        result[name] = columns[name]
     submission = sample[[id_column]].merge(result, on=id_column, how="left")
     missing = submission[targets].isna().any(axis=1)
     if missing.any():
@@ -475,16 +594,11 @@ def submission_frame(prediction, blend, target, config, test, sample):
     return submission[[id_column, *targets]]
 
 
-def main(config, input_dir="/input", output_dir="/output"):
-    """The whole pipeline for `config` (the analysis's facts, as the generator writes them):
-    reads the tables from `input_dir` and writes `output_dir`/submission.csv."""
-    train, test, sample = read_tables(config, input_dir)
-    names, types = config["features"], config["types"]
-    both = pd.concat([train[names], test[names]], ignore_index=True)
-    X, X_test = feature_matrices(train, test, both, names, types)
-    target = fitting_target(train[config["train_target"]], config["task"], config["metric"])
+def solve_target(y, task, metric, X, X_test, both, names):
+    """One target's candidates on shared folds and their blend chosen by `metric`: (target,
+    folds, blend, blended test prediction)."""
+    target = fitting_target(y, task, metric)
     folds = make_folds(target, fold_count(len(X)))
-
     builders = (
         ("tuned", lambda: tuned_candidate(X, X_test, target, folds)),
         ("plain", lambda: plain_candidate(both, names, target, folds)),
@@ -492,12 +606,54 @@ def main(config, input_dir="/input", output_dir="/output"):
     )
     candidates = build_candidates(builders, target, folds)
     blend = choose_blend(candidates, target, folds)
-    chosen = ", ".join(f"{k} {w:.2f}" for k, w in blend.mix.items())
-    name, value = blend.metric, blend.value
-    print(f"validation {name}: {value:.5f} over {len(folds.splits)} hold-outs ({chosen})")
+    return target, folds, blend, blended_test_prediction(candidates, blend)
 
-    prediction = blended_test_prediction(candidates, blend)
-    submission = submission_frame(prediction, blend, target, config, test, sample)
+
+def constant_column(y, task):
+    """The prediction of a training column that never varies: its value, or for a 0/1 label
+    the probability of 1 (there is nothing a model could learn)."""
+    value = y.iloc[0]
+    if task == "binary":
+        return float(str(value).lower() in ("1", "1.0", "true"))
+    return value
+
+
+def main(config, input_dir="/input", output_dir="/output"):
+    """The whole pipeline for `config` (the analysis's facts, as the generator writes them):
+    reads the tables from `input_dir` and writes `output_dir`/submission.csv."""
+    train, test, sample = read_tables(config, input_dir)
+    names, types = config["features"], config["types"]
+    both = pd.concat([train[names], test[names]], ignore_index=True)
+    X, X_test = feature_matrices(train, test, both, names, types)
+    metric = column_metric(config["metric"])
+    plan = target_plan(config)
+    columns, scores, folds_used = {}, [], fold_count(len(X))
+    for column, train_column, task in plan:
+        y = train[train_column]
+        if column is not None and y.nunique() < 2:
+            print(f"target {column}: one value in every training row; predicted as it is")
+            columns[column] = constant_column(y, task)
+            continue
+        target, folds, blend, prediction = solve_target(y, task, metric, X, X_test, both, names)
+        chosen = ", ".join(f"{k} {w:.2f}" for k, w in blend.mix.items())
+        if column is not None:
+            print(f"target {column}: {blend.metric} {blend.value:.5f} ({chosen})")
+        scores.append((blend.metric, blend.value, chosen))
+        folds_used = len(folds.splits)
+        columns.update(prediction_columns(prediction, blend, target, config, column))
+
+    if len(plan) == 1:
+        name, value, chosen = scores[0]
+        print(f"validation {name}: {value:.5f} over {folds_used} hold-outs ({chosen})")
+    elif scores:
+        # The competition's score is the mean over the columns of each column's metric.
+        name = scores[0][0]
+        mean = float(np.mean([value for _, value, _ in scores]))
+        print(
+            f"validation {MEAN_METRICS.get(name, 'mean_' + name)}: {mean:.5f} over"
+            f" {folds_used} hold-outs (mean of {len(scores)} columns)"
+        )
+    submission = submission_frame(columns, config, test, sample)
     path = f"{output_dir}/submission.csv"
     submission.to_csv(path, index=False)
     print(f"wrote {path} with {len(submission)} rows")
