@@ -29,9 +29,22 @@ const PHRASES: &[(&str, Metric)] = &[
     ("root mean squared error", Metric::Rmse),
     ("root mean square error", Metric::Rmse),
     ("rmse", Metric::Rmse),
+    ("symmetric mean absolute percentage error", Metric::Smape),
+    ("smape", Metric::Smape),
     ("mean absolute error", Metric::Mae),
     ("mae", Metric::Mae),
+    ("coefficient of determination", Metric::R2),
+    ("r2", Metric::R2),
+    ("r-squared", Metric::R2),
+    ("r squared", Metric::R2),
+    ("pearson correlation", Metric::Pearson),
+    ("pearson s correlation", Metric::Pearson),
+    ("pearson r", Metric::Pearson),
     ("area under the roc curve", Metric::RocAuc),
+    (
+        "area under receiver operating characteristic",
+        Metric::RocAuc,
+    ),
     (
         "area under the receiver operating characteristic",
         Metric::RocAuc,
@@ -137,6 +150,30 @@ mod tests {
             (
                 "Submissions are now evaluated on the mean column-wise ROC AUC. In other words, the score is the average of the individual AUCs of each predicted column.",
                 Some(Metric::MeanColumnRocAuc),
+            ),
+            (
+                "Area Under Receiver Operating Characteristic Curve",
+                Some(Metric::RocAuc),
+            ),
+            (
+                "Submissions are evaluated on the R2 score (coefficient of determination).",
+                Some(Metric::R2),
+            ),
+            (
+                "The metric is the coefficient of determination.",
+                Some(Metric::R2),
+            ),
+            (
+                "Submissions are evaluated on SMAPE between forecasts and actual values.",
+                Some(Metric::Smape),
+            ),
+            (
+                "scored by the symmetric mean absolute percentage error",
+                Some(Metric::Smape),
+            ),
+            (
+                "Submissions are evaluated on the Pearson correlation coefficient between the predicted and the actual values.",
+                Some(Metric::Pearson),
             ),
             ("Our maestro maps data.", None),
             ("", None),

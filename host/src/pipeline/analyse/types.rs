@@ -117,6 +117,12 @@ pub enum Metric {
     Mcrmse,
     /// The mean over the label columns of each column's ROC AUC.
     MeanColumnRocAuc,
+    /// The coefficient of determination, R².
+    R2,
+    /// Symmetric mean absolute percentage error, in percent.
+    Smape,
+    /// Pearson's correlation between predictions and truth.
+    Pearson,
 }
 
 impl Metric {

@@ -125,6 +125,9 @@ fn metric_name(metric: Metric) -> &'static str {
         Metric::QuadraticWeightedKappa => "qwk",
         Metric::Mcrmse => "mcrmse",
         Metric::MeanColumnRocAuc => "mean_roc_auc",
+        Metric::R2 => "r2",
+        Metric::Smape => "smape",
+        Metric::Pearson => "pearson",
     }
 }
 
@@ -228,6 +231,9 @@ mod tests {
             Metric::QuadraticWeightedKappa,
             Metric::Mcrmse,
             Metric::MeanColumnRocAuc,
+            Metric::R2,
+            Metric::Smape,
+            Metric::Pearson,
         ] {
             let quoted = format!("\"{}\"", metric_name(metric));
             assert!(TEMPLATE.contains(&quoted), "{quoted} is not scored");

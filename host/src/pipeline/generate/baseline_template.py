@@ -167,7 +167,8 @@ def fitting_target(y, task, metric):
         return Target("regression", metric, values, False, classes, None)
     if task == "regression":
         y = pd.to_numeric(y, errors="coerce").astype(float)
-        log_target = bool(metric == "rmsle" and (y >= 0).all())
+        # RMSLE is an RMSE of logs; SMAPE weighs relative errors, which logs make additive.
+        log_target = bool(metric in ("rmsle", "smape") and (y >= 0).all())
         return Target(task, metric, np.log1p(y) if log_target else y, log_target, None, None)
     try:  # numeric labels in numeric order (2 < 10), others as text
         classes = np.array(sorted(y.unique()))
@@ -423,6 +424,23 @@ def fit_cuts(predicted, true_index, labels, steps=16, passes=2):
     return best, cuts
 
 
+def regression_score(metric, predicted, truth):
+    """R² (scikit-learn's r2_score), SMAPE in percent (a row where both are 0 counts as no
+    error, as Kaggle scores it) or Pearson's r (0 for a constant prediction)."""
+    if metric == "r2":
+        spread = np.sum((truth - np.mean(truth)) ** 2)
+        return float(1.0 - np.sum((truth - predicted) ** 2) / spread) if spread > 0 else 0.0
+    if metric == "smape":
+        scale = np.abs(predicted) + np.abs(truth)
+        ratio = np.where(
+            scale > 0, 2 * np.abs(predicted - truth) / np.where(scale > 0, scale, 1), 0
+        )
+        return float(100 * np.mean(ratio))
+    if np.std(predicted) == 0 or np.std(truth) == 0:
+        return 0.0
+    return float(np.corrcoef(predicted, truth)[0, 1])
+
+
 def evaluate(predicted, target, folds):
     """(metric name, value, higher is better, class weights) of out-of-fold predictions (rows in
     `folds.seen`, in the fitting space: log1p for a log target). For macro F1 the class weights
@@ -434,6 +452,14 @@ def evaluate(predicted, target, folds):
         true_index = np.searchsorted(labels, truth)
         kappa, cuts = fit_cuts(predicted, true_index, labels)
         return "qwk", kappa, True, cuts
+    if target.task == "regression" and metric in ("r2", "smape", "pearson"):
+        back = np.expm1 if target.log_target else (lambda v: v)
+        return (
+            metric,
+            regression_score(metric, back(predicted), back(truth)),
+            metric != "smape",
+            None,
+        )
     if target.task == "regression":
         if metric == "mae":
             return "mae", float(np.mean(np.abs(predicted - truth))), False, None
@@ -569,7 +595,7 @@ def prediction_columns(prediction, blend, target, config, column=None):
         return {name: target.classes[ordinal_index(prediction, blend.class_weights)]}
     if target.task == "regression":
         values = np.expm1(prediction) if target.log_target else prediction
-        if target.metric == "rmsle":
+        if target.metric == "rmsle" or target.log_target:
             values = np.clip(values, 0, None)
         return {name: values}
     if config["prediction"] == "probability":

@@ -17,7 +17,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import cohen_kappa_score, f1_score, log_loss, roc_auc_score
+from sklearn.metrics import cohen_kappa_score, f1_score, log_loss, r2_score, roc_auc_score
 
 
 def load_template():
@@ -672,6 +672,42 @@ class ShapeTests(unittest.TestCase):
             config["targets"] = ["a", "b"]
             train, _, _ = bt.read_tables(config, folder)
         self.assertEqual(list(train["id"]), [1])
+
+
+class RegressionMetricTests(unittest.TestCase):
+    def setUp(self):
+        random = np.random.RandomState(11)
+        self.truth = np.abs(random.normal(3, 2, size=200))
+        self.truth[:5] = 0.0
+        self.predicted = np.abs(self.truth + random.normal(0, 1, size=200))
+        self.predicted[:3] = 0.0  # both zero on three rows: no error there
+
+    def test_r2_matches_scikit_learn(self):
+        value = bt.regression_score("r2", self.predicted, self.truth)
+        self.assertAlmostEqual(value, r2_score(self.truth, self.predicted), places=12)
+
+    def test_smape_is_the_symmetric_percentage_error(self):
+        p, t = self.predicted[3:], self.truth[3:]
+        expected = 100 / 200 * np.sum(2 * np.abs(p - t) / (np.abs(p) + np.abs(t)))
+        self.assertAlmostEqual(bt.regression_score("smape", self.predicted, self.truth), expected)
+
+    def test_pearson_matches_scipy_and_a_constant_scores_zero(self):
+        from scipy.stats import pearsonr
+
+        value = bt.regression_score("pearson", self.predicted, self.truth)
+        self.assertAlmostEqual(value, pearsonr(self.predicted, self.truth)[0], places=12)
+        self.assertEqual(bt.regression_score("pearson", np.ones(200), self.truth), 0.0)
+
+    def test_each_is_scored_in_its_direction_and_smape_fits_the_log(self):
+        for metric, higher in (("r2", True), ("smape", False), ("pearson", True)):
+            target = bt.fitting_target(pd.Series(self.truth), "regression", metric)
+            self.assertEqual(target.log_target, metric == "smape")
+            folds = all_rows_folds(target)
+            fitted = np.log1p(self.predicted) if target.log_target else self.predicted
+            name, value, is_higher, _ = bt.evaluate(fitted, target, folds)
+            self.assertEqual((name, is_higher), (metric, higher))
+            expected = bt.regression_score(metric, self.predicted, self.truth)
+            self.assertAlmostEqual(value, expected, places=9)
 
 
 class KappaTests(unittest.TestCase):

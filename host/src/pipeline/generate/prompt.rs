@@ -238,6 +238,11 @@ fn metric_text(metric: Option<Metric>) -> &'static str {
         Some(Metric::MeanColumnRocAuc) => {
             "the mean over the label columns of each column's ROC AUC (higher is better)"
         }
+        Some(Metric::R2) => "R2, the coefficient of determination (higher is better)",
+        Some(Metric::Smape) => "SMAPE, symmetric mean absolute percentage error (lower is better)",
+        Some(Metric::Pearson) => {
+            "Pearson correlation between predictions and truth (higher is better)"
+        }
         None => "not stated; validate with one that suits the task",
     }
 }
