@@ -12,7 +12,7 @@ use std::path::Path;
 use crate::text::{MESSAGE_CHARS, head, quote, quote_list};
 
 use super::analyse::profile::is_missing;
-use super::analyse::{CompetitionAnalysis, PredictionKind, SubmissionShape, TaskKind};
+use super::analyse::{CompetitionAnalysis, Metric, PredictionKind, SubmissionShape, TaskKind};
 
 /// Why a submission is not valid. The message is written for the code generator to act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,20 +208,40 @@ fn check_value(analysis: &CompetitionAnalysis, column: &str, value: &str) -> Res
             }
         }
         (_, PredictionKind::Label) => {
-            let known = analysis.classes.iter().any(|c| {
-                c == value
-                    || normalise_number(c) == normalise_number(value)
-                    || c.eq_ignore_ascii_case(value)
-            });
-            if !analysis.classes.is_empty() && !known {
-                return Err(format!(
-                    "is {}, which is not one of the classes {}",
-                    quote(value),
-                    quote_list(analysis.classes.iter().map(String::as_str), LISTED_COLUMNS)
-                ));
+            let labels: Vec<&str> = match analysis.metric {
+                Some(Metric::MapAtK { k }) => {
+                    let labels: Vec<&str> = value.split_whitespace().collect();
+                    if labels.len() > k as usize {
+                        return Err(format!(
+                            "lists {} labels; MAP@{k} takes at most {k}, best first",
+                            labels.len()
+                        ));
+                    }
+                    labels
+                }
+                _ => vec![value],
+            };
+            for label in labels {
+                check_label(analysis, label)?;
             }
             let _ = column;
         }
+    }
+    Ok(())
+}
+
+fn check_label(analysis: &CompetitionAnalysis, value: &str) -> Result<(), String> {
+    let known = analysis.classes.iter().any(|c| {
+        c == value
+            || normalise_number(c) == normalise_number(value)
+            || c.eq_ignore_ascii_case(value)
+    });
+    if !analysis.classes.is_empty() && !known {
+        return Err(format!(
+            "is {}, which is not one of the classes {}",
+            quote(value),
+            quote_list(analysis.classes.iter().map(String::as_str), LISTED_COLUMNS)
+        ));
     }
     Ok(())
 }
@@ -372,6 +392,37 @@ mod tests {
     fn rows(header: &str, rows: usize, row: impl Fn(usize) -> String) -> String {
         let body: String = (0..rows).map(|i| format!("{i},{}\n", row(i))).collect();
         format!("{header}\n{body}")
+    }
+
+    #[test]
+    fn map_at_k_rows_list_up_to_k_known_labels() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, body) in [
+            ("train.csv", "id,x,y\n1,1,a\n2,2,b\n3,3,c\n4,4,d\n"),
+            ("test.csv", "id,x\n10,1\n11,2\n"),
+            ("sample_submission.csv", "id,y\n10,a b c\n11,a b c\n"),
+        ] {
+            std::fs::write(dir.path().join(name), body).expect("write");
+        }
+        let text = CompetitionText {
+            description: Some("MAP@3".into()),
+            evaluation_metric: None,
+        };
+        let case = Case {
+            analysis: analyse(dir.path(), "m", &text).expect("analysis"),
+            dir,
+        };
+        assert!(check(&case, "id,y\n10,d c b\n11,a\n").is_ok());
+        let error = check(&case, "id,y\n10,a b c d\n11,a\n").expect_err("four");
+        assert!(
+            error.0.contains("lists 4 labels; MAP@3 takes at most 3"),
+            "{error}"
+        );
+        let error = check(&case, "id,y\n10,a zz\n11,a\n").expect_err("unknown");
+        assert!(
+            error.0.contains("\"zz\", which is not one of the classes"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -70,14 +70,45 @@ const PHRASES: &[(&str, Metric)] = &[
     ("accuracy", Metric::Accuracy),
 ];
 
+/// Most labels a MAP@K row may list.
+const MAX_K: u32 = 100;
+
 /// The metric a text names, if any. Matches whole words only (so "mae" does not match "maestro").
 pub(crate) fn metric_from_text(text: &str) -> Option<Metric> {
     let lower = text.to_lowercase();
+    if let Some(k) = map_at_k(&lower) {
+        return Some(Metric::MapAtK { k });
+    }
     let words = normalise(&lower);
     PHRASES
         .iter()
         .find(|(phrase, _)| contains_words(&words, &normalise(phrase)))
         .map(|(_, metric)| *metric)
+}
+
+/// `k` of a mean average precision named as `MAP@3`, `map@k` or "mean average precision @ 5"
+/// (0 when the text does not say how many: the sample submission then tells).
+fn map_at_k(lower: &str) -> Option<u32> {
+    for name in [
+        "map@",
+        "map @",
+        "mean average precision @",
+        "mean average precision at ",
+    ] {
+        let mut rest = lower;
+        while let Some(at) = rest.find(name) {
+            let before = rest[..at].chars().next_back();
+            let after = rest[at + name.len()..].trim_start();
+            rest = &rest[at + name.len()..];
+            if before.is_some_and(char::is_alphanumeric) {
+                continue;
+            }
+            let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+            return Some(digits.parse::<u32>().map_or(0, |k| k.min(MAX_K)));
+        }
+    }
+    let words = normalise(lower);
+    contains_words(&words, " mean average precision ").then_some(0)
 }
 
 /// Lowercase words separated by single spaces, with punctuation other than `-` dropped.
@@ -175,6 +206,14 @@ mod tests {
                 "Submissions are evaluated on the Pearson correlation coefficient between the predicted and the actual values.",
                 Some(Metric::Pearson),
             ),
+            (
+                "Submissions are evaluated according to the Mean Average Precision @ 3 (MAP@3):",
+                Some(Metric::MapAtK { k: 3 }),
+            ),
+            ("scored by MAP@12", Some(Metric::MapAtK { k: 12 })),
+            ("evaluated on map@k", Some(Metric::MapAtK { k: 0 })),
+            ("the mean average precision", Some(Metric::MapAtK { k: 0 })),
+            ("a bitmap@2 image", None),
             ("Our maestro maps data.", None),
             ("", None),
         ];

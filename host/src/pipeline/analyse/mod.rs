@@ -153,6 +153,13 @@ pub fn analyse(
             text.description
                 .as_deref()
                 .and_then(metric::metric_from_text)
+        })
+        .map(|m| match m {
+            // MAP@K without its K: as many labels as the sample lists in a row.
+            Metric::MapAtK { k: 0 } => Metric::MapAtK {
+                k: listed_labels(&sample),
+            },
+            other => other,
         });
     let tables = shape::Tables {
         dir,
@@ -182,6 +189,16 @@ pub fn analyse(
         classes: found.classes,
         description,
     })
+}
+
+/// How many space-separated labels the sample submission's first prediction lists.
+fn listed_labels(sample: &TableProfile) -> u32 {
+    let listed = sample
+        .columns
+        .get(1)
+        .and_then(|c| c.examples.first())
+        .map_or(1, |v| v.split_whitespace().count());
+    u32::try_from(listed.clamp(1, 100)).unwrap_or(1)
 }
 
 /// The best match for a table among `names` (stems, lowercase): exact stem first, then a stem
@@ -523,6 +540,21 @@ mod tests {
             }
         );
         assert!(a.shape_reason.contains("\"price\""), "{}", a.shape_reason);
+    }
+
+    #[test]
+    fn map_at_k_lists_labels_and_takes_k_from_the_sample_when_unstated() {
+        let dir = competition(&[
+            ("train.csv", "id,x,place\n1,1,a\n2,2,b\n3,3,c\n4,4,d\n"),
+            ("test.csv", "id,x\n6,4\n"),
+            ("sample_submission.csv", "id,place\n6,a b\n"),
+        ]);
+        let a = analyse(dir.path(), "p", &text("scored by MAP@K")).expect("analysis");
+        assert_eq!(a.metric, Some(Metric::MapAtK { k: 2 }));
+        assert_eq!(a.prediction, PredictionKind::Label);
+        assert_eq!(a.task, TaskKind::Multiclass);
+        let a = analyse(dir.path(), "p", &text("scored by MAP@3")).expect("analysis");
+        assert_eq!(a.metric, Some(Metric::MapAtK { k: 3 }));
     }
 
     /// Each sample the files do not settle, and the columns its error must name.

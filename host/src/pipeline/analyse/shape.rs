@@ -217,7 +217,13 @@ fn infer_prediction(
         Some(Metric::RocAuc | Metric::LogLoss | Metric::MeanColumnRocAuc) => {
             return Ok(PredictionKind::Probability);
         }
-        Some(Metric::Accuracy | Metric::F1 | Metric::MacroF1 | Metric::QuadraticWeightedKappa) => {
+        Some(
+            Metric::Accuracy
+            | Metric::F1
+            | Metric::MacroF1
+            | Metric::QuadraticWeightedKappa
+            | Metric::MapAtK { .. },
+        ) => {
             return Ok(PredictionKind::Label);
         }
         _ => {}

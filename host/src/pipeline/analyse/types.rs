@@ -123,6 +123,12 @@ pub enum Metric {
     Smape,
     /// Pearson's correlation between predictions and truth.
     Pearson,
+    /// Mean average precision at `k`: up to `k` labels per row, best first, space-separated;
+    /// a row scores 1/rank of its true label among them (0 when absent).
+    MapAtK {
+        /// How many labels a row may list.
+        k: u32,
+    },
 }
 
 impl Metric {
@@ -137,6 +143,7 @@ impl Metric {
                 | Self::MacroF1
                 | Self::QuadraticWeightedKappa
                 | Self::MeanColumnRocAuc
+                | Self::MapAtK { .. }
         )
     }
 }

@@ -107,6 +107,10 @@ fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
         "task": analysis.task,
         "prediction": analysis.prediction,
         "metric": metric_name(metric),
+        "map_k": match metric {
+            Metric::MapAtK { k } => k,
+            _ => 1,
+        },
         "features": features,
         "types": types,
     })
@@ -128,6 +132,7 @@ fn metric_name(metric: Metric) -> &'static str {
         Metric::R2 => "r2",
         Metric::Smape => "smape",
         Metric::Pearson => "pearson",
+        Metric::MapAtK { .. } => "map",
     }
 }
 
@@ -234,6 +239,7 @@ mod tests {
             Metric::R2,
             Metric::Smape,
             Metric::Pearson,
+            Metric::MapAtK { k: 3 },
         ] {
             let quoted = format!("\"{}\"", metric_name(metric));
             assert!(TEMPLATE.contains(&quoted), "{quoted} is not scored");

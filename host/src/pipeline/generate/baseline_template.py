@@ -53,6 +53,7 @@ class Target(NamedTuple):
     log_target: bool  # regression fitted in log space (an RMSLE metric, no negative target)
     classes: np.ndarray | None  # the class labels in order (ordinal: the labels); else None
     position: dict | None  # class label -> its index in `classes`; None for regression
+    map_k: int = 1  # how many labels a MAP@k row lists
 
 
 class Folds(NamedTuple):
@@ -157,7 +158,7 @@ def feature_matrices(train, test, both, names, types):
     return X.drop(columns=constant), X_test.drop(columns=constant)
 
 
-def fitting_target(y, task, metric):
+def fitting_target(y, task, metric, map_k=1):
     """The target in the space the models fit: numbers for regression (log1p'd for an RMSLE
     metric when no value is negative), the labels as they are for classification."""
     if task == "ordinal":
@@ -175,7 +176,7 @@ def fitting_target(y, task, metric):
     except TypeError:
         classes = np.array(sorted(y.unique(), key=lambda v: str(v)))
     position = {c: i for i, c in enumerate(classes)}
-    return Target(task, metric, y, False, classes, position)
+    return Target(task, metric, y, False, classes, position, map_k)
 
 
 def fold_count(rows):
@@ -441,6 +442,20 @@ def regression_score(metric, predicted, truth):
     return float(np.corrcoef(predicted, truth)[0, 1])
 
 
+def top_labels(probabilities, k):
+    """Each row's `k` most probable class indices, most probable first."""
+    k = min(k, probabilities.shape[1])
+    return np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+
+
+def mean_average_precision(true_index, probabilities, k):
+    """MAP@k with one true label per row: 1/rank of the truth among the row's top k, else 0."""
+    top = top_labels(probabilities, k)
+    hits = top == true_index[:, None]
+    rank = np.argmax(hits, axis=1) + 1
+    return float(np.mean(np.where(hits.any(axis=1), 1.0 / rank, 0.0)))
+
+
 def evaluate(predicted, target, folds):
     """(metric name, value, higher is better, class weights) of out-of-fold predictions (rows in
     `folds.seen`, in the fitting space: log1p for a log target). For macro F1 the class weights
@@ -498,6 +513,8 @@ def evaluate(predicted, target, folds):
             if best is None or value > best[0] + 1e-12:
                 best = (value, weights)
         return "macro_f1", best[0], True, best[1]
+    if metric == "map":
+        return "map", mean_average_precision(truth_index, predicted, target.map_k), True, ones
     if metric == "qwk":
         kappa = quadratic_weighted_kappa(truth_index, decide(predicted, ones), k)
         return "qwk", kappa, True, ones
@@ -601,6 +618,9 @@ def prediction_columns(prediction, blend, target, config, column=None):
     if config["prediction"] == "probability":
         positive = len(target.classes) - 1
         return {name: np.clip(prediction[:, positive], 0.0, 1.0)}
+    if target.metric == "map":
+        top = target.classes[top_labels(prediction, target.map_k)]
+        return {name: [" ".join(str(label) for label in row) for row in top]}
     return {name: target.classes[decide(prediction, blend.class_weights)]}
 
 
@@ -620,10 +640,10 @@ def submission_frame(columns, config, test, sample):
     return submission[[id_column, *targets]]
 
 
-def solve_target(y, task, metric, X, X_test, both, names):
+def solve_target(y, task, metric, X, X_test, both, names, map_k=1):
     """One target's candidates on shared folds and their blend chosen by `metric`: (target,
     folds, blend, blended test prediction)."""
-    target = fitting_target(y, task, metric)
+    target = fitting_target(y, task, metric, map_k)
     folds = make_folds(target, fold_count(len(X)))
     builders = (
         ("tuned", lambda: tuned_candidate(X, X_test, target, folds)),
@@ -660,7 +680,9 @@ def main(config, input_dir="/input", output_dir="/output"):
             print(f"target {column}: one value in every training row; predicted as it is")
             columns[column] = constant_column(y, task)
             continue
-        target, folds, blend, prediction = solve_target(y, task, metric, X, X_test, both, names)
+        target, folds, blend, prediction = solve_target(
+            y, task, metric, X, X_test, both, names, config.get("map_k", 1)
+        )
         chosen = ", ".join(f"{k} {w:.2f}" for k, w in blend.mix.items())
         if column is not None:
             print(f"target {column}: {blend.metric} {blend.value:.5f} ({chosen})")

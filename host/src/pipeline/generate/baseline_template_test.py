@@ -710,6 +710,24 @@ class RegressionMetricTests(unittest.TestCase):
             self.assertAlmostEqual(value, expected, places=9)
 
 
+class MapTests(unittest.TestCase):
+    def test_map_at_k_scores_the_rank_of_the_truth(self):
+        target = bt.fitting_target(pd.Series(["a", "b", "c", "a"]), "multiclass", "map", 2)
+        predicted = np.array([[0.6, 0.3, 0.1], [0.6, 0.3, 0.1], [0.6, 0.3, 0.1], [0.1, 0.3, 0.6]])
+        name, value, higher, _ = bt.evaluate(predicted, target, all_rows_folds(target))
+        self.assertEqual((name, higher), ("map", True))
+        # a at rank 1, b at rank 2, c not in the top 2, a not in the top 2.
+        self.assertAlmostEqual(value, (1 + 0.5 + 0 + 0) / 4)
+
+    def test_map_rows_list_the_top_labels_best_first(self):
+        target = bt.fitting_target(pd.Series(["a", "b", "c"]), "multiclass", "map", 2)
+        blend = bt.Blend({"tuned": 1.0}, "map", 0.5, np.ones(3))
+        config = {"prediction": "label", "target_columns": ["y"], "shape": "single"}
+        prediction = np.array([[0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])
+        columns = bt.prediction_columns(prediction, blend, target, config)
+        self.assertEqual(columns["y"], ["c b", "a b"])
+
+
 class KappaTests(unittest.TestCase):
     def test_kappa_matches_scikit_learn(self):
         random = np.random.RandomState(7)

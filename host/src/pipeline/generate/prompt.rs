@@ -215,8 +215,14 @@ fn table_text(role: &str, table: &crate::pipeline::analyse::TableProfile) -> Str
     )
 }
 
-fn metric_text(metric: Option<Metric>) -> &'static str {
-    match metric {
+fn metric_text(metric: Option<Metric>) -> String {
+    if let Some(Metric::MapAtK { k }) = metric {
+        return format!(
+            "MAP@{k}, mean average precision: write up to {k} labels per row, best first, \
+             separated by spaces (higher is better)"
+        );
+    }
+    let text = match metric {
         Some(Metric::Accuracy) => "accuracy (higher is better)",
         Some(Metric::RocAuc) => "ROC AUC (higher is better)",
         Some(Metric::LogLoss) => "log loss (lower is better)",
@@ -243,8 +249,9 @@ fn metric_text(metric: Option<Metric>) -> &'static str {
         Some(Metric::Pearson) => {
             "Pearson correlation between predictions and truth (higher is better)"
         }
-        None => "not stated; validate with one that suits the task",
-    }
+        Some(Metric::MapAtK { .. }) | None => "not stated; validate with one that suits the task",
+    };
+    text.to_owned()
 }
 
 fn prediction_text(a: &CompetitionAnalysis) -> String {
