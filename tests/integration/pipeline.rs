@@ -270,6 +270,37 @@ async fn code_that_needs_xgboost_fails_its_attempt_without_docker() -> Result<()
     Ok(())
 }
 
+#[tokio::test]
+async fn an_audio_competition_fails_with_the_baseline_before_any_attempt() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    for (name, body) in [
+        ("train.csv", "clip,label\na.wav,dog\nb.wav,cat\n"),
+        ("test.csv", "clip\nc.wav\n"),
+        ("sample_submission.csv", "clip,label\nc.wav,dog\n"),
+        ("a.wav", "RIFF"),
+        ("b.wav", "RIFF"),
+        ("c.wav", "RIFF"),
+    ] {
+        std::fs::write(data.path().join(name), body)?;
+    }
+    let competition = PreparedCompetition {
+        slug: "birdsong".into(),
+        dir: data.path().to_path_buf(),
+        text: CompetitionText::default(),
+        pin: None,
+    };
+    let harness = harness(Arc::new(BaselineGenerator));
+    match solve_competition(&harness, &Policy::default(), &competition).await {
+        Err(SolveError::Generate(error)) => {
+            let message = error.to_string();
+            ensure!(message.contains("3 audio files"), "{message}");
+            ensure!(message.contains("may still try"), "{message}");
+        }
+        other => anyhow::bail!("expected the baseline to refuse, got {other:?}"),
+    }
+    Ok(())
+}
+
 /// A competition of two numeric targets, `t1` and `t2`, both varying with `x`.
 fn two_targets(dir: &Path) -> PreparedCompetition {
     let train: String = (0..60)

@@ -248,6 +248,7 @@ pub(crate) fn analysis() -> CompetitionAnalysis {
         metric: Some(Metric::Accuracy),
         classes: vec!["0".to_owned(), "1".to_owned()],
         description: None,
+        media: None,
     }
 }
 

@@ -15,8 +15,8 @@ mod types;
 use std::path::{Path, PathBuf};
 
 pub use types::{
-    ColumnProfile, ColumnType, CompetitionAnalysis, DataFile, Metric, PredictionKind,
-    SubmissionShape, TableProfile, TaskKind,
+    ColumnProfile, ColumnType, CompetitionAnalysis, DataFile, MediaFiles, MediaKind, Metric,
+    PredictionKind, SubmissionShape, TableProfile, TaskKind,
 };
 
 /// Most distinct target values a classification task may have.
@@ -90,6 +90,7 @@ pub fn analyse(
     text: &CompetitionText,
 ) -> Result<CompetitionAnalysis, AnalyseError> {
     let files = list_files(dir)?;
+    let media = media_files(&files);
     let csvs: Vec<&DataFile> = files
         .iter()
         .filter(|f| f.path.to_lowercase().ends_with(".csv"))
@@ -113,10 +114,18 @@ pub fn analyse(
         dir: dir.to_path_buf(),
         expected: "train.csv",
     })?;
-    let test_path = pick(&csvs, &["test", "testing"]).ok_or_else(|| AnalyseError::Missing {
-        what: "test table",
-        dir: dir.to_path_buf(),
-        expected: "test.csv",
+    let test_path = pick(&csvs, &["test", "testing"]).ok_or_else(|| match &media {
+        Some(found) => AnalyseError::Invalid(format!(
+            "no test table found in {}, and the data is {found}: the rows to predict are media \
+             files, which the built-in baseline cannot read; an LLM generator \
+             (--generator openai or anthropic) needs a test table too",
+            dir.display()
+        )),
+        None => AnalyseError::Missing {
+            what: "test table",
+            dir: dir.to_path_buf(),
+            expected: "test.csv",
+        },
     })?;
 
     let sample = profile::profile_table(dir, &sample_path)?;
@@ -188,7 +197,43 @@ pub fn analyse(
         metric,
         classes: found.classes,
         description,
+        media,
     })
+}
+
+/// Extensions of the media the baseline cannot read, by kind.
+const MEDIA_EXTENSIONS: &[(MediaKind, &[&str])] = &[
+    (
+        MediaKind::Audio,
+        &["wav", "mp3", "flac", "ogg", "aac", "m4a", "aiff", "opus"],
+    ),
+    (
+        MediaKind::Video,
+        &["mp4", "avi", "mov", "mkv", "webm", "mpg", "mpeg", "wmv"],
+    ),
+];
+
+/// The audio or video files among `files` (the more numerous kind), if any.
+fn media_files(files: &[DataFile]) -> Option<MediaFiles> {
+    MEDIA_EXTENSIONS
+        .iter()
+        .map(|(kind, extensions)| {
+            let found: Vec<&DataFile> = files
+                .iter()
+                .filter(|f| {
+                    Path::new(&f.path).extension().is_some_and(|e| {
+                        extensions.contains(&e.to_string_lossy().to_lowercase().as_str())
+                    })
+                })
+                .collect();
+            MediaFiles {
+                kind: *kind,
+                count: found.len(),
+                examples: found.iter().take(3).map(|f| f.path.clone()).collect(),
+            }
+        })
+        .filter(|m| m.count > 0)
+        .max_by_key(|m| m.count)
 }
 
 /// How many space-separated labels the sample submission's first prediction lists.
@@ -555,6 +600,31 @@ mod tests {
         assert_eq!(a.task, TaskKind::Multiclass);
         let a = analyse(dir.path(), "p", &text("scored by MAP@3")).expect("analysis");
         assert_eq!(a.metric, Some(Metric::MapAtK { k: 3 }));
+    }
+
+    #[test]
+    fn audio_files_are_named_and_without_a_test_table_refused_with_them() {
+        let dir = competition(&[
+            ("train.csv", "clip,label\na.wav,dog\nb.wav,cat\n"),
+            ("test.csv", "clip\nc.wav\n"),
+            ("sample_submission.csv", "clip,label\nc.wav,dog\n"),
+            ("audio/a.wav", "RIFF"),
+            ("audio/b.wav", "RIFF"),
+            ("audio/c.WAV", "RIFF"),
+            ("clips/intro.mp4", "...."),
+        ]);
+        let a = analyse(dir.path(), "birds", &CompetitionText::default()).expect("analysis");
+        let media = a.media.expect("media found");
+        assert_eq!((media.kind, media.count), (MediaKind::Audio, 3));
+        assert_eq!(
+            media.to_string(),
+            "3 audio files (e.g. [\"audio/a.wav\", \"audio/b.wav\", \"audio/c.WAV\"])"
+        );
+        std::fs::remove_file(dir.path().join("test.csv")).expect("remove");
+        let error = analyse(dir.path(), "birds", &CompetitionText::default())
+            .expect_err("no test table")
+            .to_string();
+        assert!(error.contains("3 audio files"), "{error}");
     }
 
     /// Each sample the files do not settle, and the columns its error must name.

@@ -204,6 +204,42 @@ pub struct DataFile {
     pub bytes: u64,
 }
 
+/// A kind of data file the baseline cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MediaKind {
+    /// Sound recordings (`.wav`, `.mp3`, `.flac`, ...).
+    Audio,
+    /// Moving pictures (`.mp4`, `.avi`, `.mov`, ...).
+    Video,
+}
+
+/// Files of a kind the baseline cannot read, as found among the competition's files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaFiles {
+    /// What they are.
+    pub kind: MediaKind,
+    /// How many there are.
+    pub count: usize,
+    /// A few of their paths.
+    pub examples: Vec<String>,
+}
+
+impl std::fmt::Display for MediaFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        };
+        write!(
+            f,
+            "{} {kind} files (e.g. {})",
+            self.count,
+            crate::text::quote_list(self.examples.iter().map(String::as_str), 3)
+        )
+    }
+}
+
 /// Everything the analysis found out about a competition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompetitionAnalysis {
@@ -236,4 +272,8 @@ pub struct CompetitionAnalysis {
     pub classes: Vec<String>,
     /// The start of the competition's description, if it has one.
     pub description: Option<String>,
+    /// Audio or video files among the data, which the baseline cannot read (an LLM's code
+    /// may still use them).
+    #[serde(default)]
+    pub media: Option<MediaFiles>,
 }

@@ -32,6 +32,16 @@ impl Generator for BaselineGenerator {
         &self,
         request: &GenerationRequest<'_>,
     ) -> Result<GeneratedCode, GenerateError> {
+        if let Some(media) = &request.analysis.media {
+            return Err(GenerateError::Abort {
+                provider: self.name(),
+                message: format!(
+                    "the competition's data is {media}, which the baseline cannot read (it \
+                     reads tables only); an LLM generator (--generator openai or anthropic) \
+                     may still try"
+                ),
+            });
+        }
         Ok(GeneratedCode {
             code: baseline_code(request.analysis),
             generator: self.name(),
@@ -209,6 +219,7 @@ mod tests {
             metric: None,
             classes: vec!["0".into(), "1".into()],
             description: None,
+            media: None,
         };
         let config = config(&analysis);
         assert_eq!(config["features"], json!(["Age", "Sex"]));
@@ -219,6 +230,38 @@ mod tests {
         let code = baseline_code(&analysis);
         assert!(code.starts_with("# Competition: demo slug\n"));
         assert!(code.contains("CONFIG = json.loads(\"{"));
+    }
+
+    #[tokio::test]
+    async fn media_the_baseline_cannot_read_end_the_job_before_any_attempt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, body) in [
+            ("train.csv", "clip,label\na.wav,dog\nb.wav,cat\n"),
+            ("test.csv", "clip\nc.wav\n"),
+            ("sample_submission.csv", "clip,label\nc.wav,dog\n"),
+            ("a.wav", "RIFF"),
+        ] {
+            std::fs::write(dir.path().join(name), body).expect("write");
+        }
+        let text = crate::pipeline::analyse::CompetitionText::default();
+        let analysis =
+            crate::pipeline::analyse::analyse(dir.path(), "birds", &text).expect("analysis");
+        let request = GenerationRequest {
+            analysis: &analysis,
+            attempt: 1,
+            previous: None,
+        };
+        let error = BaselineGenerator
+            .generate(&request)
+            .await
+            .expect_err("refused");
+        assert!(!error.is_retryable());
+        let message = error.to_string();
+        assert!(
+            message.contains("1 audio files (e.g. [\"a.wav\"])"),
+            "{message}"
+        );
+        assert!(message.contains("an LLM generator"), "{message}");
     }
 
     #[test]

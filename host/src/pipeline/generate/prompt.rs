@@ -129,6 +129,13 @@ fn summary(a: &CompetitionAnalysis) -> String {
     if !a.classes.is_empty() {
         let _ = writeln!(s, "Classes (sorted): {}.", quoted(&a.classes));
     }
+    if let Some(media) = &a.media {
+        let _ = writeln!(
+            s,
+            "The data includes {media}: read them with the standard library if the task needs \
+             them (no audio or video libraries are available)."
+        );
+    }
     s.push_str("Files, read-only under /input:\n");
     for file in &a.files {
         let role = if file.path == a.train.path {
@@ -425,6 +432,7 @@ mod tests {
             metric: Some(Metric::Accuracy),
             classes: vec!["0".to_owned(), "1".to_owned()],
             description: Some("Predict survival on the Titanic.".to_owned()),
+            media: None,
         }
     }
 
