@@ -270,6 +270,54 @@ async fn code_that_needs_xgboost_fails_its_attempt_without_docker() -> Result<()
     Ok(())
 }
 
+/// Replies without code first (as an LLM that only talks does), then with good code.
+#[derive(Debug, Default)]
+struct Talker {
+    calls: Mutex<Vec<Option<String>>>,
+}
+
+#[async_trait]
+impl Generator for Talker {
+    fn name(&self) -> String {
+        "talker".into()
+    }
+
+    async fn generate(
+        &self,
+        request: &GenerationRequest<'_>,
+    ) -> Result<GeneratedCode, GenerateError> {
+        let mut calls = self.calls.lock().expect("lock");
+        calls.push(request.previous.as_ref().map(|p| p.error.clone()));
+        if calls.len() == 1 {
+            return Err(GenerateError::NoCode {
+                provider: self.name(),
+            });
+        }
+        Ok(GeneratedCode {
+            code: GOOD.into(),
+            generator: self.name(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_reply_without_code_uses_an_attempt_and_the_next_one_is_told() -> Result<()> {
+    let talker = Arc::new(Talker::default());
+    let harness = harness(talker.clone());
+    let report = solve(&harness, &Policy::default()).await?;
+    ensure!(report.attempts.len() == 2, "{:?}", report.attempts);
+    let first = report.attempts[0].error.clone().unwrap_or_default();
+    ensure!(
+        first.contains("talker replied without any Python code"),
+        "{first}"
+    );
+    let told = talker.calls.lock().expect("lock")[1]
+        .clone()
+        .unwrap_or_default();
+    ensure!(told.contains("without any Python code"), "{told}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn an_audio_competition_fails_with_the_baseline_before_any_attempt() -> Result<()> {
     let data = tempfile::tempdir()?;
