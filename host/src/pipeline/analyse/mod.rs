@@ -121,11 +121,12 @@ pub fn analyse(
              (--generator openai or anthropic) needs a test table too",
             dir.display()
         )),
-        None => AnalyseError::Missing {
-            what: "test table",
-            dir: dir.to_path_buf(),
-            expected: "test.csv",
-        },
+        None => AnalyseError::Invalid(format!(
+            "no test table found in {}: expected a file such as test.csv; {sample_path} names \
+             the rows to predict, but without a test table they have no features to predict \
+             them from",
+            dir.display()
+        )),
     })?;
 
     let sample = profile::profile_table(dir, &sample_path)?;
@@ -434,6 +435,25 @@ mod tests {
         let error = analyse(dir.path(), "x", &CompetitionText::default()).expect_err("no sample");
         assert!(
             error.to_string().contains("sample_submission.csv"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_sample_without_a_test_table_is_a_clear_error() {
+        let dir = competition(&[
+            ("train.csv", "id,x,y\n1,1,0\n"),
+            ("sample_submission.csv", "id,y\n2,0\n"),
+        ]);
+        let error = analyse(dir.path(), "x", &CompetitionText::default())
+            .expect_err("no test table")
+            .to_string();
+        assert!(
+            error.contains("expected a file such as test.csv"),
+            "{error}"
+        );
+        assert!(
+            error.contains("sample_submission.csv names the rows to predict"),
             "{error}"
         );
     }
