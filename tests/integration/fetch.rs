@@ -1,6 +1,7 @@
 //! Fetching competitions against a fake Kaggle on 127.0.0.1: the happy path, redirects,
 //! Kaggle's refusals (401, 403 rules, 404), retries (429/5xx), metadata that fails on the
-//! server's side (the files still come) and a dropped download resumed.
+//! server's side (the files still come), tables packed once more inside the download, and a
+//! dropped download resumed.
 //! Sub-modules cover hostile archives, single flight and local folders, and the fake's
 //! faithfulness, proven by the official `kaggle` client.
 
@@ -359,6 +360,36 @@ async fn a_metadata_failure_degrades_to_the_files_but_a_refusal_does_not() {
         1,
         "nothing after the refusal"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_packed_in_the_download_are_read_as_tables() {
+    use std::io::Write;
+    let fake = FakeKaggle::start().await;
+    let mut comp = competition("Packed");
+    let plain = comp.files.clone();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain[1].1).expect("gzip");
+    let packed = vec![
+        ("train.csv.zip".to_owned(), fake_kaggle::zip_of(&plain[..1])),
+        ("test.csv.gz".to_owned(), gz.finish().expect("gzip")),
+        plain[2].clone(),
+    ];
+    comp.zip = fake_kaggle::zip_of(&packed);
+    comp.files = packed;
+    fake.state.add("packed", comp);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let got = fetch(config(&fake, cache.path()), "packed")
+        .await
+        .expect("fetch");
+    assert_files(&got.dir, &plain);
+    let analysis = kaggle_solver::pipeline::analyse::analyse(
+        &got.dir,
+        "packed",
+        &kaggle_solver::pipeline::analyse::CompetitionText::default(),
+    )
+    .expect("the unpacked tables analyse");
+    assert_eq!((analysis.train.rows, analysis.test.rows), (200, 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
