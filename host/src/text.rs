@@ -71,6 +71,15 @@ pub fn head(text: &str, max: usize) -> String {
     }
 }
 
+/// The first `max` characters of `text` on one line; when cut, ` [N more]` says how many were
+/// dropped (for a table cell shown among others).
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{} [{} more]", &text[..end], text[end..].chars().count()),
+        None => text.to_owned(),
+    }
+}
+
 /// The longest suffix of `text` of at most `max` bytes that starts on a character boundary.
 pub fn tail_bytes(text: &str, max: usize) -> &str {
     let mut start = text.len().saturating_sub(max);
@@ -83,6 +92,12 @@ pub fn tail_bytes(text: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clipped_cell_says_how_much_was_cut_and_keeps_characters_whole() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("ééééé", 2), "éé [3 more]");
+    }
 
     #[test]
     fn tail_keeps_the_end_and_counts_the_cut() {

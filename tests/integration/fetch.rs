@@ -1,5 +1,7 @@
 //! Fetching competitions against a fake Kaggle on 127.0.0.1: the happy path, redirects,
-//! Kaggle's refusals (401, 403 rules, 404), retries (429/5xx) and a dropped download resumed.
+//! Kaggle's refusals (401, 403 rules, 404), retries (429/5xx), metadata that fails on the
+//! server's side (the files still come), tables packed once more inside the download, and a
+//! dropped download resumed.
 //! Sub-modules cover hostile archives, single flight and local folders, and the fake's
 //! faithfulness, proven by the official `kaggle` client.
 
@@ -316,6 +318,78 @@ async fn retries_are_bounded() {
     );
     assert!(err.is_retryable(), "a later try may succeed");
     assert_eq!(fake.state.calls("GetCompetition").len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_failure_degrades_to_the_files_but_a_refusal_does_not() {
+    let fake = FakeKaggle::start().await;
+    let comp = competition("No Metadata");
+    fake.state.add("no-metadata", comp.clone());
+    // Every attempt of GetCompetition (the first call) fails on the server's side.
+    let failures = (0..fast_retries().max_attempts).map(|_| Injected {
+        status: 500,
+        retry_after: None,
+    });
+    fake.state.inject.lock().expect("lock").extend(failures);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let got = fetch(config(&fake, cache.path()), "no-metadata")
+        .await
+        .expect("the files without the metadata");
+    assert_files(&got.dir, &comp.files);
+    assert_eq!(got.title, None);
+    assert_eq!(got.evaluation_metric, None);
+    assert_eq!(fake.state.calls("GetCompetition").len(), 4);
+    assert_eq!(fake.state.calls("ListDataFiles").len(), 1);
+
+    // A 403 on the metadata is a refusal: the fetch ends there, without retries.
+    fake.state.add("refused", competition("Refused"));
+    fake.state.inject.lock().expect("lock").push_back(Injected {
+        status: 403,
+        retry_after: None,
+    });
+    let err = fetch(config(&fake, cache.path()), "refused")
+        .await
+        .expect_err("403");
+    assert!(
+        matches!(err, FetchError::Kaggle(KaggleError::Forbidden { .. })),
+        "{err}"
+    );
+    assert_eq!(fake.state.calls("GetCompetition").len(), 5);
+    assert_eq!(
+        fake.state.calls("ListDataFiles").len(),
+        1,
+        "nothing after the refusal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_packed_in_the_download_are_read_as_tables() {
+    use std::io::Write;
+    let fake = FakeKaggle::start().await;
+    let mut comp = competition("Packed");
+    let plain = comp.files.clone();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain[1].1).expect("gzip");
+    let packed = vec![
+        ("train.csv.zip".to_owned(), fake_kaggle::zip_of(&plain[..1])),
+        ("test.csv.gz".to_owned(), gz.finish().expect("gzip")),
+        plain[2].clone(),
+    ];
+    comp.zip = fake_kaggle::zip_of(&packed);
+    comp.files = packed;
+    fake.state.add("packed", comp);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let got = fetch(config(&fake, cache.path()), "packed")
+        .await
+        .expect("fetch");
+    assert_files(&got.dir, &plain);
+    let analysis = kaggle_solver::pipeline::analyse::analyse(
+        &got.dir,
+        "packed",
+        &kaggle_solver::pipeline::analyse::CompetitionText::default(),
+    )
+    .expect("the unpacked tables analyse");
+    assert_eq!((analysis.train.rows, analysis.test.rows), (200, 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -74,6 +74,14 @@ fn harness(generator: DynGenerator) -> Harness {
 }
 
 async fn solve(harness: &Harness, policy: &Policy) -> Result<SolveReport, SolveError> {
+    solve_competition(harness, policy, &demo()).await
+}
+
+async fn solve_competition(
+    harness: &Harness,
+    policy: &Policy,
+    competition: &PreparedCompetition,
+) -> Result<SolveReport, SolveError> {
     let job = SolveJob {
         id: "job-1".into(),
         claim: SolveJob::new_claim(),
@@ -82,7 +90,7 @@ async fn solve(harness: &Harness, policy: &Policy) -> Result<SolveReport, SolveE
         events: &|_| {},
         fence: &Unleased,
     };
-    harness.solver.solve(&job, &demo()).await
+    harness.solver.solve(&job, competition).await
 }
 
 /// Plays canned code, one per attempt, and records what each request carried.
@@ -259,5 +267,135 @@ async fn code_that_needs_xgboost_fails_its_attempt_without_docker() -> Result<()
         "{first}"
     );
     ensure!(report.attempts[0].outcome.is_none(), "it never ran");
+    Ok(())
+}
+
+/// Replies without code first (as an LLM that only talks does), then with good code.
+#[derive(Debug, Default)]
+struct Talker {
+    calls: Mutex<Vec<Option<String>>>,
+}
+
+#[async_trait]
+impl Generator for Talker {
+    fn name(&self) -> String {
+        "talker".into()
+    }
+
+    async fn generate(
+        &self,
+        request: &GenerationRequest<'_>,
+    ) -> Result<GeneratedCode, GenerateError> {
+        let mut calls = self.calls.lock().expect("lock");
+        calls.push(request.previous.as_ref().map(|p| p.error.clone()));
+        if calls.len() == 1 {
+            return Err(GenerateError::NoCode {
+                provider: self.name(),
+            });
+        }
+        Ok(GeneratedCode {
+            code: GOOD.into(),
+            generator: self.name(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_reply_without_code_uses_an_attempt_and_the_next_one_is_told() -> Result<()> {
+    let talker = Arc::new(Talker::default());
+    let harness = harness(talker.clone());
+    let report = solve(&harness, &Policy::default()).await?;
+    ensure!(report.attempts.len() == 2, "{:?}", report.attempts);
+    let first = report.attempts[0].error.clone().unwrap_or_default();
+    ensure!(
+        first.contains("talker replied without any Python code"),
+        "{first}"
+    );
+    let told = talker.calls.lock().expect("lock")[1]
+        .clone()
+        .unwrap_or_default();
+    ensure!(told.contains("without any Python code"), "{told}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_audio_competition_fails_with_the_baseline_before_any_attempt() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    for (name, body) in [
+        ("train.csv", "clip,label\na.wav,dog\nb.wav,cat\n"),
+        ("test.csv", "clip\nc.wav\n"),
+        ("sample_submission.csv", "clip,label\nc.wav,dog\n"),
+        ("a.wav", "RIFF"),
+        ("b.wav", "RIFF"),
+        ("c.wav", "RIFF"),
+    ] {
+        std::fs::write(data.path().join(name), body)?;
+    }
+    let competition = PreparedCompetition {
+        slug: "birdsong".into(),
+        dir: data.path().to_path_buf(),
+        text: CompetitionText::default(),
+        pin: None,
+    };
+    let harness = harness(Arc::new(BaselineGenerator));
+    match solve_competition(&harness, &Policy::default(), &competition).await {
+        Err(SolveError::Generate(error)) => {
+            let message = error.to_string();
+            ensure!(message.contains("3 audio files"), "{message}");
+            ensure!(message.contains("may still try"), "{message}");
+        }
+        other => anyhow::bail!("expected the baseline to refuse, got {other:?}"),
+    }
+    Ok(())
+}
+
+/// A competition of two numeric targets, `t1` and `t2`, both varying with `x`.
+fn two_targets(dir: &Path) -> PreparedCompetition {
+    let train: String = (0..60)
+        .map(|i| format!("{i},{i},{}.5,{}\n", i % 7, 3 * i + 1))
+        .collect();
+    let test: String = (100..125).map(|i| format!("{i},{}\n", i - 100)).collect();
+    let sample: String = (100..125).map(|i| format!("{i},0,0\n")).collect();
+    for (name, body) in [
+        ("train.csv", format!("id,x,t1,t2\n{train}")),
+        ("test.csv", format!("id,x\n{test}")),
+        ("sample_submission.csv", format!("id,t1,t2\n{sample}")),
+    ] {
+        std::fs::write(dir.join(name), body).expect("write");
+    }
+    PreparedCompetition {
+        slug: "two-targets".into(),
+        dir: dir.to_path_buf(),
+        text: CompetitionText {
+            description: Some("Scored by MCRMSE, mean columnwise root mean squared error.".into()),
+            evaluation_metric: None,
+        },
+        pin: None,
+    }
+}
+
+#[tokio::test]
+async fn a_multi_target_job_cannot_complete_with_a_constant_column() -> Result<()> {
+    // The first column predicted, the second left as the sample's zeros: what a shape read as
+    // one target used to write.
+    let one_column = "import pandas as pd\n\
+test = pd.read_csv('/input/test.csv')\n\
+sub = pd.read_csv('/input/sample_submission.csv')\n\
+sub['t1'] = test['x'].values * 0.1\n\
+sub.to_csv('/output/submission.csv', index=False)\n";
+    let data = tempfile::tempdir()?;
+    let competition = two_targets(data.path());
+    let mut policy = Policy::default();
+    policy.attempts.max = 1;
+    let harness = harness(scripted(&[one_column]));
+    match solve_competition(&harness, &policy, &competition).await {
+        Err(SolveError::AttemptsExhausted { last_error, .. }) => {
+            ensure!(
+                last_error.contains("\"t2\" holds 0 in all 25 rows"),
+                "{last_error}"
+            );
+        }
+        other => anyhow::bail!("expected the constant column refused, got {other:?}"),
+    }
     Ok(())
 }

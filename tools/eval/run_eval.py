@@ -32,6 +32,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 # Vendored next to this script, so the tool runs from any checkout.
 GRADE = Path(__file__).resolve().parent / "grade.py"
+# The grader of every submission shape, for a competition whose config names its columns.
+GRADE_SHAPES = Path(__file__).resolve().parent / "grade_shapes.py"
+
+
+def grader_for(comps: Path, slug: str) -> Path:
+    try:
+        config = json.loads((comps / slug / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return GRADE
+    return GRADE_SHAPES if "submission_columns" in config else GRADE
 
 
 def script_for(solution: Path, slug: str) -> Path | None:
@@ -102,7 +112,14 @@ def run_one(args, solution: Path, slug: str, outdir: Path) -> dict:
         return res
     sub = outdir / "submission.csv"
     g = subprocess.run(
-        [sys.executable, str(GRADE), slug, str(sub), "--comps", str(args.comps)],
+        [
+            sys.executable,
+            str(grader_for(args.comps, slug)),
+            slug,
+            str(sub),
+            "--comps",
+            str(args.comps),
+        ],
         capture_output=True,
         text=True,
     )
@@ -186,7 +203,7 @@ def main(argv=None) -> int:
             cfg = json.loads((args.comps / slug / "config.json").read_text(encoding="utf-8"))
             row = {
                 "slug": slug,
-                "task": cfg["task"],
+                "task": cfg.get("task", cfg["prediction"]),
                 "metric": cfg["metric"],
                 "higher_is_better": cfg["higher_is_better"],
             }

@@ -1,5 +1,7 @@
 //! Checking a submission against `sample_submission.csv` before it is stored: same columns,
-//! the same ids once each, no missing values, and values of the right kind. A failure says
+//! the same ids once each, no missing values, values of the right kind, and the rules of the
+//! submission's shape (per-class probabilities that sum to 1 in each row; several predicted
+//! columns that each vary where a fitted model's would). A failure says
 //! exactly what is wrong, because it is fed back to the code generator; every value it quotes
 //! from the submission is bounded, since the submission is the generated code's output and a
 //! 20 MB header must not become a 20 MB message in the logs, Redis and the next prompt.
@@ -10,7 +12,7 @@ use std::path::Path;
 use crate::text::{MESSAGE_CHARS, head, quote, quote_list};
 
 use super::analyse::profile::is_missing;
-use super::analyse::{CompetitionAnalysis, PredictionKind, TaskKind};
+use super::analyse::{CompetitionAnalysis, Metric, PredictionKind, SubmissionShape, TaskKind};
 
 /// Why a submission is not valid. The message is written for the code generator to act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,6 +28,13 @@ pub struct ValidSubmission {
 
 /// How many column names a message lists.
 const LISTED_COLUMNS: usize = 20;
+/// How far a row's class probabilities may sum from 1: room for values written to three or
+/// four decimals over up to a hundred classes, far less than a class left at 0 or a row of
+/// unnormalised scores.
+const PROBABILITY_SUM_TOLERANCE: f64 = 0.01;
+/// Rows from which one continuous prediction repeated in every row means the model learned
+/// nothing. With fewer rows a fitted model can put every test row in the same leaf.
+const ROWS_THAT_MUST_VARY: usize = 20;
 
 /// Validates `submission` (the bytes of `/output/submission.csv`) against the competition's
 /// sample submission in `data_dir`.
@@ -110,9 +119,74 @@ fn check(
             })?;
         }
     }
+    check_shape(analysis, &sample.header, &ours.rows)?;
     Ok(ValidSubmission {
         rows: ours.rows.len(),
     })
+}
+
+/// The rules of the submission's shape over whole rows and columns (every value is already
+/// known to be of the right kind).
+fn check_shape(
+    analysis: &CompetitionAnalysis,
+    header: &[String],
+    rows: &[Vec<String>],
+) -> Result<(), String> {
+    let number = |value: &str| value.trim().parse::<f64>().unwrap_or(f64::NAN);
+    if matches!(analysis.shape, SubmissionShape::ClassProbabilities { .. }) {
+        for (line, row) in rows.iter().enumerate() {
+            let sum: f64 = row.iter().skip(1).map(|v| number(v)).sum();
+            if (sum - 1.0).abs() > PROBABILITY_SUM_TOLERANCE {
+                return Err(format!(
+                    "line {}: the class probabilities for id {} sum to {sum:.6}, not 1; each row's probabilities must sum to 1",
+                    line + 2,
+                    quote(&row[0])
+                ));
+            }
+        }
+    }
+    if !must_vary(analysis) || rows.len() < ROWS_THAT_MUST_VARY {
+        return Ok(());
+    }
+    for (index, column) in header.iter().enumerate().skip(1) {
+        if !trained_on_varying(analysis, column) {
+            continue;
+        }
+        let first = number(&rows[0][index]);
+        if rows.iter().all(|row| number(&row[index]) == first) {
+            return Err(format!(
+                "{} holds {first} in all {} rows: every target column must be predicted by a model fitted on it, not filled with a constant",
+                quote(column),
+                rows.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the shape's columns are continuous predictions of several fitted targets, where one
+/// value in every row can only be a constant filled in. A single column (a label, or a value
+/// of a weak model) and 0/1 labels may honestly repeat one value.
+fn must_vary(analysis: &CompetitionAnalysis) -> bool {
+    match analysis.shape {
+        SubmissionShape::MultiTarget { .. } | SubmissionShape::ClassProbabilities { .. } => true,
+        SubmissionShape::MultiLabel { .. } => analysis.prediction == PredictionKind::Probability,
+        SubmissionShape::Single { .. } | SubmissionShape::Ordinal { .. } => false,
+    }
+}
+
+/// Whether the training column behind a submission column varies: a target that never does
+/// is honestly predicted by a constant.
+fn trained_on_varying(analysis: &CompetitionAnalysis, column: &str) -> bool {
+    match &analysis.shape {
+        SubmissionShape::ClassProbabilities { .. } => true,
+        _ => analysis
+            .train
+            .columns
+            .iter()
+            .find(|c| c.name == column)
+            .is_some_and(|c| c.distinct > 1),
+    }
 }
 
 fn check_value(analysis: &CompetitionAnalysis, column: &str, value: &str) -> Result<(), String> {
@@ -134,20 +208,40 @@ fn check_value(analysis: &CompetitionAnalysis, column: &str, value: &str) -> Res
             }
         }
         (_, PredictionKind::Label) => {
-            let known = analysis.classes.iter().any(|c| {
-                c == value
-                    || normalise_number(c) == normalise_number(value)
-                    || c.eq_ignore_ascii_case(value)
-            });
-            if !analysis.classes.is_empty() && !known {
-                return Err(format!(
-                    "is {}, which is not one of the classes {}",
-                    quote(value),
-                    quote_list(analysis.classes.iter().map(String::as_str), LISTED_COLUMNS)
-                ));
+            let labels: Vec<&str> = match analysis.metric {
+                Some(Metric::MapAtK { k }) => {
+                    let labels: Vec<&str> = value.split_whitespace().collect();
+                    if labels.len() > k as usize {
+                        return Err(format!(
+                            "lists {} labels; MAP@{k} takes at most {k}, best first",
+                            labels.len()
+                        ));
+                    }
+                    labels
+                }
+                _ => vec![value],
+            };
+            for label in labels {
+                check_label(analysis, label)?;
             }
             let _ = column;
         }
+    }
+    Ok(())
+}
+
+fn check_label(analysis: &CompetitionAnalysis, value: &str) -> Result<(), String> {
+    let known = analysis.classes.iter().any(|c| {
+        c == value
+            || normalise_number(c) == normalise_number(value)
+            || c.eq_ignore_ascii_case(value)
+    });
+    if !analysis.classes.is_empty() && !known {
+        return Err(format!(
+            "is {}, which is not one of the classes {}",
+            quote(value),
+            quote_list(analysis.classes.iter().map(String::as_str), LISTED_COLUMNS)
+        ));
     }
     Ok(())
 }
@@ -271,5 +365,175 @@ mod tests {
         assert!(check(&case, "id,y\n10,1.5\n11,2\n12,3e2\n").is_ok());
         let error = check(&case, "id,y\n10,1.5\n11,inf\n12,x\n").expect_err("inf");
         assert!(error.0.contains("not a finite number"), "{error}");
+    }
+
+    /// A test table of `rows` ids (0..rows) beside `train` and `sample_header`'s sample.
+    fn wide(train: &str, sample_header: &str, rows: usize, text: &str) -> Case {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("train.csv"), train).expect("write");
+        let ids: String = (0..rows).map(|i| format!("{i},{i}\n")).collect();
+        std::fs::write(dir.path().join("test.csv"), format!("id,x\n{ids}")).expect("write");
+        let width = sample_header.split(',').count() - 1;
+        let zeros = vec!["0"; width].join(",");
+        let sample: String = (0..rows).map(|i| format!("{i},{zeros}\n")).collect();
+        std::fs::write(
+            dir.path().join("sample_submission.csv"),
+            format!("{sample_header}\n{sample}"),
+        )
+        .expect("write");
+        let text = CompetitionText {
+            description: Some(text.to_owned()),
+            evaluation_metric: None,
+        };
+        let analysis = analyse(dir.path(), "t", &text).expect("analysis");
+        Case { dir, analysis }
+    }
+
+    fn rows(header: &str, rows: usize, row: impl Fn(usize) -> String) -> String {
+        let body: String = (0..rows).map(|i| format!("{i},{}\n", row(i))).collect();
+        format!("{header}\n{body}")
+    }
+
+    #[test]
+    fn map_at_k_rows_list_up_to_k_known_labels() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, body) in [
+            ("train.csv", "id,x,y\n1,1,a\n2,2,b\n3,3,c\n4,4,d\n"),
+            ("test.csv", "id,x\n10,1\n11,2\n"),
+            ("sample_submission.csv", "id,y\n10,a b c\n11,a b c\n"),
+        ] {
+            std::fs::write(dir.path().join(name), body).expect("write");
+        }
+        let text = CompetitionText {
+            description: Some("MAP@3".into()),
+            evaluation_metric: None,
+        };
+        let case = Case {
+            analysis: analyse(dir.path(), "m", &text).expect("analysis"),
+            dir,
+        };
+        assert!(check(&case, "id,y\n10,d c b\n11,a\n").is_ok());
+        let error = check(&case, "id,y\n10,a b c d\n11,a\n").expect_err("four");
+        assert!(
+            error.0.contains("lists 4 labels; MAP@3 takes at most 3"),
+            "{error}"
+        );
+        let error = check(&case, "id,y\n10,a zz\n11,a\n").expect_err("unknown");
+        assert!(
+            error.0.contains("\"zz\", which is not one of the classes"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn class_probabilities_must_sum_to_one_in_every_row() {
+        let case = wide(
+            "id,x,y\n1,1,a\n2,2,b\n3,3,c\n",
+            "id,a,b,c",
+            3,
+            "multi-class logarithmic loss",
+        );
+        assert!(matches!(
+            case.analysis.shape,
+            SubmissionShape::ClassProbabilities { .. }
+        ));
+        let good = rows("id,a,b,c", 3, |i| match i {
+            0 => "0.2,0.3,0.5".into(),
+            1 => "0.3333,0.3333,0.3334".into(),
+            _ => "1,0,0".into(),
+        });
+        assert_eq!(check(&case, &good), Ok(ValidSubmission { rows: 3 }));
+        for bad in ["0.2,0.3,0.4", "0.5,0.5,0.5", "0.9,0.1,0.0001e3"] {
+            let submission = rows("id,a,b,c", 3, |i| {
+                if i == 1 {
+                    bad.into()
+                } else {
+                    "0.2,0.3,0.5".into()
+                }
+            });
+            let error = check(&case, &submission).expect_err(bad);
+            assert!(
+                error
+                    .0
+                    .contains("line 3: the class probabilities for id \"1\" sum to"),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_multi_target_submission_with_a_constant_column_is_invalid() {
+        let case = wide(
+            "id,x,t1,t2\n1,1,0.5,10\n2,2,1.5,20\n3,3,2.5,35\n",
+            "id,t1,t2",
+            25,
+            "MCRMSE",
+        );
+        assert!(matches!(
+            case.analysis.shape,
+            SubmissionShape::MultiTarget { .. }
+        ));
+        let varying = rows("id,t1,t2", 25, |i| format!("{}.5,{}", i % 3, 10 + i));
+        assert_eq!(check(&case, &varying), Ok(ValidSubmission { rows: 25 }));
+        let constant = rows("id,t1,t2", 25, |i| format!("{}.5,0.0", i % 3));
+        let error = check(&case, &constant).expect_err("a constant column");
+        assert!(error.0.contains("\"t2\" holds 0 in all 25 rows"), "{error}");
+        let text = rows("id,t1,t2", 25, |i| format!("{}.5,big", i % 3));
+        assert!(
+            check(&case, &text)
+                .expect_err("text")
+                .0
+                .contains("not a finite number")
+        );
+    }
+
+    #[test]
+    fn a_constant_column_on_a_tiny_test_set_or_a_constant_target_passes() {
+        let case = wide(
+            "id,x,t1,t2\n1,1,0.5,10\n2,2,1.5,10\n3,3,2.5,10\n",
+            "id,t1,t2",
+            ROWS_THAT_MUST_VARY,
+            "MCRMSE",
+        );
+        // t2 never varies in training, so a constant is the honest prediction.
+        let submission = rows("id,t1,t2", ROWS_THAT_MUST_VARY, |i| format!("{i},10"));
+        assert!(check(&case, &submission).is_ok());
+        let small = wide(
+            "id,x,t1,t2\n1,1,0.5,10\n2,2,1.5,20\n3,3,2.5,35\n",
+            "id,t1,t2",
+            ROWS_THAT_MUST_VARY - 1,
+            "MCRMSE",
+        );
+        let submission = rows("id,t1,t2", ROWS_THAT_MUST_VARY - 1, |i| format!("{i},7"));
+        assert!(check(&small, &submission).is_ok());
+    }
+
+    #[test]
+    fn multi_label_probabilities_are_in_zero_one_and_vary() {
+        let case = wide(
+            "id,x,a,b\n1,1,0,1\n2,2,1,0\n3,3,1,1\n",
+            "id,a,b",
+            30,
+            "mean column-wise ROC AUC",
+        );
+        assert!(matches!(
+            case.analysis.shape,
+            SubmissionShape::MultiLabel { .. }
+        ));
+        let good = rows("id,a,b", 30, |i| format!("0.{i:02},0.{:02}", 99 - i));
+        assert!(check(&case, &good).is_ok());
+        let above = rows("id,a,b", 30, |i| format!("0.{i:02},1.5"));
+        assert!(
+            check(&case, &above)
+                .expect_err("1.5")
+                .0
+                .contains("outside [0, 1]")
+        );
+        let constant = rows("id,a,b", 30, |i| format!("0.{i:02},0.5"));
+        let error = check(&case, &constant).expect_err("constant");
+        assert!(
+            error.0.contains("\"b\" holds 0.5 in all 30 rows"),
+            "{error}"
+        );
     }
 }

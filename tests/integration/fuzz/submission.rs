@@ -111,20 +111,13 @@ fn validate(comp: &Competition, bytes: &[u8]) -> Result<ValidSubmission, Invalid
     validate_submission(bytes, comp.dir.path(), &comp.analysis)
 }
 
-/// A prediction the competition accepts, written in one of the ways that mean it.
-fn valid_value(task: Task) -> BoxedStrategy<String> {
-    match task {
+/// A row of predictions the competition accepts, each written in one of the ways that mean it.
+fn valid_row(task: Task, columns: usize) -> BoxedStrategy<Vec<String>> {
+    let value = match task {
         Task::Labels => prop::sample::select(vec!["a", "b", "A", "B", " a", "b ", "\ta"])
             .prop_map(str::to_owned)
             .boxed(),
-        Task::Probabilities => prop_oneof![
-            (0.0f64..=1.0).prop_map(|p| p.to_string()),
-            prop::sample::select(vec![
-                "0", "1", "1.0", "0.5000", "1e-3", " 0.7 ", "0.", ".5", "+0.25"
-            ])
-            .prop_map(str::to_owned),
-        ]
-        .boxed(),
+        Task::Probabilities => return probability_row(),
         Task::Regression => prop_oneof![
             any::<f64>()
                 .prop_filter("finite", |x| x.is_finite())
@@ -134,7 +127,42 @@ fn valid_value(task: Task) -> BoxedStrategy<String> {
                 .prop_map(str::to_owned),
         ]
         .boxed(),
-    }
+    };
+    prop::collection::vec(value, columns).boxed()
+}
+
+/// One row of class probabilities that sum to 1, each written in one of the ways that mean
+/// it (the validator refuses a row that does not sum to 1).
+fn probability_row() -> BoxedStrategy<Vec<String>> {
+    let spelled = |a: f64, b: f64, c: f64, style: usize| {
+        [a, b, c]
+            .iter()
+            .map(|p| match style % 4 {
+                0 => p.to_string(),
+                1 => format!(" {p} "),
+                2 => format!("{p:e}"),
+                _ => format!("+{p}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    prop_oneof![
+        (0.0f64..=1.0, 0.0f64..=1.0, 0usize..4).prop_map(move |(u, v, style)| {
+            let b = (1.0 - u) * v;
+            spelled(u, b, (1.0 - u - b).max(0.0), style)
+        }),
+        prop::sample::select(vec![
+            ["0.25", "0.25", "0.5"],
+            [".5", "0.5 ", "0"],
+            ["1", "0", "0."],
+            ["+0.25", "0.7", "5e-2"],
+            ["1.0", "0", "0"],
+            ["0.3333", "0.3333", "0.3334"],
+            ["0.5000", "1e-3", "0.499"],
+            [" 0.7 ", "0.", ".3"],
+        ])
+        .prop_map(|row| row.iter().map(|v| (*v).to_owned()).collect()),
+    ]
+    .boxed()
 }
 
 /// A value the competition refuses, with the words the refusal must contain.
@@ -303,8 +331,7 @@ struct Submission {
 fn valid(task: Task) -> impl Strategy<Value = Submission> {
     let ids: Vec<String> = task.ids().iter().map(|s| (*s).to_owned()).collect();
     let columns = task.header().len() - 1;
-    let values =
-        prop::collection::vec(prop::collection::vec(valid_value(task), columns), ids.len());
+    let values = prop::collection::vec(valid_row(task, columns), ids.len());
     (Just(ids).prop_shuffle(), values, style()).prop_map(move |(ids, values, style)| {
         let rows = ids
             .into_iter()

@@ -15,8 +15,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use kaggle_solver::pipeline::analyse::{
-    ColumnProfile, ColumnType, CompetitionAnalysis, DataFile, Metric, PredictionKind, TableProfile,
-    TaskKind,
+    ColumnProfile, ColumnType, CompetitionAnalysis, DataFile, Metric, PredictionKind,
+    SubmissionShape, TableProfile, TaskKind,
 };
 use kaggle_solver::pipeline::generate::{
     AnthropicConfig, AnthropicGenerator, DynGenerator, GenerateError, GeneratedCode,
@@ -220,6 +220,7 @@ fn table(path: &str, rows: u64, names: &[&str]) -> TableProfile {
                 examples: vec!["0".to_owned(), "1".to_owned()],
             })
             .collect(),
+        head: Vec::new(),
     }
 }
 
@@ -238,12 +239,16 @@ pub(crate) fn analysis() -> CompetitionAnalysis {
         sample_submission: table("sample_submission.csv", 25, &["id", "target"]),
         id_column: "id".to_owned(),
         target_columns: vec!["target".to_owned()],
-        train_target: "target".to_owned(),
+        shape: SubmissionShape::Single {
+            target: "target".to_owned(),
+        },
+        shape_reason: "one prediction column \"target\", a column of train.csv".to_owned(),
         task: TaskKind::Binary,
         prediction: PredictionKind::Label,
         metric: Some(Metric::Accuracy),
         classes: vec!["0".to_owned(), "1".to_owned()],
         description: None,
+        media: None,
     }
 }
 

@@ -2,23 +2,25 @@
 //!
 //! It finds the train, test and sample-submission tables (also in sub-folders and under other
 //! common names), profiles their columns, infers the id and target columns from the sample
-//! submission, the task from the target, labels versus probabilities from the sample's values,
-//! and the metric from the description. The result, [`CompetitionAnalysis`], goes into the
+//! submission, the submission's shape (which training columns its prediction columns come from
+//! and what they hold), the task from the target, labels versus probabilities from the sample's
+//! values, and the metric from the description. The result, [`CompetitionAnalysis`], goes into the
 //! job's logs, the baseline generator's choices and the LLM prompt.
 
 mod metric;
 pub(crate) mod profile;
+mod shape;
 mod types;
 
 use std::path::{Path, PathBuf};
 
 pub use types::{
-    ColumnProfile, ColumnType, CompetitionAnalysis, DataFile, Metric, PredictionKind, TableProfile,
-    TaskKind,
+    ColumnProfile, ColumnType, CompetitionAnalysis, DataFile, MediaFiles, MediaKind, Metric,
+    PredictionKind, SubmissionShape, TableProfile, TaskKind,
 };
 
 /// Most distinct target values a classification task may have.
-const MAX_CLASSES: usize = 200;
+pub(crate) const MAX_CLASSES: usize = 200;
 /// How deep below the competition folder files are looked for.
 const MAX_DEPTH: usize = 3;
 /// Characters of the description kept for the prompt.
@@ -88,6 +90,7 @@ pub fn analyse(
     text: &CompetitionText,
 ) -> Result<CompetitionAnalysis, AnalyseError> {
     let files = list_files(dir)?;
+    let media = media_files(&files);
     let csvs: Vec<&DataFile> = files
         .iter()
         .filter(|f| f.path.to_lowercase().ends_with(".csv"))
@@ -111,10 +114,19 @@ pub fn analyse(
         dir: dir.to_path_buf(),
         expected: "train.csv",
     })?;
-    let test_path = pick(&csvs, &["test", "testing"]).ok_or_else(|| AnalyseError::Missing {
-        what: "test table",
-        dir: dir.to_path_buf(),
-        expected: "test.csv",
+    let test_path = pick(&csvs, &["test", "testing"]).ok_or_else(|| match &media {
+        Some(found) => AnalyseError::Invalid(format!(
+            "no test table found in {}, and the data is {found}: the rows to predict are media \
+             files, which the built-in baseline cannot read; an LLM generator \
+             (--generator openai or anthropic) needs a test table too",
+            dir.display()
+        )),
+        None => AnalyseError::Invalid(format!(
+            "no test table found in {}: expected a file such as test.csv; {sample_path} names \
+             the rows to predict, but without a test table they have no features to predict \
+             them from",
+            dir.display()
+        )),
     })?;
 
     let sample = profile::profile_table(dir, &sample_path)?;
@@ -143,29 +155,6 @@ pub fn analyse(
             "{sample_path} has only the id column; it needs at least one prediction column"
         )));
     }
-    let train_target = if target_columns.len() == 1 && has(&train, &target_columns[0]) {
-        target_columns[0].clone()
-    } else {
-        // One column per class: the target is the training column the test table lacks.
-        train
-            .columns
-            .iter()
-            .map(|c| c.name.clone())
-            .find(|name| name != &id_column && !has(&test, name))
-            .ok_or_else(|| {
-                AnalyseError::Invalid(format!(
-                    "cannot tell which column of {train_path} is the target: none of {target_columns:?} is in it and every other column is also in {test_path}"
-                ))
-            })?
-    };
-
-    let target_profile = train
-        .columns
-        .iter()
-        .find(|c| c.name == train_target)
-        .ok_or_else(|| {
-            AnalyseError::Invalid(format!("{train_path} has no column {train_target:?}"))
-        })?;
     let metric = text
         .evaluation_metric
         .as_deref()
@@ -174,40 +163,22 @@ pub fn analyse(
             text.description
                 .as_deref()
                 .and_then(metric::metric_from_text)
+        })
+        .map(|m| match m {
+            // MAP@K without its K: as many labels as the sample lists in a row.
+            Metric::MapAtK { k: 0 } => Metric::MapAtK {
+                k: listed_labels(&sample),
+            },
+            other => other,
         });
-    let classification_metric = metric.is_some_and(Metric::is_classification);
-    let is_classification = match target_profile.dtype {
-        ColumnType::Float => {
-            classification_metric && (target_profile.distinct as usize) <= MAX_CLASSES
-        }
-        ColumnType::Integer => {
-            let regression_metric = metric.is_some_and(|m| !m.is_classification());
-            !regression_metric && (target_profile.distinct as usize) <= 20.min(MAX_CLASSES)
-                || classification_metric
-        }
-        _ => true,
-    } || target_columns.len() > 1;
-    let mut classes = Vec::new();
-    if is_classification {
-        let mut values = profile::column_values(dir, &train_path, &train_target, usize::MAX)?;
-        values.sort();
-        values.dedup();
-        if values.len() > MAX_CLASSES {
-            return Err(AnalyseError::Invalid(format!(
-                "the target {train_target:?} has {} classes; at most {MAX_CLASSES} are supported",
-                values.len()
-            )));
-        }
-        classes = values;
-    }
-    let task = if !is_classification {
-        TaskKind::Regression
-    } else if classes.len() <= 2 && target_columns.len() == 1 {
-        TaskKind::Binary
-    } else {
-        TaskKind::Multiclass
+    let tables = shape::Tables {
+        dir,
+        train: &train,
+        test: &test,
+        sample: &sample,
+        id_column: &id_column,
     };
-    let prediction = infer_prediction(dir, &sample_path, &target_columns, task, metric, &classes)?;
+    let found = shape::infer(&tables, &target_columns, metric)?;
     let description = text
         .description
         .as_ref()
@@ -220,47 +191,60 @@ pub fn analyse(
         sample_submission: sample,
         id_column,
         target_columns,
-        train_target,
-        task,
-        prediction,
+        shape: found.shape,
+        shape_reason: found.reason,
+        task: found.task,
+        prediction: found.prediction,
         metric,
-        classes,
+        classes: found.classes,
         description,
+        media,
     })
 }
 
-/// Labels or probabilities, from the metric and the sample's values.
-fn infer_prediction(
-    dir: &Path,
-    sample_path: &str,
-    target_columns: &[String],
-    task: TaskKind,
-    metric: Option<Metric>,
-    classes: &[String],
-) -> Result<PredictionKind, AnalyseError> {
-    if task == TaskKind::Regression {
-        return Ok(PredictionKind::Label);
-    }
-    if target_columns.len() > 1 || matches!(metric, Some(Metric::RocAuc | Metric::LogLoss)) {
-        return Ok(PredictionKind::Probability);
-    }
-    if matches!(
-        metric,
-        Some(Metric::Accuracy | Metric::F1 | Metric::MacroF1)
-    ) {
-        return Ok(PredictionKind::Label);
-    }
-    let values = profile::column_values(dir, sample_path, &target_columns[0], 1_000)?;
-    let is_class = |v: &String| classes.contains(v);
-    let fractional = values
+/// Extensions of the media the baseline cannot read, by kind.
+const MEDIA_EXTENSIONS: &[(MediaKind, &[&str])] = &[
+    (
+        MediaKind::Audio,
+        &["wav", "mp3", "flac", "ogg", "aac", "m4a", "aiff", "opus"],
+    ),
+    (
+        MediaKind::Video,
+        &["mp4", "avi", "mov", "mkv", "webm", "mpg", "mpeg", "wmv"],
+    ),
+];
+
+/// The audio or video files among `files` (the more numerous kind), if any.
+fn media_files(files: &[DataFile]) -> Option<MediaFiles> {
+    MEDIA_EXTENSIONS
         .iter()
-        .filter_map(|v| v.parse::<f64>().ok())
-        .any(|x| (0.0..=1.0).contains(&x) && x.fract() != 0.0);
-    Ok(if fractional && !values.iter().all(is_class) {
-        PredictionKind::Probability
-    } else {
-        PredictionKind::Label
-    })
+        .map(|(kind, extensions)| {
+            let found: Vec<&DataFile> = files
+                .iter()
+                .filter(|f| {
+                    Path::new(&f.path).extension().is_some_and(|e| {
+                        extensions.contains(&e.to_string_lossy().to_lowercase().as_str())
+                    })
+                })
+                .collect();
+            MediaFiles {
+                kind: *kind,
+                count: found.len(),
+                examples: found.iter().take(3).map(|f| f.path.clone()).collect(),
+            }
+        })
+        .filter(|m| m.count > 0)
+        .max_by_key(|m| m.count)
+}
+
+/// How many space-separated labels the sample submission's first prediction lists.
+fn listed_labels(sample: &TableProfile) -> u32 {
+    let listed = sample
+        .columns
+        .get(1)
+        .and_then(|c| c.examples.first())
+        .map_or(1, |v| v.split_whitespace().count());
+    u32::try_from(listed.clamp(1, 100)).unwrap_or(1)
 }
 
 /// The best match for a table among `names` (stems, lowercase): exact stem first, then a stem
@@ -371,7 +355,12 @@ mod tests {
         )
         .expect("analysis");
         assert_eq!(a.id_column, "PassengerId");
-        assert_eq!(a.train_target, "Survived");
+        assert_eq!(
+            a.shape,
+            SubmissionShape::Single {
+                target: "Survived".into()
+            }
+        );
         assert_eq!(a.task, TaskKind::Binary);
         assert_eq!(a.metric, Some(Metric::RocAuc));
         assert_eq!(a.prediction, PredictionKind::Probability);
@@ -428,8 +417,14 @@ mod tests {
         ]);
         let a =
             analyse(dir.path(), "otto", &text("multi-class logarithmic loss")).expect("analysis");
-        assert_eq!(a.train_target, "target");
         assert_eq!(a.target_columns, ["Class_1", "Class_2", "Class_3"]);
+        assert_eq!(
+            a.shape,
+            SubmissionShape::ClassProbabilities {
+                target: "target".into(),
+                classes: vec!["Class_1".into(), "Class_2".into(), "Class_3".into()],
+            }
+        );
         assert_eq!(a.task, TaskKind::Multiclass);
         assert_eq!(a.prediction, PredictionKind::Probability);
     }
@@ -445,6 +440,25 @@ mod tests {
     }
 
     #[test]
+    fn a_sample_without_a_test_table_is_a_clear_error() {
+        let dir = competition(&[
+            ("train.csv", "id,x,y\n1,1,0\n"),
+            ("sample_submission.csv", "id,y\n2,0\n"),
+        ]);
+        let error = analyse(dir.path(), "x", &CompetitionText::default())
+            .expect_err("no test table")
+            .to_string();
+        assert!(
+            error.contains("expected a file such as test.csv"),
+            "{error}"
+        );
+        assert!(
+            error.contains("sample_submission.csv names the rows to predict"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn an_id_column_missing_from_test_is_a_clear_error() {
         let dir = competition(&[
             ("train.csv", "id,y\n1,0\n"),
@@ -453,5 +467,238 @@ mod tests {
         ]);
         let error = analyse(dir.path(), "x", &CompetitionText::default()).expect_err("bad id");
         assert!(error.to_string().contains("\"id\""), "{error}");
+    }
+
+    fn strings(values: &[&str]) -> Vec<String> {
+        values.iter().map(|v| (*v).to_owned()).collect()
+    }
+
+    #[test]
+    fn class_columns_named_after_numeric_classes_in_another_order() {
+        let dir = competition(&[
+            ("train.csv", "id,f,kind\n1,1,1\n2,2,2\n3,3,3\n4,3,2\n"),
+            ("test.csv", "id,f\n5,4\n"),
+            (
+                "sample_submission.csv",
+                "id,kind_3,kind_1,kind_2\n5,0.2,0.3,0.5\n",
+            ),
+        ]);
+        let a = analyse(dir.path(), "k", &CompetitionText::default()).expect("analysis");
+        assert_eq!(
+            a.shape,
+            SubmissionShape::ClassProbabilities {
+                target: "kind".into(),
+                classes: strings(&["3", "1", "2"]),
+            }
+        );
+        assert_eq!(a.prediction, PredictionKind::Probability);
+        assert!(
+            a.shape_reason.contains("one class of its column \"kind\""),
+            "{}",
+            a.shape_reason
+        );
+    }
+
+    #[test]
+    fn several_numeric_targets_are_a_multi_target_regression() {
+        let dir = competition(&[
+            (
+                "train.csv",
+                "id,x,t1,t2,t3\n1,1,0.5,10,3.25\n2,2,1.5,20,4.5\n3,3,2.5,31,5.75\n",
+            ),
+            ("test.csv", "id,x\n4,4\n"),
+            ("sample_submission.csv", "id,t1,t2,t3\n4,0,0,0\n"),
+        ]);
+        let a = analyse(
+            dir.path(),
+            "m",
+            &text("Submissions are scored using MCRMSE, mean columnwise root mean squared error"),
+        )
+        .expect("analysis");
+        assert_eq!(
+            a.shape,
+            SubmissionShape::MultiTarget {
+                targets: strings(&["t1", "t2", "t3"])
+            }
+        );
+        assert_eq!(a.task, TaskKind::Regression);
+        assert_eq!(a.prediction, PredictionKind::Label);
+        assert_eq!(a.metric, Some(Metric::Mcrmse));
+        assert!(a.classes.is_empty());
+        assert!(
+            a.shape_reason.contains("several targets"),
+            "{}",
+            a.shape_reason
+        );
+    }
+
+    #[test]
+    fn several_zero_one_targets_are_a_multi_label_of_probabilities() {
+        let dir = competition(&[
+            (
+                "train.csv",
+                "id,x,toxic,insult,threat\n1,1,0,1,0\n2,2,1,0,0\n3,3,1,1,1\n",
+            ),
+            ("test.csv", "id,x\n4,4\n"),
+            (
+                "sample_submission.csv",
+                "id,toxic,insult,threat\n4,0.5,0.5,0.5\n",
+            ),
+        ]);
+        let a = analyse(
+            dir.path(),
+            "toxic",
+            &text("Submissions are evaluated on the mean column-wise ROC AUC."),
+        )
+        .expect("analysis");
+        assert_eq!(
+            a.shape,
+            SubmissionShape::MultiLabel {
+                targets: strings(&["toxic", "insult", "threat"])
+            }
+        );
+        assert_eq!(a.task, TaskKind::Binary);
+        assert_eq!(a.prediction, PredictionKind::Probability);
+        assert_eq!(a.metric, Some(Metric::MeanColumnRocAuc));
+        assert_eq!(a.classes, ["0", "1"]);
+    }
+
+    #[test]
+    fn whole_number_labels_scored_by_kappa_are_ordinal() {
+        let dir = competition(&[
+            (
+                "train.csv",
+                "id,x,rating\n1,1,0\n2,2,1\n3,3,2\n4,4,3\n5,5,1\n",
+            ),
+            ("test.csv", "id,x\n6,4\n"),
+            ("sample_submission.csv", "id,rating\n6,0\n"),
+        ]);
+        let a = analyse(
+            dir.path(),
+            "petfinder",
+            &text("Submissions are scored based on the quadratic weighted kappa"),
+        )
+        .expect("analysis");
+        assert_eq!(
+            a.shape,
+            SubmissionShape::Ordinal {
+                target: "rating".into()
+            }
+        );
+        assert_eq!(a.task, TaskKind::Multiclass);
+        assert_eq!(a.prediction, PredictionKind::Label);
+        assert_eq!(a.classes, ["0", "1", "2", "3"]);
+    }
+
+    #[test]
+    fn a_single_column_named_otherwise_is_the_one_column_test_lacks() {
+        let dir = competition(&[
+            ("train.csv", "id,x,price\n1,1,10.5\n2,2,20.25\n"),
+            ("test.csv", "id,x\n4,4\n"),
+            ("sample_submission.csv", "id,prediction\n4,0\n"),
+        ]);
+        let a = analyse(dir.path(), "r", &CompetitionText::default()).expect("analysis");
+        assert_eq!(
+            a.shape,
+            SubmissionShape::Single {
+                target: "price".into()
+            }
+        );
+        assert!(a.shape_reason.contains("\"price\""), "{}", a.shape_reason);
+    }
+
+    #[test]
+    fn map_at_k_lists_labels_and_takes_k_from_the_sample_when_unstated() {
+        let dir = competition(&[
+            ("train.csv", "id,x,place\n1,1,a\n2,2,b\n3,3,c\n4,4,d\n"),
+            ("test.csv", "id,x\n6,4\n"),
+            ("sample_submission.csv", "id,place\n6,a b\n"),
+        ]);
+        let a = analyse(dir.path(), "p", &text("scored by MAP@K")).expect("analysis");
+        assert_eq!(a.metric, Some(Metric::MapAtK { k: 2 }));
+        assert_eq!(a.prediction, PredictionKind::Label);
+        assert_eq!(a.task, TaskKind::Multiclass);
+        let a = analyse(dir.path(), "p", &text("scored by MAP@3")).expect("analysis");
+        assert_eq!(a.metric, Some(Metric::MapAtK { k: 3 }));
+    }
+
+    #[test]
+    fn audio_files_are_named_and_without_a_test_table_refused_with_them() {
+        let dir = competition(&[
+            ("train.csv", "clip,label\na.wav,dog\nb.wav,cat\n"),
+            ("test.csv", "clip\nc.wav\n"),
+            ("sample_submission.csv", "clip,label\nc.wav,dog\n"),
+            ("audio/a.wav", "RIFF"),
+            ("audio/b.wav", "RIFF"),
+            ("audio/c.WAV", "RIFF"),
+            ("clips/intro.mp4", "...."),
+        ]);
+        let a = analyse(dir.path(), "birds", &CompetitionText::default()).expect("analysis");
+        let media = a.media.expect("media found");
+        assert_eq!((media.kind, media.count), (MediaKind::Audio, 3));
+        assert_eq!(
+            media.to_string(),
+            "3 audio files (e.g. [\"audio/a.wav\", \"audio/b.wav\", \"audio/c.WAV\"])"
+        );
+        std::fs::remove_file(dir.path().join("test.csv")).expect("remove");
+        let error = analyse(dir.path(), "birds", &CompetitionText::default())
+            .expect_err("no test table")
+            .to_string();
+        assert!(error.contains("3 audio files"), "{error}");
+    }
+
+    /// Each sample the files do not settle, and the columns its error must name.
+    #[test]
+    fn a_shape_the_files_do_not_settle_is_an_error_naming_the_columns() {
+        let cases: [(&str, &str, &str, &[&str]); 5] = [
+            // Two columns test lacks, and the single prediction column is neither.
+            (
+                "id,x,a,b\n1,1,0,5\n2,2,1,6\n",
+                "id,prediction\n4,0\n",
+                "\"prediction\"",
+                &["\"a\"", "\"b\""],
+            ),
+            // Some prediction columns are training columns, some are not.
+            (
+                "id,x,t1,y\n1,1,0.5,a\n2,2,1.5,b\n",
+                "id,t1,t2\n4,0,0\n",
+                "\"t1\"",
+                &["\"t2\""],
+            ),
+            // Class columns that name no class of the target.
+            (
+                "id,x,y\n1,1,cat\n2,2,dog\n",
+                "id,p1,p2\n4,0.5,0.5\n",
+                "\"p1\"",
+                &["\"p2\"", "\"y\""],
+            ),
+            // Columns for only some of the classes: the rest would be silently lost.
+            (
+                "id,x,y\n1,1,cat\n2,2,dog\n3,3,eel\n",
+                "id,cat,dog\n4,0.5,0.5\n",
+                "\"cat\"",
+                &["\"dog\""],
+            ),
+            // Several text label columns.
+            (
+                "id,x,colour,size\n1,1,red,big\n2,2,blue,small\n",
+                "id,colour,size\n4,red,big\n",
+                "\"colour\"",
+                &["text labels"],
+            ),
+        ];
+        for (train, sample, first, rest) in cases {
+            let dir = competition(&[
+                ("train.csv", train),
+                ("test.csv", "id,x\n4,4\n"),
+                ("sample_submission.csv", sample),
+            ]);
+            let error = analyse(dir.path(), "x", &CompetitionText::default())
+                .expect_err(sample)
+                .to_string();
+            for needed in std::iter::once(&first).chain(rest) {
+                assert!(error.contains(needed), "{sample}: {needed} not in {error}");
+            }
+        }
     }
 }

@@ -12,6 +12,12 @@ const SAMPLE_ROWS: usize = 20_000;
 /// Distinct values tracked per column before counting stops.
 const DISTINCT_CAP: usize = 10_000;
 const EXAMPLES: usize = 5;
+/// Data rows kept whole (cells cut to [`HEAD_CELL_CHARS`]) for the prompt.
+const HEAD_ROWS: usize = 3;
+/// Characters kept of one cell of a head row: a long text stays recognisable, not whole.
+const HEAD_CELL_CHARS: usize = 60;
+/// Cells kept of one head row: a table thousands of columns wide keeps its first ones.
+const HEAD_CELLS: usize = 60;
 
 #[derive(Default)]
 struct ColumnStats {
@@ -118,11 +124,21 @@ pub(crate) fn profile_table(dir: &Path, relative: &str) -> Result<TableProfile, 
     }
     let mut stats: Vec<ColumnStats> = headers.iter().map(|_| ColumnStats::new()).collect();
     let mut rows = 0u64;
+    let mut head = Vec::new();
     let mut record = csv::StringRecord::new();
     while reader
         .read_record(&mut record)
         .map_err(|e| AnalyseError::csv(relative, e))?
     {
+        if head.len() < HEAD_ROWS {
+            head.push(
+                record
+                    .iter()
+                    .take(HEAD_CELLS)
+                    .map(|cell| crate::text::clip(cell, HEAD_CELL_CHARS))
+                    .collect(),
+            );
+        }
         if rows < SAMPLE_ROWS as u64 {
             for (column, value) in stats.iter_mut().zip(record.iter()) {
                 column.add(value);
@@ -148,6 +164,7 @@ pub(crate) fn profile_table(dir: &Path, relative: &str) -> Result<TableProfile, 
         path: relative.to_owned(),
         rows,
         columns,
+        head,
     })
 }
 
@@ -204,5 +221,7 @@ mod tests {
         );
         assert!((table.columns[1].missing_fraction - 1.0 / 3.0).abs() < 1e-9);
         assert_eq!(table.columns[2].distinct, 2);
+        assert_eq!(table.head.len(), 3);
+        assert_eq!(table.head[1], ["2", "", "bob", "False", "2020-01-02", "1"]);
     }
 }

@@ -24,6 +24,72 @@ pub enum PredictionKind {
     Probability,
 }
 
+/// How the sample submission's prediction columns relate to the training table: which
+/// training columns are the targets and what each submission column holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SubmissionShape {
+    /// One column: a label, a value, or the positive class's probability of `target`.
+    Single {
+        /// The training column predicted.
+        target: String,
+    },
+    /// One probability column per class of `target`; each row's probabilities sum to 1.
+    ClassProbabilities {
+        /// The training column whose classes the columns name.
+        target: String,
+        /// The class each submission prediction column holds, in the submission's order.
+        classes: Vec<String>,
+    },
+    /// Several numeric training columns, each predicted as a value in its own column.
+    MultiTarget {
+        /// The training columns, in the submission's order (named as in the submission).
+        targets: Vec<String>,
+    },
+    /// Several 0/1 training columns, each predicted as the probability of 1 (or as 0/1 for a
+    /// label metric).
+    MultiLabel {
+        /// The training columns, in the submission's order (named as in the submission).
+        targets: Vec<String>,
+    },
+    /// One column of ordered whole-number labels, scored by quadratic weighted kappa: a
+    /// prediction near the truth is worth more than one far from it.
+    Ordinal {
+        /// The training column predicted.
+        target: String,
+    },
+}
+
+impl SubmissionShape {
+    /// The training columns the models fit, in the submission's order.
+    pub fn train_targets(&self) -> Vec<&str> {
+        match self {
+            Self::Single { target }
+            | Self::ClassProbabilities { target, .. }
+            | Self::Ordinal { target } => vec![target.as_str()],
+            Self::MultiTarget { targets } | Self::MultiLabel { targets } => {
+                targets.iter().map(String::as_str).collect()
+            }
+        }
+    }
+
+    /// The shape's name as the configuration and the prompt spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Single { .. } => "single",
+            Self::ClassProbabilities { .. } => "class-probabilities",
+            Self::MultiTarget { .. } => "multi-target",
+            Self::MultiLabel { .. } => "multi-label",
+            Self::Ordinal { .. } => "ordinal",
+        }
+    }
+
+    /// Whether the submission has several prediction columns a model must each fit.
+    pub fn is_multi_column(&self) -> bool {
+        !matches!(self, Self::Single { .. } | Self::Ordinal { .. })
+    }
+}
+
 /// The evaluation metric, as far as the description or metadata tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -45,6 +111,24 @@ pub enum Metric {
     F1,
     /// F1 averaged over classes.
     MacroF1,
+    /// Quadratic weighted kappa between ordered labels: rewards predictions near the truth.
+    QuadraticWeightedKappa,
+    /// The mean over the target columns of each column's RMSE.
+    Mcrmse,
+    /// The mean over the label columns of each column's ROC AUC.
+    MeanColumnRocAuc,
+    /// The coefficient of determination, R².
+    R2,
+    /// Symmetric mean absolute percentage error, in percent.
+    Smape,
+    /// Pearson's correlation between predictions and truth.
+    Pearson,
+    /// Mean average precision at `k`: up to `k` labels per row, best first, space-separated;
+    /// a row scores 1/rank of its true label among them (0 when absent).
+    MapAtK {
+        /// How many labels a row may list.
+        k: u32,
+    },
 }
 
 impl Metric {
@@ -52,7 +136,14 @@ impl Metric {
     pub fn is_classification(self) -> bool {
         matches!(
             self,
-            Self::Accuracy | Self::RocAuc | Self::LogLoss | Self::F1 | Self::MacroF1
+            Self::Accuracy
+                | Self::RocAuc
+                | Self::LogLoss
+                | Self::F1
+                | Self::MacroF1
+                | Self::QuadraticWeightedKappa
+                | Self::MeanColumnRocAuc
+                | Self::MapAtK { .. }
         )
     }
 }
@@ -99,6 +190,9 @@ pub struct TableProfile {
     pub rows: u64,
     /// The columns in file order.
     pub columns: Vec<ColumnProfile>,
+    /// The first few data rows, each cell cut short, so a reader sees the table as it is.
+    #[serde(default)]
+    pub head: Vec<Vec<String>>,
 }
 
 /// A file of the competition.
@@ -108,6 +202,42 @@ pub struct DataFile {
     pub path: String,
     /// Size in bytes.
     pub bytes: u64,
+}
+
+/// A kind of data file the baseline cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MediaKind {
+    /// Sound recordings (`.wav`, `.mp3`, `.flac`, ...).
+    Audio,
+    /// Moving pictures (`.mp4`, `.avi`, `.mov`, ...).
+    Video,
+}
+
+/// Files of a kind the baseline cannot read, as found among the competition's files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaFiles {
+    /// What they are.
+    pub kind: MediaKind,
+    /// How many there are.
+    pub count: usize,
+    /// A few of their paths.
+    pub examples: Vec<String>,
+}
+
+impl std::fmt::Display for MediaFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        };
+        write!(
+            f,
+            "{} {kind} files (e.g. {})",
+            self.count,
+            crate::text::quote_list(self.examples.iter().map(String::as_str), 3)
+        )
+    }
 }
 
 /// Everything the analysis found out about a competition.
@@ -124,18 +254,26 @@ pub struct CompetitionAnalysis {
     pub sample_submission: TableProfile,
     /// The id column shared by test and submission.
     pub id_column: String,
-    /// The submission's prediction columns (one, or one per class for probabilities).
+    /// The submission's prediction columns, in its order.
     pub target_columns: Vec<String>,
-    /// The training column that holds the target.
-    pub train_target: String,
-    /// The kind of task.
+    /// What the prediction columns hold and which training columns they come from.
+    pub shape: SubmissionShape,
+    /// Why the analysis read the submission as `shape`, in words for the logs and the prompt.
+    pub shape_reason: String,
+    /// The kind of task, per target (each of several targets is a regression, each of several
+    /// labels binary).
     pub task: TaskKind,
     /// Labels or probabilities.
     pub prediction: PredictionKind,
     /// The metric, when the description or metadata name one.
     pub metric: Option<Metric>,
-    /// The class labels seen in training, for classification, in sorted order.
+    /// The class labels seen in training, for classification, in sorted order (`0`, `1` for
+    /// several labels).
     pub classes: Vec<String>,
     /// The start of the competition's description, if it has one.
     pub description: Option<String>,
+    /// Audio or video files among the data, which the baseline cannot read (an LLM's code
+    /// may still use them).
+    #[serde(default)]
+    pub media: Option<MediaFiles>,
 }

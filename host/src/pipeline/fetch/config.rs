@@ -52,7 +52,7 @@ impl CredentialsSource {
 /// Everything a [`super::Fetcher`] needs.
 #[derive(Debug, Clone)]
 pub struct FetchConfig {
-    /// The Kaggle API base URL (`KS_KAGGLE_API`, default `https://www.kaggle.com`).
+    /// The Kaggle API base URL (`KS_KAGGLE_API`, default `https://api.kaggle.com`).
     pub api_base: String,
     /// Where credentials come from.
     pub credentials: CredentialsSource,
@@ -176,7 +176,7 @@ mod tests {
         let bare = EnvLookup::from_pairs([("KS_HOME", "/ks")]);
         let api = FetchConfig::from_env(&bare, Caller::Api).expect("config");
         assert_eq!(api.cache_root, PathBuf::from("/ks"));
-        assert_eq!(api.api_base, "https://www.kaggle.com");
+        assert_eq!(api.api_base, "https://api.kaggle.com");
         assert_eq!(api.local_policy, LocalPolicy::Deny);
 
         let none = EnvLookup::from_pairs([("HOME", "relative")]);

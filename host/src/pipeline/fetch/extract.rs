@@ -5,6 +5,9 @@
 //! more than a cap of entries; and while streaming, the bytes actually decompressed (not the
 //! sizes the headers claim) are counted against a total cap and a per-entry compression-ratio
 //! cap, which together stop zip bombs.
+//! Kaggle often ships each table packed once more (`train.csv.zip`, `test.csv.gz` inside the
+//! download): those are unpacked too, beside themselves and under the same caps, one level
+//! deep (an archive inside one of those stays as it is).
 //! Files are created through a `cap_std::fs::Dir`, so even a path that slipped past the checks
 //! could not leave the destination. The caller extracts into a staging folder and removes it on
 //! refusal (see `cache`), so a refused archive leaves nothing behind.
@@ -124,24 +127,97 @@ impl ExtractError {
     }
 }
 
-/// Unpacks the zip in `archive` into `dest`, within `limits`. On error, `dest` may hold part of
-/// the archive: the caller discards it.
+/// Unpacks the zip in `archive` into `dest`, within `limits`, then each `.zip` and `.gz` it
+/// held beside itself (the packed file removed). On error, `dest` may hold part of the
+/// archive: the caller discards it.
 pub fn extract_zip<R: Read + Seek>(
     archive: R,
     dest: &Dir,
     limits: &ExtractLimits,
 ) -> Result<Extracted, ExtractError> {
+    let mut paths = Vec::new();
+    let mut done = extract_entries(archive, dest, limits, Extracted::default(), &mut paths)?;
+    for path in paths {
+        let lower = path.to_ascii_lowercase();
+        let (parent, _) = path.rsplit_once('/').unwrap_or(("", &path));
+        let io = |source| ExtractError::Io {
+            entry: shorten(&path),
+            source,
+        };
+        if lower.ends_with(".zip") {
+            let file = dest.open(&path).map_err(io)?;
+            let folder = if parent.is_empty() {
+                dest.try_clone().map_err(io)?
+            } else {
+                dest.open_dir(parent).map_err(io)?
+            };
+            dest.remove_file(&path).map_err(io)?;
+            done = extract_entries(file, &folder, limits, done, &mut Vec::new())?;
+            done.files -= 1;
+        } else if let Some(unpacked) = lower.strip_suffix(".gz").map(|s| &path[..s.len()]) {
+            let compressed = dest.metadata(&path).map_err(io)?.len();
+            let file = dest.open(&path).map_err(io)?;
+            let mut options = OpenOptions::new();
+            options.write(true).create_new(true);
+            let mut out = dest.open_with(unpacked, &options).map_err(io)?;
+            let mut reader = flate2::read::GzDecoder::new(file);
+            let written = copy_capped(
+                &mut reader,
+                &mut out,
+                limits.max_total_bytes - done.bytes,
+                |n| n > limits.ratio_grace_bytes && n / compressed.max(1) > limits.max_ratio,
+            )
+            .map_err(|e| copy_error(e, &path, compressed, limits))?;
+            out.flush().map_err(io)?;
+            dest.remove_file(&path).map_err(io)?;
+            done.bytes += written;
+        }
+    }
+    Ok(done)
+}
+
+fn copy_error(
+    error: CopyError,
+    entry: &str,
+    compressed: u64,
+    limits: &ExtractLimits,
+) -> ExtractError {
+    match error {
+        CopyError::Budget => ExtractError::TooLarge {
+            entry: shorten(entry),
+            max: limits.max_total_bytes,
+        },
+        CopyError::Ratio => ExtractError::RatioExceeded {
+            entry: shorten(entry),
+            compressed,
+            max: limits.max_ratio,
+        },
+        CopyError::Io(source) => ExtractError::Io {
+            entry: shorten(entry),
+            source,
+        },
+    }
+}
+
+/// Unpacks one zip's entries into `dest`, counting on from `done` and listing the files
+/// written in `paths`.
+fn extract_entries<R: Read + Seek>(
+    archive: R,
+    dest: &Dir,
+    limits: &ExtractLimits,
+    mut done: Extracted,
+    paths: &mut Vec<String>,
+) -> Result<Extracted, ExtractError> {
     let mut zip = zip::ZipArchive::new(archive).map_err(|source| ExtractError::Archive {
         context: "the central directory".into(),
         source,
     })?;
-    if zip.len() > limits.max_entries {
+    if done.files + zip.len() > limits.max_entries {
         return Err(ExtractError::TooManyEntries {
-            count: zip.len(),
+            count: done.files + zip.len(),
             max: limits.max_entries,
         });
     }
-    let mut done = Extracted::default();
     for index in 0..zip.len() {
         let mut entry = zip
             .by_index(index)
@@ -186,21 +262,11 @@ pub fn extract_zip<R: Read + Seek>(
         let written = copy_capped(&mut entry, &mut file, budget, |n| {
             n > limits.ratio_grace_bytes && n / compressed.max(1) > limits.max_ratio
         })
-        .map_err(|e| match e {
-            CopyError::Budget => ExtractError::TooLarge {
-                entry: shown.clone(),
-                max: limits.max_total_bytes,
-            },
-            CopyError::Ratio => ExtractError::RatioExceeded {
-                entry: shown.clone(),
-                compressed,
-                max: limits.max_ratio,
-            },
-            CopyError::Io(source) => io(source),
-        })?;
+        .map_err(|e| copy_error(e, &name, compressed, limits))?;
         file.flush().map_err(io)?;
         done.files += 1;
         done.bytes += written;
+        paths.push(path);
     }
     Ok(done)
 }
@@ -281,6 +347,98 @@ fn checked_path(name: &str) -> Result<String, ExtractError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn zip_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        for (name, bytes) in files {
+            let options = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            zip.start_file(*name, options).expect("start");
+            zip.write_all(bytes).expect("write");
+        }
+        zip.finish().expect("finish");
+        out.into_inner()
+    }
+
+    fn gz_of(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).expect("gzip");
+        encoder.finish().expect("gzip")
+    }
+
+    fn unpack(
+        archive: Vec<u8>,
+        limits: &ExtractLimits,
+    ) -> (tempfile::TempDir, Result<Extracted, ExtractError>) {
+        let out = tempfile::tempdir().expect("tempdir");
+        let dir = Dir::open_ambient_dir(out.path(), cap_std::ambient_authority()).expect("dir");
+        let result = extract_zip(std::io::Cursor::new(archive), &dir, limits);
+        (out, result)
+    }
+
+    #[test]
+    fn tables_packed_once_more_are_unpacked_beside_themselves() {
+        let inner = zip_of(&[("train.csv", b"id,y\n1,0\n")]);
+        let archive = zip_of(&[
+            ("train.csv.zip", &inner),
+            ("data/test.csv.gz", &gz_of(b"id\n2\n")),
+            ("sample_submission.csv", b"id,y\n2,0\n"),
+        ]);
+        let (out, result) = unpack(archive, &ExtractLimits::default());
+        let done = result.expect("unpacked");
+        let read = |p: &str| std::fs::read_to_string(out.path().join(p)).expect(p);
+        assert_eq!(read("train.csv"), "id,y\n1,0\n");
+        assert_eq!(read("data/test.csv"), "id\n2\n");
+        assert_eq!(read("sample_submission.csv"), "id,y\n2,0\n");
+        assert!(!out.path().join("train.csv.zip").exists());
+        assert!(!out.path().join("data/test.csv.gz").exists());
+        assert_eq!(done.files, 3);
+    }
+
+    #[test]
+    fn a_packed_table_obeys_the_same_caps() {
+        let limits = ExtractLimits {
+            max_ratio: 10,
+            ratio_grace_bytes: 1 << 20,
+            ..ExtractLimits::default()
+        };
+        // Obeyed: 2 MiB of varied text compresses less than 10 to 1.
+        let mut text = Vec::new();
+        let mut state = 12345u64;
+        while text.len() < 2 << 20 {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            text.extend_from_slice(format!("{},{}\n", state >> 40, state % 977).as_bytes());
+        }
+        let packed = gz_of(&text);
+        let (out, result) = unpack(zip_of(&[("train.csv.gz", &packed)]), &limits);
+        // Both the packed file and what it held count against the total.
+        let expected = (text.len() + packed.len()) as u64;
+        assert_eq!(result.expect("obeyed").bytes, expected);
+        assert_eq!(
+            std::fs::read(out.path().join("train.csv")).expect("read"),
+            text
+        );
+        // Violated: 8 MiB of zeros is thousands to 1.
+        let zeros = vec![0u8; 8 << 20];
+        let (_out, result) = unpack(zip_of(&[("train.csv.gz", &gz_of(&zeros))]), &limits);
+        let error = result.expect_err("a gzip bomb");
+        assert!(
+            matches!(error, ExtractError::RatioExceeded { .. }),
+            "{error}"
+        );
+        // A zip in the zip counts against the same total.
+        let small = ExtractLimits {
+            max_total_bytes: 1 << 20,
+            ..ExtractLimits::default()
+        };
+        let inner = zip_of(&[("train.csv", &text[..(900 << 10)])]);
+        let (_out, result) = unpack(zip_of(&[("a.csv.zip", &inner)]), &small);
+        let error = result.expect_err("over the total");
+        assert!(matches!(error, ExtractError::TooLarge { .. }), "{error}");
+    }
 
     #[test]
     fn path_table() {

@@ -31,6 +31,8 @@ pub use config::{
 pub use credentials::{Credentials, CredentialsError, EnvLookup};
 pub use extract::{ExtractError, ExtractLimits};
 pub use kaggle::{KaggleClient, KaggleError, RetryPolicy};
+
+use kaggle::CompetitionInfo;
 pub use url::{CompetitionRef, LocalPolicy, SourceError};
 
 /// Descriptions bigger than this are cut.
@@ -216,7 +218,21 @@ impl Fetcher {
             credentials,
             self.config.retry.clone(),
         )?;
-        let info = client.get_competition(slug).await?;
+        // The metadata only adds the title, description and metric name: when the server
+        // fails to give it (after the retries), the files' own evidence decides instead. A
+        // refusal (401, 403, 404) still ends the fetch, since the files would be refused too.
+        let info = match client.get_competition(slug).await {
+            Ok(info) => info,
+            Err(error) if error.is_server_side() => {
+                tracing::warn!(
+                    slug,
+                    %error,
+                    "no competition metadata; going on with the files alone"
+                );
+                CompetitionInfo::default()
+            }
+            Err(error) => return Err(error.into()),
+        };
         let files = client.list_data_files(slug).await?;
         let listed: u64 = files.iter().map(|f| f.total_bytes).sum();
         let max = self.config.limits.max_total_bytes;

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{GenerateError, GeneratedCode, GenerationRequest, Generator};
-use crate::pipeline::analyse::{ColumnType, CompetitionAnalysis, Metric, TaskKind};
+use crate::pipeline::analyse::{
+    ColumnType, CompetitionAnalysis, Metric, SubmissionShape, TaskKind,
+};
 
 const TEMPLATE: &str = include_str!("baseline_template.py");
 
@@ -30,6 +32,16 @@ impl Generator for BaselineGenerator {
         &self,
         request: &GenerationRequest<'_>,
     ) -> Result<GeneratedCode, GenerateError> {
+        if let Some(media) = &request.analysis.media {
+            return Err(GenerateError::Abort {
+                provider: self.name(),
+                message: format!(
+                    "the competition's data is {media}, which the baseline cannot read (it \
+                     reads tables only); an LLM generator (--generator openai or anthropic) \
+                     may still try"
+                ),
+            });
+        }
         Ok(GeneratedCode {
             code: baseline_code(request.analysis),
             generator: self.name(),
@@ -57,11 +69,12 @@ fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
         .map(|c| c.name.as_str())
         .collect();
     let rows = analysis.train.rows;
+    let train_targets = analysis.shape.train_targets();
     let features: Vec<&str> = analysis
         .train
         .columns
         .iter()
-        .filter(|c| c.name != analysis.id_column && c.name != analysis.train_target)
+        .filter(|c| c.name != analysis.id_column && !train_targets.contains(&c.name.as_str()))
         .filter(|c| !analysis.target_columns.contains(&c.name))
         .filter(|c| test_columns.contains(&c.name.as_str()))
         .filter(|c| !looks_like_row_key(&c.name, c.dtype, c.distinct, rows))
@@ -74,20 +87,40 @@ fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
         .filter(|c| features.contains(&c.name.as_str()))
         .map(|c| (c.name.clone(), json!(c.dtype)))
         .collect();
-    let metric = analysis.metric.unwrap_or(match analysis.task {
-        TaskKind::Regression => Metric::Rmse,
-        _ => Metric::Accuracy,
-    });
+    // Without a named metric: RMSE for values, log loss for probabilities of several columns
+    // (a proper score, where accuracy would ignore how sure each one is), else accuracy.
+    let metric = analysis
+        .metric
+        .unwrap_or(match (&analysis.shape, analysis.task) {
+            (SubmissionShape::MultiTarget { .. }, _) => Metric::Mcrmse,
+            (_, TaskKind::Regression) => Metric::Rmse,
+            (
+                SubmissionShape::MultiLabel { .. } | SubmissionShape::ClassProbabilities { .. },
+                _,
+            ) => Metric::LogLoss,
+            _ => Metric::Accuracy,
+        });
+    // The class each probability column holds, in the submission's order.
+    let column_classes = match &analysis.shape {
+        SubmissionShape::ClassProbabilities { classes, .. } => json!(classes),
+        _ => serde_json::Value::Null,
+    };
     json!({
         "train": analysis.train.path,
         "test": analysis.test.path,
         "sample_submission": analysis.sample_submission.path,
         "id_column": analysis.id_column,
-        "train_target": analysis.train_target,
+        "shape": analysis.shape.name(),
+        "targets": train_targets,
         "target_columns": analysis.target_columns,
+        "column_classes": column_classes,
         "task": analysis.task,
         "prediction": analysis.prediction,
         "metric": metric_name(metric),
+        "map_k": match metric {
+            Metric::MapAtK { k } => k,
+            _ => 1,
+        },
         "features": features,
         "types": types,
     })
@@ -103,6 +136,13 @@ fn metric_name(metric: Metric) -> &'static str {
         Metric::Mae => "mae",
         Metric::F1 => "f1",
         Metric::MacroF1 => "macro_f1",
+        Metric::QuadraticWeightedKappa => "qwk",
+        Metric::Mcrmse => "mcrmse",
+        Metric::MeanColumnRocAuc => "mean_roc_auc",
+        Metric::R2 => "r2",
+        Metric::Smape => "smape",
+        Metric::Pearson => "pearson",
+        Metric::MapAtK { .. } => "map",
     }
 }
 
@@ -139,6 +179,7 @@ mod tests {
             path: path.into(),
             rows: 100,
             columns,
+            head: vec![],
         }
     }
 
@@ -169,20 +210,58 @@ mod tests {
             sample_submission: table("sample_submission.csv", vec![]),
             id_column: "PassengerId".into(),
             target_columns: vec!["Survived".into()],
-            train_target: "Survived".into(),
+            shape: SubmissionShape::Single {
+                target: "Survived".into(),
+            },
+            shape_reason: String::new(),
             task: TaskKind::Binary,
             prediction: PredictionKind::Label,
             metric: None,
             classes: vec!["0".into(), "1".into()],
             description: None,
+            media: None,
         };
         let config = config(&analysis);
         assert_eq!(config["features"], json!(["Age", "Sex"]));
         assert_eq!(config["types"]["Sex"], "categorical");
         assert_eq!(config["metric"], "accuracy");
+        assert_eq!(config["shape"], "single");
+        assert_eq!(config["targets"], json!(["Survived"]));
         let code = baseline_code(&analysis);
         assert!(code.starts_with("# Competition: demo slug\n"));
         assert!(code.contains("CONFIG = json.loads(\"{"));
+    }
+
+    #[tokio::test]
+    async fn media_the_baseline_cannot_read_end_the_job_before_any_attempt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, body) in [
+            ("train.csv", "clip,label\na.wav,dog\nb.wav,cat\n"),
+            ("test.csv", "clip\nc.wav\n"),
+            ("sample_submission.csv", "clip,label\nc.wav,dog\n"),
+            ("a.wav", "RIFF"),
+        ] {
+            std::fs::write(dir.path().join(name), body).expect("write");
+        }
+        let text = crate::pipeline::analyse::CompetitionText::default();
+        let analysis =
+            crate::pipeline::analyse::analyse(dir.path(), "birds", &text).expect("analysis");
+        let request = GenerationRequest {
+            analysis: &analysis,
+            attempt: 1,
+            previous: None,
+        };
+        let error = BaselineGenerator
+            .generate(&request)
+            .await
+            .expect_err("refused");
+        assert!(!error.is_retryable());
+        let message = error.to_string();
+        assert!(
+            message.contains("1 audio files (e.g. [\"a.wav\"])"),
+            "{message}"
+        );
+        assert!(message.contains("an LLM generator"), "{message}");
     }
 
     #[test]
@@ -197,6 +276,13 @@ mod tests {
             Metric::Rmsle,
             Metric::Mae,
             Metric::MacroF1,
+            Metric::QuadraticWeightedKappa,
+            Metric::Mcrmse,
+            Metric::MeanColumnRocAuc,
+            Metric::R2,
+            Metric::Smape,
+            Metric::Pearson,
+            Metric::MapAtK { k: 3 },
         ] {
             let quoted = format!("\"{}\"", metric_name(metric));
             assert!(TEMPLATE.contains(&quoted), "{quoted} is not scored");

@@ -18,6 +18,12 @@
 # predictions, respecting its direction. The predictions are written in the sample submission's
 # exact format to /output/submission.csv.
 #
+# The submission's shape (CONFIG["shape"]) says how the targets map to its columns: one target
+# for one column ("single"), one per class ("class-probabilities": each row sums to 1), one
+# model per column for several targets ("multi-target") or several 0/1 labels ("multi-label"),
+# or ordered labels scored by kappa ("ordinal": a regression, then the cut points between
+# labels that kappa rewards, chosen out of fold).
+#
 # Every function takes what it needs as arguments, so each step can be run and tested alone.
 import math
 import warnings
@@ -41,12 +47,13 @@ LINEAR_MAX_WORK = 30_000_000
 class Target(NamedTuple):
     """The training target as the models fit it."""
 
-    task: str  # "binary", "multiclass" or "regression"
-    metric: str  # the name the config gives, e.g. "rmsle"
+    task: str  # "binary", "multiclass" or "regression" (an ordinal target is fitted as one)
+    metric: str  # the metric for this target, e.g. "rmsle" ("rmse" for one column of MCRMSE)
     y_fit: pd.Series  # the values the models fit: log1p of the target for a log target
     log_target: bool  # regression fitted in log space (an RMSLE metric, no negative target)
-    classes: np.ndarray | None  # the class labels in order; None for regression
+    classes: np.ndarray | None  # the class labels in order (ordinal: the labels); else None
     position: dict | None  # class label -> its index in `classes`; None for regression
+    map_k: int = 1  # how many labels a MAP@k row lists
 
 
 class Folds(NamedTuple):
@@ -64,16 +71,45 @@ class Blend(NamedTuple):
     mix: dict  # candidate label -> its weight, the candidates with a positive weight in order
     metric: str  # the metric's name as scored, e.g. "rmsle" for a log-target RMSE
     value: float
-    class_weights: np.ndarray | None  # the class-prior adjustment of `decide`; None: regression
+    # The class-prior adjustment of `decide`, or for kappa the cut points between the ordered
+    # labels; None for a regression.
+    class_weights: np.ndarray | None
 
 
 def read_tables(config, input_dir="/input"):
-    """The train, test and sample submission tables; train rows without a target dropped."""
+    """The train, test and sample submission tables; train rows without every target dropped."""
     train = pd.read_csv(f"{input_dir}/{config['train']}")
     test = pd.read_csv(f"{input_dir}/{config['test']}")
     sample = pd.read_csv(f"{input_dir}/{config['sample_submission']}")
-    train = train[train[config["train_target"]].notna()].reset_index(drop=True)
+    train = train[train[config["targets"]].notna().all(axis=1)].reset_index(drop=True)
     return train, test, sample
+
+
+# The metric one column is scored by, for a metric that averages over the columns.
+COLUMN_METRICS = {"mcrmse": "rmse", "mean_roc_auc": "roc_auc"}
+# The name of a mean over the columns, by the columns' metric.
+MEAN_METRICS = {"rmse": "mcrmse", "roc_auc": "mean_roc_auc"}
+
+
+def column_metric(metric):
+    """The metric each target is fitted and scored by: one column's part of a mean."""
+    return COLUMN_METRICS.get(metric, metric)
+
+
+def target_plan(config):
+    """[(submission column or None, training column, task)] of each target the models fit:
+    one per column for several targets or labels, else one (None: the shape's own columns)."""
+    shape = config.get("shape", "single")
+    if shape in ("multi-target", "multi-label"):
+        task = "regression" if shape == "multi-target" else "binary"
+        return [
+            (column, train_column, task)
+            for column, train_column in zip(
+                config["target_columns"], config["targets"], strict=True
+            )
+        ]
+    task = "ordinal" if shape == "ordinal" else config["task"]
+    return [(None, config["targets"][0], task)]
 
 
 def features(frame, reference, names, types):
@@ -122,19 +158,25 @@ def feature_matrices(train, test, both, names, types):
     return X.drop(columns=constant), X_test.drop(columns=constant)
 
 
-def fitting_target(y, task, metric):
+def fitting_target(y, task, metric, map_k=1):
     """The target in the space the models fit: numbers for regression (log1p'd for an RMSLE
     metric when no value is negative), the labels as they are for classification."""
+    if task == "ordinal":
+        # Fitted as a number, decided by cut points between the ordered labels.
+        classes = np.array(sorted(y.unique()))
+        values = pd.to_numeric(y, errors="coerce").astype(float)
+        return Target("regression", metric, values, False, classes, None)
     if task == "regression":
         y = pd.to_numeric(y, errors="coerce").astype(float)
-        log_target = bool(metric == "rmsle" and (y >= 0).all())
+        # RMSLE is an RMSE of logs; SMAPE weighs relative errors, which logs make additive.
+        log_target = bool(metric in ("rmsle", "smape") and (y >= 0).all())
         return Target(task, metric, np.log1p(y) if log_target else y, log_target, None, None)
     try:  # numeric labels in numeric order (2 < 10), others as text
         classes = np.array(sorted(y.unique()))
     except TypeError:
         classes = np.array(sorted(y.unique(), key=lambda v: str(v)))
     position = {c: i for i, c in enumerate(classes)}
-    return Target(task, metric, y, False, classes, position)
+    return Target(task, metric, y, False, classes, position, map_k)
 
 
 def fold_count(rows):
@@ -345,12 +387,94 @@ def positive_f1(true_index, predicted_index):
     return 2 * tp / (2 * tp + wrong) if tp else 0.0
 
 
+def quadratic_weighted_kappa(true_index, predicted_index, k):
+    """scikit-learn's cohen_kappa_score(weights="quadratic") over the `k` ordered labels: one
+    minus the weighted disagreement over the disagreement expected by chance."""
+    confusion = np.bincount(true_index * k + predicted_index, minlength=k * k).reshape(k, k)
+    i = np.arange(k)
+    weights = (i[:, None] - i[None, :]) ** 2
+    expected = np.outer(confusion.sum(axis=1), confusion.sum(axis=0)) / confusion.sum()
+    chance = float((weights * expected).sum())
+    return 1.0 - float((weights * confusion).sum()) / chance if chance > 0 else 0.0
+
+
+def ordinal_index(values, cuts):
+    """The label index of each value: how many cut points lie below it."""
+    return np.searchsorted(cuts, values)
+
+
+def fit_cuts(predicted, true_index, labels, steps=16, passes=2):
+    """Cut points between the ordered numeric `labels` that maximise kappa on `predicted`:
+    from the midpoints (plain rounding), each cut in turn moved over a grid between its
+    labels, kept only where kappa rises. Returns (kappa, cuts)."""
+    k = len(labels)
+    cuts = (labels[:-1] + labels[1:]) / 2
+    best = quadratic_weighted_kappa(true_index, ordinal_index(predicted, cuts), k)
+    for _ in range(passes):
+        for j in range(k - 1):
+            low = cuts[j - 1] if j > 0 else -np.inf
+            high = cuts[j + 1] if j < k - 2 else np.inf
+            for value in np.linspace(labels[j], labels[j + 1], steps + 1)[1:-1]:
+                if not low < value < high:
+                    continue
+                trial = cuts.copy()
+                trial[j] = value
+                kappa = quadratic_weighted_kappa(true_index, ordinal_index(predicted, trial), k)
+                if kappa > best + 1e-12:
+                    best, cuts = kappa, trial
+    return best, cuts
+
+
+def regression_score(metric, predicted, truth):
+    """R² (scikit-learn's r2_score), SMAPE in percent (a row where both are 0 counts as no
+    error, as Kaggle scores it) or Pearson's r (0 for a constant prediction)."""
+    if metric == "r2":
+        spread = np.sum((truth - np.mean(truth)) ** 2)
+        return float(1.0 - np.sum((truth - predicted) ** 2) / spread) if spread > 0 else 0.0
+    if metric == "smape":
+        scale = np.abs(predicted) + np.abs(truth)
+        ratio = np.where(
+            scale > 0, 2 * np.abs(predicted - truth) / np.where(scale > 0, scale, 1), 0
+        )
+        return float(100 * np.mean(ratio))
+    if np.std(predicted) == 0 or np.std(truth) == 0:
+        return 0.0
+    return float(np.corrcoef(predicted, truth)[0, 1])
+
+
+def top_labels(probabilities, k):
+    """Each row's `k` most probable class indices, most probable first."""
+    k = min(k, probabilities.shape[1])
+    return np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+
+
+def mean_average_precision(true_index, probabilities, k):
+    """MAP@k with one true label per row: 1/rank of the truth among the row's top k, else 0."""
+    top = top_labels(probabilities, k)
+    hits = top == true_index[:, None]
+    rank = np.argmax(hits, axis=1) + 1
+    return float(np.mean(np.where(hits.any(axis=1), 1.0 / rank, 0.0)))
+
+
 def evaluate(predicted, target, folds):
     """(metric name, value, higher is better, class weights) of out-of-fold predictions (rows in
     `folds.seen`, in the fitting space: log1p for a log target). For macro F1 the class weights
     divide the probabilities by the class shares to a power chosen here (0 = plain argmax,
     1 = fully balanced), so the adjustment is only used when it helps out of fold."""
     metric, truth = target.metric, folds.truth
+    if target.task == "regression" and metric == "qwk":
+        labels = target.classes.astype(float)
+        true_index = np.searchsorted(labels, truth)
+        kappa, cuts = fit_cuts(predicted, true_index, labels)
+        return "qwk", kappa, True, cuts
+    if target.task == "regression" and metric in ("r2", "smape", "pearson"):
+        back = np.expm1 if target.log_target else (lambda v: v)
+        return (
+            metric,
+            regression_score(metric, back(predicted), back(truth)),
+            metric != "smape",
+            None,
+        )
     if target.task == "regression":
         if metric == "mae":
             return "mae", float(np.mean(np.abs(predicted - truth))), False, None
@@ -389,6 +513,11 @@ def evaluate(predicted, target, folds):
             if best is None or value > best[0] + 1e-12:
                 best = (value, weights)
         return "macro_f1", best[0], True, best[1]
+    if metric == "map":
+        return "map", mean_average_precision(truth_index, predicted, target.map_k), True, ones
+    if metric == "qwk":
+        kappa = quadratic_weighted_kappa(truth_index, decide(predicted, ones), k)
+        return "qwk", kappa, True, ones
     return "accuracy", float(np.mean(decide(predicted, ones) == truth_index)), True, ones
 
 
@@ -445,27 +574,63 @@ def blended_test_prediction(candidates, blend):
     return sum(w * candidates[k][1] for k, w in blend.mix.items())
 
 
-def submission_frame(prediction, blend, target, config, test, sample):
-    """The sample submission's ids with the predictions in its columns: values (back from log
-    space, non-negative for RMSLE), a positive-class probability, one probability column per
-    class named like it, or labels."""
-    id_column, targets = config["id_column"], config["target_columns"]
-    result = pd.DataFrame({id_column: test[id_column].values})
+def class_index(classes, name):
+    """The index in `classes` of the class a probability column holds (`name`, as the analysis
+    read it: the same text, or the same number)."""
+    for i, c in enumerate(classes):
+        if str(c) == name:
+            return i
+    try:
+        number = float(name)
+    except ValueError:
+        return None
+    for i, c in enumerate(classes):
+        try:
+            if float(c) == number:
+                return i
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def prediction_columns(prediction, blend, target, config, column=None):
+    """{submission column: values} of one target's test predictions: values (back from log
+    space, non-negative for RMSLE), ordered labels by the chosen cut points, a positive-class
+    probability, one probability per class (each row summing to 1), or labels. `column` is the
+    target's own column for several targets; None means the shape's columns."""
+    if column is None and config.get("shape") == "class-probabilities":
+        indices = [class_index(target.classes, name) for name in config["column_classes"]]
+        unknown = [n for n, i in zip(config["column_classes"], indices, strict=True) if i is None]
+        if unknown:
+            raise SystemExit(f"no class {unknown} in the training target")
+        chosen = np.clip(prediction[:, indices], 0.0, 1.0)
+        totals = chosen.sum(axis=1, keepdims=True)
+        chosen = np.where(totals > 0, chosen / np.where(totals > 0, totals, 1), 1 / len(indices))
+        return dict(zip(config["target_columns"], chosen.T, strict=True))
+    name = column or config["target_columns"][0]
+    if target.task == "regression" and target.metric == "qwk":
+        return {name: target.classes[ordinal_index(prediction, blend.class_weights)]}
     if target.task == "regression":
         values = np.expm1(prediction) if target.log_target else prediction
-        if target.metric == "rmsle":
+        if target.metric == "rmsle" or target.log_target:
             values = np.clip(values, 0, None)
-        result[targets[0]] = values
-    elif config["prediction"] == "probability" and len(targets) == 1:
+        return {name: values}
+    if config["prediction"] == "probability":
         positive = len(target.classes) - 1
-        result[targets[0]] = np.clip(prediction[:, positive], 0.0, 1.0)
-    elif config["prediction"] == "probability":
-        by_name = {str(c): i for i, c in enumerate(target.classes)}
-        for column in targets:
-            index = by_name.get(column)
-            result[column] = prediction[:, index] if index is not None else 0.0
-    else:
-        result[targets[0]] = target.classes[decide(prediction, blend.class_weights)]
+        return {name: np.clip(prediction[:, positive], 0.0, 1.0)}
+    if target.metric == "map":
+        top = target.classes[top_labels(prediction, target.map_k)]
+        return {name: [" ".join(str(label) for label in row) for row in top]}
+    return {name: target.classes[decide(prediction, blend.class_weights)]}
+
+
+def submission_frame(columns, config, test, sample):
+    """The sample submission's ids, in its order, with the predicted `columns` (by name) in its
+    prediction columns."""
+    id_column, targets = config["id_column"], config["target_columns"]
+    result = pd.DataFrame({id_column: test[id_column].values})
+    for name in targets:
+        result[name] = columns[name]
     submission = sample[[id_column]].merge(result, on=id_column, how="left")
     missing = submission[targets].isna().any(axis=1)
     if missing.any():
@@ -475,16 +640,11 @@ def submission_frame(prediction, blend, target, config, test, sample):
     return submission[[id_column, *targets]]
 
 
-def main(config, input_dir="/input", output_dir="/output"):
-    """The whole pipeline for `config` (the analysis's facts, as the generator writes them):
-    reads the tables from `input_dir` and writes `output_dir`/submission.csv."""
-    train, test, sample = read_tables(config, input_dir)
-    names, types = config["features"], config["types"]
-    both = pd.concat([train[names], test[names]], ignore_index=True)
-    X, X_test = feature_matrices(train, test, both, names, types)
-    target = fitting_target(train[config["train_target"]], config["task"], config["metric"])
+def solve_target(y, task, metric, X, X_test, both, names, map_k=1):
+    """One target's candidates on shared folds and their blend chosen by `metric`: (target,
+    folds, blend, blended test prediction)."""
+    target = fitting_target(y, task, metric, map_k)
     folds = make_folds(target, fold_count(len(X)))
-
     builders = (
         ("tuned", lambda: tuned_candidate(X, X_test, target, folds)),
         ("plain", lambda: plain_candidate(both, names, target, folds)),
@@ -492,12 +652,56 @@ def main(config, input_dir="/input", output_dir="/output"):
     )
     candidates = build_candidates(builders, target, folds)
     blend = choose_blend(candidates, target, folds)
-    chosen = ", ".join(f"{k} {w:.2f}" for k, w in blend.mix.items())
-    name, value = blend.metric, blend.value
-    print(f"validation {name}: {value:.5f} over {len(folds.splits)} hold-outs ({chosen})")
+    return target, folds, blend, blended_test_prediction(candidates, blend)
 
-    prediction = blended_test_prediction(candidates, blend)
-    submission = submission_frame(prediction, blend, target, config, test, sample)
+
+def constant_column(y, task):
+    """The prediction of a training column that never varies: its value, or for a 0/1 label
+    the probability of 1 (there is nothing a model could learn)."""
+    value = y.iloc[0]
+    if task == "binary":
+        return float(str(value).lower() in ("1", "1.0", "true"))
+    return value
+
+
+def main(config, input_dir="/input", output_dir="/output"):
+    """The whole pipeline for `config` (the analysis's facts, as the generator writes them):
+    reads the tables from `input_dir` and writes `output_dir`/submission.csv."""
+    train, test, sample = read_tables(config, input_dir)
+    names, types = config["features"], config["types"]
+    both = pd.concat([train[names], test[names]], ignore_index=True)
+    X, X_test = feature_matrices(train, test, both, names, types)
+    metric = column_metric(config["metric"])
+    plan = target_plan(config)
+    columns, scores, folds_used = {}, [], fold_count(len(X))
+    for column, train_column, task in plan:
+        y = train[train_column]
+        if column is not None and y.nunique() < 2:
+            print(f"target {column}: one value in every training row; predicted as it is")
+            columns[column] = constant_column(y, task)
+            continue
+        target, folds, blend, prediction = solve_target(
+            y, task, metric, X, X_test, both, names, config.get("map_k", 1)
+        )
+        chosen = ", ".join(f"{k} {w:.2f}" for k, w in blend.mix.items())
+        if column is not None:
+            print(f"target {column}: {blend.metric} {blend.value:.5f} ({chosen})")
+        scores.append((blend.metric, blend.value, chosen))
+        folds_used = len(folds.splits)
+        columns.update(prediction_columns(prediction, blend, target, config, column))
+
+    if len(plan) == 1:
+        name, value, chosen = scores[0]
+        print(f"validation {name}: {value:.5f} over {folds_used} hold-outs ({chosen})")
+    elif scores:
+        # The competition's score is the mean over the columns of each column's metric.
+        name = scores[0][0]
+        mean = float(np.mean([value for _, value, _ in scores]))
+        print(
+            f"validation {MEAN_METRICS.get(name, 'mean_' + name)}: {mean:.5f} over"
+            f" {folds_used} hold-outs (mean of {len(scores)} columns)"
+        )
+    submission = submission_frame(columns, config, test, sample)
     path = f"{output_dir}/submission.csv"
     submission.to_csv(path, index=False)
     print(f"wrote {path} with {len(submission)} rows")

@@ -17,7 +17,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score, log_loss, roc_auc_score
+from sklearn.metrics import cohen_kappa_score, f1_score, log_loss, r2_score, roc_auc_score
 
 
 def load_template():
@@ -47,7 +47,7 @@ def all_rows_folds(target):
     rows = np.arange(len(target.y_fit))
     truth = np.asarray(target.y_fit)
     truth_index = None
-    if target.classes is not None:
+    if target.position is not None:
         truth_index = np.array([target.position[c] for c in truth])
     return bt.Folds([(rows, rows)], np.ones(len(rows), dtype=bool), truth, truth_index)
 
@@ -128,7 +128,8 @@ def run_main(task, metric, prediction, rows=240, seed=0, target_columns=None, sa
             "test": "test.csv",
             "sample_submission": "sample_submission.csv",
             "id_column": "id",
-            "train_target": "target",
+            "shape": "single",
+            "targets": ["target"],
             "target_columns": targets,
             "task": task,
             "prediction": prediction,
@@ -534,12 +535,19 @@ class SubmissionTests(unittest.TestCase):
         self.test = pd.DataFrame({"key": [7, 8, 9]})
         self.sample = pd.DataFrame({"key": [9, 7, 8], "y": [0, 0, 0]})
 
-    def config(self, prediction, targets=("y",)):
-        return {"id_column": "key", "target_columns": list(targets), "prediction": prediction}
+    def config(self, prediction, targets=("y",), shape="single", column_classes=None):
+        return {
+            "id_column": "key",
+            "target_columns": list(targets),
+            "prediction": prediction,
+            "shape": shape,
+            "column_classes": column_classes,
+        }
 
     def frame(self, prediction, blend, target, config, sample=None):
         sample = self.sample if sample is None else sample
-        return bt.submission_frame(prediction, blend, target, config, self.test, sample)
+        columns = bt.prediction_columns(prediction, blend, target, config)
+        return bt.submission_frame(columns, config, self.test, sample)
 
     def test_values_come_back_from_log_space_non_negative(self):
         target = bt.fitting_target(pd.Series([0.0, 1.0]), "regression", "rmsle")
@@ -569,17 +577,42 @@ class SubmissionTests(unittest.TestCase):
         frame = self.frame(prediction, blend, target, self.config("probability"))
         np.testing.assert_allclose(frame["y"], [1.0, 0.1, 0.8])
 
-    def test_class_probabilities_go_to_the_columns_named_like_the_classes(self):
+    def test_class_probabilities_go_to_the_columns_of_their_classes_summing_to_one(self):
         target = classification_target([1, 2, 3], "log_loss")
         blend = bt.Blend({"tuned": 1.0}, "log_loss", 0.5, np.ones(3))
-        prediction = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]])
-        config = self.config("probability", targets=("3", "1", "4"))
-        sample = pd.DataFrame({"key": [9, 7, 8], "3": 0, "1": 0, "4": 0})
+        # Blends of candidates can drift from 1; the written rows sum to 1 again.
+        prediction = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.8]])
+        config = self.config(
+            "probability", ("c_3", "c_1", "c_2"), "class-probabilities", ["3", "1", "2.0"]
+        )
+        sample = pd.DataFrame({"key": [9, 7, 8], "c_3": 0, "c_1": 0, "c_2": 0})
         frame = self.frame(prediction, blend, target, config, sample)
-        self.assertEqual(list(frame.columns), ["key", "3", "1", "4"])
-        np.testing.assert_allclose(frame["3"], [0.6, 0.1, 0.1])
-        np.testing.assert_allclose(frame["1"], [0.2, 0.7, 0.1])
-        np.testing.assert_allclose(frame["4"], [0.0, 0.0, 0.0])
+        self.assertEqual(list(frame.columns), ["key", "c_3", "c_1", "c_2"])
+        np.testing.assert_allclose(frame["c_3"], [0.8 / 1.2, 0.1, 0.1])
+        np.testing.assert_allclose(frame["c_1"], [0.2 / 1.2, 0.7, 0.1])
+        np.testing.assert_allclose(frame[["c_3", "c_1", "c_2"]].sum(axis=1), 1.0)
+
+    def test_a_probability_column_of_no_class_stops_the_pipeline(self):
+        target = classification_target([1, 2, 3], "log_loss")
+        blend = bt.Blend({"tuned": 1.0}, "log_loss", 0.5, np.ones(3))
+        config = self.config("probability", ("a", "b"), "class-probabilities", ["1", "4"])
+        with self.assertRaisesRegex(SystemExit, r"no class \['4'\]"):
+            bt.prediction_columns(np.eye(3), blend, target, config)
+
+    def test_ordinal_values_become_labels_at_the_chosen_cuts(self):
+        target = bt.fitting_target(pd.Series([1, 2, 3, 2]), "ordinal", "qwk")
+        blend = bt.Blend({"tuned": 1.0}, "qwk", 0.5, np.array([1.2, 2.9]))
+        frame = self.frame(np.array([1.1, 1.3, 3.5]), blend, target, self.config("label"))
+        self.assertEqual(list(frame["y"]), [3, 1, 2])
+
+    def test_each_of_several_targets_writes_its_own_column(self):
+        target = bt.fitting_target(pd.Series([0, 1, 1]), "binary", "roc_auc")
+        blend = bt.Blend({"tuned": 1.0}, "roc_auc", 0.5, np.ones(2))
+        prediction = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])
+        config = self.config("probability", ("a", "b"), "multi-label")
+        columns = bt.prediction_columns(prediction, blend, target, config, "b")
+        self.assertEqual(list(columns), ["b"])
+        np.testing.assert_allclose(columns["b"], [0.1, 0.8, 0.5])
 
     def test_labels_follow_the_chosen_class_weights(self):
         target = classification_target(["c", "r"], "macro_f1")
@@ -600,6 +633,203 @@ class SubmissionTests(unittest.TestCase):
         sample = pd.DataFrame({"key": [7, 8, 10], "y": 0})
         with self.assertRaisesRegex(SystemExit, "1 sample ids have no prediction: is key"):
             self.frame(np.eye(2)[[0, 1, 0]], blend, target, self.config("label"), sample)
+
+
+class ShapeTests(unittest.TestCase):
+    def test_the_plan_has_one_target_per_column_of_several(self):
+        config = {
+            "shape": "multi-label",
+            "target_columns": ["a", "b"],
+            "targets": ["a", "b"],
+            "task": "binary",
+        }
+        self.assertEqual(bt.target_plan(config), [("a", "a", "binary"), ("b", "b", "binary")])
+        config["shape"] = "multi-target"
+        self.assertEqual(bt.target_plan(config)[1], ("b", "b", "regression"))
+        single = {"shape": "ordinal", "target_columns": ["r"], "targets": ["r"], "task": "x"}
+        self.assertEqual(bt.target_plan(single), [(None, "r", "ordinal")])
+        probabilities = {"shape": "class-probabilities", "target_columns": ["c_1", "c_2"]}
+        probabilities.update(targets=["kind"], task="multiclass")
+        self.assertEqual(bt.target_plan(probabilities), [(None, "kind", "multiclass")])
+
+    def test_a_mean_over_columns_is_fitted_column_by_column(self):
+        self.assertEqual(bt.column_metric("mcrmse"), "rmse")
+        self.assertEqual(bt.column_metric("mean_roc_auc"), "roc_auc")
+        self.assertEqual(bt.column_metric("log_loss"), "log_loss")
+
+    def test_a_training_column_that_never_varies_is_predicted_as_it_is(self):
+        self.assertEqual(bt.constant_column(pd.Series([1, 1]), "binary"), 1.0)
+        self.assertEqual(bt.constant_column(pd.Series([0, 0]), "binary"), 0.0)
+        self.assertEqual(bt.constant_column(pd.Series([2.5, 2.5]), "regression"), 2.5)
+
+    def test_train_rows_without_every_target_are_dropped(self):
+        with tempfile.TemporaryDirectory() as folder:
+            frame = pd.DataFrame({"id": [1, 2, 3], "a": [1.0, None, 2.0], "b": [0, 1, None]})
+            frame.to_csv(os.path.join(folder, "train.csv"), index=False)
+            frame[["id"]].to_csv(os.path.join(folder, "test.csv"), index=False)
+            frame[["id"]].to_csv(os.path.join(folder, "sample.csv"), index=False)
+            config = {"train": "train.csv", "test": "test.csv", "sample_submission": "sample.csv"}
+            config["targets"] = ["a", "b"]
+            train, _, _ = bt.read_tables(config, folder)
+        self.assertEqual(list(train["id"]), [1])
+
+
+class RegressionMetricTests(unittest.TestCase):
+    def setUp(self):
+        random = np.random.RandomState(11)
+        self.truth = np.abs(random.normal(3, 2, size=200))
+        self.truth[:5] = 0.0
+        self.predicted = np.abs(self.truth + random.normal(0, 1, size=200))
+        self.predicted[:3] = 0.0  # both zero on three rows: no error there
+
+    def test_r2_matches_scikit_learn(self):
+        value = bt.regression_score("r2", self.predicted, self.truth)
+        self.assertAlmostEqual(value, r2_score(self.truth, self.predicted), places=12)
+
+    def test_smape_is_the_symmetric_percentage_error(self):
+        p, t = self.predicted[3:], self.truth[3:]
+        expected = 100 / 200 * np.sum(2 * np.abs(p - t) / (np.abs(p) + np.abs(t)))
+        self.assertAlmostEqual(bt.regression_score("smape", self.predicted, self.truth), expected)
+
+    def test_pearson_matches_scipy_and_a_constant_scores_zero(self):
+        from scipy.stats import pearsonr
+
+        value = bt.regression_score("pearson", self.predicted, self.truth)
+        self.assertAlmostEqual(value, pearsonr(self.predicted, self.truth)[0], places=12)
+        self.assertEqual(bt.regression_score("pearson", np.ones(200), self.truth), 0.0)
+
+    def test_each_is_scored_in_its_direction_and_smape_fits_the_log(self):
+        for metric, higher in (("r2", True), ("smape", False), ("pearson", True)):
+            target = bt.fitting_target(pd.Series(self.truth), "regression", metric)
+            self.assertEqual(target.log_target, metric == "smape")
+            folds = all_rows_folds(target)
+            fitted = np.log1p(self.predicted) if target.log_target else self.predicted
+            name, value, is_higher, _ = bt.evaluate(fitted, target, folds)
+            self.assertEqual((name, is_higher), (metric, higher))
+            expected = bt.regression_score(metric, self.predicted, self.truth)
+            self.assertAlmostEqual(value, expected, places=9)
+
+
+class MapTests(unittest.TestCase):
+    def test_map_at_k_scores_the_rank_of_the_truth(self):
+        target = bt.fitting_target(pd.Series(["a", "b", "c", "a"]), "multiclass", "map", 2)
+        predicted = np.array([[0.6, 0.3, 0.1], [0.6, 0.3, 0.1], [0.6, 0.3, 0.1], [0.1, 0.3, 0.6]])
+        name, value, higher, _ = bt.evaluate(predicted, target, all_rows_folds(target))
+        self.assertEqual((name, higher), ("map", True))
+        # a at rank 1, b at rank 2, c not in the top 2, a not in the top 2.
+        self.assertAlmostEqual(value, (1 + 0.5 + 0 + 0) / 4)
+
+    def test_map_rows_list_the_top_labels_best_first(self):
+        target = bt.fitting_target(pd.Series(["a", "b", "c"]), "multiclass", "map", 2)
+        blend = bt.Blend({"tuned": 1.0}, "map", 0.5, np.ones(3))
+        config = {"prediction": "label", "target_columns": ["y"], "shape": "single"}
+        prediction = np.array([[0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])
+        columns = bt.prediction_columns(prediction, blend, target, config)
+        self.assertEqual(columns["y"], ["c b", "a b"])
+
+
+class KappaTests(unittest.TestCase):
+    def test_kappa_matches_scikit_learn(self):
+        random = np.random.RandomState(7)
+        truth = random.randint(0, 5, size=300)
+        guess = np.clip(truth + random.randint(-2, 3, size=300), 0, 4)
+        expected = cohen_kappa_score(truth, guess, weights="quadratic")
+        self.assertAlmostEqual(bt.quadratic_weighted_kappa(truth, guess, 5), expected, places=12)
+        self.assertAlmostEqual(bt.quadratic_weighted_kappa(truth, truth, 5), 1.0)
+
+    def test_the_cuts_start_at_rounding_and_only_improve_kappa(self):
+        random = np.random.RandomState(8)
+        labels = np.array([0.0, 1.0, 2.0, 3.0])
+        truth = random.randint(0, 4, size=400)
+        # A regression that shrinks towards the middle, as regressions do: rounding under-uses
+        # the outer labels, and cuts moved inwards win kappa back.
+        predicted = 1.5 + 0.5 * (truth - 1.5) + 0.3 * random.normal(size=400)
+        rounding = bt.quadratic_weighted_kappa(
+            truth, bt.ordinal_index(predicted, labels[:-1] + 0.5), 4
+        )
+        kappa, cuts = bt.fit_cuts(predicted, truth, labels)
+        self.assertGreater(kappa, rounding + 0.01)
+        self.assertTrue(np.all(np.diff(cuts) > 0))
+        self.assertAlmostEqual(
+            kappa, cohen_kappa_score(truth, bt.ordinal_index(predicted, cuts), weights="quadratic")
+        )
+
+    def test_an_ordinal_target_is_fitted_as_a_number_and_scored_by_kappa(self):
+        target = bt.fitting_target(pd.Series([3, 1, 2, 2, 1]), "ordinal", "qwk")
+        self.assertEqual(target.task, "regression")
+        self.assertEqual(list(target.classes), [1, 2, 3])
+        folds = all_rows_folds(target)
+        name, value, higher, cuts = bt.evaluate(np.array([2.9, 1.2, 2.2, 1.8, 0.7]), target, folds)
+        self.assertEqual((name, higher), ("qwk", True))
+        self.assertAlmostEqual(value, 1.0)
+        self.assertEqual(len(cuts), 2)
+
+    def test_kappa_on_class_labels_scores_the_argmax(self):
+        target = classification_target(["a", "b", "c", "a"], "qwk")
+        predicted = np.eye(3)[[0, 1, 2, 0]]
+        name, value, _, _ = bt.evaluate(predicted, target, all_rows_folds(target))
+        self.assertEqual((name, value), ("qwk", 1.0))
+
+
+def shaped(rows, seed, shape):
+    """A data set of several targets, or an ordinal one, from the same signals as `tabular`:
+    (train, test, types, answers, target columns)."""
+    train, test, types, answers = tabular(rows, seed, "regression")
+    random = np.random.RandomState(seed)
+    full = pd.concat([train.drop(columns=["target"]), test], ignore_index=True)
+    signal = 1.5 * full["x1"].fillna(0) + full["x2"] + (full["colour"] == "red") * 1.2
+    noise = lambda: 0.3 * random.normal(size=len(full))  # noqa: E731 - a short local helper
+    if shape == "multi-target":
+        values = {
+            "t1": signal + noise(),
+            "t2": 10 - 2 * full["x2"] + noise(),
+            "t3": np.exp(signal / 3),
+        }
+    elif shape == "multi-label":
+        values = {
+            "red": ((full["colour"] == "red") ^ (random.rand(len(full)) < 0.1)).astype(int),
+            "big": (signal + noise() > 0.5).astype(int),
+            "rare": (signal + noise() > 2.0).astype(int),
+        }
+    else:
+        values = {"rating": np.digitize(signal + noise(), [-1.5, 0.0, 1.5])}
+    cut = len(train)
+    for name, column in values.items():
+        train[name] = np.asarray(column)[:cut]
+        answers[name] = np.asarray(column)[cut:]
+    return train.drop(columns=["target"]), test, types, answers, list(values)
+
+
+def run_shaped(shape, metric, prediction, seed=0, rows=240):
+    train, test, types, answers, targets = shaped(rows, seed, shape)
+    with tempfile.TemporaryDirectory() as folder:
+        train.to_csv(os.path.join(folder, "train.csv"), index=False)
+        test.to_csv(os.path.join(folder, "test.csv"), index=False)
+        sample = pd.DataFrame({"id": test["id"][::-1].to_numpy()})
+        for column in targets:
+            sample[column] = 0
+        sample.to_csv(os.path.join(folder, "sample_submission.csv"), index=False)
+        config = {
+            "train": "train.csv",
+            "test": "test.csv",
+            "sample_submission": "sample_submission.csv",
+            "id_column": "id",
+            "shape": shape,
+            "targets": targets,
+            "target_columns": targets,
+            "column_classes": None,
+            "task": {"multi-target": "regression", "multi-label": "binary"}.get(
+                shape, "multiclass"
+            ),
+            "prediction": prediction,
+            "metric": metric,
+            "features": list(types),
+            "types": types,
+        }
+        _, printed = quietly(bt.main, config, input_dir=folder, output_dir=folder)
+        submission = pd.read_csv(os.path.join(folder, "submission.csv"))
+    truth = answers.set_index("id").loc[submission["id"]]
+    return submission, printed, truth, targets
 
 
 class PipelineTests(unittest.TestCase):
@@ -664,6 +894,40 @@ class PipelineTests(unittest.TestCase):
         self.assertLess(self.check(printed, "mae"), spread)
         truth = answers.set_index("id").loc[submission["id"], "target"].to_numpy()
         self.assertLess(np.mean(np.abs(submission["target"] - truth)), spread)
+
+    def test_several_targets_get_a_model_each_by_mcrmse(self):
+        submission, printed, truth, targets = run_shaped("multi-target", "mcrmse", "value", seed=7)
+        name, value = printed_validation(printed)
+        self.assertEqual(name, "mcrmse")
+        self.assertIn("(mean of 3 columns)", printed)
+        for column in targets:
+            self.assertIn(f"target {column}: rmse ", printed)
+            self.assertGreater(submission[column].nunique(), 10)
+            error = np.sqrt(
+                np.mean((submission[column].to_numpy() - truth[column].to_numpy()) ** 2)
+            )
+            self.assertLess(error, truth[column].std(), column)
+        self.assertLess(value, np.mean([truth[c].std() for c in targets]))
+
+    def test_several_labels_get_a_probability_each_by_mean_roc_auc(self):
+        submission, printed, truth, targets = run_shaped(
+            "multi-label", "mean_roc_auc", "probability"
+        )
+        name, value = printed_validation(printed)
+        self.assertEqual(name, "mean_roc_auc")
+        self.assertGreater(value, 0.8)
+        for column in targets:
+            self.assertTrue(submission[column].between(0, 1).all())
+            self.assertGreater(roc_auc_score(truth[column], submission[column]), 0.75, column)
+
+    def test_ordinal_labels_by_kappa_from_a_regression_and_cuts(self):
+        submission, printed, truth, _ = run_shaped("ordinal", "qwk", "label", seed=9)
+        name, value = printed_validation(printed)
+        self.assertEqual(name, "qwk")
+        self.assertGreater(value, 0.6)
+        self.assertLessEqual(set(submission["rating"]), {0, 1, 2, 3})
+        kappa = cohen_kappa_score(truth["rating"], submission["rating"], weights="quadratic")
+        self.assertGreater(kappa, 0.6)
 
 
 if __name__ == "__main__":

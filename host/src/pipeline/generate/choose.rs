@@ -1,11 +1,12 @@
 //! Choosing the generator from the command line or the environment: an LLM when one is
-//! configured, the built-in baseline otherwise.
+//! configured (for `auto`, with the baseline behind it when the LLM is unreachable), the
+//! built-in baseline otherwise.
 
 use std::sync::Arc;
 
 use super::{
-    AnthropicConfig, AnthropicGenerator, BaselineGenerator, ConfigError, DynGenerator,
-    OpenAiConfig, OpenAiGenerator,
+    AnthropicConfig, AnthropicGenerator, BaselineFallback, BaselineGenerator, ConfigError,
+    DynGenerator, OpenAiConfig, OpenAiGenerator,
 };
 
 /// Which generator writes the code.
@@ -33,6 +34,7 @@ pub fn generator_from_env(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<DynGenerator, ConfigError> {
     let set = |name: &str| lookup(name).is_some_and(|v| !v.trim().is_empty());
+    let auto = kind == GeneratorKind::Auto;
     let kind = match kind {
         GeneratorKind::Auto if set("OPENAI_API_KEY") || set("OPENAI_BASE_URL") => {
             GeneratorKind::Openai
@@ -41,12 +43,17 @@ pub fn generator_from_env(
         GeneratorKind::Auto => GeneratorKind::Baseline,
         other => other,
     };
-    Ok(match kind {
+    let llm: DynGenerator = match kind {
         GeneratorKind::Openai => Arc::new(OpenAiGenerator::new(OpenAiConfig::from_env(&lookup)?)?),
         GeneratorKind::Anthropic => Arc::new(AnthropicGenerator::new(AnthropicConfig::from_env(
             &lookup,
         )?)?),
-        GeneratorKind::Auto | GeneratorKind::Baseline => Arc::new(BaselineGenerator),
+        GeneratorKind::Auto | GeneratorKind::Baseline => return Ok(Arc::new(BaselineGenerator)),
+    };
+    Ok(if auto {
+        Arc::new(BaselineFallback::new(llm))
+    } else {
+        llm
     })
 }
 
@@ -73,9 +80,13 @@ mod tests {
         assert_eq!(name(GeneratorKind::Auto, &[]), "baseline");
         assert_eq!(
             name(GeneratorKind::Auto, &[("OPENAI_API_KEY", "k")]),
-            "openai:gpt-4o-mini"
+            "openai:gpt-4o-mini (else baseline)"
         );
         assert!(name(GeneratorKind::Auto, &[("ANTHROPIC_API_KEY", "k")]).starts_with("anthropic:"));
+        assert_eq!(
+            name(GeneratorKind::Openai, &[("OPENAI_API_KEY", "k")]),
+            "openai:gpt-4o-mini"
+        );
         assert_eq!(
             name(GeneratorKind::Baseline, &[("OPENAI_API_KEY", "k")]),
             "baseline"

@@ -6,6 +6,7 @@
 
 mod baseline;
 mod choose;
+mod fallback;
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 
 pub use baseline::{BaselineGenerator, baseline_code};
 pub use choose::{GeneratorKind, generator_from_env};
+pub use fallback::BaselineFallback;
 
 use super::analyse::CompetitionAnalysis;
 

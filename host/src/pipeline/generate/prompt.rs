@@ -8,7 +8,9 @@
 use std::fmt::Write as _;
 
 use super::GenerationRequest;
-use crate::pipeline::analyse::{CompetitionAnalysis, Metric, PredictionKind, TaskKind};
+use crate::pipeline::analyse::{
+    CompetitionAnalysis, Metric, PredictionKind, SubmissionShape, TaskKind,
+};
 use crate::text::{ERROR_TAIL_CHARS, head, tail};
 
 /// How much of the previous attempt's code goes into a retry prompt (its head).
@@ -107,11 +109,32 @@ fn summary(a: &CompetitionAnalysis) -> String {
     let _ = writeln!(s, "Predict: {}.", prediction_text(a));
     let _ = writeln!(
         s,
-        "Id column: `{}`. Target column in the training table: `{}`.",
-        a.id_column, a.train_target
+        "Submission shape: {} ({}).",
+        a.shape.name(),
+        a.shape_reason
+    );
+    let targets: Vec<String> = a
+        .shape
+        .train_targets()
+        .iter()
+        .map(|t| (*t).to_owned())
+        .collect();
+    let _ = writeln!(
+        s,
+        "Id column: `{}`. Target column{} in the training table: {}.",
+        a.id_column,
+        if targets.len() == 1 { "" } else { "s" },
+        quoted(&targets)
     );
     if !a.classes.is_empty() {
         let _ = writeln!(s, "Classes (sorted): {}.", quoted(&a.classes));
+    }
+    if let Some(media) = &a.media {
+        let _ = writeln!(
+            s,
+            "The data includes {media}: read them with the standard library if the task needs \
+             them (no audio or video libraries are available)."
+        );
     }
     s.push_str("Files, read-only under /input:\n");
     for file in &a.files {
@@ -145,7 +168,38 @@ fn summary(a: &CompetitionAnalysis) -> String {
         a.sample_submission.rows,
         a.sample_submission.path
     );
+    for (role, table) in [
+        ("training table", &a.train),
+        ("table to predict", &a.test),
+        ("sample submission", &a.sample_submission),
+    ] {
+        rows_text(&mut s, role, table);
+    }
     s
+}
+
+/// The header and first rows of a table, as CSV-like lines (cells already bounded by the
+/// profile, columns by [`SUMMARY_COLUMNS`]).
+fn rows_text(s: &mut String, role: &str, table: &crate::pipeline::analyse::TableProfile) {
+    if table.head.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "The first rows of the {role} /input/{}:", table.path);
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let cells: Vec<String> = cells
+            .take(SUMMARY_COLUMNS)
+            .map(|c| c.replace(['\n', '\r'], " "))
+            .collect();
+        cells.join(",")
+    };
+    let _ = writeln!(
+        s,
+        "    {}",
+        line(&mut table.columns.iter().map(|c| c.name.as_str()))
+    );
+    for row in &table.head {
+        let _ = writeln!(s, "    {}", line(&mut row.iter().map(String::as_str)));
+    }
 }
 
 fn table_text(role: &str, table: &crate::pipeline::analyse::TableProfile) -> String {
@@ -168,8 +222,14 @@ fn table_text(role: &str, table: &crate::pipeline::analyse::TableProfile) -> Str
     )
 }
 
-fn metric_text(metric: Option<Metric>) -> &'static str {
-    match metric {
+fn metric_text(metric: Option<Metric>) -> String {
+    if let Some(Metric::MapAtK { k }) = metric {
+        return format!(
+            "MAP@{k}, mean average precision: write up to {k} labels per row, best first, \
+             separated by spaces (higher is better)"
+        );
+    }
+    let text = match metric {
         Some(Metric::Accuracy) => "accuracy (higher is better)",
         Some(Metric::RocAuc) => "ROC AUC (higher is better)",
         Some(Metric::LogLoss) => "log loss (lower is better)",
@@ -181,21 +241,74 @@ fn metric_text(metric: Option<Metric>) -> &'static str {
                              (higher is better)"
         }
         Some(Metric::MacroF1) => "macro-averaged F1 (higher is better)",
-        None => "not stated; validate with one that suits the task",
-    }
+        Some(Metric::QuadraticWeightedKappa) => {
+            "quadratic weighted kappa between predicted and true ordered labels (higher is \
+             better; a prediction near the truth scores more than one far from it)"
+        }
+        Some(Metric::Mcrmse) => {
+            "MCRMSE, the mean over the target columns of each column's RMSE (lower is better)"
+        }
+        Some(Metric::MeanColumnRocAuc) => {
+            "the mean over the label columns of each column's ROC AUC (higher is better)"
+        }
+        Some(Metric::R2) => "R2, the coefficient of determination (higher is better)",
+        Some(Metric::Smape) => "SMAPE, symmetric mean absolute percentage error (lower is better)",
+        Some(Metric::Pearson) => {
+            "Pearson correlation between predictions and truth (higher is better)"
+        }
+        Some(Metric::MapAtK { .. }) | None => "not stated; validate with one that suits the task",
+    };
+    text.to_owned()
 }
 
 fn prediction_text(a: &CompetitionAnalysis) -> String {
     let columns = quoted(&a.target_columns);
+    match &a.shape {
+        SubmissionShape::MultiTarget { .. } => {
+            return format!(
+                "one predicted value per target column, in {columns}; fit every one of them \
+                 (one model per column, or one multi-output model)"
+            );
+        }
+        SubmissionShape::MultiLabel { .. } => {
+            return match a.prediction {
+                PredictionKind::Probability => format!(
+                    "for each of the 0/1 label columns {columns}, the probability that it is 1 \
+                     (one classifier per column; the columns need not sum to 1)"
+                ),
+                PredictionKind::Label => format!(
+                    "for each of the 0/1 label columns {columns}, 0 or 1 (one classifier per \
+                     column)"
+                ),
+            };
+        }
+        SubmissionShape::ClassProbabilities { target, classes } => {
+            let pairs: Vec<String> = a
+                .target_columns
+                .iter()
+                .zip(classes)
+                .map(|(column, class)| format!("`{column}` = P({target} = `{class}`)"))
+                .collect();
+            return format!(
+                "one probability per class of `{target}`, in the columns {}; each row's \
+                 probabilities sum to 1",
+                pairs.join(", ")
+            );
+        }
+        SubmissionShape::Ordinal { target } => {
+            return format!(
+                "an ordered whole-number label of `{target}` (one of the classes below) in \
+                 {columns}: fitting a regression and choosing the cut points between labels \
+                 out of fold suits kappa better than a classifier's argmax"
+            );
+        }
+        SubmissionShape::Single { .. } => {}
+    }
     match (a.task, a.prediction) {
         (TaskKind::Regression, _) => format!("the predicted value in {columns}"),
         (_, PredictionKind::Label) => {
             format!("the predicted class label (a value of the training target) in {columns}")
         }
-        (_, PredictionKind::Probability) if a.target_columns.len() > 1 => format!(
-            "one probability per class, in the columns {columns}; each row's probabilities \
-             sum to 1"
-        ),
         (_, PredictionKind::Probability) => match a.classes.last() {
             Some(positive) if a.classes.len() == 2 => {
                 format!("the probability of the positive class (`{positive}`) in {columns}")
@@ -279,6 +392,7 @@ mod tests {
                 .iter()
                 .map(|n| column(n, ColumnType::Integer))
                 .collect(),
+            head: vec![names.iter().map(|n| format!("{n}-1")).collect()],
         };
         CompetitionAnalysis {
             slug: "titanic".to_owned(),
@@ -309,12 +423,16 @@ mod tests {
             sample_submission: table("gender_submission.csv", 418, &["PassengerId", "Survived"]),
             id_column: "PassengerId".to_owned(),
             target_columns: vec!["Survived".to_owned()],
-            train_target: "Survived".to_owned(),
+            shape: SubmissionShape::Single {
+                target: "Survived".to_owned(),
+            },
+            shape_reason: "one prediction column \"Survived\", a column of train.csv".to_owned(),
             task: TaskKind::Binary,
             prediction: PredictionKind::Label,
             metric: Some(Metric::Accuracy),
             classes: vec!["0".to_owned(), "1".to_owned()],
             description: Some("Predict survival on the Titanic.".to_owned()),
+            media: None,
         }
     }
 
@@ -380,6 +498,10 @@ mod tests {
             "/input/gender_submission.csv (3.2 KB): the sample submission",
             "/input/extra/notes.txt (12 B)",
             "the 418 ids of /input/gender_submission.csv",
+            "Submission shape: single (one prediction column",
+            "Target column in the training table: `Survived`.",
+            "The first rows of the training table /input/train.csv:\n    PassengerId,Pclass,Age,Survived\n    PassengerId-1,Pclass-1,Age-1,Survived-1\n",
+            "The first rows of the sample submission /input/gender_submission.csv:",
             "Write the complete script.",
         ] {
             assert!(
@@ -396,8 +518,32 @@ mod tests {
         a.prediction = PredictionKind::Probability;
         assert!(prediction_text(&a).contains("probability of the positive class (`1`)"));
         a.task = TaskKind::Multiclass;
-        a.target_columns = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
-        assert!(prediction_text(&a).contains("one probability per class"));
+        a.target_columns = vec!["p_a".to_owned(), "p_b".to_owned(), "p_c".to_owned()];
+        a.shape = SubmissionShape::ClassProbabilities {
+            target: "kind".to_owned(),
+            classes: vec!["a".to_owned(), "b".to_owned(), "c".to_owned()],
+        };
+        let text = prediction_text(&a);
+        assert!(text.contains("one probability per class"), "{text}");
+        assert!(text.contains("`p_b` = P(kind = `b`)"), "{text}");
+        a.target_columns = vec!["t1".to_owned(), "t2".to_owned()];
+        a.shape = SubmissionShape::MultiTarget {
+            targets: a.target_columns.clone(),
+        };
+        assert!(
+            prediction_text(&a).contains("one predicted value per target column, in `t1`, `t2`")
+        );
+        a.shape = SubmissionShape::MultiLabel {
+            targets: a.target_columns.clone(),
+        };
+        assert!(prediction_text(&a).contains("the probability that it is 1"));
+        a.shape = SubmissionShape::Ordinal {
+            target: "rating".to_owned(),
+        };
+        assert!(prediction_text(&a).contains("cut points"));
+        a.shape = SubmissionShape::Single {
+            target: "SalePrice".to_owned(),
+        };
         a.task = TaskKind::Regression;
         a.target_columns = vec!["SalePrice".to_owned()];
         assert_eq!(prediction_text(&a), "the predicted value in `SalePrice`");

@@ -1,7 +1,7 @@
 //! Orchestration of one job: analyse → (generate → run → validate) per attempt → store.
 //!
-//! A failure of the generated code (a crash, a cap, an invalid submission) uses one attempt and
-//! is fed back to the generator; anything else (the sandbox, the generator's service, storage)
+//! A failure of the generated code (a crash, a cap, an invalid submission) or a reply without
+//! code uses one attempt and is fed back to the generator; anything else (the sandbox, the generator's service, storage)
 //! ends the solve with an error that says whether retrying later may help.
 //!
 //! Each solve works in its claim's own folder (see `workdir`), and leaves nothing there: an
@@ -23,7 +23,7 @@ use types::printed_score;
 pub use types::{AttemptFailure, AttemptRecord, SolveError, SolveEvent, SolveReport, Stage};
 
 use super::analyse::{CompetitionAnalysis, analyse};
-use super::generate::{DynGenerator, GenerationRequest, PreviousAttempt};
+use super::generate::{DynGenerator, GenerateError, GenerationRequest, PreviousAttempt};
 use super::validate::validate_submission;
 use super::workdir::{AttemptDir, ClaimDir, WorkDirError, sweep};
 use crate::sandbox::{
@@ -191,13 +191,41 @@ impl Solver {
                 attempt,
                 previous: previous.take(),
             };
+            // A reply without code is the generator's failed attempt, like code that crashes;
+            // any other generator failure (unreachable, refused) ends the job.
             let generated = timed(job, Stage::Generate, attempt, async {
-                self.generator
-                    .generate(&request)
-                    .await
-                    .map_err(SolveError::Generate)
+                match self.generator.generate(&request).await {
+                    Ok(code) => Ok(Ok(code)),
+                    Err(GenerateError::NoCode { provider }) => {
+                        Ok(Err(AttemptFailure::NoCode { provider }))
+                    }
+                    Err(error) => Err(SolveError::Generate(error)),
+                }
             })
             .await?;
+            let generated = match generated {
+                Ok(generated) => generated,
+                Err(failure) => {
+                    let reason = failure.to_string();
+                    (job.events)(SolveEvent::AttemptFailed {
+                        attempt,
+                        reason: failure,
+                    });
+                    previous = Some(PreviousAttempt {
+                        code: String::new(),
+                        error: reason.clone(),
+                    });
+                    records.push(AttemptRecord {
+                        attempt,
+                        generator: self.generator.name(),
+                        code: String::new(),
+                        backend: None,
+                        outcome: None,
+                        error: Some(reason),
+                    });
+                    continue;
+                }
+            };
             let mut record = AttemptRecord {
                 attempt,
                 generator: generated.generator.clone(),

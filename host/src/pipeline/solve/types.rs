@@ -33,6 +33,15 @@ pub enum AttemptFailure {
     /// The code ran but its submission does not match the sample.
     #[error(transparent)]
     Invalid(#[from] InvalidSubmission),
+    /// The generator's reply held no code: the attempt is used, and the next request says so.
+    #[error(
+        "{provider} replied without any Python code; reply with one complete script in a \
+         single ```python block"
+    )]
+    NoCode {
+        /// The generator.
+        provider: String,
+    },
 }
 
 impl Serialize for AttemptFailure {

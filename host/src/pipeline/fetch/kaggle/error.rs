@@ -148,6 +148,26 @@ impl KaggleError {
         }
     }
 
+    /// Whether the failure is the server's or the network's (busy, 5xx, dropped, a reply we
+    /// cannot read), not a refusal of these credentials or this competition (401, 403, 404):
+    /// after such a failure of an optional call, the job can go on without its answer.
+    pub fn is_server_side(&self) -> bool {
+        match self {
+            Self::Unavailable { .. }
+            | Self::Transport { .. }
+            | Self::Incomplete { .. }
+            | Self::InvalidResponse { .. } => true,
+            Self::Http { status, .. } => *status >= 500,
+            Self::Exhausted { source, .. } => source.is_server_side(),
+            Self::Unauthorized { .. }
+            | Self::RulesNotAccepted { .. }
+            | Self::Forbidden { .. }
+            | Self::NotFound { .. }
+            | Self::Io { .. }
+            | Self::Setup { .. } => false,
+        }
+    }
+
     /// The delay the server asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

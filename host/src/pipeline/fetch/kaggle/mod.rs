@@ -5,9 +5,9 @@
 //! (API key) or Bearer (access token) authorization; errors come back as JSON
 //! `{"code": 403, "message": "..."}` (a `code` of 400 or more in the body counts as an error
 //! even under a 2xx status). Downloads answer with a 302 to the file, which is followed as a
-//! GET. Here the endpoint is `{base}/api` with `base` from `KS_KAGGLE_API` (default
-//! `https://www.kaggle.com`), so tests point it at a fake server; for `https://api.kaggle.com`,
-//! the official client's production endpoint, it is `{base}` itself, as kagglesdk does.
+//! GET. The base comes from `KS_KAGGLE_API` (default `https://api.kaggle.com`, the official
+//! client's production endpoint, where methods live at `{base}/v1/...`), so tests point it at
+//! a fake server; for any other base the endpoint is `{base}/api`, as kagglesdk does.
 
 mod download;
 mod error;
@@ -29,8 +29,9 @@ use error::Failure;
 
 /// The variable that overrides the API base URL.
 pub const API_BASE_ENV: &str = "KS_KAGGLE_API";
-/// The API base URL used when `KS_KAGGLE_API` is unset.
-pub const DEFAULT_API_BASE: &str = "https://www.kaggle.com";
+/// The API base URL used when `KS_KAGGLE_API` is unset: the official client's production
+/// endpoint, which serves `/v1/<service>/<Method>`.
+pub const DEFAULT_API_BASE: &str = "https://api.kaggle.com";
 /// The host the official client calls in production, which serves `/v1/...` without `/api`.
 pub const PRODUCTION_API_HOST: &str = "api.kaggle.com";
 /// The kagglesdk service that holds the competition methods.
@@ -285,6 +286,7 @@ mod tests {
             ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/api/v1/s/M"),
             ("http://proxy/kaggle?x=1", "http://proxy/kaggle/api/v1/s/M"),
             ("https://api.kaggle.com", "https://api.kaggle.com/v1/s/M"),
+            (DEFAULT_API_BASE, "https://api.kaggle.com/v1/s/M"),
         ] {
             let client = KaggleClient::new(base, credentials.clone(), RetryPolicy::default())
                 .expect("client");
