@@ -231,12 +231,7 @@ fn check_value(analysis: &CompetitionAnalysis, column: &str, value: &str) -> Res
 }
 
 fn check_label(analysis: &CompetitionAnalysis, value: &str) -> Result<(), String> {
-    let known = analysis.classes.iter().any(|c| {
-        c == value
-            || normalise_number(c) == normalise_number(value)
-            || c.eq_ignore_ascii_case(value)
-    });
-    if !analysis.classes.is_empty() && !known {
+    if !analysis.classes.is_empty() && known_class(&analysis.classes, value).is_none() {
         return Err(format!(
             "is {}, which is not one of the classes {}",
             quote(value),
@@ -244,6 +239,20 @@ fn check_label(analysis: &CompetitionAnalysis, value: &str) -> Result<(), String
         ));
     }
     Ok(())
+}
+
+/// The class `value` names: itself, the same number written otherwise (`1.0` for `1`) or
+/// the same word in another case.
+pub fn known_class<'a>(classes: &'a [String], value: &str) -> Option<&'a str> {
+    let value = value.trim();
+    classes
+        .iter()
+        .find(|c| {
+            c.as_str() == value
+                || normalise_number(c) == normalise_number(value)
+                || c.eq_ignore_ascii_case(value)
+        })
+        .map(String::as_str)
 }
 
 /// `1.0` and `1` name the same id or label.

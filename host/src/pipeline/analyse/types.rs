@@ -132,6 +132,14 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// Whether a larger value is a better score.
+    pub fn higher_is_better(self) -> bool {
+        !matches!(
+            self,
+            Self::LogLoss | Self::Rmse | Self::Rmsle | Self::Mae | Self::Mcrmse | Self::Smape
+        )
+    }
+
     /// Whether the metric scores class predictions (labels or probabilities).
     pub fn is_classification(self) -> bool {
         matches!(
@@ -276,4 +284,23 @@ pub struct CompetitionAnalysis {
     /// may still use them).
     #[serde(default)]
     pub media: Option<MediaFiles>,
+}
+
+impl CompetitionAnalysis {
+    /// The metric the competition is scored by, or without a named one the one that suits its
+    /// shape: RMSE for values (mean column-wise for several), log loss for probabilities of
+    /// several columns (a proper score, where accuracy would ignore how sure each one is),
+    /// kappa for ordered labels, else accuracy.
+    pub fn scored_metric(&self) -> Metric {
+        self.metric.unwrap_or(match (&self.shape, self.task) {
+            (SubmissionShape::MultiTarget { .. }, _) => Metric::Mcrmse,
+            (_, TaskKind::Regression) => Metric::Rmse,
+            (
+                SubmissionShape::MultiLabel { .. } | SubmissionShape::ClassProbabilities { .. },
+                _,
+            ) => Metric::LogLoss,
+            (SubmissionShape::Ordinal { .. }, _) => Metric::QuadraticWeightedKappa,
+            _ => Metric::Accuracy,
+        })
+    }
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{GenerateError, GeneratedCode, GenerationRequest, Generator};
 use crate::pipeline::analyse::{
-    ColumnType, CompetitionAnalysis, Metric, SubmissionShape, TaskKind,
+    ColumnType, CompetitionAnalysis, Metric, SubmissionShape,
 };
 
 const TEMPLATE: &str = include_str!("baseline_template.py");
@@ -87,19 +87,7 @@ fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
         .filter(|c| features.contains(&c.name.as_str()))
         .map(|c| (c.name.clone(), json!(c.dtype)))
         .collect();
-    // Without a named metric: RMSE for values, log loss for probabilities of several columns
-    // (a proper score, where accuracy would ignore how sure each one is), else accuracy.
-    let metric = analysis
-        .metric
-        .unwrap_or(match (&analysis.shape, analysis.task) {
-            (SubmissionShape::MultiTarget { .. }, _) => Metric::Mcrmse,
-            (_, TaskKind::Regression) => Metric::Rmse,
-            (
-                SubmissionShape::MultiLabel { .. } | SubmissionShape::ClassProbabilities { .. },
-                _,
-            ) => Metric::LogLoss,
-            _ => Metric::Accuracy,
-        });
+    let metric = analysis.scored_metric();
     // The class each probability column holds, in the submission's order.
     let column_classes = match &analysis.shape {
         SubmissionShape::ClassProbabilities { classes, .. } => json!(classes),

@@ -1,4 +1,304 @@
 //! Scoring by the host: a candidate's submission against answers the candidate never saw.
+//!
+//! `holdout` sets the answers aside and builds the view the candidate runs in; `metrics`
+//! computes each competition metric; this module joins a validated submission to the answers
+//! by id and reads each shape's columns the way the metric needs them. The number a script
+//! prints about itself is never used for anything.
 
 pub mod holdout;
 pub mod metrics;
+
+use std::collections::HashMap;
+
+pub use holdout::{Answers, HoldoutError, HoldoutSpec, Split, build_view};
+pub use metrics::MetricError;
+
+use super::analyse::{CompetitionAnalysis, Metric, PredictionKind, SubmissionShape, TaskKind};
+use super::validate::known_class;
+use crate::text::quote;
+
+/// A host-computed score.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HostScore {
+    /// The metric it was computed with.
+    pub metric: Metric,
+    /// Its value.
+    pub value: f64,
+}
+
+impl HostScore {
+    /// Whether this score beats `other` (both of the same metric).
+    pub fn beats(&self, other: &HostScore) -> bool {
+        if self.metric.higher_is_better() {
+            self.value > other.value
+        } else {
+            self.value < other.value
+        }
+    }
+}
+
+/// Why a submission could not be scored.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScoreError {
+    /// The metric is undefined on these rows (an AUC over a holdout of one class).
+    #[error("the holdout cannot be scored by {metric:?}: {source}")]
+    Metric {
+        /// The metric.
+        metric: Metric,
+        /// Why.
+        #[source]
+        source: MetricError,
+    },
+    /// The metric does not score this kind of prediction.
+    #[error("{metric:?} does not score a {shape} submission of {prediction:?} ({task:?})")]
+    Unsupported {
+        /// The metric.
+        metric: Metric,
+        /// The shape's name.
+        shape: &'static str,
+        /// Labels or probabilities.
+        prediction: PredictionKind,
+        /// The task.
+        task: TaskKind,
+    },
+    /// The submission does not fit the answers (validation should have refused it).
+    #[error("the submission does not fit the holdout: {0}")]
+    Mismatch(String),
+}
+
+/// Scores `submission` (validated against the holdout view's sample) against `answers`.
+///
+/// # Errors
+/// See [`ScoreError`].
+pub fn score_submission(
+    submission: &[u8],
+    answers: &Answers,
+    analysis: &CompetitionAnalysis,
+) -> Result<HostScore, ScoreError> {
+    let metric = analysis.scored_metric();
+    let rows = aligned(submission, answers, &analysis.target_columns)?;
+    let value = compute(metric, analysis, &rows).map_err(|e| match e {
+        Failure::Metric(source) => ScoreError::Metric { metric, source },
+        Failure::Unsupported => ScoreError::Unsupported {
+            metric,
+            shape: analysis.shape.name(),
+            prediction: analysis.prediction,
+            task: analysis.task,
+        },
+        Failure::Mismatch(m) => ScoreError::Mismatch(m),
+    })?;
+    Ok(HostScore { metric, value })
+}
+
+/// Each holdout row's answers and the submission's predictions, in the answers' order.
+struct Rows<'a> {
+    truth: Vec<&'a [String]>,
+    predicted: Vec<Vec<String>>,
+}
+
+fn aligned<'a>(
+    submission: &[u8],
+    answers: &'a Answers,
+    columns: &[String],
+) -> Result<Rows<'a>, ScoreError> {
+    let mut reader = csv::Reader::from_reader(submission);
+    let mismatch = |e: csv::Error| ScoreError::Mismatch(e.to_string());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(mismatch)?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
+        .collect();
+    let find = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| ScoreError::Mismatch(format!("no column {}", quote(name))))
+    };
+    let id_at = find(&answers.id_column)?;
+    let at = columns.iter().map(|c| find(c)).collect::<Result<Vec<_>, _>>()?;
+    let mut by_id: HashMap<String, Vec<String>> = HashMap::new();
+    for record in reader.records() {
+        let record = record.map_err(mismatch)?;
+        let cell = |i: usize| record.get(i).unwrap_or("").trim().to_owned();
+        by_id.insert(cell(id_at), at.iter().map(|&i| cell(i)).collect());
+    }
+    let mut rows = Rows {
+        truth: Vec::with_capacity(answers.rows.len()),
+        predicted: Vec::with_capacity(answers.rows.len()),
+    };
+    for (id, truth) in &answers.rows {
+        let predicted = by_id
+            .remove(id.trim())
+            .ok_or_else(|| ScoreError::Mismatch(format!("no row for id {}", quote(id))))?;
+        rows.truth.push(truth);
+        rows.predicted.push(predicted);
+    }
+    Ok(rows)
+}
+
+enum Failure {
+    Metric(MetricError),
+    Unsupported,
+    Mismatch(String),
+}
+
+impl From<MetricError> for Failure {
+    fn from(e: MetricError) -> Self {
+        Self::Metric(e)
+    }
+}
+
+fn number(value: &str) -> Result<f64, Failure> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| Failure::Mismatch(format!("{} is not a number", quote(value))))
+}
+
+/// Column `j` of every row, as numbers.
+fn numbers(rows: &[impl AsRef<[String]>], j: usize) -> Result<Vec<f64>, Failure> {
+    rows.iter()
+        .map(|r| number(r.as_ref().get(j).map_or("", String::as_str)))
+        .collect()
+}
+
+/// The index of each value's class in `classes`.
+fn class_indices(
+    classes: &[String],
+    values: impl Iterator<Item = impl AsRef<str>>,
+) -> Result<Vec<usize>, Failure> {
+    values
+        .map(|v| {
+            known_class(classes, v.as_ref())
+                .and_then(|c| classes.iter().position(|k| k == c))
+                .ok_or_else(|| Failure::Mismatch(format!("{} is not a class", quote(v.as_ref()))))
+        })
+        .collect()
+}
+
+/// Column-wise metric over several numeric columns, averaged.
+fn per_column<T>(
+    rows: &Rows<'_>,
+    columns: usize,
+    read_truth: impl Fn(&Rows<'_>, usize) -> Result<Vec<T>, Failure>,
+    metric: impl Fn(&[T], &[f64]) -> Result<f64, MetricError>,
+) -> Result<f64, Failure> {
+    let mut each = Vec::with_capacity(columns);
+    for j in 0..columns {
+        each.push(metric(&read_truth(rows, j)?, &numbers(&rows.predicted, j)?)?);
+    }
+    if each.is_empty() {
+        return Err(Failure::Mismatch("no prediction columns".into()));
+    }
+    Ok(metrics::fsum(each.iter().copied()) / each.len() as f64)
+}
+
+fn compute(metric: Metric, a: &CompetitionAnalysis, rows: &Rows<'_>) -> Result<f64, Failure> {
+    use metrics as m;
+    let first = |v: &[String]| v.first().cloned().unwrap_or_default();
+    let truth_labels: Vec<String> = rows.truth.iter().map(|t| first(t)).collect();
+    let predicted_labels: Vec<String> = rows.predicted.iter().map(|p| first(p)).collect();
+    let positive = a.classes.last().map(String::as_str);
+    let is_positive = |v: &str| known_class(&a.classes, v) == positive && positive.is_some();
+    match (&a.shape, a.task, a.prediction, metric) {
+        (SubmissionShape::MultiTarget { targets }, ..) => {
+            let truth = |r: &Rows<'_>, j| numbers(&r.truth, j);
+            let n = targets.len();
+            match metric {
+                Metric::Mcrmse | Metric::Rmse => Ok(per_column(rows, n, truth, m::rmse)?),
+                Metric::Mae => Ok(per_column(rows, n, truth, m::mae)?),
+                Metric::R2 => Ok(per_column(rows, n, truth, m::r2)?),
+                _ => Err(Failure::Unsupported),
+            }
+        }
+        (SubmissionShape::MultiLabel { targets }, ..) => {
+            let truth = |r: &Rows<'_>, j: usize| -> Result<Vec<bool>, Failure> {
+                numbers(&r.truth, j).map(|v| v.into_iter().map(|x| x == 1.0).collect())
+            };
+            let n = targets.len();
+            match metric {
+                Metric::MeanColumnRocAuc | Metric::RocAuc => {
+                    Ok(per_column(rows, n, truth, m::roc_auc)?)
+                }
+                Metric::LogLoss => Ok(per_column(rows, n, truth, m::log_loss)?),
+                _ => Err(Failure::Unsupported),
+            }
+        }
+        (SubmissionShape::ClassProbabilities { classes, .. }, _, _, Metric::LogLoss) => {
+            let truth = class_indices(classes, truth_labels.iter())?;
+            let probabilities = rows
+                .predicted
+                .iter()
+                .map(|r| r.iter().map(|v| number(v)).collect::<Result<Vec<_>, _>>())
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(m::multiclass_log_loss(&truth, &probabilities)?)
+        }
+        (SubmissionShape::Ordinal { .. }, ..) | (_, _, _, Metric::QuadraticWeightedKappa) => {
+            // Ordered labels rank by their numeric order, not the classes' text order.
+            let mut ordered = a.classes.clone();
+            ordered.sort_by(|x, y| match (x.parse::<f64>(), y.parse::<f64>()) {
+                (Ok(x), Ok(y)) => x.total_cmp(&y),
+                _ => x.cmp(y),
+            });
+            let truth = class_indices(&ordered, truth_labels.iter())?;
+            let predicted = class_indices(&ordered, predicted_labels.iter())?;
+            Ok(m::quadratic_weighted_kappa(&truth, &predicted, ordered.len())?)
+        }
+        (SubmissionShape::Single { .. }, TaskKind::Regression, ..) => {
+            let truth = numbers(&rows.truth, 0)?;
+            let predicted = numbers(&rows.predicted, 0)?;
+            let f = match metric {
+                Metric::Rmse | Metric::Mcrmse => m::rmse,
+                Metric::Rmsle => m::rmsle,
+                Metric::Mae => m::mae,
+                Metric::R2 => m::r2,
+                Metric::Smape => m::smape,
+                Metric::Pearson => m::pearson,
+                _ => return Err(Failure::Unsupported),
+            };
+            Ok(f(&truth, &predicted)?)
+        }
+        (SubmissionShape::Single { .. }, _, PredictionKind::Probability, _) => {
+            let truth: Vec<bool> = truth_labels.iter().map(|t| is_positive(t)).collect();
+            let predicted = numbers(&rows.predicted, 0)?;
+            match metric {
+                Metric::LogLoss => Ok(m::log_loss(&truth, &predicted)?),
+                Metric::RocAuc | Metric::MeanColumnRocAuc => Ok(m::roc_auc(&truth, &predicted)?),
+                _ => Err(Failure::Unsupported),
+            }
+        }
+        (SubmissionShape::Single { .. }, task, PredictionKind::Label, _) => {
+            let truth = class_indices(&a.classes, truth_labels.iter())?;
+            match metric {
+                Metric::MapAtK { k } => {
+                    let ranked = rows
+                        .predicted
+                        .iter()
+                        .map(|p| class_indices(&a.classes, first(p).split_whitespace()))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let relevant: Vec<Vec<usize>> = truth.iter().map(|&t| vec![t]).collect();
+                    Ok(m::map_at_k(&relevant, &ranked, k as usize)?)
+                }
+                _ => {
+                    let predicted = class_indices(&a.classes, predicted_labels.iter())?;
+                    match metric {
+                        Metric::Accuracy => Ok(m::accuracy(&truth, &predicted)?),
+                        Metric::MacroF1 => Ok(m::macro_f1(&truth, &predicted)?),
+                        Metric::F1 if task == TaskKind::Binary => {
+                            let last = a.classes.len().saturating_sub(1);
+                            let t: Vec<bool> = truth.iter().map(|&c| c == last).collect();
+                            let p: Vec<bool> = predicted.iter().map(|&c| c == last).collect();
+                            Ok(m::binary_f1(&t, &p)?)
+                        }
+                        Metric::F1 => Ok(m::macro_f1(&truth, &predicted)?),
+                        _ => Err(Failure::Unsupported),
+                    }
+                }
+            }
+        }
+        _ => Err(Failure::Unsupported),
+    }
+}
