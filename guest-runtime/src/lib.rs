@@ -65,6 +65,9 @@ pub use prewarm::{
 pub use status::{ArtifactStatus, RuntimeStatus, status};
 pub use wheel::{DEFAULT_PYTHON, PYTHON_ENV, WHEEL_ENV, WheelSource, hash_stream};
 
+/// The third-party modules the guest imports, by import name (`guest-runtime/guest-modules.txt`).
+pub const GUEST_MODULES_TXT: &str = include_str!("../guest-modules.txt");
+
 /// The Python harness the sandbox runs around every generated script: it runs the script as
 /// `__main__` and reports an uncaught exception as a structured last line on stderr.
 pub const HARNESS_PY: &str = include_str!("../harness.py");
