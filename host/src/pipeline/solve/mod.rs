@@ -179,6 +179,8 @@ impl Solver {
         })
         .await?;
 
+        let docker = job.policy.sandbox.backends.contains(&Backend::Docker)
+            && self.sandboxes.available().contains(&Backend::Docker);
         let max = job.policy.attempts.max.max(1);
         let mut records = Vec::new();
         let mut previous = None;
@@ -190,6 +192,7 @@ impl Solver {
                 analysis: &analysis,
                 attempt,
                 previous: previous.take(),
+                docker,
             };
             let generated = timed(job, Stage::Generate, attempt, async {
                 self.generator
