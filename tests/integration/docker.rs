@@ -421,7 +421,7 @@ train = pd.read_csv("/input/train.csv")
 test = pd.read_csv("/input/test.csv")
 sub = pd.read_csv("/input/sample_submission.csv")
 features = [c for c in train.columns if c not in ("id", "species")]
-categorical = [c for c in features if train[c].dtype == object]
+categorical = [c for c in features if not pd.api.types.is_numeric_dtype(train[c])]
 def prepare(frame):
     frame = frame[features].copy()
     frame[categorical] = frame[categorical].fillna("missing").astype(str)
