@@ -25,9 +25,7 @@ use zip::ZipArchive;
 
 use crate::error::InstallError;
 use crate::home::{InstalledRuntime, MARKER_FILE, RuntimeHome};
-use crate::install::{
-    discard_incomplete, remove_leftovers, sync_dir, take_install_lock, temp_dir,
-};
+use crate::install::{discard_incomplete, remove_leftovers, sync_dir, take_install_lock, temp_dir};
 use crate::lock::{ArtifactPin, RuntimeLock};
 use crate::unzip::{self, ExtractError, ExtractLimits};
 use crate::wheel;
@@ -236,7 +234,10 @@ mod tests {
             fs::read(folder.join("matplotlibrc")).expect("rc"),
             b"backend: Agg\n"
         );
-        assert_eq!(fs::read(folder.join("fonts/ttf/a.ttf")).expect("font"), b"font");
+        assert_eq!(
+            fs::read(folder.join("fonts/ttf/a.ttf")).expect("font"),
+            b"font"
+        );
         assert!(!folder.join("../mpl-data.zip").exists());
         assert_eq!(fx.home.mpl_data(&fx.lock), Some(folder.clone()));
         fs::write(folder.join("matplotlibrc"), b"changed").expect("mark");

@@ -20,8 +20,14 @@ pub const IMAGE_MODULES_TXT: &str = include_str!("../image/modules.txt");
 const RECIPE_FILES: [(&str, &str); 5] = [
     ("build-offline.sh", IMAGE_RECIPE),
     ("TAG", IMAGE_TAG),
-    ("requirements.txt", include_str!("../image/requirements.txt")),
-    ("install-wheels.sh", include_str!("../image/install-wheels.sh")),
+    (
+        "requirements.txt",
+        include_str!("../image/requirements.txt"),
+    ),
+    (
+        "install-wheels.sh",
+        include_str!("../image/install-wheels.sh"),
+    ),
     ("modules.txt", IMAGE_MODULES_TXT),
 ];
 

@@ -362,7 +362,10 @@ fn sandbox_run_picks_docker_for_native_imports() {
     for (script, printed) in [
         ("import xgboost\nprint(xgboost.__name__)\n", "xgboost\n"),
         // Two statements on one line: both are read.
-        ("import xgboost; import os\nprint(xgboost.__name__, os.name)\n", "xgboost posix\n"),
+        (
+            "import xgboost; import os\nprint(xgboost.__name__, os.name)\n",
+            "xgboost posix\n",
+        ),
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("script.py");

@@ -70,7 +70,10 @@ async fn import_everything(guest: GuestImage) {
         .iter()
         .map(|m| (*m).to_owned())
         .collect();
-    assert_eq!(from_zip, listed, "guest-runtime/guest-modules.txt is the zip's");
+    assert_eq!(
+        from_zip, listed,
+        "guest-runtime/guest-modules.txt is the zip's"
+    );
     assert_eq!(
         prompt_list(&system_prompt(false), GUEST_LIST_INTRO),
         listed,
@@ -124,7 +127,10 @@ async fn a_matplotlib_figure_is_saved_to_output_in_both_guests() {
             "Agg /usr/local/lib/python315.zip/matplotlib/mpl-data b'\\x89PNG'\n"
         );
         let png = std::fs::read(ran.output.path().join("plot.png")).expect("plot.png");
-        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000, "{guest:?}");
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000,
+            "{guest:?}"
+        );
     }
 }
 

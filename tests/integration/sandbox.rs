@@ -404,8 +404,14 @@ async fn the_guest_sees_only_its_own_environment() {
     let names: Vec<String> = serde_json::from_str(ran.outcome.stdout.trim()).expect("json");
     for name in &names {
         assert!(
-            ["HOME", "TMPDIR", "PYTHONTZPATH", "MPLBACKEND", "MPLCONFIGDIR"]
-                .contains(&name.as_str()),
+            [
+                "HOME",
+                "TMPDIR",
+                "PYTHONTZPATH",
+                "MPLBACKEND",
+                "MPLCONFIGDIR"
+            ]
+            .contains(&name.as_str()),
             "{name} leaked"
         );
     }

@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use collect::{OutputFileError, inside, read_regular, remove_special};
 pub use docker::DockerSandbox;
-pub use outcome::{GuestError, LimitHit, Outcome};
 pub use modules::{WANTED_NOT_IN_GUEST, backend_has, backend_modules, known_module};
+pub use outcome::{GuestError, LimitHit, Outcome};
 pub use select::{
     BackendChoice, SelectError, docker_only_imports, imported_modules, select_backend,
 };

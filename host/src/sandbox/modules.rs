@@ -83,7 +83,10 @@ mod tests {
         for name in ["xgboost", "lightgbm", "catboost", "sklearn", "pandas"] {
             assert!(backend_has(Backend::Docker, name), "{name}");
         }
-        assert!(!backend_has(Backend::Wasm, "host"), "the runtime's door is not offered");
+        assert!(
+            !backend_has(Backend::Wasm, "host"),
+            "the runtime's door is not offered"
+        );
     }
 
     #[test]
@@ -95,9 +98,6 @@ mod tests {
 
     #[test]
     fn comments_and_blank_lines_are_not_names() {
-        assert_eq!(
-            parse_list("# head\nb\n\na  # why\nB\na\n"),
-            ["a", "b", "B"]
-        );
+        assert_eq!(parse_list("# head\nb\n\na  # why\nB\na\n"), ["a", "b", "B"]);
     }
 }

@@ -256,9 +256,15 @@ import os.path
     fn auto_routes_by_what_each_backend_has() {
         let both = [Backend::Wasm, Backend::Docker];
         let pick = |script| select_backend(BackendChoice::Auto, &both, &both, script);
-        assert_eq!(pick("import seaborn, matplotlib.pyplot as plt\n"), Ok(Backend::Wasm));
+        assert_eq!(
+            pick("import seaborn, matplotlib.pyplot as plt\n"),
+            Ok(Backend::Wasm)
+        );
         assert_eq!(pick("import xgboost; import os\n"), Ok(Backend::Docker));
-        assert_eq!(pick("from lightgbm import LGBMRegressor\n"), Ok(Backend::Docker));
+        assert_eq!(
+            pick("from lightgbm import LGBMRegressor\n"),
+            Ok(Backend::Docker)
+        );
         assert_eq!(pick("def f():\n    import catboost\n"), Ok(Backend::Docker));
         assert_eq!(
             pick("import pandas\nimport torch\n"),

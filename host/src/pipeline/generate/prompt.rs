@@ -72,12 +72,12 @@ pub fn system_prompt(docker: bool) -> String {
         .into_iter()
         .partition(|name| docker && image.contains(name));
     let mut s = String::from(SYSTEM_HEAD);
-    let _ = write!(
+    let _ = writeln!(
         s,
         "- CPython 3 compiled for WebAssembly (WASI) on one core, several times slower than \
          native. Available: the standard library and {GUEST_LIST_INTRO}{}. Nothing can be \
          installed (no pip). Not available: {}, or any other package; pandas cannot read or \
-         write parquet or feather files (no pyarrow).\n",
+         write parquet or feather files (no pyarrow).",
         guest.join(", "),
         WANTED_NOT_IN_GUEST.join(", "),
     );
@@ -87,12 +87,12 @@ pub fn system_prompt(docker: bool) -> String {
             .filter(|name| !image.contains(name))
             .copied()
             .collect();
-        let _ = write!(
+        let _ = writeln!(
             s,
             "- A script that imports {} runs instead in a native Linux container (CPython 3.11, \
              the same limits and files) {DOCKER_LIST_INTRO}{}. The guest's other modules ({}) \
              are not there, so such a script imports only the standard library and these. Not \
-             available anywhere: {}.\n",
+             available anywhere: {}.",
             on_docker.join(" or "),
             image.join(", "),
             absent.join(", "),

@@ -68,7 +68,10 @@ fn is_loader(text: &str) -> bool {
 
 const LOADER_HEAD: &str = "import marshal\nexec(marshal.loads(b";
 
-async fn compile(pre: &InstancePre<GuestState>, read_only: &ReadOnlyMounts) -> Result<String, String> {
+async fn compile(
+    pre: &InstancePre<GuestState>,
+    read_only: &ReadOnlyMounts,
+) -> Result<String, String> {
     let source = serde_json::to_string(ks_guest_runtime::HARNESS_PY).map_err(|e| e.to_string())?;
     let script = format!(
         "import marshal\nprint(repr(marshal.dumps(compile({source}, '<ks-harness>', 'exec'))))\n"
