@@ -7,8 +7,9 @@
 //! instantiates it with exactly a run's WASI view (argv, environment, read-only mounts), runs the
 //! import list from `guest-runtime/prewarm/`, drops libc's preopen table, clears the unused stack
 //! and snapshots memory and the stack pointer into a new module. The module is cached
-//! (raw and precompiled) under a key covering the runtime, the stdlib zip, the import list and
-//! build Python, and the wasmtime version; builders in other processes wait on the cache's lock.
+//! (raw and precompiled) under a key covering the runtime, the stdlib zip, matplotlib's data, the
+//! guest's environment and read-only mounts, the import list and build Python, and the wasmtime
+//! version; builders in other processes wait on the cache's lock.
 //!
 //! **What the image freezes, and why that is safe.** Everything the imports computed is shared
 //! by all runs. Per-run state is renewed: `turn` reads the run's own argv and environment on its
