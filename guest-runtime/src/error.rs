@@ -136,6 +136,20 @@ pub enum InstallError {
         /// The extracted size (reading stops one byte past the locked size).
         actual_size: u64,
     },
+
+    /// matplotlib's data archive inside the stdlib zip was refused by the safe unzip.
+    #[error(
+        "cannot unpack matplotlib's data from {}: {source}; the installed runtime is not the \
+         pinned one: delete its folder and run `kaggle-solver runtime install`",
+        zip.display()
+    )]
+    DataRefused {
+        /// The stdlib zip it was taken from.
+        zip: PathBuf,
+        /// Why the unzip refused it.
+        #[source]
+        source: crate::unzip::ExtractError,
+    },
 }
 
 impl InstallError {
@@ -151,7 +165,8 @@ impl InstallError {
             | InstallError::BadWheel { .. }
             | InstallError::ArtifactMissing { .. }
             | InstallError::ArtifactUnreadable { .. }
-            | InstallError::ArtifactMismatch { .. } => false,
+            | InstallError::ArtifactMismatch { .. }
+            | InstallError::DataRefused { .. } => false,
         }
     }
 

@@ -86,17 +86,7 @@ pub fn install_from(
         return done(runtime);
     }
     let root = home.runtime_root();
-    fs::create_dir_all(&root).map_err(InstallError::io("cannot create directory", &root))?;
-    let lock_path = home.install_lock_path();
-    let lock_file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(InstallError::io("cannot open lock file", &lock_path))?;
-    lock_file
-        .lock()
-        .map_err(InstallError::io("cannot lock", &lock_path))?;
+    let lock_file = take_install_lock(home)?;
     // Someone may have finished while this process waited for the lock.
     if let Some(runtime) = home.installed(lock) {
         return done(runtime);
@@ -167,7 +157,24 @@ fn install_locked(
     Ok(InstalledRuntime::from_lock(final_dir.to_owned(), lock))
 }
 
-fn temp_dir(root: &Path, prefix: &str) -> Result<TempDir, InstallError> {
+/// Creates `runtime/` and takes the exclusive install lock in it, held until the file is dropped.
+pub(crate) fn take_install_lock(home: &RuntimeHome) -> Result<File, InstallError> {
+    let root = home.runtime_root();
+    fs::create_dir_all(&root).map_err(InstallError::io("cannot create directory", &root))?;
+    let lock_path = home.install_lock_path();
+    let lock_file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(InstallError::io("cannot open lock file", &lock_path))?;
+    lock_file
+        .lock()
+        .map_err(InstallError::io("cannot lock", &lock_path))?;
+    Ok(lock_file)
+}
+
+pub(crate) fn temp_dir(root: &Path, prefix: &str) -> Result<TempDir, InstallError> {
     tempfile::Builder::new()
         .prefix(prefix)
         .tempdir_in(root)
@@ -187,7 +194,7 @@ fn write_marker(path: &Path, lock: &RuntimeLock) -> Result<(), InstallError> {
 }
 
 /// Removes temporary directories left by an install that crashed. Needs the install lock.
-fn remove_leftovers(root: &Path) -> Result<(), InstallError> {
+pub(crate) fn remove_leftovers(root: &Path) -> Result<(), InstallError> {
     let entries = fs::read_dir(root).map_err(InstallError::io("cannot list directory", root))?;
     for entry in entries.flatten() {
         let name = entry.file_name();
@@ -202,7 +209,7 @@ fn remove_leftovers(root: &Path) -> Result<(), InstallError> {
 
 /// Moves aside and deletes a runtime directory that exists but is not a complete install (e.g.
 /// a user deleted a file in it). Needs the install lock.
-fn discard_incomplete(root: &Path, final_dir: &Path) -> Result<(), InstallError> {
+pub(crate) fn discard_incomplete(root: &Path, final_dir: &Path) -> Result<(), InstallError> {
     if fs::symlink_metadata(final_dir).is_err() {
         return Ok(());
     }
@@ -215,7 +222,7 @@ fn discard_incomplete(root: &Path, final_dir: &Path) -> Result<(), InstallError>
 }
 
 /// Makes a directory's entries (new files, renames) durable.
-fn sync_dir(dir: &Path) -> Result<(), InstallError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), InstallError> {
     #[cfg(unix)]
     File::open(dir)
         .and_then(|d| d.sync_all())

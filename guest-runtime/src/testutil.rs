@@ -1,7 +1,7 @@
 //! Test fixtures: tiny fake wheels and locks that match them, so installer tests are hermetic
 //! (no pip, no network, no 100 MB artifacts) and never touch the process environment.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -38,18 +38,35 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Writes a zip at `path` holding `entries`.
 pub(crate) fn write_wheel(path: &Path, entries: &[(&str, &[u8])]) {
-    let file = File::create(path).expect("create wheel");
-    let mut zip = zip::ZipWriter::new(file);
+    fs::write(path, zip_bytes(entries)).expect("write wheel");
+}
+
+/// A zip archive holding `entries`, in memory.
+pub(crate) fn zip_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, bytes) in entries {
         zip.start_file(*name, options).expect("start entry");
         zip.write_all(bytes).expect("write entry");
     }
-    zip.finish().expect("finish wheel");
+    zip.finish().expect("finish zip").into_inner()
 }
+
+/// The entry name and content the fake locks pin as matplotlib's data.
+pub(crate) const MPL_DATA_ENTRY: &str = "matplotlib/mpl-data.zip";
+pub(crate) const MPL_DATA_ZIP: &[u8] = b"PK fake mpl data";
 
 /// A lock pinning the wheel at `wheel` as it is now, and artifacts with the given contents.
 pub(crate) fn lock_for(wheel: &Path, artifacts: &[(&str, &[u8]); 3]) -> RuntimeLock {
+    lock_with_mpl_data(wheel, artifacts, MPL_DATA_ZIP)
+}
+
+/// [`lock_for`], pinning `mpl_data` as matplotlib's inner archive.
+pub(crate) fn lock_with_mpl_data(
+    wheel: &Path,
+    artifacts: &[(&str, &[u8]); 3],
+    mpl_data: &[u8],
+) -> RuntimeLock {
     let bytes = fs::read(wheel).expect("read wheel");
     let file_name = wheel
         .file_name()
@@ -69,6 +86,11 @@ pub(crate) fn lock_for(wheel: &Path, artifacts: &[(&str, &[u8]); 3]) -> RuntimeL
             content.len()
         ));
     }
+    text.push_str(&format!(
+        "\n[mpl-data]\npath = \"{MPL_DATA_ENTRY}\"\nsha256 = \"{}\"\nsize = {}\n",
+        sha256_hex(mpl_data),
+        mpl_data.len()
+    ));
     RuntimeLock::from_toml_str(&text).expect("fake lock is valid")
 }
 

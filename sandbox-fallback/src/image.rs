@@ -14,6 +14,22 @@ pub const IMAGE_REPO: &str = "kaggle-solver/native";
 pub const IMAGE_TAG: &str = include_str!("../image/TAG");
 /// The offline recipe, run by `kaggle-solver runtime install --docker`.
 pub const IMAGE_RECIPE: &str = include_str!("../image/build-offline.sh");
+/// The third-party modules the image has, by import name (`image/modules.txt`).
+pub const IMAGE_MODULES_TXT: &str = include_str!("../image/modules.txt");
+/// Every file the recipe reads, by name beside it: it is written out whole before it runs.
+const RECIPE_FILES: [(&str, &str); 5] = [
+    ("build-offline.sh", IMAGE_RECIPE),
+    ("TAG", IMAGE_TAG),
+    (
+        "requirements.txt",
+        include_str!("../image/requirements.txt"),
+    ),
+    (
+        "install-wheels.sh",
+        include_str!("../image/install-wheels.sh"),
+    ),
+    ("modules.txt", IMAGE_MODULES_TXT),
+];
 
 /// The pinned image, e.g. `kaggle-solver/native:0.1.0-bookworm`.
 pub fn pinned_image() -> String {
@@ -49,9 +65,10 @@ impl DockerRunner {
             .tempdir()
             .map_err(|e| DockerError::io("creating a folder for the image recipe", e))?;
         let script = dir.path().join("build-offline.sh");
-        std::fs::write(dir.path().join("TAG"), IMAGE_TAG)
-            .and_then(|()| std::fs::write(&script, IMAGE_RECIPE))
-            .map_err(|e| DockerError::io("writing the image recipe", e))?;
+        for (name, text) in RECIPE_FILES {
+            std::fs::write(dir.path().join(name), text)
+                .map_err(|e| DockerError::io("writing the image recipe", e))?;
+        }
         let status = tokio::process::Command::new("bash")
             .arg(&script)
             .env("DOCKER_HOST", &self.host)

@@ -22,7 +22,7 @@ mod tail;
 use bollard::Docker;
 
 pub use error::DockerError;
-pub use image::{IMAGE_RECIPE, IMAGE_TAG, pinned_image};
+pub use image::{IMAGE_MODULES_TXT, IMAGE_RECIPE, IMAGE_TAG, pinned_image};
 pub use run::{RunReport, Stop};
 pub use spec::RunSpec;
 pub use tail::Tail;

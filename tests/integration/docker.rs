@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kaggle_solver::sandbox::{LimitHit, RunLimits, Sandbox, SandboxRequest};
+use kaggle_solver::sandbox::{DockerSandbox, LimitHit, RunLimits, Sandbox, SandboxRequest};
 use serde_json::Value;
 
 use crate::llm::fake::{Fake, Provider, ok};
@@ -359,20 +359,29 @@ async fn the_next_start_reaps_a_killed_hosts_container() {
 
 #[test]
 fn sandbox_run_picks_docker_for_native_imports() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("script.py");
-    std::fs::write(&path, "import xgboost\nprint(xgboost.__name__)\n").expect("write");
-    let output = Command::new(binary())
-        .args(["sandbox", "run"])
-        .arg(&path)
-        .output()
-        .expect("kaggle-solver runs");
-    let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}", String::from_utf8_lossy(&output.stderr));
-    });
-    assert_eq!(json["backend"], "docker", "{json}");
-    assert_eq!(json["stdout"], "xgboost\n", "{json}");
-    assert_eq!(output.status.code(), Some(0));
+    for (script, printed) in [
+        ("import xgboost\nprint(xgboost.__name__)\n", "xgboost\n"),
+        // Two statements on one line: both are read.
+        (
+            "import xgboost; import os\nprint(xgboost.__name__, os.name)\n",
+            "xgboost posix\n",
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("script.py");
+        std::fs::write(&path, script).expect("write");
+        let output = Command::new(binary())
+            .args(["sandbox", "run"])
+            .arg(&path)
+            .output()
+            .expect("kaggle-solver runs");
+        let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&output.stderr));
+        });
+        assert_eq!(json["backend"], "docker", "{json}");
+        assert_eq!(json["stdout"], printed, "{json}");
+        assert_eq!(output.status.code(), Some(0));
+    }
 }
 
 /// Code for the demo competition that only the Docker backend can run.
@@ -392,18 +401,69 @@ sub["species"] = [classes[i] for i in predicted]
 sub.to_csv("/output/submission.csv", index=False)
 "#;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_solve_whose_code_needs_xgboost_runs_on_docker() {
+/// The same pipeline with LightGBM.
+const LIGHTGBM_PIPELINE: &str = r#"
+import pandas as pd
+from lightgbm import LGBMClassifier
+train = pd.read_csv("/input/train.csv")
+test = pd.read_csv("/input/test.csv")
+sub = pd.read_csv("/input/sample_submission.csv")
+features = [c for c in train.columns if c not in ("id", "species")]
+X = pd.get_dummies(pd.concat([train[features], test[features]]), dtype=float)
+model = LGBMClassifier(n_estimators=50, num_leaves=7, n_jobs=1, verbose=-1)
+model.fit(X[: len(train)], train["species"])
+sub["species"] = model.predict(X[len(train):])
+sub.to_csv("/output/submission.csv", index=False)
+"#;
+
+/// The same pipeline with CatBoost, its categorical columns given as they are.
+const CATBOOST_PIPELINE: &str = r#"
+import pandas as pd
+import catboost
+train = pd.read_csv("/input/train.csv")
+test = pd.read_csv("/input/test.csv")
+sub = pd.read_csv("/input/sample_submission.csv")
+features = [c for c in train.columns if c not in ("id", "species")]
+categorical = [c for c in features if not pd.api.types.is_numeric_dtype(train[c])]
+def prepare(frame):
+    frame = frame[features].copy()
+    frame[categorical] = frame[categorical].fillna("missing").astype(str)
+    return frame
+model = catboost.CatBoostClassifier(
+    iterations=50, depth=4, thread_count=1, verbose=0, train_dir="/tmp/catboost"
+)
+model.fit(prepare(train), train["species"], cat_features=categorical)
+sub["species"] = model.predict(prepare(test)).ravel()
+sub.to_csv("/output/submission.csv", index=False)
+"#;
+
+/// `kaggle-solver solve` of the demo with a fake LLM that replies `code`, on the image this
+/// build pins (a policy file naming it: `latest` may point elsewhere on a shared daemon); checks
+/// the submission and returns the code the solve kept.
+async fn solve_on_docker(code: &str) -> String {
     docker_sandbox().await; // fails loudly without a daemon or the image
-    let reply = format!("```python\n{XGBOOST_PIPELINE}```");
+    let reply = format!("```python\n{code}```");
     let fake = Fake::start(Provider::OpenAi, vec![ok(Provider::OpenAi, &reply)])
         .await
         .expect("the fake LLM starts");
     let out = tempfile::tempdir().expect("tempdir");
+    let policy = out.path().join("pinned.toml");
+    let default = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../policies/default.toml"
+    ))
+    .expect("the default policy");
+    let image = format!("image = \"{}\"", DockerSandbox::pinned_image());
+    let pinned = default.replace("image = \"kaggle-solver/native:latest\"", &image);
+    assert_ne!(pinned, default, "the default policy names the latest image");
+    std::fs::write(&policy, pinned).expect("write the policy");
     let base = format!("http://{}/v1", fake.addr);
-    let out_dir = out.path().to_path_buf();
+    let out_dir = out.path().join("out");
+    let run_dir = out_dir.clone();
     let output = tokio::task::spawn_blocking(move || {
-        crate::support::solve_with_llm(&base, &out_dir)
+        crate::support::solve_with_llm(&base, &run_dir)
+            .arg("--policy")
+            .arg(&policy)
             .output()
             .expect("kaggle-solver runs")
     })
@@ -412,10 +472,8 @@ async fn a_solve_whose_code_needs_xgboost_runs_on_docker() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("after 1 attempt(s)"), "{stderr}");
-    let code = std::fs::read_to_string(out.path().join("solution.py")).expect("solution.py");
-    assert!(code.contains("import xgboost"), "{code}");
     let submission =
-        std::fs::read_to_string(out.path().join("submission.csv")).expect("submission.csv");
+        std::fs::read_to_string(out_dir.join("submission.csv")).expect("submission.csv");
     let sample = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/competitions/penguins/sample_submission.csv"
@@ -423,4 +481,23 @@ async fn a_solve_whose_code_needs_xgboost_runs_on_docker() {
     .expect("the sample");
     assert_eq!(submission.lines().count(), sample.lines().count());
     assert_eq!(submission.lines().next(), Some("id,species"));
+    std::fs::read_to_string(out_dir.join("solution.py")).expect("solution.py")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_solve_whose_code_needs_xgboost_runs_on_docker() {
+    let code = solve_on_docker(XGBOOST_PIPELINE).await;
+    assert!(code.contains("import xgboost"), "{code}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_solve_whose_code_needs_lightgbm_runs_on_docker() {
+    let code = solve_on_docker(LIGHTGBM_PIPELINE).await;
+    assert!(code.contains("from lightgbm import"), "{code}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_solve_whose_code_needs_catboost_runs_on_docker() {
+    let code = solve_on_docker(CATBOOST_PIPELINE).await;
+    assert!(code.contains("import catboost"), "{code}");
 }

@@ -11,6 +11,7 @@ mod escape;
 mod fetch;
 mod fuzz;
 mod llm;
+mod modules;
 mod pipeline;
 mod policies;
 mod prewarm;

@@ -114,7 +114,8 @@ open("/output/mine.txt", "w").write("ok")
         let ran = run_guest(Prewarmed, script, Some(input.path()), generous()).await;
         assert!(ran.outcome.succeeded(), "{:#?}", ran.outcome);
         let expected = format!(
-            "['pipeline.py']\n[('HOME', '/tmp'), ('PYTHONTZPATH', ''), ('TMPDIR', '/tmp')]\n/tmp\n\
+            "['pipeline.py']\n[('HOME', '/tmp'), ('MPLBACKEND', 'Agg'), \
+             ('MPLCONFIGDIR', '/tmp/matplotlib'), ('PYTHONTZPATH', ''), ('TMPDIR', '/tmp')]\n/tmp\n\
              id,x1,x2,colour,target {}\n",
             rows + 1
         );

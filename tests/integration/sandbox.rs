@@ -348,6 +348,7 @@ probe("symlink in /input to a host file", read("/input/link-to-host"))
 probe("write into /input", write("/input/new.txt"))
 probe("write to /", write("/pwned.txt"))
 probe("write to the stdlib mount", write("/usr/local/lib/pwned.txt"))
+probe("write to matplotlib's data", write("/usr/local/lib/python315.zip/matplotlib/mpl-data/x"))
 probe("socket", sock)
 probe("subprocess", spawn)
 probe("fork", fork)
@@ -369,7 +370,7 @@ async fn isolation_every_escape_is_blocked_and_the_host_is_untouched() {
     assert!(ran.outcome.succeeded(), "{:#?}", ran.outcome);
     let results: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(ran.outcome.stdout.trim()).expect("the probe prints JSON");
-    assert_eq!(results.len(), 12);
+    assert_eq!(results.len(), 13);
     for (probe, result) in &results {
         let result = result.as_str().unwrap_or_default();
         assert!(result.starts_with("blocked"), "{probe}: {result}");
@@ -403,7 +404,14 @@ async fn the_guest_sees_only_its_own_environment() {
     let names: Vec<String> = serde_json::from_str(ran.outcome.stdout.trim()).expect("json");
     for name in &names {
         assert!(
-            ["HOME", "TMPDIR", "PYTHONTZPATH"].contains(&name.as_str()) || names.is_empty(),
+            [
+                "HOME",
+                "TMPDIR",
+                "PYTHONTZPATH",
+                "MPLBACKEND",
+                "MPLCONFIGDIR"
+            ]
+            .contains(&name.as_str()),
             "{name} leaked"
         );
     }

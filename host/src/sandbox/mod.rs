@@ -8,6 +8,7 @@
 
 mod collect;
 mod docker;
+mod modules;
 mod outcome;
 mod select;
 pub mod wasm;
@@ -22,10 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use collect::{OutputFileError, inside, read_regular, remove_special};
 pub use docker::DockerSandbox;
+pub use modules::{WANTED_NOT_IN_GUEST, backend_has, backend_modules, known_module};
 pub use outcome::{GuestError, LimitHit, Outcome};
 pub use select::{
-    BackendChoice, NATIVE_ONLY_MODULES, SelectError, imported_modules, native_only_imports,
-    select_backend,
+    BackendChoice, SelectError, docker_only_imports, imported_modules, select_backend,
 };
 
 /// One run of a Python script in a sandbox.

@@ -3,6 +3,7 @@
 //! alike; its errors are read by people and, on a failed attempt, by the code generator.
 
 use super::Backend;
+use super::modules::{backend_has, known_module};
 
 /// The backend a caller asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -38,6 +39,17 @@ pub enum SelectError {
         /// The policy's list.
         allowed: String,
     },
+    /// The script imports modules only the guest has and modules only Docker has.
+    #[error(
+        "the script imports {guest_only}, which only the wasm guest has, and {docker_only}, \
+         which only the docker backend has: no backend has both, so import from one side only"
+    )]
+    NoBackendHasAll {
+        /// The modules only the guest has.
+        guest_only: String,
+        /// The modules only the Docker image has.
+        docker_only: String,
+    },
     /// The script imports native libraries and this host has no Docker daemon.
     #[error(
         "the script imports {modules}, which only the docker backend has, and no Docker daemon \
@@ -61,8 +73,11 @@ const NATIVE_HINT: &str = "use numpy, pandas, scipy and scikit-learn only (e.g. 
 
 /// Picks the backend for running `script`: `auto` takes the policy's first allowed backend that
 /// is `available` on this host and has every module the script imports (a static scan of its
-/// imports). An explicit choice is checked against the policy only: connecting to it says
-/// clearly enough when it is missing.
+/// imports, read against each backend's list of modules). Only modules some backend lists
+/// decide: the standard library, the script's own files and libraries no backend has leave the
+/// choice to the policy's order (and the latter fail with an import error the generator reads).
+/// An explicit choice is checked against the policy only: connecting to it says clearly enough
+/// when it is missing.
 ///
 /// # Errors
 /// When the choice is not allowed by the policy, or no allowed and available backend can run
@@ -94,75 +109,99 @@ pub fn select_backend(
         BackendChoice::Wasm => check(Backend::Wasm),
         BackendChoice::Docker => check(Backend::Docker),
         BackendChoice::Auto => {
-            let native = native_only_imports(script);
-            let usable = |b: &&Backend| {
-                available.contains(b) && (native.is_empty() || **b == Backend::Docker)
+            let imported: Vec<String> = imported_modules(script)
+                .into_iter()
+                .filter(|m| known_module(m))
+                .collect();
+            let missing = |backend: Backend| -> Vec<String> {
+                imported
+                    .iter()
+                    .filter(|m| !backend_has(backend, m))
+                    .cloned()
+                    .collect()
             };
-            match allowed.iter().find(usable) {
-                Some(backend) => Ok(*backend),
-                None if native.is_empty() => Err(SelectError::NoneAvailable { allowed: list() }),
-                None if allowed.contains(&Backend::Docker) => Err(SelectError::NoDocker {
-                    modules: native.join(", "),
-                }),
-                None => Err(SelectError::NeedsDocker {
-                    modules: native.join(", "),
-                    allowed: list(),
-                }),
+            let usable = |b: &&Backend| available.contains(b) && missing(**b).is_empty();
+            if let Some(backend) = allowed.iter().find(usable) {
+                return Ok(*backend);
             }
+            let (docker_only, guest_only) = (missing(Backend::Wasm), missing(Backend::Docker));
+            if !docker_only.is_empty() && !guest_only.is_empty() {
+                return Err(SelectError::NoBackendHasAll {
+                    guest_only: guest_only.join(", "),
+                    docker_only: docker_only.join(", "),
+                });
+            }
+            if !docker_only.is_empty() {
+                let modules = docker_only.join(", ");
+                return Err(if allowed.contains(&Backend::Docker) {
+                    SelectError::NoDocker { modules }
+                } else {
+                    SelectError::NeedsDocker {
+                        modules,
+                        allowed: list(),
+                    }
+                });
+            }
+            // Modules only the guest has, with no guest to run on: the run's import error
+            // says so, as it would for any library no backend has.
+            allowed
+                .iter()
+                .find(|b| available.contains(b))
+                .copied()
+                .ok_or_else(|| SelectError::NoneAvailable { allowed: list() })
         }
     }
 }
 
-/// Native-extension libraries the WASI guest does not have. Code importing one of these needs
-/// the Docker backend.
-pub const NATIVE_ONLY_MODULES: &[&str] = &[
-    "xgboost",
-    "lightgbm",
-    "catboost",
-    "torch",
-    "torchvision",
-    "tensorflow",
-    "keras",
-    "jax",
-    "cupy",
-    "cv2",
-    "numba",
-    "polars",
-    "pyarrow",
-];
-
-/// The top-level modules a Python script imports, from its `import` and `from` statements at
-/// any indentation (so imports inside functions and `try` blocks count too).
+/// The top-level modules a Python script imports, from every import form the scan can read
+/// without running the code: `import a, b`, `from a.b import c`, statements sharing a line
+/// (`import a; import b`), statements at any indentation (inside functions and `try` blocks),
+/// and `__import__("a")` / `importlib.import_module("a.b")` with a literal name.
 pub fn imported_modules(script: &str) -> Vec<String> {
-    let mut modules = Vec::new();
-    // `import a; import b` is two statements on one line.
-    for line in script.lines().flat_map(|l| l.split(';')) {
-        let line = line.trim_start();
-        let names: Vec<&str> = if let Some(rest) = line.strip_prefix("import ") {
-            rest.split(',').collect()
-        } else if let Some(rest) = line.strip_prefix("from ") {
-            rest.split_whitespace().next().into_iter().collect()
-        } else {
-            continue;
-        };
-        for name in names {
-            let top = name.trim().split([' ', '.']).next().unwrap_or_default();
-            if !top.is_empty()
-                && top.chars().all(|c| c.is_alphanumeric() || c == '_')
-                && !modules.iter().any(|m| m == top)
-            {
-                modules.push(top.to_owned());
+    let mut modules: Vec<String> = Vec::new();
+    let mut add = |name: &str| {
+        let top = name.trim().split([' ', '.']).next().unwrap_or_default();
+        if !top.is_empty()
+            && top.chars().all(|c| c.is_alphanumeric() || c == '_')
+            && !modules.iter().any(|m| m == top)
+        {
+            modules.push(top.to_owned());
+        }
+    };
+    for line in script.lines() {
+        for call in ["__import__(", "import_module("] {
+            for (at, _) in line.match_indices(call) {
+                if let Some(name) = literal_argument(&line[at + call.len()..]) {
+                    add(name);
+                }
+            }
+        }
+        // `import a; import b` is two statements on one line.
+        for statement in line.split(';') {
+            let statement = statement.trim_start();
+            if let Some(rest) = statement.strip_prefix("import ") {
+                rest.split(',').for_each(&mut add);
+            } else if let Some(rest) = statement.strip_prefix("from ") {
+                add(rest.split_whitespace().next().unwrap_or_default());
             }
         }
     }
     modules
 }
 
+/// The name in a call's first argument when it is a string literal: `"a.b")` gives `a.b`.
+fn literal_argument(after_paren: &str) -> Option<&str> {
+    let rest = after_paren.trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let body = &rest[1..];
+    body.find(quote).map(|end| &body[..end])
+}
+
 /// The modules `script` imports that only the Docker backend has.
-pub fn native_only_imports(script: &str) -> Vec<String> {
+pub fn docker_only_imports(script: &str) -> Vec<String> {
     imported_modules(script)
         .into_iter()
-        .filter(|m| NATIVE_ONLY_MODULES.contains(&m.as_str()))
+        .filter(|m| backend_has(Backend::Docker, m) && !backend_has(Backend::Wasm, m))
         .collect()
 }
 
@@ -187,7 +226,7 @@ import os.path
             imported_modules(script),
             ["numpy", "pandas", "sklearn", "xgboost", "lightgbm", "os"]
         );
-        assert_eq!(native_only_imports(script), ["xgboost", "lightgbm"]);
+        assert_eq!(docker_only_imports(script), ["xgboost", "lightgbm"]);
     }
 
     #[test]
@@ -197,8 +236,57 @@ import os.path
             ["xgboost", "os", "lightgbm"]
         );
         assert_eq!(
-            native_only_imports("import os; import xgboost"),
+            docker_only_imports("import os; import xgboost"),
             ["xgboost"]
+        );
+    }
+
+    #[test]
+    fn literal_dynamic_imports_are_read() {
+        let script = "m = __import__('lightgbm')\nimport importlib\n\
+                      cb = importlib.import_module( \"catboost.core\" )\n\
+                      x = __import__(name)\n";
+        assert_eq!(
+            imported_modules(script),
+            ["lightgbm", "importlib", "catboost"]
+        );
+    }
+
+    #[test]
+    fn auto_routes_by_what_each_backend_has() {
+        let both = [Backend::Wasm, Backend::Docker];
+        let pick = |script| select_backend(BackendChoice::Auto, &both, &both, script);
+        assert_eq!(
+            pick("import seaborn, matplotlib.pyplot as plt\n"),
+            Ok(Backend::Wasm)
+        );
+        assert_eq!(pick("import xgboost; import os\n"), Ok(Backend::Docker));
+        assert_eq!(
+            pick("from lightgbm import LGBMRegressor\n"),
+            Ok(Backend::Docker)
+        );
+        assert_eq!(pick("def f():\n    import catboost\n"), Ok(Backend::Docker));
+        assert_eq!(
+            pick("import pandas\nimport torch\n"),
+            Ok(Backend::Wasm),
+            "a library no backend has goes where the policy prefers, and fails there"
+        );
+        assert_eq!(
+            pick("import seaborn\nimport lightgbm\n"),
+            Err(SelectError::NoBackendHasAll {
+                guest_only: "seaborn".into(),
+                docker_only: "lightgbm".into()
+            })
+        );
+        assert_eq!(
+            select_backend(
+                BackendChoice::Auto,
+                &[Backend::Docker],
+                &both,
+                "import seaborn\n"
+            ),
+            Ok(Backend::Docker),
+            "with no guest allowed, the run's import error speaks"
         );
     }
 

@@ -20,7 +20,7 @@ use kaggle_solver::pipeline::analyse::{
 };
 use kaggle_solver::pipeline::generate::{
     AnthropicConfig, AnthropicGenerator, DynGenerator, GenerateError, GeneratedCode,
-    GenerationRequest, HttpConfig, OpenAiConfig, OpenAiGenerator, PreviousAttempt, SYSTEM_PROMPT,
+    GenerationRequest, HttpConfig, OpenAiConfig, OpenAiGenerator, PreviousAttempt, system_prompt,
 };
 use serde_json::{Value, json};
 
@@ -261,6 +261,7 @@ pub(crate) async fn generate(
         analysis: &analysis,
         attempt: if previous.is_some() { 2 } else { 1 },
         previous,
+        docker: false,
     };
     generator.generate(&request).await
 }
@@ -272,14 +273,14 @@ pub(crate) fn check_request(provider: Provider, path: &str, body: &Value) -> Res
         Provider::OpenAi => {
             ensure!(path == "/v1/chat/completions", "the path: {path}");
             ensure!(body["messages"][0]["role"] == "system");
-            ensure!(body["messages"][0]["content"] == SYSTEM_PROMPT);
+            ensure!(body["messages"][0]["content"] == system_prompt(false));
             ensure!(body["messages"][1]["role"] == "user");
             ensure!(body["temperature"] == 0.2 && body["max_tokens"].is_u64());
             &body["messages"][1]["content"]
         }
         Provider::Anthropic => {
             ensure!(path == "/v1/messages", "the path: {path}");
-            ensure!(body["system"] == SYSTEM_PROMPT);
+            ensure!(body["system"] == system_prompt(false));
             ensure!(body["messages"][0]["role"] == "user");
             ensure!(body["max_tokens"].is_u64());
             &body["messages"][0]["content"]

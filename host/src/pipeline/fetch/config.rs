@@ -6,10 +6,10 @@
 
 use std::path::PathBuf;
 
+use super::ExtractLimits;
 use super::FetchError;
 use super::cache::DEFAULT_CACHE_MAX;
 use super::credentials::{Credentials, CredentialsError, EnvLookup};
-use super::extract::ExtractLimits;
 use super::kaggle::{API_BASE_ENV, DEFAULT_API_BASE, RetryPolicy};
 use super::url::LocalPolicy;
 

@@ -16,9 +16,11 @@
 
 pub mod cache;
 pub mod credentials;
-pub mod extract;
 pub mod kaggle;
 pub mod url;
+
+/// Safe unzip, shared with the runtime installer (which unpacks matplotlib's data with it).
+pub use ks_guest_runtime::unzip as extract;
 
 mod config;
 

@@ -150,7 +150,7 @@ fn looks_like_row_key(name: &str, dtype: ColumnType, distinct: u64, rows: u64) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::analyse::{ColumnProfile, PredictionKind, TableProfile};
+    use crate::pipeline::analyse::{ColumnProfile, PredictionKind, TableProfile, TaskKind};
 
     fn column(name: &str, dtype: ColumnType, distinct: u64) -> ColumnProfile {
         ColumnProfile {
@@ -238,6 +238,7 @@ mod tests {
             analysis: &analysis,
             attempt: 1,
             previous: None,
+            docker: false,
         };
         let error = BaselineGenerator
             .generate(&request)

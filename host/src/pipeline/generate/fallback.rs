@@ -87,6 +87,7 @@ mod tests {
             analysis: &analysis,
             attempt: 1,
             previous: None,
+            docker: false,
         };
         let unreachable = BaselineFallback::new(Arc::new(Failing(|| GenerateError::Retryable {
             provider: "openai:test".into(),

@@ -29,7 +29,9 @@ pub use anthropic::{ANTHROPIC_VERSION, AnthropicConfig, AnthropicGenerator};
 pub use config::{ApiKey, ConfigError, HttpConfig, MODEL_VAR};
 pub use extract::extract_python;
 pub use openai::{OpenAiConfig, OpenAiGenerator};
-pub use prompt::{PREVIOUS_CODE_CHARS, Prompt, SYSTEM_PROMPT, build_prompt};
+pub use prompt::{
+    DOCKER_LIST_INTRO, GUEST_LIST_INTRO, PREVIOUS_CODE_CHARS, Prompt, build_prompt, system_prompt,
+};
 
 /// The previous attempt, fed back to the generator on a retry.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +51,9 @@ pub struct GenerationRequest<'a> {
     pub attempt: u32,
     /// The last failed attempt, on a retry.
     pub previous: Option<PreviousAttempt>,
+    /// Whether the script may run on the Docker backend (the policy allows it and this host has
+    /// it): generators may then use what only the Docker image has.
+    pub docker: bool,
 }
 
 /// Generated Python code.

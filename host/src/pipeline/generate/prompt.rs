@@ -11,6 +11,7 @@ use super::GenerationRequest;
 use crate::pipeline::analyse::{
     CompetitionAnalysis, Metric, PredictionKind, SubmissionShape, TaskKind,
 };
+use crate::sandbox::{Backend, WANTED_NOT_IN_GUEST, backend_modules};
 use crate::text::{ERROR_TAIL_CHARS, head, tail};
 
 /// How much of the previous attempt's code goes into a retry prompt (its head).
@@ -20,17 +21,18 @@ const MAX_ANALYSIS_JSON_CHARS: usize = 40_000;
 /// Columns listed by name in the summary, per table.
 const SUMMARY_COLUMNS: usize = 40;
 
-/// The system message: the guest contract and the shape of the reply.
-pub const SYSTEM_PROMPT: &str = "\
+/// The system message's opening: what to reply with.
+const SYSTEM_HEAD: &str = "\
 You write Python 3 scripts that solve Kaggle competitions. Your script runs once, unattended, \
 in a sandbox, and nobody reads your prose: reply with exactly one complete Python script in a \
 single ```python fenced block.
 
 The sandbox:
-- CPython 3 compiled for WebAssembly (WASI) on one core, several times slower than native. \
-Available: the standard library, numpy, pandas, scipy, scikit-learn and statsmodels. Nothing \
-can be installed (no pip). Not available: xgboost, lightgbm, catboost, torch, tensorflow, \
-keras, or any other package.
+";
+
+/// The system message after the list of modules: the rest of the guest contract and the shape
+/// of the script.
+const SYSTEM_TAIL: &str = "\
 - No network: no downloads, no pretrained models, no Kaggle API. No subprocess, os.system or \
 multiprocessing, and no thread-based parallelism: use n_jobs=1 everywhere (or leave it unset).
 - Files: the competition's files are under /input, read-only, at the paths given below (e.g. \
@@ -55,6 +57,53 @@ and fill in its prediction columns), no index column and no missing values. Labe
 values and type of the training target; probabilities are floats in [0, 1].
 6. Print little else: a few progress lines at most.
 Do not catch and hide exceptions: a failure's traceback is reported back to you for a fix.";
+
+/// The words that introduce the guest's module list; the list runs to the next `.`.
+pub const GUEST_LIST_INTRO: &str = "exactly these third-party modules (by import name): ";
+/// The words that introduce the Docker image's module list, when the prompt has one.
+pub const DOCKER_LIST_INTRO: &str = "whose third-party modules are exactly: ";
+
+/// The system message: the guest contract and the shape of the reply. The modules it names are
+/// the backends' own lists (see `sandbox::backend_modules`), each tested against its backend;
+/// `docker` says whether code may run on the Docker backend too (the policy allows it and this
+/// host has it), and then the prompt says what the image has.
+pub fn system_prompt(docker: bool) -> String {
+    let guest = backend_modules(Backend::Wasm);
+    let image = backend_modules(Backend::Docker);
+    let (on_docker, nowhere): (Vec<&str>, Vec<&str>) = WANTED_NOT_IN_GUEST
+        .into_iter()
+        .partition(|name| docker && image.contains(name));
+    let mut s = String::from(SYSTEM_HEAD);
+    let _ = writeln!(
+        s,
+        "- CPython 3 compiled for WebAssembly (WASI) on one core, several times slower than \
+         native. Available: the standard library and {GUEST_LIST_INTRO}{}. Nothing can be \
+         installed (no pip). Not available: {}, or any other package; pandas cannot read or \
+         write parquet or feather files (no pyarrow).",
+        guest.join(", "),
+        WANTED_NOT_IN_GUEST.join(", "),
+    );
+    if docker {
+        let absent: Vec<&str> = guest
+            .iter()
+            .filter(|name| !image.contains(name))
+            .copied()
+            .collect();
+        let _ = writeln!(
+            s,
+            "- A script that imports {} runs instead in a native Linux container (CPython 3.11, \
+             the same limits and files) {DOCKER_LIST_INTRO}{}. The guest's other modules ({}) \
+             are not there, so such a script imports only the standard library and these. Not \
+             available anywhere: {}.",
+            on_docker.join(" or "),
+            image.join(", "),
+            absent.join(", "),
+            nowhere.join(", "),
+        );
+    }
+    s.push_str(SYSTEM_TAIL);
+    s
+}
 
 /// The two messages of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +140,7 @@ pub fn build_prompt(request: &GenerationRequest<'_>) -> Prompt {
         }
     }
     Prompt {
-        system: SYSTEM_PROMPT.to_owned(),
+        system: system_prompt(request.docker),
         user,
     }
 }
@@ -444,7 +493,49 @@ mod tests {
             analysis,
             attempt: if previous.is_some() { 2 } else { 1 },
             previous,
+            docker: false,
         }
+    }
+
+    /// The comma-separated list that follows `intro` in `text`, up to the next `.`.
+    fn listed_after<'a>(text: &'a str, intro: &str) -> Vec<&'a str> {
+        let start = text.find(intro).map(|at| at + intro.len()).expect("intro");
+        let end = text[start..].find(". ").expect("end of list") + start;
+        text[start..end].split(", ").collect()
+    }
+
+    #[test]
+    fn the_prompt_names_exactly_the_tested_lists() {
+        let plain = system_prompt(false);
+        assert_eq!(
+            listed_after(&plain, GUEST_LIST_INTRO),
+            backend_modules(Backend::Wasm)
+        );
+        assert!(!plain.contains(DOCKER_LIST_INTRO));
+        for absent in ["pyarrow", "xgboost", "lightgbm", "catboost", "parquet"] {
+            assert!(plain.contains(absent), "{absent}");
+        }
+        let with_docker = system_prompt(true);
+        assert_eq!(
+            listed_after(&with_docker, GUEST_LIST_INTRO),
+            backend_modules(Backend::Wasm)
+        );
+        assert_eq!(
+            listed_after(&with_docker, DOCKER_LIST_INTRO),
+            backend_modules(Backend::Docker)
+        );
+        assert!(
+            with_docker.contains("imports xgboost or lightgbm or catboost runs instead"),
+            "{with_docker}"
+        );
+        assert!(
+            with_docker.contains("Not available anywhere: pyarrow, polars, torch"),
+            "{with_docker}"
+        );
+        let analysis = analysis();
+        let mut docker_request = request(&analysis, None);
+        docker_request.docker = true;
+        assert_eq!(build_prompt(&docker_request).system, with_docker);
     }
 
     #[test]
@@ -455,8 +546,10 @@ mod tests {
             "numpy",
             "pandas",
             "scipy",
-            "scikit-learn",
+            "sklearn",
             "statsmodels",
+            "matplotlib",
+            "seaborn",
             "No network",
             "No subprocess",
             "n_jobs=1",

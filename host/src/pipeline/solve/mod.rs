@@ -179,6 +179,8 @@ impl Solver {
         })
         .await?;
 
+        let docker = job.policy.sandbox.backends.contains(&Backend::Docker)
+            && self.sandboxes.available().contains(&Backend::Docker);
         let max = job.policy.attempts.max.max(1);
         let mut records = Vec::new();
         let mut previous = None;
@@ -190,6 +192,7 @@ impl Solver {
                 analysis: &analysis,
                 attempt,
                 previous: previous.take(),
+                docker,
             };
             // A reply without code is the generator's failed attempt, like code that crashes;
             // any other generator failure (unreachable, refused) ends the job.

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::InstancePre;
 
 use super::run;
-use super::store::GuestState;
+use super::store::{GuestState, ReadOnlyMounts};
 use crate::sandbox::{RunLimits, SandboxRequest};
 
 /// Where the loader for this harness and runtime (whose module hash is `module_sha256`) is
@@ -32,7 +32,7 @@ pub(super) fn cache_path(compiled_dir: &Path, module_sha256: &str) -> PathBuf {
 /// harness's source if compiling it failed.
 pub(super) async fn precompiled(
     pre: &InstancePre<GuestState>,
-    stdlib_dir: &Path,
+    read_only: &ReadOnlyMounts,
     cache: &Path,
 ) -> String {
     if let Ok(loader) = std::fs::read_to_string(cache)
@@ -40,7 +40,7 @@ pub(super) async fn precompiled(
     {
         return loader;
     }
-    match compile(pre, stdlib_dir).await {
+    match compile(pre, read_only).await {
         Ok(loader) => {
             // Written whole then renamed, so a concurrent reader never sees half a loader.
             let saved = cache
@@ -68,7 +68,10 @@ fn is_loader(text: &str) -> bool {
 
 const LOADER_HEAD: &str = "import marshal\nexec(marshal.loads(b";
 
-async fn compile(pre: &InstancePre<GuestState>, stdlib_dir: &Path) -> Result<String, String> {
+async fn compile(
+    pre: &InstancePre<GuestState>,
+    read_only: &ReadOnlyMounts,
+) -> Result<String, String> {
     let source = serde_json::to_string(ks_guest_runtime::HARNESS_PY).map_err(|e| e.to_string())?;
     let script = format!(
         "import marshal\nprint(repr(marshal.dumps(compile({source}, '<ks-harness>', 'exec'))))\n"
@@ -85,7 +88,7 @@ async fn compile(pre: &InstancePre<GuestState>, stdlib_dir: &Path) -> Result<Str
         disk_bytes: 1 << 30,
     };
     let request = SandboxRequest::new(script, output.path(), limits);
-    let outcome = run::run(pre, stdlib_dir, request, ks_guest_runtime::HARNESS_PY)
+    let outcome = run::run(pre, read_only, request, ks_guest_runtime::HARNESS_PY)
         .await
         .map_err(|e| e.to_string())?;
     let literal = outcome.stdout.trim();

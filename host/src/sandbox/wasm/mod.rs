@@ -35,7 +35,7 @@ use wasmtime::InstancePre;
 
 use self::prewarm::{IfMissing, Prewarmer};
 pub use self::prewarm::{PrewarmError, PrewarmStep};
-use self::store::GuestState;
+use self::store::{GuestState, ReadOnlyMounts};
 use super::{Backend, Outcome, Sandbox, SandboxError, SandboxRequest};
 
 /// When a sandbox gets its pre-warmed image.
@@ -164,6 +164,12 @@ impl WasmSandboxBuilder {
             .parent()
             .map(PathBuf::from)
             .ok_or_else(|| SandboxError::InvalidRequest("the stdlib zip has no folder".into()))?;
+        let mpl_data = ks_guest_runtime::install_mpl_data(&home, lock, &installed)
+            .map_err(SandboxError::Runtime)?;
+        let read_only = ReadOnlyMounts {
+            stdlib_dir,
+            mpl_data,
+        };
         let pre = store::linker(engine)
             .and_then(|linker| linker.instantiate_pre(&module))
             .map_err(|e| linking_error(&e))?;
@@ -171,7 +177,7 @@ impl WasmSandboxBuilder {
         let lazy = Prewarmer {
             home,
             installed,
-            stdlib_dir: stdlib_dir.clone(),
+            read_only: read_only.clone(),
             report: self.progress.clone().map(|progress| {
                 Arc::new(move |step| progress(&SetupEvent::Prewarm(step)))
                     as Arc<dyn Fn(PrewarmStep) + Send + Sync>
@@ -189,7 +195,7 @@ impl WasmSandboxBuilder {
                 prewarmed: tokio::sync::OnceCell::new_with(prewarmed),
                 lazy,
                 warned: AtomicBool::new(false),
-                stdlib_dir,
+                read_only,
                 harness: tokio::sync::OnceCell::new(),
                 harness_cache,
             }),
@@ -211,7 +217,7 @@ struct Inner {
     lazy: Prewarmer,
     /// Whether the fallback to the plain guest was logged already.
     warned: AtomicBool,
-    stdlib_dir: PathBuf,
+    read_only: ReadOnlyMounts,
     /// The harness every run executes: a loader of its code compiled once, or its source.
     harness: tokio::sync::OnceCell<String>,
     /// Where that loader is cached on disk.
@@ -254,7 +260,7 @@ pub struct WasmSandbox {
 impl fmt::Debug for WasmSandbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WasmSandbox")
-            .field("stdlib_dir", &self.inner.stdlib_dir)
+            .field("read_only", &self.inner.read_only)
             .field("prewarmed", &self.prewarm_state())
             .finish_non_exhaustive()
     }
@@ -293,12 +299,12 @@ impl Sandbox for WasmSandbox {
             .get_or_init(|| {
                 harness::precompiled(
                     &self.inner.plain,
-                    &self.inner.stdlib_dir,
+                    &self.inner.read_only,
                     &self.inner.harness_cache,
                 )
             })
             .await;
         let pre = self.inner.module_for(request.guest).await;
-        run::run(pre, &self.inner.stdlib_dir, request, harness).await
+        run::run(pre, &self.inner.read_only, request, harness).await
     }
 }

@@ -5,7 +5,6 @@
 //! The mapping is a pure function of what the host saw ([`Ending`] and [`Observed`]), so every
 //! way a run can end is unit-tested here without starting a guest.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -15,7 +14,7 @@ use wasmtime_wasi::I32Exit;
 
 use super::disk::{self, DiskCapExceeded, DiskQuota};
 use super::output::CappedOutput;
-use super::store::{self, GuestState, WASM_PAGE};
+use super::store::{self, GuestState, ReadOnlyMounts, WASM_PAGE};
 use crate::sandbox::outcome::{GuestError, LimitHit, Outcome};
 use crate::sandbox::{Backend, RunLimits, SandboxError, SandboxRequest};
 
@@ -26,18 +25,18 @@ const HOST_GRACE: Duration = Duration::from_millis(50);
 /// or a loader of its precompiled code).
 pub(crate) async fn run(
     pre: &InstancePre<GuestState>,
-    stdlib_dir: &Path,
+    read_only: &ReadOnlyMounts,
     request: SandboxRequest,
     harness: &str,
 ) -> Result<Outcome, SandboxError> {
-    run_prepared(pre, stdlib_dir, request, harness, |_, _| Ok(())).await
+    run_prepared(pre, read_only, request, harness, |_, _| Ok(())).await
 }
 
 /// [`run`], with `prepare` applied to the fresh instance before the script starts (the
 /// pre-warm audit restores a memory image there).
 pub(crate) async fn run_prepared(
     pre: &InstancePre<GuestState>,
-    stdlib_dir: &Path,
+    read_only: &ReadOnlyMounts,
     request: SandboxRequest,
     harness: &str,
     prepare: impl FnOnce(&mut Store<GuestState>, &Instance) -> wasmtime::Result<()> + Send,
@@ -56,7 +55,7 @@ pub(crate) async fn run_prepared(
     .map_err(|e| SandboxError::io("creating the run's /tmp", e))?;
     let stdout = CappedOutput::new(limits.output_bytes);
     let stderr = CappedOutput::new(limits.output_bytes);
-    let wasi = store::wasi_context(&request, stdlib_dir, scratch.path(), &stdout, &stderr)?;
+    let wasi = store::wasi_context(&request, read_only, scratch.path(), &stdout, &stderr)?;
 
     let engine = pre.module().engine();
     let memory_cap = usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX);

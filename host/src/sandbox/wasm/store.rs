@@ -5,7 +5,7 @@
 //! A run, the harness compile and the pre-warm build all instantiate the guest; keeping what
 //! they share here, below all three, means none of them imports another for it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wasmtime::AsContextMut;
@@ -22,8 +22,34 @@ use crate::sandbox::{SandboxError, SandboxRequest};
 const ARGV0: &str = "/usr/local/bin/python.wasm";
 /// Where the stdlib zip is mounted; the interpreter looks for `python315.zip` there.
 pub(crate) const STDLIB_GUEST_DIR: &str = "/usr/local/lib";
+/// Where matplotlib's data is mounted: `mpl-data` beside matplotlib's package inside the
+/// mounted zip, the folder matplotlib reads its `matplotlibrc`, fonts and styles from. wasi-libc
+/// resolves a path by its longest preopened prefix, so this mount wins inside the zip's path.
+pub(crate) const MPL_DATA_GUEST_DIR: &str = "/usr/local/lib/python315.zip/matplotlib/mpl-data";
+/// matplotlib's configuration and font cache: under the run's own `/tmp`, made on first use.
+const MPL_CONFIG_DIR: &str = "/tmp/matplotlib";
+/// The guest's whole environment: nothing from the host's reaches it. No display: figures
+/// render to files (`Agg`), and matplotlib never probes for a GUI.
+pub(crate) const GUEST_ENV: [(&str, &str); 5] = [
+    ("HOME", "/tmp"),
+    ("TMPDIR", "/tmp"),
+    ("PYTHONTZPATH", ""),
+    ("MPLBACKEND", "Agg"),
+    ("MPLCONFIGDIR", MPL_CONFIG_DIR),
+];
+/// Where the read-only mounts appear in the guest, in mount order.
+pub(crate) const READ_ONLY_GUEST_DIRS: [&str; 2] = [STDLIB_GUEST_DIR, MPL_DATA_GUEST_DIR];
 /// Bytes in a wasm page.
 pub(crate) const WASM_PAGE: u64 = 64 << 10;
+
+/// The host folders every instance of the guest mounts read-only, run or pre-warm build alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReadOnlyMounts {
+    /// The folder holding the stdlib zip, mounted at [`STDLIB_GUEST_DIR`].
+    pub(crate) stdlib_dir: PathBuf,
+    /// matplotlib's unpacked data, mounted at [`MPL_DATA_GUEST_DIR`].
+    pub(crate) mpl_data: PathBuf,
+}
 
 /// The store's data: the guest's WASI context and its memory accounting.
 pub(crate) struct GuestState {
@@ -92,7 +118,7 @@ impl ResourceLimiter for MemoryCap {
 /// build uses it too, so that nothing the imports read from it differs from a run's.
 pub(crate) fn wasi_context(
     request: &SandboxRequest,
-    stdlib_dir: &Path,
+    read_only: &ReadOnlyMounts,
     scratch: &Path,
     stdout: &CappedOutput,
     stderr: &CappedOutput,
@@ -100,10 +126,7 @@ pub(crate) fn wasi_context(
     let mut builder = WasiCtxBuilder::new();
     builder
         .arg(ARGV0)
-        // Only these: nothing from the host's environment reaches the guest.
-        .env("HOME", "/tmp")
-        .env("TMPDIR", "/tmp")
-        .env("PYTHONTZPATH", "")
+        .envs(&GUEST_ENV)
         .stdout(stdout.clone())
         .stderr(stderr.clone())
         .allow_tcp(false)
@@ -118,7 +141,9 @@ pub(crate) fn wasi_context(
                 source: std::io::Error::other(format!("{e:#}")),
             })
     };
-    mount(stdlib_dir, STDLIB_GUEST_DIR, FsPerms::ReadOnly)?;
+    let [stdlib_guest, mpl_data_guest] = READ_ONLY_GUEST_DIRS;
+    mount(&read_only.stdlib_dir, stdlib_guest, FsPerms::ReadOnly)?;
+    mount(&read_only.mpl_data, mpl_data_guest, FsPerms::ReadOnly)?;
     mount(scratch, "/tmp", FsPerms::ReadWrite)?;
     mount(&request.output, "/output", FsPerms::ReadWrite)?;
     if let Some(input) = &request.input {
@@ -239,5 +264,23 @@ pub(crate) fn initial_pages(module: &wasmtime::Module) -> u64 {
     match module.get_export("memory") {
         Some(wasmtime::ExternType::Memory(memory)) => memory.minimum(),
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ks_guest_runtime::{ArtifactKind, MPL_DATA_GUEST_SUFFIX};
+
+    use super::*;
+
+    #[test]
+    fn matplotlib_data_is_mounted_beside_matplotlib_in_the_mounted_zip() {
+        let zip = ArtifactKind::PythonStdlibZip.install_path();
+        let zip_name = zip.rsplit('/').next().unwrap_or(zip);
+        assert_eq!(
+            MPL_DATA_GUEST_DIR,
+            format!("{STDLIB_GUEST_DIR}/{zip_name}/{MPL_DATA_GUEST_SUFFIX}")
+        );
+        assert!(MPL_CONFIG_DIR.starts_with("/tmp/"));
     }
 }

@@ -10,7 +10,6 @@
 //! Every draw must differ between A's two runs.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::Duration;
 
 use ks_guest_runtime::{AUDIT_LINE_PREFIX, PREWARM_AUDIT_PY};
@@ -20,7 +19,7 @@ use wasmtime::InstancePre;
 use super::error::PrewarmError;
 use super::image::Image;
 use crate::sandbox::wasm::run;
-use crate::sandbox::wasm::store::GuestState;
+use crate::sandbox::wasm::store::{GuestState, ReadOnlyMounts};
 use crate::sandbox::{RunLimits, SandboxRequest};
 
 /// Bytes of a failed audit run's stderr kept in the error.
@@ -52,13 +51,13 @@ impl Report {
 /// summary on success, the reasons for refusing the image otherwise.
 pub(super) async fn audit(
     pre: &InstancePre<GuestState>,
-    stdlib_dir: &Path,
+    read_only: &ReadOnlyMounts,
     a: &Image,
     b: &Image,
 ) -> Result<String, PrewarmError> {
-    let a1 = audit_run(pre, stdlib_dir, a).await?;
-    let a2 = audit_run(pre, stdlib_dir, a).await?;
-    let b1 = audit_run(pre, stdlib_dir, b).await?;
+    let a1 = audit_run(pre, read_only, a).await?;
+    let a2 = audit_run(pre, read_only, a).await?;
+    let b1 = audit_run(pre, read_only, b).await?;
     judge(&a1, &a2, &b1).map_err(|problems| PrewarmError::Refused { problems })
 }
 
@@ -104,7 +103,7 @@ fn judge(a1: &Report, a2: &Report, b1: &Report) -> Result<String, Vec<String>> {
 /// One run of the audit script in a restored image.
 async fn audit_run(
     pre: &InstancePre<GuestState>,
-    stdlib_dir: &Path,
+    read_only: &ReadOnlyMounts,
     image: &Image,
 ) -> Result<Report, PrewarmError> {
     let output = tempfile::tempdir().map_err(|source| PrewarmError::Io {
@@ -125,7 +124,7 @@ async fn audit_run(
     };
     let outcome = run::run_prepared(
         pre,
-        stdlib_dir,
+        read_only,
         request,
         ks_guest_runtime::HARNESS_PY,
         restore,

@@ -4,7 +4,6 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::path::Path;
 
 use ks_guest_runtime::{CompileCache, InstalledRuntime};
 use sha2::{Digest, Sha256};
@@ -17,7 +16,7 @@ use super::step::PrewarmStep;
 use super::{audit, edit};
 use crate::sandbox::wasm::engine;
 use crate::sandbox::wasm::output::CappedOutput;
-use crate::sandbox::wasm::store::{self, GuestState};
+use crate::sandbox::wasm::store::{self, GuestState, ReadOnlyMounts};
 use crate::sandbox::{RunLimits, SandboxRequest};
 
 /// The temporary exports of the build, removed from the image.
@@ -32,7 +31,7 @@ pub(super) fn build(
     engine: &Engine,
     cache: &CompileCache,
     installed: &InstalledRuntime,
-    stdlib_dir: &Path,
+    read_only: &ReadOnlyMounts,
     report: &(dyn Fn(PrewarmStep) + Sync),
 ) -> Result<(Vec<u8>, String), PrewarmError> {
     let snapshot = installed.python_snapshot_wasm();
@@ -81,10 +80,10 @@ pub(super) fn build(
         let job = scope.spawn(|| {
             runtime.block_on(async {
                 report(PrewarmStep::Importing);
-                let (image, a) = build_once(&pre, stdlib_dir, Some((&wizer, &cx))).await?;
-                let (_, b) = build_once(&pre, stdlib_dir, None).await?;
+                let (image, a) = build_once(&pre, read_only, Some((&wizer, &cx))).await?;
+                let (_, b) = build_once(&pre, read_only, None).await?;
                 report(PrewarmStep::Auditing);
-                let summary = audit::audit(&pre, stdlib_dir, &a, &b).await?;
+                let summary = audit::audit(&pre, read_only, &a, &b).await?;
                 Ok::<_, PrewarmError>((image, summary))
             })
         });
@@ -111,7 +110,7 @@ pub(super) fn build(
 /// snapshotted module when `snapshot` is given.
 async fn build_once(
     pre: &InstancePre<GuestState>,
-    stdlib_dir: &Path,
+    read_only: &ReadOnlyMounts,
     snapshot: Option<(&Wizer, &ModuleContext<'_>)>,
 ) -> Result<(Option<Vec<u8>>, Image), PrewarmError> {
     let folder = |what: &str| {
@@ -130,7 +129,7 @@ async fn build_once(
         disk_bytes: 1 << 30,
     };
     let request = SandboxRequest::new("", output.path(), limits);
-    let wasi = store::wasi_context(&request, stdlib_dir, scratch.path(), &stdout, &stderr)
+    let wasi = store::wasi_context(&request, read_only, scratch.path(), &stdout, &stderr)
         .map_err(PrewarmError::Sandbox)?;
     let mut store = Store::new(pre.module().engine(), GuestState::new(wasi, usize::MAX));
     store::arm_unmetered(&mut store).step("arming the build's store")?;

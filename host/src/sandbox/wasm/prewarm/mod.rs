@@ -4,11 +4,12 @@
 //! Every run of the plain snapshot spends about 3 s (13.5 G fuel) importing the scientific stack.
 //! The build does it once: it exports the interpreter's internal `run_private` (found through the
 //! `name` section), instruments the runtime's `python-snapshot.wasm` with Wizer's split API,
-//! instantiates it with exactly a run's WASI view (argv, environment, stdlib mount), runs the
+//! instantiates it with exactly a run's WASI view (argv, environment, read-only mounts), runs the
 //! import list from `guest-runtime/prewarm/`, drops libc's preopen table, clears the unused stack
 //! and snapshots memory and the stack pointer into a new module. The module is cached
-//! (raw and precompiled) under a key covering the runtime, the stdlib zip, the import list and
-//! build Python, and the wasmtime version; builders in other processes wait on the cache's lock.
+//! (raw and precompiled) under a key covering the runtime, the stdlib zip, matplotlib's data, the
+//! guest's environment and read-only mounts, the import list and build Python, and the wasmtime
+//! version; builders in other processes wait on the cache's lock.
 //!
 //! **What the image freezes, and why that is safe.** Everything the imports computed is shared
 //! by all runs. Per-run state is renewed: `turn` reads the run's own argv and environment on its
@@ -38,7 +39,6 @@ mod image;
 mod step;
 
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ks_guest_runtime::{InstalledRuntime, PrewarmRecord, PrewarmState, RuntimeHome};
@@ -49,7 +49,7 @@ pub use error::PrewarmError;
 pub use step::PrewarmStep;
 
 use super::engine;
-use super::store::{self, GuestState};
+use super::store::{self, GuestState, ReadOnlyMounts};
 
 /// The wasmtime (and wasmtime-wizer) release the image is built with; pinned in Cargo.toml.
 const WASMTIME_VERSION: &str = "48.0.8";
@@ -70,7 +70,7 @@ pub(crate) enum IfMissing {
 pub(crate) struct Prewarmer {
     pub(crate) home: RuntimeHome,
     pub(crate) installed: InstalledRuntime,
-    pub(crate) stdlib_dir: PathBuf,
+    pub(crate) read_only: ReadOnlyMounts,
     /// Where build steps are reported.
     pub(crate) report: Option<Arc<dyn Fn(PrewarmStep) + Send + Sync>>,
 }
@@ -97,7 +97,7 @@ impl Prewarmer {
             engine,
             &self.home,
             &self.installed,
-            &self.stdlib_dir,
+            &self.read_only,
             if_missing,
             &report,
         )?;
@@ -114,16 +114,25 @@ impl Prewarmer {
 pub(crate) fn cache_key(installed: &InstalledRuntime) -> String {
     use ks_guest_runtime::ArtifactKind::{PythonSnapshotWasm, PythonStdlibZip};
     let mut hash = Sha256::new();
+    // The build sees a run's WASI view, so the image depends on its environment and mounts too.
+    let view = store::GUEST_ENV
+        .iter()
+        .flat_map(|(name, value)| [*name, *value])
+        .chain(store::READ_ONLY_GUEST_DIRS);
     for part in [
         RECIPE,
         WASMTIME_VERSION,
         &installed.artifact(PythonSnapshotWasm).sha256,
         &installed.artifact(PythonStdlibZip).sha256,
+        &ks_guest_runtime::RuntimeLock::pinned().mpl_data().sha256,
         ks_guest_runtime::PREWARM_IMPORTS_TXT,
         ks_guest_runtime::PREWARM_BUILD_PY,
         ks_guest_runtime::PREWARM_AUDIT_PY,
         ks_guest_runtime::HARNESS_PY,
-    ] {
+    ]
+    .into_iter()
+    .chain(view)
+    {
         hash.update(part.len().to_le_bytes());
         hash.update(part.as_bytes());
     }
@@ -136,7 +145,7 @@ fn load_or_build(
     engine: &Engine,
     home: &RuntimeHome,
     installed: &InstalledRuntime,
-    stdlib_dir: &Path,
+    read_only: &ReadOnlyMounts,
     if_missing: IfMissing,
     report: &(dyn Fn(PrewarmStep) + Sync),
 ) -> Result<Module, PrewarmError> {
@@ -168,7 +177,7 @@ fn load_or_build(
         let raw = cache
             .get_or_create(&key, |target| {
                 report(PrewarmStep::Start);
-                let (bytes, audit) = build::build(engine, &cache, installed, stdlib_dir, report)?;
+                let (bytes, audit) = build::build(engine, &cache, installed, read_only, report)?;
                 summary = Some(audit);
                 fs::write(target, bytes).map_err(|source| PrewarmError::Io {
                     context: format!("writing {}", target.display()),

@@ -1,6 +1,8 @@
-//! Unpacking a competition zip without trusting it.
+//! Unpacking a zip without trusting it: a competition's data, or matplotlib's data inside the
+//! runtime's stdlib zip. Both the installer and the competition fetcher use it, so it lives in
+//! this, the lowest crate that both reach.
 //!
-//! The archive comes from the network, so every entry is checked before anything is written:
+//! The archive may come from the network, so every entry is checked before anything is written:
 //! no `..`, no absolute or drive paths, no symlinks, no path deeper than [`MAX_PATH_DEPTH`], no
 //! more than a cap of entries; and while streaming, the bytes actually decompressed (not the
 //! sizes the headers claim) are counted against a total cap and a per-entry compression-ratio
@@ -10,7 +12,7 @@
 //! deep (an archive inside one of those stays as it is).
 //! Files are created through a `cap_std::fs::Dir`, so even a path that slipped past the checks
 //! could not leave the destination. The caller extracts into a staging folder and removes it on
-//! refusal (see `cache`), so a refused archive leaves nothing behind.
+//! refusal, so a refused archive leaves nothing behind.
 
 use std::io::{Read, Seek, Write};
 
