@@ -12,9 +12,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::{GenerateError, GeneratedCode, GenerationRequest, Generator};
-use crate::pipeline::analyse::{
-    ColumnType, CompetitionAnalysis, Metric, SubmissionShape,
-};
+use crate::pipeline::analyse::{ColumnType, CompetitionAnalysis, Metric, SubmissionShape};
 
 const TEMPLATE: &str = include_str!("baseline_template.py");
 

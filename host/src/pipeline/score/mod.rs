@@ -116,7 +116,10 @@ fn aligned<'a>(
             .ok_or_else(|| ScoreError::Mismatch(format!("no column {}", quote(name))))
     };
     let id_at = find(&answers.id_column)?;
-    let at = columns.iter().map(|c| find(c)).collect::<Result<Vec<_>, _>>()?;
+    let at = columns
+        .iter()
+        .map(|c| find(c))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut by_id: HashMap<String, Vec<String>> = HashMap::new();
     for record in reader.records() {
         let record = record.map_err(mismatch)?;
@@ -188,7 +191,10 @@ fn per_column<T>(
 ) -> Result<f64, Failure> {
     let mut each = Vec::with_capacity(columns);
     for j in 0..columns {
-        each.push(metric(&read_truth(rows, j)?, &numbers(&rows.predicted, j)?)?);
+        each.push(metric(
+            &read_truth(rows, j)?,
+            &numbers(&rows.predicted, j)?,
+        )?);
     }
     if each.is_empty() {
         return Err(Failure::Mismatch("no prediction columns".into()));
@@ -245,7 +251,11 @@ fn compute(metric: Metric, a: &CompetitionAnalysis, rows: &Rows<'_>) -> Result<f
             });
             let truth = class_indices(&ordered, truth_labels.iter())?;
             let predicted = class_indices(&ordered, predicted_labels.iter())?;
-            Ok(m::quadratic_weighted_kappa(&truth, &predicted, ordered.len())?)
+            Ok(m::quadratic_weighted_kappa(
+                &truth,
+                &predicted,
+                ordered.len(),
+            )?)
         }
         (SubmissionShape::Single { .. }, TaskKind::Regression, ..) => {
             let truth = numbers(&rows.truth, 0)?;
@@ -300,5 +310,186 @@ fn compute(metric: Metric, a: &CompetitionAnalysis, rows: &Rows<'_>) -> Result<f
             }
         }
         _ => Err(Failure::Unsupported),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::analyse::{CompetitionText, analyse};
+
+    /// Analyses a competition of `train`, `test` and `sample` with `description` naming the
+    /// metric.
+    fn analysis(train: &str, test: &str, sample: &str, description: &str) -> CompetitionAnalysis {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, body) in [
+            ("train.csv", train),
+            ("test.csv", test),
+            ("sample_submission.csv", sample),
+        ] {
+            std::fs::write(dir.path().join(name), body).expect("write");
+        }
+        let text = CompetitionText {
+            description: Some(description.into()),
+            evaluation_metric: None,
+        };
+        analyse(dir.path(), "t", &text).expect("analysis")
+    }
+
+    fn answers(columns: &[&str], rows: &[(&str, &[&str])]) -> Answers {
+        Answers {
+            id_column: "id".into(),
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            rows: rows
+                .iter()
+                .map(|(id, v)| {
+                    (
+                        (*id).to_owned(),
+                        v.iter().map(|x| (*x).to_owned()).collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn rows(n: usize, row: impl Fn(usize) -> String) -> String {
+        (0..n).map(row).collect()
+    }
+
+    #[test]
+    fn binary_probabilities_score_the_last_class_by_auc_and_log_loss() {
+        let train = format!(
+            "id,x,y\n{}",
+            rows(40, |i| format!("{i},{i},{}\n", ["no", "yes"][i % 2]))
+        );
+        let a = analysis(
+            &train,
+            "id,x\n100,1\n",
+            "id,y\n100,0.5\n",
+            "Submissions are evaluated on area under the ROC curve.",
+        );
+        assert_eq!(a.scored_metric(), Metric::RocAuc);
+        let truth = answers(&["y"], &[("1", &["yes"]), ("2", &["no"]), ("3", &["yes"])]);
+        let perfect = score_submission(b"id,y\n2,0.1\n1,0.9\n3,0.8\n", &truth, &a).expect("score");
+        assert_eq!(perfect.value, 1.0);
+        let reversed = score_submission(b"id,y\n1,0.1\n2,0.9\n3,0.2\n", &truth, &a).expect("score");
+        assert_eq!(reversed.value, 0.0);
+        assert!(perfect.beats(&reversed));
+        let missing = score_submission(b"id,y\n1,0.1\n2,0.9\n", &truth, &a);
+        assert!(
+            matches!(&missing, Err(ScoreError::Mismatch(m)) if m.contains("\"3\"")),
+            "{missing:?}"
+        );
+    }
+
+    #[test]
+    fn labels_score_by_accuracy_and_class_probabilities_by_multiclass_log_loss() {
+        let train = format!(
+            "id,x,y\n{}",
+            rows(60, |i| format!("{i},{i},{}\n", ["a", "b", "c"][i % 3]))
+        );
+        let labels = analysis(
+            &train,
+            "id,x\n100,1\n",
+            "id,y\n100,a\n",
+            "Scored by accuracy.",
+        );
+        let truth = answers(
+            &["y"],
+            &[("1", &["a"]), ("2", &["b"]), ("3", &["c"]), ("4", &["c"])],
+        );
+        let score =
+            score_submission(b"id,y\n1,a\n2,b\n3,c\n4,A\n", &truth, &labels).expect("score");
+        assert_eq!((score.metric, score.value), (Metric::Accuracy, 0.75));
+        // A label written in another case names the same class.
+        let cased =
+            score_submission(b"id,y\n1,A\n2,B\n3,C\n4,c\n", &truth, &labels).expect("score");
+        assert_eq!(cased.value, 1.0);
+
+        let probabilities = analysis(
+            &train,
+            "id,x\n100,1\n",
+            "id,a,b,c\n100,0.3,0.3,0.4\n",
+            "Evaluated with the multi-class logarithmic loss.",
+        );
+        let sure = score_submission(
+            b"id,a,b,c\n1,1,0,0\n2,0,1,0\n3,0,0,1\n4,0,0,1\n",
+            &truth,
+            &probabilities,
+        )
+        .expect("score");
+        assert!(sure.value < 1e-12, "{sure:?}");
+        let even = score_submission(
+            b"id,a,b,c\n1,0.25,0.25,0.5\n2,0.25,0.25,0.5\n3,0.25,0.25,0.5\n4,0.25,0.25,0.5\n",
+            &truth,
+            &probabilities,
+        )
+        .expect("score");
+        let expected = -(2.0 * 0.25_f64.ln() + 2.0 * 0.5_f64.ln()) / 4.0;
+        assert!((even.value - expected).abs() < 1e-12);
+        assert!(sure.beats(&even) && !even.beats(&sure));
+    }
+
+    #[test]
+    fn several_targets_average_their_columns_and_ordinals_score_by_kappa() {
+        let train = format!(
+            "id,x,t1,t2\n{}",
+            rows(40, |i| format!("{i},{i},{}.5,{}\n", i, i * 2))
+        );
+        let a = analysis(
+            &train,
+            "id,x\n100,1\n",
+            "id,t1,t2\n100,0,0\n",
+            "Scored by MCRMSE.",
+        );
+        let truth = answers(&["t1", "t2"], &[("1", &["1", "10"]), ("2", &["3", "20"])]);
+        let score = score_submission(b"id,t1,t2\n1,2,10\n2,3,24\n", &truth, &a).expect("score");
+        // Column RMSEs sqrt(1/2) and sqrt(16/2), averaged.
+        let expected = (0.5_f64.sqrt() + 8.0_f64.sqrt()) / 2.0;
+        assert_eq!(score.metric, Metric::Mcrmse);
+        assert!((score.value - expected).abs() < 1e-12);
+
+        let train = format!(
+            "id,x,grade\n{}",
+            rows(60, |i| format!("{i},{i},{}\n", 1 + i % 10))
+        );
+        let a = analysis(
+            &train,
+            "id,x\n100,1\n",
+            "id,grade\n100,1\n",
+            "Submissions are scored based on the quadratic weighted kappa.",
+        );
+        // Ten grades: ranked 1..10 by number, not as text (where "10" sorts before "2").
+        let truth = answers(&["grade"], &[("1", &["2"]), ("2", &["10"]), ("3", &["9"])]);
+        let score = score_submission(b"id,grade\n1,2\n2,10\n3,9\n", &truth, &a).expect("score");
+        assert_eq!(
+            (score.metric, score.value),
+            (Metric::QuadraticWeightedKappa, 1.0)
+        );
+        let off = score_submission(b"id,grade\n1,3\n2,9\n3,10\n", &truth, &a).expect("score");
+        assert!(off.value < 1.0 && off.value > 0.0, "{off:?}");
+    }
+
+    #[test]
+    fn an_undefined_metric_is_an_error_not_a_number() {
+        let train = format!("id,x,y\n{}", rows(40, |i| format!("{i},{i},{}\n", i % 2)));
+        let a = analysis(
+            &train,
+            "id,x\n100,1\n",
+            "id,y\n100,0.5\n",
+            "Submissions are evaluated on area under the ROC curve.",
+        );
+        let truth = answers(&["y"], &[("1", &["1"]), ("2", &["1"])]);
+        let score = score_submission(b"id,y\n1,0.2\n2,0.9\n", &truth, &a);
+        assert!(
+            matches!(
+                score,
+                Err(ScoreError::Metric {
+                    metric: Metric::RocAuc,
+                    ..
+                })
+            ),
+            "{score:?}"
+        );
     }
 }
