@@ -363,6 +363,34 @@ async fn a_metadata_failure_degrades_to_the_files_but_a_refusal_does_not() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_competition_is_refused_before_any_download() {
+    let fake = FakeKaggle::start().await;
+    let mut comp = competition("Notebooks Only");
+    comp.code_only = true;
+    fake.state.add("notebooks-only", comp);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let err = fetch(config(&fake, cache.path()), "notebooks-only")
+        .await
+        .expect_err("a code competition");
+    assert!(
+        matches!(&err, FetchError::CodeCompetition { slug } if slug == "notebooks-only"),
+        "{err}"
+    );
+    assert!(!err.is_retryable());
+    assert!(
+        err.to_string().contains("accepts file submissions"),
+        "{err}"
+    );
+    assert!(fake.state.calls("ListDataFiles").is_empty());
+    assert_eq!(
+        fake.state
+            .download_calls
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tables_packed_in_the_download_are_read_as_tables() {
     use std::io::Write;
     let fake = FakeKaggle::start().await;

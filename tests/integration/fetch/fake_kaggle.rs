@@ -38,6 +38,8 @@ pub struct FakeCompetition {
     /// What `DownloadDataFiles` serves.
     pub zip: Vec<u8>,
     pub rules_accepted: bool,
+    /// A code competition (`isKernelsSubmissionsOnly`).
+    pub code_only: bool,
 }
 
 /// One request as the fake saw it.
@@ -214,6 +216,7 @@ async fn api(
             "title": comp.title,
             "description": comp.description,
             "evaluationMetric": comp.metric,
+            "isKernelsSubmissionsOnly": comp.code_only,
             "url": format!("https://www.kaggle.com/competitions/{slug}"),
         }))
         .into_response(),
@@ -376,6 +379,7 @@ pub fn competition(title: &str) -> FakeCompetition {
         zip: zip_of(&files),
         files,
         rules_accepted: true,
+        code_only: false,
     }
 }
 

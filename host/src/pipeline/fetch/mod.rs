@@ -104,6 +104,16 @@ pub enum FetchError {
         /// The cap.
         max: u64,
     },
+    /// A code competition: there is no test set to predict and no file to submit.
+    #[error(
+        "{slug:?} is a code competition: Kaggle takes its submissions only from notebooks it \
+         runs itself, on a test set it never lets anyone download, so no submission.csv made \
+         here can be scored; choose a competition that accepts file submissions"
+    )]
+    CodeCompetition {
+        /// The competition.
+        slug: String,
+    },
     /// The configuration is unusable (e.g. no home folder for the cache).
     #[error("invalid fetch configuration: {0}")]
     Config(String),
@@ -128,6 +138,7 @@ impl FetchError {
             | Self::Credentials(_)
             | Self::Extract { .. }
             | Self::TooLarge { .. }
+            | Self::CodeCompetition { .. }
             | Self::Config(_)
             | Self::Io { .. } => false,
         }
@@ -235,6 +246,11 @@ impl Fetcher {
             }
             Err(error) => return Err(error.into()),
         };
+        if info.is_kernels_submissions_only {
+            return Err(FetchError::CodeCompetition {
+                slug: slug.to_owned(),
+            });
+        }
         let files = client.list_data_files(slug).await?;
         let listed: u64 = files.iter().map(|f| f.total_bytes).sum();
         let max = self.config.limits.max_total_bytes;

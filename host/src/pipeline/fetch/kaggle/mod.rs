@@ -56,6 +56,9 @@ pub struct CompetitionInfo {
     pub evaluation_metric: Option<String>,
     /// The competition page.
     pub url: Option<String>,
+    /// A code competition: Kaggle takes its submissions only from notebooks it runs itself,
+    /// against a test set it never lets anyone download.
+    pub is_kernels_submissions_only: bool,
 }
 
 /// One data file, from `ListDataFiles`.
