@@ -5,6 +5,7 @@
 
 mod api;
 mod cli;
+mod deploy;
 mod disk;
 mod docker;
 mod escape;
