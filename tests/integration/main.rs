@@ -10,6 +10,7 @@ mod docker;
 mod escape;
 mod fetch;
 mod fuzz;
+mod live;
 mod llm;
 mod modules;
 mod pipeline;
