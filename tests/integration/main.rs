@@ -23,3 +23,4 @@ mod score;
 mod service;
 mod support;
 mod template;
+mod web;

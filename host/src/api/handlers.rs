@@ -15,7 +15,7 @@ use super::types::{
 };
 use super::{ApiError, ApiState, SubmitError};
 use crate::logs::JobLog;
-use crate::queue::{CancelOutcome, JobId, JobRecord, JobStatus, ListCursor, MAX_PAGE, QueueError};
+use crate::queue::{CancelOutcome, JobId, JobRecord, JobStatus, MAX_PAGE, QueueError};
 
 /// Accepts a job: checks the URL and the policy, enqueues, answers at once.
 #[utoipa::path(
@@ -223,10 +223,16 @@ pub(crate) async fn list(
             format!("limit is 1 to {MAX_PAGE} jobs per page"),
         )
     })?;
+    let cursor = query.cursor().map_err(|()| {
+        ApiError::bad_request(
+            "invalid_query",
+            "cursor is the `next_cursor` of a page (a number, never negative)",
+        )
+    })?;
     let page = state
         .submitter
         .queue()
-        .list(query.state, limit, query.cursor.map(ListCursor))
+        .list(query.state, limit, cursor)
         .await?;
     Ok(Json(JobList {
         jobs: page.jobs.iter().map(JobSummary::from).collect(),
