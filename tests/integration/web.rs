@@ -4,6 +4,7 @@
 
 mod browser;
 mod schema;
+mod webdriver;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
