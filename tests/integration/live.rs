@@ -1,7 +1,8 @@
 //! Following a job live: the event stream (`GET /jobs/{id}/events`) of a job run through the
 //! embedded host on the real pipeline and WASI sandbox, read while the job runs; reconnecting
 //! with `Last-Event-ID`; the attempt log of an attempt written as it ends, before the job does;
-//! and `GET /jobs` paging.
+//! the events of a job run by a worker process seen through the API process (sharing the
+//! queue and the data folder); `GET /jobs` paging; the dashboard's page public, its data not.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::service::{QUICK, repo};
+use crate::service::{Cluster, QUICK, repo, slow};
 use crate::support::wasm_sandbox;
 
 /// Attempt 1 writes code that exits 3; attempt 2 waits for the gate, then writes [`QUICK`].
@@ -65,16 +66,23 @@ struct Sent {
     data: Value,
 }
 
-/// Reads SSE frames from a body until it ends, or until `stop` says so.
+type Chunks = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<axum::body::Bytes>> + Send>>;
+
+/// Reads SSE frames from a body until it ends.
 struct Reader {
-    body: axum::body::BodyDataStream,
+    body: Chunks,
     buffer: String,
 }
 
 impl Reader {
     fn new(response: axum::response::Response) -> Self {
+        let body = response.into_body().into_data_stream();
+        Self::of(Box::pin(body.map(|chunk| chunk.map_err(anyhow::Error::from))))
+    }
+
+    fn of(body: Chunks) -> Self {
         Self {
-            body: response.into_body().into_data_stream(),
+            body,
             buffer: String::new(),
         }
     }
@@ -442,5 +450,32 @@ async fn with_a_token_the_dashboard_page_loads_but_no_data_does() -> Result<()> 
         status == StatusCode::UNAUTHORIZED,
         "only job pages are public: {status}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_of_a_worker_process_reach_another_api_process() -> Result<()> {
+    let cluster = Cluster::start(1, "5s", &slow(2)).await?;
+    let id = cluster.submit().await?;
+    let response = cluster
+        .http
+        .get(format!("{}/jobs/{id}/events", cluster.base))
+        .send()
+        .await?;
+    ensure!(response.status() == 200, "{}", response.status());
+    let chunks = response
+        .bytes_stream()
+        .map(|chunk| chunk.map_err(anyhow::Error::from));
+    let events = Reader::of(Box::pin(chunks)).rest().await?;
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    for kind in ["stage", "attempt-start", "attempt-end"] {
+        ensure!(kinds.contains(&kind), "{kinds:?}\n{}", cluster.logs());
+    }
+    let last = events.last().context("events")?;
+    ensure!(
+        last.kind == "terminal" && last.data["status"] == "completed",
+        "{kinds:?}"
+    );
+    ensure!(last.data["worker"].as_str().is_some_and(|w| !w.is_empty()));
     Ok(())
 }
