@@ -77,7 +77,9 @@ struct Reader {
 impl Reader {
     fn new(response: axum::response::Response) -> Self {
         let body = response.into_body().into_data_stream();
-        Self::of(Box::pin(body.map(|chunk| chunk.map_err(anyhow::Error::from))))
+        Self::of(Box::pin(
+            body.map(|chunk| chunk.map_err(anyhow::Error::from)),
+        ))
     }
 
     fn of(body: Chunks) -> Self {

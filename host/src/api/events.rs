@@ -20,7 +20,7 @@ use futures_util::{Stream, StreamExt, stream};
 use super::handlers::record;
 use super::{ApiError, ApiState};
 use crate::logs::{EventKind, LogEvent};
-use crate::queue::{JobId, JobRecord};
+use crate::queue::{JobId, JobRecord, JobStatus};
 
 /// How often the log store is asked for new events.
 pub const POLL: Duration = Duration::from_millis(250);
@@ -169,10 +169,13 @@ fn sse(event: &LogEvent, numbered: bool) -> Event {
 
 /// The `terminal` event of a job that ended with no worker's `terminal` event.
 fn from_record(record: &JobRecord) -> LogEvent {
-    let message = record
-        .message
-        .clone()
-        .unwrap_or_else(|| format!("{:?}", record.status).to_lowercase());
+    let message = record.message.clone().unwrap_or_else(|| {
+        match record.status {
+            JobStatus::Completed => "completed",
+            _ => "failed",
+        }
+        .to_owned()
+    });
     LogEvent {
         status: Some(record.status),
         score: record.validation_score,

@@ -15,7 +15,7 @@ use super::types::{
 };
 use super::{ApiError, ApiState, SubmitError};
 use crate::logs::JobLog;
-use crate::queue::{CancelOutcome, JobId, JobRecord, JobStatus, MAX_PAGE, QueueError};
+use crate::queue::{CancelOutcome, JobId, JobRecord, JobStatus, ListCursor, MAX_PAGE, QueueError};
 
 /// Accepts a job: checks the URL and the policy, enqueues, answers at once.
 #[utoipa::path(
@@ -223,12 +223,17 @@ pub(crate) async fn list(
             format!("limit is 1 to {MAX_PAGE} jobs per page"),
         )
     })?;
-    let cursor = query.cursor().map_err(|()| {
-        ApiError::bad_request(
-            "invalid_query",
-            "cursor is the `next_cursor` of a page (a number, never negative)",
-        )
-    })?;
+    // Cursors are never negative; the query takes them as JSON's signed integers.
+    let cursor = query
+        .cursor
+        .map(|c| u64::try_from(c).map(ListCursor))
+        .transpose()
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_query",
+                "cursor is the `next_cursor` of a page (a number, never negative)",
+            )
+        })?;
     let page = state
         .submitter
         .queue()

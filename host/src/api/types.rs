@@ -10,9 +10,7 @@ use ks_policies::{LimitOverrides, PolicyError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::queue::{
-    CancelOutcome, JobRecord, JobStatus, ListCursor, ListState, MAX_PAGE, ScoreSource,
-};
+use crate::queue::{CancelOutcome, JobRecord, JobStatus, ListState, MAX_PAGE, ScoreSource};
 use crate::stage::Stage;
 use crate::storage::StoreKind;
 
@@ -162,13 +160,6 @@ pub struct ListQuery {
 impl ListQuery {
     /// The page size when none is asked for.
     pub const DEFAULT_LIMIT: u32 = 20;
-
-    /// Where the page starts, if the cursor given is one (they are never negative).
-    pub fn cursor(&self) -> Result<Option<ListCursor>, ()> {
-        self.cursor
-            .map(|c| u64::try_from(c).map(ListCursor).map_err(drop))
-            .transpose()
-    }
 
     /// The page size asked for, if it is allowed.
     pub fn limit(&self) -> Option<usize> {

@@ -419,7 +419,7 @@ impl JobQueue for MemoryQueue {
                     .filter_map(|id| queue.numbers.get(id).map(|n| (*n, id)))
                     .filter(|(n, _)| *n < below)
                     .collect();
-                dead.sort_by(|a, b| b.0.cmp(&a.0));
+                dead.sort_by_key(|d| std::cmp::Reverse(d.0));
                 dead
             }
             _ => queue
