@@ -5,8 +5,11 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::handlers;
-use super::types::{CancelResponse, ErrorBody, Health, RunResponse, StatusResponse};
-use crate::logs::{AttemptLog, JobLog, LogEvent};
+use super::types::{
+    CancelResponse, ErrorBody, Health, JobList, JobSummary, RunResponse, StatusResponse,
+};
+use crate::logs::{AttemptLog, EventKind, JobLog, LogEvent};
+use crate::queue::ListState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,9 +28,14 @@ use crate::logs::{AttemptLog, JobLog, LogEvent};
         handlers::status,
         handlers::submission,
         handlers::logs,
+        handlers::list,
+        super::events::events,
+        super::dashboard::index,
+        super::dashboard::job_page,
         handlers::cancel,
         handlers::healthz,
-        handlers::metrics
+        handlers::metrics,
+        handlers::openapi
     ),
     components(schemas(
         RunResponse,
@@ -37,7 +45,11 @@ use crate::logs::{AttemptLog, JobLog, LogEvent};
         Health,
         JobLog,
         AttemptLog,
-        LogEvent
+        LogEvent,
+        EventKind,
+        JobList,
+        JobSummary,
+        ListState
     )),
     modifiers(&BearerAuth)
 )]
