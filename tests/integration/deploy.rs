@@ -195,11 +195,12 @@ async fn the_compose_stack_solves_the_demo_into_the_object_store() -> Result<()>
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
-    // The demo is in the workers' mirror: no Kaggle download.
+    // The demo is in the workers' mirror: no Kaggle download. The `small` preset is a single
+    // shot: this test is about the deployment, not the search.
     let url = "https://www.kaggle.com/competitions/penguins";
     let submitted: Value = http
         .post(format!("{base}/run"))
-        .query(&[("url", url)])
+        .query(&[("url", url), ("policy", "small")])
         .bearer_auth(&token)
         .send()
         .await?
