@@ -12,6 +12,7 @@ mod fetch;
 mod fuzz;
 mod llm;
 mod modules;
+mod observe;
 mod pipeline;
 mod policies;
 mod prewarm;

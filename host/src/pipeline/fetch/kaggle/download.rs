@@ -15,7 +15,7 @@ use reqwest::header::{
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use super::{KaggleClient, KaggleError, ResponseParts, read_limited};
+use super::{DownloadProgress, KaggleClient, KaggleError, ResponseParts, read_limited};
 
 /// A finished download.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,13 +124,21 @@ async fn once(
                 *resumes += 1;
                 let total = content_range_total(response.headers()).or(p.total);
                 tracing::info!(have, ?total, "{method}: resuming the download");
-                return stream(response, dest, have, total, method).await;
+                return stream(
+                    response,
+                    dest,
+                    have,
+                    total,
+                    method,
+                    client.progress.as_ref(),
+                )
+                .await;
             }
             StatusCode::OK => {
                 tracing::info!("{method}: the server ignored the range; starting over");
                 p.total = response.content_length();
                 let total = p.total;
-                return stream(response, dest, 0, total, method).await;
+                return stream(response, dest, 0, total, method, client.progress.as_ref()).await;
             }
             status => {
                 tracing::info!(%status, "{method}: cannot resume; starting over");
@@ -175,7 +183,7 @@ async fn once(
         total,
         send_credentials,
     });
-    stream(response, dest, 0, total, method).await
+    stream(response, dest, 0, total, method, client.progress.as_ref()).await
 }
 
 /// Writes the body to `dest` from offset `from` (0 truncates), checking the total.
@@ -185,6 +193,7 @@ async fn stream(
     from: u64,
     total: Option<u64>,
     what: &str,
+    progress: Option<&DownloadProgress>,
 ) -> Result<u64, KaggleError> {
     let io = |e| KaggleError::io(format!("writing the download to {}", dest.display()), e);
     let mut file = tokio::fs::OpenOptions::new()
@@ -209,6 +218,9 @@ async fn stream(
                 }
                 if let Err(e) = file.write_all(&chunk).await {
                     break Err(io(e));
+                }
+                if let Some(progress) = progress {
+                    progress.report(got, total);
                 }
             }
             Ok(None) => break Ok(()),
