@@ -424,3 +424,140 @@ async fn solve_off_a_terminal_prints_plain_lines() -> Result<()> {
     ensure!(Path::new(&out.path().join("submission.csv")).is_file());
     Ok(())
 }
+
+/// A server with an event stream: `wait` prints its events, stops at the terminal one (the
+/// stream stays open after it), and asks `/status` once for the verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_follows_the_event_stream_when_the_server_has_one() -> Result<()> {
+    use axum::body::Body;
+    use axum::http::HeaderMap;
+    use axum::routing::get;
+    use futures_util::StreamExt as _;
+    use std::sync::{Arc, Mutex};
+
+    const ID: &str = "0b6f2c5e-3f1a-4c2e-9d2b-8c1e7f0a9b31";
+    let asked: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    let note = |asked: &Arc<Mutex<Vec<(String, String, String)>>>, path: &str, h: &HeaderMap| {
+        let header = |name: &str| {
+            h.get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        asked.lock().expect("lock").push((
+            path.to_owned(),
+            header("authorization"),
+            header("accept"),
+        ));
+    };
+    let (on_events, on_status) = (asked.clone(), asked.clone());
+    let app = axum::Router::new()
+        .route(
+            "/jobs/{id}/events",
+            get(move |headers: HeaderMap| async move {
+                note(&on_events, "events", &headers);
+                let chunks = [
+                    ": connected\n\n",
+                    "id: 1\nevent: stage\ndata: {\"stage\":\"fetch\"}\n\n",
+                    "id: 2\r\nevent: stage\r\ndata: {\"stage\":\"run\",",
+                    "\"attempt\":1}\r\n\r\n",
+                    "id: 3\nevent: completed\ndata: {\"status\":\"completed\"}\n\n",
+                ];
+                let stream = futures_util::stream::iter(
+                    chunks.map(|c| Ok::<_, std::io::Error>(bytes_of(c))),
+                )
+                .chain(futures_util::stream::pending());
+                (
+                    [("content-type", "text/event-stream")],
+                    Body::from_stream(stream),
+                )
+            }),
+        )
+        .route(
+            "/status/{id}",
+            get(move |headers: HeaderMap| async move {
+                note(&on_status, "status", &headers);
+                axum::Json(serde_json::json!({
+                    "status": "completed", "source": "local", "path": "/s.csv",
+                    "message": "completed", "attempt": 1
+                }))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut command = tokio::process::Command::new(binary());
+    command
+        .args(["wait", ID, "--server", &base])
+        .env("KS_API_TOKEN", "tok-123")
+        .stdin(Stdio::null());
+    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .context("wait did not stop at the terminal event")??;
+    let stderr = text(&output.stderr);
+    ensure!(output.status.success(), "{stderr}");
+    for want in [
+        "kaggle-solver: [1] stage: {\"stage\":\"fetch\"}\n",
+        "kaggle-solver: [2] stage: {\"stage\":\"run\",\"attempt\":1}\n",
+        "kaggle-solver: [3] completed: {\"status\":\"completed\"}\n",
+    ] {
+        ensure!(stderr.contains(want), "{want:?} in {stderr}");
+    }
+    let status: Value = serde_json::from_slice(&output.stdout)?;
+    ensure!(status["status"] == "completed", "{status}");
+    let asked = asked.lock().expect("lock").clone();
+    ensure!(asked.len() == 2, "{asked:?}");
+    ensure!(
+        asked[0].0 == "events" && asked[0].2 == "text/event-stream",
+        "{asked:?}"
+    );
+    ensure!(asked[1].0 == "status", "{asked:?}");
+    ensure!(asked.iter().all(|a| a.1 == "Bearer tok-123"), "{asked:?}");
+    Ok(())
+}
+
+fn bytes_of(text: &'static str) -> axum::body::Bytes {
+    axum::body::Bytes::from_static(text.as_bytes())
+}
+
+/// Under a pseudo-terminal (util-linux `script`), `solve` draws spinners with the elapsed time
+/// and still ends each step with its plain line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn solve_on_a_terminal_shows_spinners() -> Result<()> {
+    tokio::task::spawn_blocking(crate::support::wasm_sandbox).await?;
+    let script = ScriptServer::start(&crate::service::cluster::slow(2)).await?;
+    let out = tempfile::tempdir()?;
+    let shell = format!(
+        "'{}' solve examples/competitions/penguins --generator openai --out '{}'",
+        binary().display(),
+        out.path().display()
+    );
+    let mut command = tokio::process::Command::new("script");
+    command
+        .args(["-qec", &shell, "/dev/null"])
+        .current_dir(repo())
+        .env("TERM", "xterm")
+        .env("OPENAI_BASE_URL", format!("http://{}/v1", script.addr))
+        .env("OPENAI_API_KEY", KEY)
+        .env("KS_MODEL", MODEL)
+        .env_remove("KS_LOG")
+        .env_remove("KS_LOG_FORMAT")
+        .stdin(Stdio::null());
+    let output = tokio::time::timeout(Duration::from_secs(180), command.output())
+        .await
+        .context("solve under script hung")?
+        .context("util-linux `script` runs (scripts/test installs it)")?;
+    let shown = text(&output.stdout);
+    ensure!(output.status.success(), "{shown}\n{}", text(&output.stderr));
+    // A redrawn spinner line: cleared with ESC[2K, then the step and its elapsed seconds.
+    ensure!(shown.contains("\u{1b}[2K"), "{shown:?}");
+    ensure!(shown.contains(" attempt 1: run (0s)"), "{shown:?}");
+    ensure!(shown.contains(" attempt 1: run (1s)"), "{shown:?}");
+    ensure!(
+        shown.contains("kaggle-solver:   attempt 1: run done in "),
+        "{shown:?}"
+    );
+    ensure!(out.path().join("submission.csv").is_file());
+    Ok(())
+}

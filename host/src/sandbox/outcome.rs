@@ -108,8 +108,8 @@ impl Outcome {
     pub(crate) fn trace_end(&self) {
         tracing::info!(
             backend = %self.backend,
-            exit_code = ?self.exit_code,
-            limit = ?self.limit,
+            exit_code = self.exit_code,
+            limit = self.limit.map(tracing::field::display),
             wall_ms = self.wall_ms,
             cancelled = self.cancelled,
             "sandbox run ended"
