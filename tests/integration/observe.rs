@@ -435,9 +435,11 @@ async fn wait_follows_the_event_stream_when_the_server_has_one() -> Result<()> {
     use futures_util::StreamExt as _;
     use std::sync::{Arc, Mutex};
 
+    /// Each request: the route, its `authorization` and its `accept`.
+    type Asked = Arc<Mutex<Vec<(String, String, String)>>>;
     const ID: &str = "0b6f2c5e-3f1a-4c2e-9d2b-8c1e7f0a9b31";
-    let asked: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
-    let note = |asked: &Arc<Mutex<Vec<(String, String, String)>>>, path: &str, h: &HeaderMap| {
+    let asked: Asked = Arc::default();
+    let note = |asked: &Asked, path: &str, h: &HeaderMap| {
         let header = |name: &str| {
             h.get(name)
                 .and_then(|v| v.to_str().ok())
