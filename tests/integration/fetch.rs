@@ -129,7 +129,9 @@ async fn a_download_reports_its_bytes_as_they_arrive_and_a_cache_hit_none() {
     let fake = FakeKaggle::start().await;
     fake.state.add("counted", competition("Counted"));
     let cache = tempfile::tempdir().expect("tempdir");
-    let seen: Arc<std::sync::Mutex<Vec<(u64, Option<u64>)>>> = Arc::default();
+    // Each report: the bytes so far and the total.
+    type Reports = std::sync::Mutex<Vec<(u64, Option<u64>)>>;
+    let seen: Arc<Reports> = Arc::default();
     let sink = seen.clone();
     let fetcher = Fetcher::new(config(&fake, cache.path())).with_download_progress(
         DownloadProgress::new(move |bytes, total| {
