@@ -502,7 +502,7 @@ async fn wait_follows_the_event_stream_when_the_server_has_one() -> Result<()> {
     for want in [
         "kaggle-solver: [1] stage: {\"stage\":\"fetch\"}\n",
         "kaggle-solver: [2] stage: {\"stage\":\"run\",\"attempt\":1}\n",
-        "kaggle-solver: [3] completed: {\"status\":\"completed\"}\n",
+        "kaggle-solver: [3] terminal: {\"status\":\"completed\"}\n",
     ] {
         ensure!(stderr.contains(want), "{want:?} in {stderr}");
     }
