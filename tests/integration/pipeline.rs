@@ -51,6 +51,13 @@ fn demo() -> PreparedCompetition {
     }
 }
 
+/// The default policy as a single shot: these tests are not about the search.
+pub(crate) fn single_shot() -> Policy {
+    let mut policy = Policy::default();
+    policy.search.candidates = 1;
+    policy
+}
+
 struct Harness {
     solver: Solver,
     _work: tempfile::TempDir,
@@ -161,7 +168,7 @@ fn accuracy(submission: &Path) -> Result<f64> {
 #[tokio::test]
 async fn the_baseline_solves_the_demo_competition() -> Result<()> {
     let harness = harness(Arc::new(BaselineGenerator));
-    let report = solve(&harness, &Policy::default()).await?;
+    let report = solve(&harness, &single_shot()).await?;
     ensure!(report.attempts.len() == 1, "{:?}", report.attempts);
     ensure!(report.submission.source == StoreKind::Local);
     let accuracy = accuracy(Path::new(&report.submission.path))?;
@@ -192,7 +199,7 @@ async fn a_crashing_first_attempt_is_fixed_after_the_llm_sees_the_error() -> Res
     )
     .await?;
     let harness = harness(fake.generator()?);
-    let report = solve(&harness, &Policy::default()).await?;
+    let report = solve(&harness, &single_shot()).await?;
     ensure!(report.attempts.len() == 2, "{:#?}", report.attempts);
     let first = report.attempts[0].error.clone().unwrap_or_default();
     ensure!(first.contains("KeyError"), "{first}");
@@ -218,7 +225,7 @@ sub = pd.read_csv('/input/sample_submission.csv')\n\
 sub.rename(columns={'species': 'label'}).to_csv('/output/submission.csv', index=False)\n";
     let generator = scripted(&[wrong_columns, GOOD]);
     let harness = harness(generator.clone());
-    let report = solve(&harness, &Policy::default()).await?;
+    let report = solve(&harness, &single_shot()).await?;
     ensure!(report.attempts.len() == 2);
     let errors = generator.previous_errors.lock().expect("lock").clone();
     ensure!(
@@ -232,7 +239,7 @@ sub.rename(columns={'species': 'label'}).to_csv('/output/submission.csv', index=
 
 #[tokio::test]
 async fn attempts_run_out_with_the_last_error() -> Result<()> {
-    let mut policy = Policy::default();
+    let mut policy = single_shot();
     policy.attempts.max = 2;
     let generator = scripted(&[
         "raise ValueError('first')\n",
@@ -260,7 +267,7 @@ async fn attempts_run_out_with_the_last_error() -> Result<()> {
 async fn code_that_needs_xgboost_fails_its_attempt_without_docker() -> Result<()> {
     let generator = scripted(&["import xgboost\n", GOOD]);
     let harness = harness(generator.clone());
-    let report = solve(&harness, &Policy::default()).await?;
+    let report = solve(&harness, &single_shot()).await?;
     let first = report.attempts[0].error.clone().unwrap_or_default();
     ensure!(
         first.contains("xgboost") && first.contains("scikit-learn"),
@@ -304,7 +311,7 @@ impl Generator for Talker {
 async fn a_reply_without_code_uses_an_attempt_and_the_next_one_is_told() -> Result<()> {
     let talker = Arc::new(Talker::default());
     let harness = harness(talker.clone());
-    let report = solve(&harness, &Policy::default()).await?;
+    let report = solve(&harness, &single_shot()).await?;
     ensure!(report.attempts.len() == 2, "{:?}", report.attempts);
     let first = report.attempts[0].error.clone().unwrap_or_default();
     ensure!(
@@ -338,7 +345,7 @@ async fn an_audio_competition_fails_with_the_baseline_before_any_attempt() -> Re
         pin: None,
     };
     let harness = harness(Arc::new(BaselineGenerator));
-    match solve_competition(&harness, &Policy::default(), &competition).await {
+    match solve_competition(&harness, &single_shot(), &competition).await {
         Err(SolveError::Generate(error)) => {
             let message = error.to_string();
             ensure!(message.contains("3 audio files"), "{message}");
@@ -385,7 +392,7 @@ sub['t1'] = test['x'].values * 0.1\n\
 sub.to_csv('/output/submission.csv', index=False)\n";
     let data = tempfile::tempdir()?;
     let competition = two_targets(data.path());
-    let mut policy = Policy::default();
+    let mut policy = single_shot();
     policy.attempts.max = 1;
     let harness = harness(scripted(&[one_column]));
     match solve_competition(&harness, &policy, &competition).await {

@@ -9,7 +9,9 @@ use super::{CliError, PolicyArgs};
 use crate::host::Host;
 use crate::pipeline::fetch::{Caller, CompetitionRef, EnvLookup, FetchConfig, Fetcher};
 use crate::pipeline::generate::{GeneratorKind, generator_from_env};
-use crate::pipeline::solve::{PreparedCompetition, SolveEvent, SolveJob, Unleased};
+use crate::pipeline::solve::{
+    PreparedCompetition, SolveEvent, SolveJob, Unleased, ValidationSource,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SolveArgs {
@@ -86,9 +88,13 @@ impl SolveArgs {
             std::fs::write(&code, &last.code)
                 .map_err(|e| CliError::io(format!("writing {}", code.display()), e))?;
         }
+        let source = match report.validation_score_source {
+            Some(ValidationSource::Host) => " (host, on the holdout)",
+            _ => " (printed by the script)",
+        };
         let score = report
             .validation_score
-            .map(|s| format!(", validation score {s:.5}"))
+            .map(|s| format!(", validation score {s:.5}{source}"))
             .unwrap_or_default();
         super::progress(format!(
             "wrote {} in {:.1}s after {} attempt(s){score}",
@@ -112,5 +118,24 @@ fn print_event(event: SolveEvent) {
         SolveEvent::AttemptFailed { attempt, reason } => {
             super::progress(format!("attempt {attempt} failed: {reason}"));
         }
+        SolveEvent::SearchSkipped { reason } => {
+            super::progress(format!("no holdout, single shot: {reason}"));
+        }
+        SolveEvent::HoldoutReady { split } => super::progress(format!("holdout: {split}")),
+        SolveEvent::CandidateScored {
+            candidate,
+            kind,
+            score,
+            best_score,
+            ..
+        } => super::progress(format!(
+            "candidate {candidate} ({kind}): host score {score:.5}, best {best_score:.5}"
+        )),
+        SolveEvent::CandidateFailed {
+            candidate,
+            kind,
+            reason,
+        } => super::progress(format!("candidate {candidate} ({kind}) failed: {reason}")),
+        SolveEvent::SearchEnded { end, .. } => super::progress(format!("search ended: {end}")),
     }
 }

@@ -180,6 +180,8 @@ pub struct Progress {
 pub enum ScoreSource {
     /// Printed by the generated script about its own cross-validation; unchecked.
     Script,
+    /// Computed by the host on training rows it held back from the code (a search).
+    Host,
 }
 
 /// A successful job's result.

@@ -16,7 +16,7 @@ use super::lease::{Fence, Lease, StopReason, log_attempts, log_event, renew};
 use crate::metrics::JobOutcome;
 use crate::pipeline::fetch::{CompetitionRef, FetchError, SourceError};
 use crate::pipeline::solve::{
-    PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport, Stage,
+    PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport, Stage, ValidationSource,
 };
 use crate::queue::{Completion, Failure, JobRecord, JobResult, Progress, QueueError, ScoreSource};
 use crate::text::{MESSAGE_CHARS, head};
@@ -211,6 +211,19 @@ async fn follow(
                 log_event(&shared, &lease, &record, line).await;
                 continue;
             }
+            Note::Event(
+                event @ (SolveEvent::SearchSkipped { .. }
+                | SolveEvent::HoldoutReady { .. }
+                | SolveEvent::CandidateScored { .. }
+                | SolveEvent::CandidateFailed { .. }
+                | SolveEvent::SearchEnded { .. }),
+            ) => {
+                if matches!(event, SolveEvent::CandidateFailed { .. }) {
+                    shared.metrics.attempt(false);
+                }
+                log_event(&shared, &lease, &record, search_line(&event)).await;
+                continue;
+            }
         };
         let sent = Instant::now();
         match shared
@@ -222,6 +235,41 @@ async fn follow(
             Err(error) => tracing::warn!(job = %record.id, %error, "progress not recorded"),
         }
         log_event(&shared, &lease, &record, line).await;
+    }
+}
+
+/// The search journal's line for a search event.
+fn search_line(event: &SolveEvent) -> String {
+    match event {
+        SolveEvent::SearchSkipped { reason } => {
+            format!("no holdout, so a single shot instead of a search: {reason}")
+        }
+        SolveEvent::HoldoutReady { split } => format!("search holdout: {split}"),
+        SolveEvent::CandidateScored {
+            candidate,
+            kind,
+            metric,
+            score,
+            best_score,
+            candidates_tried,
+        } => format!(
+            "candidate {candidate} ({kind}): host score {score:.6} ({metric:?}); best \
+             {best_score:.6} after {candidates_tried} candidate(s)"
+        ),
+        SolveEvent::CandidateFailed {
+            candidate,
+            kind,
+            reason,
+        } => format!("candidate {candidate} ({kind}) failed: {reason}"),
+        SolveEvent::SearchEnded {
+            end,
+            best_score,
+            candidates_tried,
+        } => format!(
+            "search ended after {candidates_tried} candidate(s) ({end}); best host score {}",
+            best_score.map_or_else(|| "none".to_owned(), |s| format!("{s:.6}"))
+        ),
+        other => format!("{other:?}"),
     }
 }
 
@@ -291,7 +339,13 @@ async fn complete(shared: &Shared, lease: &Lease, record: &JobRecord, report: So
         submission_source: report.submission.source,
         submission_path: report.submission.path,
         validation_score: report.validation_score,
-        validation_score_source: report.validation_score.map(|_| ScoreSource::Script),
+        validation_score_source: report
+            .validation_score
+            .and(report.validation_score_source)
+            .map(|source| match source {
+                ValidationSource::Script => ScoreSource::Script,
+                ValidationSource::Host => ScoreSource::Host,
+            }),
         attempts: u32::try_from(report.attempts.len()).unwrap_or(u32::MAX),
     };
     log_event(shared, lease, record, "completed".to_owned()).await;

@@ -262,6 +262,8 @@ pub(crate) async fn generate(
         attempt: if previous.is_some() { 2 } else { 1 },
         previous,
         docker: false,
+        candidate: 1,
+        improve: None,
     };
     generator.generate(&request).await
 }

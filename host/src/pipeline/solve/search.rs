@@ -1,0 +1,350 @@
+//! The search's bookkeeping: which candidate to ask for next and as what (draft, improve,
+//! debug), whether the time budget lets it start, and which candidates the final full-data
+//! run tries, best host score first.
+//!
+//! Kept apart from the loop that runs candidates so that every decision is a plain function of
+//! what has been measured, tested without a sandbox. The budget covers the whole job: the
+//! final run is reserved from the slowest measured holdout run, scaled to the full data, and a
+//! candidate that would not leave that reserve does not start.
+
+use std::time::Duration;
+
+use ks_policies::Search;
+
+use super::types::{CandidateRecord, SearchEnd};
+use crate::pipeline::analyse::Metric;
+use crate::pipeline::generate::{ImproveFrom, PreviousAttempt, RequestKind};
+use crate::pipeline::score::HostScore;
+use crate::sandbox::Outcome;
+
+/// How much longer than its slowest holdout run the final run is reckoned to take: the full
+/// data has 1 / (1 - holdout fraction) the fit rows, and a margin for the test rows.
+const FINAL_RUN_FACTOR: f64 = 1.6;
+/// Share of what is left of the budget a first candidate may use, when nothing was measured
+/// yet: the rest is the final run's.
+const FIRST_RUN_SHARE: f64 = 0.5;
+
+/// What the next step of a search is.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Next {
+    /// Ask for candidate `number`.
+    Start(Ask),
+    /// Stop searching.
+    Stop(SearchEnd),
+}
+
+/// A request to make: the candidate's number, kind and parent.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Ask {
+    pub number: u32,
+    pub kind: RequestKind,
+    pub parent: Option<u32>,
+    pub previous: Option<PreviousAttempt>,
+    pub improve: Option<ImproveFrom>,
+}
+
+/// A candidate as the search remembers it.
+#[derive(Debug, Clone)]
+pub(super) struct Tried {
+    pub record: CandidateRecord,
+    /// The host's score, if it was scored.
+    pub score: Option<HostScore>,
+    /// The failure fed back to a debug request.
+    pub failure: Option<String>,
+    /// How long its sandbox run took.
+    pub run: Option<Duration>,
+    /// The sandbox outcome, if it ran.
+    pub outcome: Option<Outcome>,
+}
+
+/// The state of one job's search.
+#[derive(Debug)]
+pub(super) struct SearchState {
+    candidates: u32,
+    max_failures: u32,
+    budget: Duration,
+    metric: Metric,
+    pub tried: Vec<Tried>,
+}
+
+impl SearchState {
+    pub(super) fn new(search: &Search, max_failures: u32, metric: Metric) -> Self {
+        Self {
+            candidates: search.candidates,
+            max_failures: max_failures.max(1),
+            budget: search.time_budget,
+            metric,
+            tried: Vec::new(),
+        }
+    }
+
+    fn failures(&self) -> u32 {
+        u32::try_from(self.tried.iter().filter(|t| t.score.is_none()).count()).unwrap_or(u32::MAX)
+    }
+
+    fn best(&self) -> Option<&Tried> {
+        self.ranked().into_iter().next()
+    }
+
+    /// Scored candidates, best first; ties go to the earlier one.
+    pub(super) fn ranked(&self) -> Vec<&Tried> {
+        let mut scored: Vec<&Tried> = self.tried.iter().filter(|t| t.score.is_some()).collect();
+        scored.sort_by(|a, b| {
+            let (a, b) = (
+                a.score.map_or(0.0, |s| s.value),
+                b.score.map_or(0.0, |s| s.value),
+            );
+            let order = a.total_cmp(&b);
+            if self.metric.higher_is_better() {
+                order.reverse()
+            } else {
+                order
+            }
+        });
+        scored
+    }
+
+    /// The best host score so far.
+    pub(super) fn best_score(&self) -> Option<f64> {
+        self.best().and_then(|t| t.score).map(|s| s.value)
+    }
+
+    pub(super) fn tried_count(&self) -> u32 {
+        u32::try_from(self.tried.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The time the final run is reckoned to need: the slowest candidate's whole time (its
+    /// generation included), scaled to the full data; nothing before any candidate ran.
+    pub(super) fn final_reserve(&self) -> Duration {
+        self.slowest().mul_f64(FINAL_RUN_FACTOR)
+    }
+
+    fn slowest(&self) -> Duration {
+        self.tried
+            .iter()
+            .filter_map(|t| t.run)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// The next step, `elapsed` into the job.
+    pub(super) fn next(&self, elapsed: Duration) -> Next {
+        let number = self.tried_count() + 1;
+        if number > self.candidates {
+            return Next::Stop(SearchEnd::Done);
+        }
+        if self.failures() >= self.max_failures {
+            return Next::Stop(SearchEnd::AttemptsUsed);
+        }
+        // A candidate is reckoned to take as long as the slowest so far.
+        let slowest = self
+            .tried
+            .iter()
+            .map(|t| Duration::from_millis(t.record.millis))
+            .max()
+            .unwrap_or_default();
+        if !self.tried.is_empty()
+            && self.best().is_some()
+            && elapsed + slowest + self.final_reserve() > self.budget
+        {
+            return Next::Stop(SearchEnd::OutOfBudget);
+        }
+        if elapsed >= self.budget && self.best().is_some() {
+            return Next::Stop(SearchEnd::OutOfBudget);
+        }
+        Next::Start(self.ask(number))
+    }
+
+    fn ask(&self, number: u32) -> Ask {
+        let draft = Ask {
+            number,
+            kind: RequestKind::Draft,
+            parent: None,
+            previous: None,
+            improve: None,
+        };
+        if let Some(last) = self.tried.last()
+            && let Some(error) = &last.failure
+        {
+            return Ask {
+                kind: RequestKind::Debug,
+                parent: Some(last.record.candidate),
+                previous: Some(PreviousAttempt {
+                    code: last.record.code.clone(),
+                    error: error.clone(),
+                }),
+                ..draft
+            };
+        }
+        // Drafts first (half the candidates, rounded up), then improvements on the best.
+        let drafts = self.candidates.div_ceil(2);
+        match self.best() {
+            Some(best) if number > drafts => {
+                let score = best.score.map_or(0.0, |s| s.value);
+                Ask {
+                    kind: RequestKind::Improve,
+                    parent: Some(best.record.candidate),
+                    improve: Some(ImproveFrom {
+                        candidate: best.record.candidate,
+                        code: best.record.code.clone(),
+                        metric: metric_name(self.metric),
+                        higher_is_better: self.metric.higher_is_better(),
+                        score,
+                        others: self
+                            .tried
+                            .iter()
+                            .filter_map(|t| t.score.map(|s| (t.record.candidate, s.value)))
+                            .collect(),
+                    }),
+                    ..draft
+                }
+            }
+            _ => draft,
+        }
+    }
+
+    /// The wall time a candidate's run may use, `elapsed` into the job: the policy's, within
+    /// what the budget leaves after the final run's reserve (half of what is left before
+    /// anything was measured).
+    pub(super) fn run_wall_time(&self, policy: Duration, elapsed: Duration) -> Duration {
+        let left = self.budget.saturating_sub(elapsed);
+        let allowed = if self.tried.iter().any(|t| t.run.is_some()) {
+            left.saturating_sub(self.final_reserve())
+        } else {
+            left.mul_f64(FIRST_RUN_SHARE)
+        };
+        policy.min(allowed.max(Duration::from_secs(1)))
+    }
+}
+
+/// The metric's name as the prompt shows it.
+fn metric_name(metric: Metric) -> String {
+    serde_json::to_value(metric)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{metric:?}").to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(candidates: u32, budget: u64) -> SearchState {
+        let search = Search {
+            candidates,
+            time_budget: Duration::from_secs(budget),
+            ..Search::default()
+        };
+        SearchState::new(&search, 3, Metric::Rmse)
+    }
+
+    fn tried(number: u32, score: Option<f64>, secs: u64) -> Tried {
+        Tried {
+            record: CandidateRecord {
+                candidate: number,
+                kind: RequestKind::Draft,
+                parent: None,
+                generator: "g".into(),
+                code: format!("code {number}"),
+                backend: None,
+                millis: secs * 1000,
+                run_millis: Some(secs * 1000),
+                fuel_used: None,
+                host_score: score,
+                printed_score: None,
+                error: score.is_none().then(|| "boom".to_owned()),
+            },
+            score: score.map(|value| HostScore {
+                metric: Metric::Rmse,
+                value,
+            }),
+            failure: score.is_none().then(|| "boom".to_owned()),
+            run: Some(Duration::from_secs(secs)),
+            outcome: None,
+        }
+    }
+
+    fn kind(next: &Next) -> Option<RequestKind> {
+        match next {
+            Next::Start(ask) => Some(ask.kind),
+            Next::Stop(_) => None,
+        }
+    }
+
+    #[test]
+    fn drafts_then_improves_and_debugs_a_failure() {
+        let mut s = state(4, 3600);
+        assert_eq!(kind(&s.next(Duration::ZERO)), Some(RequestKind::Draft));
+        s.tried.push(tried(1, Some(0.5), 1));
+        assert_eq!(kind(&s.next(Duration::ZERO)), Some(RequestKind::Draft));
+        s.tried.push(tried(2, Some(0.25), 1));
+        let Next::Start(ask) = s.next(Duration::ZERO) else {
+            panic!("starts");
+        };
+        assert_eq!(ask.kind, RequestKind::Improve);
+        // Lower is better for RMSE: candidate 2 is the parent.
+        assert_eq!(ask.parent, Some(2));
+        assert_eq!(
+            ask.improve.expect("parent").others,
+            vec![(1, 0.5), (2, 0.25)]
+        );
+        s.tried.push(tried(3, None, 1));
+        let Next::Start(ask) = s.next(Duration::ZERO) else {
+            panic!("starts");
+        };
+        assert_eq!((ask.kind, ask.parent), (RequestKind::Debug, Some(3)));
+        assert_eq!(ask.previous.expect("failure").code, "code 3");
+        s.tried.push(tried(4, Some(0.3), 1));
+        assert_eq!(s.next(Duration::ZERO), Next::Stop(SearchEnd::Done));
+        let order: Vec<u32> = s.ranked().iter().map(|t| t.record.candidate).collect();
+        assert_eq!(order, [2, 4, 1]);
+    }
+
+    #[test]
+    fn failures_are_bounded_by_the_attempts() {
+        let mut s = state(10, 3600);
+        for n in 1..=3 {
+            s.tried.push(tried(n, None, 1));
+        }
+        assert_eq!(s.next(Duration::ZERO), Next::Stop(SearchEnd::AttemptsUsed));
+    }
+
+    #[test]
+    fn a_candidate_that_would_not_leave_the_final_run_its_time_does_not_start() {
+        let mut s = state(4, 100);
+        s.tried.push(tried(1, Some(1.0), 20));
+        // 20 s per candidate, 32 s reserved for the final run.
+        assert_eq!(s.final_reserve(), Duration::from_secs(32));
+        assert!(matches!(s.next(Duration::from_secs(48)), Next::Start(_)));
+        assert_eq!(
+            s.next(Duration::from_secs(49)),
+            Next::Stop(SearchEnd::OutOfBudget)
+        );
+        // Nothing valid yet: the search goes on, since stopping would leave nothing to submit.
+        let mut failed = state(4, 100);
+        failed.tried.push(tried(1, None, 20));
+        assert!(matches!(
+            failed.next(Duration::from_secs(90)),
+            Next::Start(_)
+        ));
+    }
+
+    #[test]
+    fn runs_are_capped_by_what_the_budget_leaves() {
+        let mut s = state(4, 100);
+        let policy = Duration::from_secs(1800);
+        assert_eq!(
+            s.run_wall_time(policy, Duration::ZERO),
+            Duration::from_secs(50)
+        );
+        s.tried.push(tried(1, Some(1.0), 10));
+        assert_eq!(
+            s.run_wall_time(policy, Duration::from_secs(20)),
+            Duration::from_secs(64)
+        );
+        assert_eq!(
+            s.run_wall_time(Duration::from_secs(5), Duration::from_secs(20)),
+            Duration::from_secs(5)
+        );
+    }
+}
