@@ -23,7 +23,7 @@ use crate::llm::fake::{Fake, Provider, ok};
 use crate::support::wasm_sandbox;
 use kaggle_solver::storage::StoreKind;
 
-const DEMO: &str = concat!(
+pub(crate) const DEMO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../examples/competitions/penguins"
 );
@@ -39,7 +39,7 @@ sub = pd.read_csv('/input/sample_submission.csv')\n\
 sub['species'] = train['species'].mode()[0]\n\
 sub.to_csv('/output/submission.csv', index=False)\n";
 
-fn demo() -> PreparedCompetition {
+pub(crate) fn demo() -> PreparedCompetition {
     PreparedCompetition {
         slug: "penguins".into(),
         dir: DEMO.into(),
@@ -58,12 +58,12 @@ pub(crate) fn single_shot() -> Policy {
     policy
 }
 
-struct Harness {
-    solver: Solver,
+pub(crate) struct Harness {
+    pub(crate) solver: Solver,
     _work: tempfile::TempDir,
 }
 
-fn harness(generator: DynGenerator) -> Harness {
+pub(crate) fn harness(generator: DynGenerator) -> Harness {
     let work = tempfile::tempdir().expect("tempdir");
     let solver = Solver::new(
         generator,
@@ -102,9 +102,9 @@ async fn solve_competition(
 
 /// Plays canned code, one per attempt, and records what each request carried.
 #[derive(Debug, Default)]
-struct Scripted {
+pub(crate) struct Scripted {
     codes: Mutex<VecDeque<String>>,
-    previous_errors: Mutex<Vec<Option<String>>>,
+    pub(crate) previous_errors: Mutex<Vec<Option<String>>>,
 }
 
 #[async_trait]
@@ -136,7 +136,7 @@ impl Generator for Scripted {
     }
 }
 
-fn scripted(codes: &[&str]) -> Arc<Scripted> {
+pub(crate) fn scripted(codes: &[&str]) -> Arc<Scripted> {
     Arc::new(Scripted {
         codes: Mutex::new(codes.iter().map(|c| (*c).to_owned()).collect()),
         ..Scripted::default()
@@ -144,7 +144,7 @@ fn scripted(codes: &[&str]) -> Arc<Scripted> {
 }
 
 /// The share of ids whose label matches the demo's private answers.
-fn accuracy(submission: &Path) -> Result<f64> {
+pub(crate) fn accuracy(submission: &Path) -> Result<f64> {
     let read = |path: &Path| -> Result<HashMap<String, String>> {
         let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
         text.lines()

@@ -35,6 +35,7 @@
 #
 # Every function takes what it needs as arguments, so each step can be run and tested alone.
 import math
+import sys
 import warnings
 from typing import NamedTuple
 
@@ -471,13 +472,14 @@ def knn_candidate(X, X_test, target, folds, max_rows=KNN_MAX_ROWS):
     return cross_fit(fit, matrix[:n], matrix[n:], target, folds)
 
 
-def lightgbm_candidate(X, X_test, target, folds):
-    """LightGBM with native categories, out of fold and refit (the Docker image only). Imported
-    by name: a script that uses it says `import lightgbm` at its top, which routes it to Docker,
-    and the others must not look as if they needed it."""
-    import importlib
-
-    lightgbm = importlib.import_module("lightgbm")
+def lightgbm_candidate(X, X_test, target, folds, modules=None):
+    """LightGBM with native categories, out of fold and refit (the Docker image only). Taken
+    from the loaded modules (`modules`, default `sys.modules`): a script that uses it imports it
+    at its top, which routes the script to Docker, and the others must not look as if they
+    needed it."""
+    lightgbm = (sys.modules if modules is None else modules).get("lightgbm")
+    if lightgbm is None:
+        raise ValueError("lightgbm is not loaded: the script must import it (Docker has it)")
 
     regression = target.task == "regression"
     kind = lightgbm.LGBMRegressor if regression else lightgbm.LGBMClassifier

@@ -533,6 +533,10 @@ class CandidateTests(unittest.TestCase):
         params = {"learning_rate": 0.05, "max_leaf_nodes": 15}
         self.check_predictions(*bt.tuned_candidate(X, X_test, target, folds, params))
 
+    def test_lightgbm_is_refused_where_the_script_did_not_load_it(self):
+        with self.assertRaisesRegex(ValueError, "lightgbm is not loaded"):
+            bt.lightgbm_candidate(self.X, self.X_test, self.target, self.folds, modules={})
+
     def test_the_other_learners_refuse_above_their_bounds(self):
         X, X_test, target, folds = self.X, self.X_test, self.target, self.folds
         with self.assertRaisesRegex(ValueError, "too large for the time budget"):
