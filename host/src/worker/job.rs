@@ -174,6 +174,8 @@ async fn follow(
         attempt: None,
         max_attempts: None,
         backend: None,
+        best_score: None,
+        candidates_tried: None,
     };
     while let Some(note) = inbox.recv().await {
         let line = match note {
@@ -218,11 +220,26 @@ async fn follow(
                 | SolveEvent::CandidateFailed { .. }
                 | SolveEvent::SearchEnded { .. }),
             ) => {
-                if matches!(event, SolveEvent::CandidateFailed { .. }) {
-                    shared.metrics.attempt(false);
+                match &event {
+                    SolveEvent::CandidateScored {
+                        best_score,
+                        candidates_tried,
+                        ..
+                    } => {
+                        progress.best_score = Some(*best_score);
+                        progress.candidates_tried = Some(*candidates_tried);
+                    }
+                    SolveEvent::CandidateFailed { candidate, .. } => {
+                        shared.metrics.attempt(false);
+                        progress.candidates_tried = Some(*candidate);
+                    }
+                    _ => {
+                        log_event(&shared, &lease, &record, search_line(&event)).await;
+                        continue;
+                    }
                 }
-                log_event(&shared, &lease, &record, search_line(&event)).await;
-                continue;
+                // The status shows the search's figures as they change.
+                search_line(&event)
             }
         };
         let sent = Instant::now();
