@@ -218,6 +218,8 @@ mod tests {
     use super::*;
     use crate::pipeline::analyse::{ColumnProfile, PredictionKind, TableProfile, TaskKind};
 
+    use crate::sandbox::{Backend, BackendChoice, select_backend};
+
     fn column(name: &str, dtype: ColumnType, distinct: u64) -> ColumnProfile {
         ColumnProfile {
             name: name.into(),
@@ -284,6 +286,40 @@ mod tests {
         let code = baseline_code(&analysis);
         assert!(code.starts_with("# Competition: demo slug\n"));
         assert!(code.contains("CONFIG = json.loads(\"{"));
+        assert_eq!(
+            variant_code(&analysis, 1, true),
+            code,
+            "the first is today's script"
+        );
+
+        // Each candidate is its own variant; only LightGBM's goes to Docker, and only when
+        // Docker may run it.
+        let both = [Backend::Wasm, Backend::Docker];
+        let route = |code: &str| select_backend(BackendChoice::Auto, &both, &both, code);
+        let mut seen = std::collections::HashSet::new();
+        for candidate in 1..=7 {
+            for docker in [false, true] {
+                let code = variant_code(&analysis, candidate, docker);
+                seen.insert(code.clone());
+                let lightgbm = docker && candidate % 3 == 1 && candidate > 1;
+                let want = if lightgbm {
+                    Backend::Docker
+                } else {
+                    Backend::Wasm
+                };
+                assert_eq!(
+                    route(&code).ok(),
+                    Some(want),
+                    "candidate {candidate}, {docker}"
+                );
+                assert_eq!(
+                    code.contains("\nimport lightgbm  # noqa"),
+                    lightgbm,
+                    "{candidate}"
+                );
+            }
+        }
+        assert_eq!(seen.len(), 9, "seven variants, two of them with LightGBM");
     }
 
     #[tokio::test]
