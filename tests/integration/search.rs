@@ -198,6 +198,24 @@ async fn the_budget_stops_the_search_and_the_best_valid_submission_is_stored() -
 }
 
 #[tokio::test]
+async fn candidates_run_at_once_are_each_scored_and_the_best_kept() -> Result<()> {
+    let harness = harness(scripted(&[CONSTANT_CLAIMING, MODEL_MODEST]));
+    let mut policy = search_policy(2, 1800);
+    policy.search.parallel = Some(2);
+    let (report, _) = solve_demo(&harness, &policy).await;
+    let search = report?.search.context("a search ran")?;
+    ensure!(
+        search.candidates_tried == 2 && search.submitted == 2,
+        "{search:#?}"
+    );
+    ensure!(
+        search.candidates.iter().all(|c| c.host_score.is_some()),
+        "{search:#?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn one_candidate_is_todays_single_shot_on_the_full_data() -> Result<()> {
     // Runs only on the full training table: in a holdout view it fails.
     let full_only = "import pandas as pd\n\
@@ -314,6 +332,9 @@ fn files(dir: &Path) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// A holdout view as a test sees it: the split, the answers by id, and every file's text.
+type View = (Split, Vec<(String, Vec<String>)>, Vec<(String, String)>);
+
 /// Writes a competition of `rows` training rows from `row(i)` (after the header `header`) and
 /// `tests` test rows from `test(i)`, analyses it and builds its holdout view; returns the
 /// split chosen, the answers and the view's files.
@@ -325,7 +346,7 @@ fn view_of(
     tests: usize,
     test: impl Fn(usize) -> String,
     sample: &str,
-) -> Result<(Split, Vec<(String, Vec<String>)>, Vec<(String, String)>)> {
+) -> Result<View> {
     let data = tempfile::tempdir()?;
     let train: String = (0..rows).map(|i| row(i) + "\n").collect();
     let test_rows: String = (0..tests).map(|i| test(i) + "\n").collect();

@@ -26,7 +26,7 @@ use ks_policies::Policy;
 use ks_sandbox_fallback::owner::Owner;
 
 pub use job::{FenceError, FenceVerdict, PreparedCompetition, SolveJob, StoreFence, Unleased};
-use search::{Next, SearchState, Tried};
+use search::{Ask, SearchState, Tried};
 use types::printed_score;
 pub use types::{
     AttemptFailure, AttemptRecord, CandidateRecord, SearchEnd, SearchSummary, SolveError,
@@ -393,97 +393,43 @@ impl Solver {
         let metric = analysis.scored_metric();
         let mut state = SearchState::new(&job.policy.search, job.policy.attempts.max, metric);
         let mut run = 0;
+        // Unset, one candidate at a time: a worker's share of a small machine.
+        let width = job.policy.search.parallel.unwrap_or(1).max(1);
         let end = loop {
-            let ask = match state.next(started.elapsed()) {
-                Next::Start(ask) => ask,
-                Next::Stop(end) => break end,
+            let asks = match state.next_batch(started.elapsed(), width) {
+                Ok(asks) => asks,
+                Err(end) => break end,
             };
             if job.cancel.is_cancelled() {
                 return Err(SolveError::Cancelled);
             }
-            run += 1;
-            let begun = Instant::now();
-            let request = GenerationRequest {
-                analysis: &analysis,
-                attempt: run,
-                previous: ask.previous.clone(),
-                docker,
-                candidate: ask.number,
-                improve: ask.improve.clone(),
-            };
-            let generated = self.generate(job, &request, run).await?;
-            let mut record = CandidateRecord {
-                candidate: ask.number,
-                kind: ask.kind,
-                parent: ask.parent,
-                generator: self.generator.name(),
-                code: String::new(),
-                backend: None,
-                millis: 0,
-                run_millis: None,
-                fuel_used: None,
-                host_score: None,
-                printed_score: None,
-                error: None,
-            };
-            let (scored, outcome) = match generated {
-                Ok(generated) => {
-                    record.generator = generated.generator;
-                    record.code = generated.code;
-                    let wall = state.run_wall_time(job.policy.limits.wall_time, started.elapsed());
-                    self.candidate(job, claim, holdout, &analysis, run, &mut record, wall)
-                        .await?
-                }
-                Err(failure) => (Err(failure), None),
-            };
-            record.millis = u64::try_from(begun.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let tried = match scored {
-                Ok(score) => {
-                    record.host_score = Some(score.value);
-                    Tried {
-                        run: record.run_millis.map(Duration::from_millis),
-                        record,
-                        score: Some(score),
-                        failure: None,
-                        outcome,
-                    }
-                }
-                Err(failure) => {
-                    let reason = failure.to_string();
-                    let stderr = outcome
-                        .as_ref()
-                        .map(|o| tail(&o.stderr, ERROR_TAIL_CHARS))
-                        .unwrap_or_default();
-                    (job.events)(SolveEvent::CandidateFailed {
-                        candidate: ask.number,
-                        kind: ask.kind,
-                        reason: failure,
+            let wall = state.run_wall_time(job.policy.limits.wall_time, started.elapsed());
+            let batch: Vec<(Ask, u32)> = asks
+                .into_iter()
+                .map(|ask| {
+                    run += 1;
+                    (ask, run)
+                })
+                .collect();
+            let tried = futures_util::future::join_all(batch.iter().map(|(ask, run)| {
+                self.try_candidate(job, claim, holdout, &analysis, ask, *run, wall, docker)
+            }))
+            .await;
+            for tried in tried {
+                let tried = tried?;
+                let (number, kind, score) =
+                    (tried.record.candidate, tried.record.kind, tried.score);
+                state.tried.push(tried);
+                if let (Some(score), Some(best_score)) = (score, state.best_score()) {
+                    (job.events)(SolveEvent::CandidateScored {
+                        candidate: number,
+                        kind,
+                        metric,
+                        score: score.value,
+                        best_score,
+                        candidates_tried: state.tried_count(),
                     });
-                    record.error = Some(reason.clone());
-                    Tried {
-                        run: record.run_millis.map(Duration::from_millis),
-                        record,
-                        score: None,
-                        failure: Some(if stderr.is_empty() {
-                            reason
-                        } else {
-                            format!("{reason}\n\nstderr (tail):\n{stderr}")
-                        }),
-                        outcome,
-                    }
                 }
-            };
-            let score = tried.score;
-            state.tried.push(tried);
-            if let (Some(score), Some(best_score)) = (score, state.best_score()) {
-                (job.events)(SolveEvent::CandidateScored {
-                    candidate: ask.number,
-                    kind: ask.kind,
-                    metric,
-                    score: score.value,
-                    best_score,
-                    candidates_tried: state.tried_count(),
-                });
             }
         };
         (job.events)(SolveEvent::SearchEnded {
@@ -569,6 +515,93 @@ impl Solver {
             attempts: u32::try_from(records.len()).unwrap_or(u32::MAX),
             last_error,
             records,
+        })
+    }
+
+    /// Generates, runs and scores one candidate, `run` the number of its folder and stages,
+    /// each run capped at `wall_time`.
+    #[allow(clippy::too_many_arguments)] // one candidate's whole context
+    async fn try_candidate(
+        &self,
+        job: &SolveJob<'_>,
+        claim: &ClaimDir,
+        holdout: &Holdout,
+        analysis: &CompetitionAnalysis,
+        ask: &Ask,
+        run: u32,
+        wall_time: Duration,
+        docker: bool,
+    ) -> Result<Tried, SolveError> {
+        let begun = Instant::now();
+        let request = GenerationRequest {
+            analysis,
+            attempt: run,
+            previous: ask.previous.clone(),
+            docker,
+            candidate: ask.number,
+            improve: ask.improve.clone(),
+        };
+        let generated = self.generate(job, &request, run).await?;
+        let mut record = CandidateRecord {
+            candidate: ask.number,
+            kind: ask.kind,
+            parent: ask.parent,
+            generator: self.generator.name(),
+            code: String::new(),
+            backend: None,
+            millis: 0,
+            run_millis: None,
+            fuel_used: None,
+            host_score: None,
+            printed_score: None,
+            error: None,
+        };
+        let (scored, outcome) = match generated {
+            Ok(generated) => {
+                record.generator = generated.generator;
+                record.code = generated.code;
+                self.candidate(job, claim, holdout, analysis, run, &mut record, wall_time)
+                    .await?
+            }
+            Err(failure) => (Err(failure), None),
+        };
+        record.millis = u64::try_from(begun.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let run = record.run_millis.map(Duration::from_millis);
+        Ok(match scored {
+            Ok(score) => {
+                record.host_score = Some(score.value);
+                Tried {
+                    run,
+                    record,
+                    score: Some(score),
+                    failure: None,
+                    outcome,
+                }
+            }
+            Err(failure) => {
+                let reason = failure.to_string();
+                let stderr = outcome
+                    .as_ref()
+                    .map(|o| tail(&o.stderr, ERROR_TAIL_CHARS))
+                    .unwrap_or_default();
+                (job.events)(SolveEvent::CandidateFailed {
+                    candidate: ask.number,
+                    kind: ask.kind,
+                    reason: failure,
+                });
+                record.error = Some(reason.clone());
+                Tried {
+                    run,
+                    record,
+                    score: None,
+                    failure: Some(if stderr.is_empty() {
+                        reason
+                    } else {
+                        format!("{reason}\n\nstderr (tail):\n{stderr}")
+                    }),
+                    outcome,
+                }
+            }
         })
     }
 

@@ -155,6 +155,24 @@ impl SearchState {
         Next::Start(self.ask(number))
     }
 
+    /// The next `width` candidates to run at once (at least one), `elapsed` into the job, or
+    /// why the search stops. The budget is checked for the first: the others run beside it.
+    pub(super) fn next_batch(&self, elapsed: Duration, width: u32) -> Result<Vec<Ask>, SearchEnd> {
+        let first = match self.next(elapsed) {
+            Next::Start(ask) => ask,
+            Next::Stop(end) => return Err(end),
+        };
+        let failures_left = self.max_failures.saturating_sub(self.failures());
+        let last = (first.number + width.max(1) - 1)
+            .min(self.candidates)
+            .min(first.number + failures_left.max(1) - 1);
+        let mut asks = vec![first];
+        for number in asks[0].number + 1..=last {
+            asks.push(self.ask(number));
+        }
+        Ok(asks)
+    }
+
     fn ask(&self, number: u32) -> Ask {
         let draft = Ask {
             number,
@@ -298,6 +316,28 @@ mod tests {
         assert_eq!(s.next(Duration::ZERO), Next::Stop(SearchEnd::Done));
         let order: Vec<u32> = s.ranked().iter().map(|t| t.record.candidate).collect();
         assert_eq!(order, [2, 4, 1]);
+    }
+
+    #[test]
+    fn a_batch_holds_up_to_its_width_within_the_candidates_and_failures_left() {
+        let mut s = state(5, 3600);
+        let numbers = |b: Result<Vec<Ask>, SearchEnd>| -> Vec<u32> {
+            b.expect("a batch").iter().map(|a| a.number).collect()
+        };
+        assert_eq!(numbers(s.next_batch(Duration::ZERO, 1)), [1]);
+        assert_eq!(numbers(s.next_batch(Duration::ZERO, 2)), [1, 2]);
+        s.tried.push(tried(1, Some(0.5), 1));
+        s.tried.push(tried(2, None, 1));
+        s.tried.push(tried(3, None, 1));
+        // One failure left of three: one candidate at a time.
+        assert_eq!(numbers(s.next_batch(Duration::ZERO, 4)), [4]);
+        s.tried.pop();
+        assert_eq!(numbers(s.next_batch(Duration::ZERO, 9)), [3, 4]);
+        s.tried.push(tried(3, Some(0.4), 1));
+        s.tried.push(tried(4, Some(0.4), 1));
+        assert_eq!(numbers(s.next_batch(Duration::ZERO, 9)), [5]);
+        s.tried.push(tried(5, Some(0.4), 1));
+        assert_eq!(s.next_batch(Duration::ZERO, 2).err(), Some(SearchEnd::Done));
     }
 
     #[test]
