@@ -132,6 +132,7 @@ impl Generator for Scripted {
         Ok(GeneratedCode {
             code,
             generator: self.name(),
+            tokens: None,
         })
     }
 }
@@ -303,6 +304,7 @@ impl Generator for Talker {
         Ok(GeneratedCode {
             code: GOOD.into(),
             generator: self.name(),
+            tokens: None,
         })
     }
 }

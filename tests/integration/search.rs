@@ -16,7 +16,7 @@ use kaggle_solver::pipeline::solve::{
 use ks_policies::Policy;
 use tokio_util::sync::CancellationToken;
 
-use crate::llm::fake::{Fake, Provider, ok};
+use crate::llm::fake::{BOTH, Fake, Provider, ok, ok_with_usage};
 use crate::pipeline::{Harness, accuracy, demo, harness, scripted, single_shot};
 
 /// Writes the most common species everywhere, and claims a near-perfect score.
@@ -194,6 +194,37 @@ async fn the_budget_stops_the_search_and_the_best_valid_submission_is_stored() -
             .any(|e| e.contains("\"end\":\"out-of-budget\"")),
         "{events:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_token_budget_stops_the_search_with_the_providers_usage_counted() -> Result<()> {
+    for provider in BOTH {
+        let reply = format!("```python\n{MODEL_MODEST}```");
+        let replies = (0..4)
+            .map(|_| ok_with_usage(provider, &reply, 600))
+            .collect();
+        let fake = Fake::start(provider, replies).await?;
+        let harness = harness(fake.generator()?);
+        let mut policy = search_policy(4, 1800);
+        policy.search.max_tokens = Some(1_000);
+        let (report, _) = solve_demo(&harness, &policy).await;
+        let search = report?.search.context("a search ran")?;
+        ensure!(
+            search.end == SearchEnd::TokenBudget,
+            "{provider:?}: {search:#?}"
+        );
+        ensure!(
+            search.candidates_tried == 2 && search.tokens == 1_200,
+            "{search:#?}"
+        );
+        ensure!(search.candidates.iter().all(|c| c.tokens == Some(600)));
+        ensure!(
+            fake.seen().len() == 2,
+            "{provider:?}: {} requests",
+            fake.seen().len()
+        );
+    }
     Ok(())
 }
 

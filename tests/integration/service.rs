@@ -58,6 +58,7 @@ impl Generator for Quick {
         Ok(GeneratedCode {
             code: QUICK.to_owned(),
             generator: self.name(),
+            tokens: None,
         })
     }
 }

@@ -282,8 +282,10 @@ fn search_line(event: &SolveEvent) -> String {
             end,
             best_score,
             candidates_tried,
+            tokens,
         } => format!(
-            "search ended after {candidates_tried} candidate(s) ({end}); best host score {}",
+            "search ended after {candidates_tried} candidate(s) ({end}); best host score {}; \
+             {tokens} LLM tokens",
             best_score.map_or_else(|| "none".to_owned(), |s| format!("{s:.6}"))
         ),
         other => format!("{other:?}"),

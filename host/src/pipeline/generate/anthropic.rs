@@ -169,6 +169,7 @@ impl Generator for AnthropicGenerator {
         Ok(GeneratedCode {
             code,
             generator: self.name(),
+            tokens: usage_tokens(&reply),
         })
     }
 }
@@ -176,6 +177,13 @@ impl Generator for AnthropicGenerator {
 /// The reply's text blocks, joined in order (thinking and tool blocks are skipped).
 ///
 /// # Errors
+/// The tokens `usage` counts: input plus output.
+fn usage_tokens(reply: &Value) -> Option<u64> {
+    let usage = reply.get("usage")?;
+    let part = |k: &str| usage.get(k).and_then(Value::as_u64);
+    Some(part("input_tokens")? + part("output_tokens")?)
+}
+
 /// When the reply has no `content` array: not a Messages reply at all.
 fn reply_text(reply: &Value) -> Result<String, String> {
     let blocks = reply

@@ -49,6 +49,7 @@ impl Generator for BaselineGenerator {
         Ok(GeneratedCode {
             code: variant_code(request.analysis, request.candidate, request.docker),
             generator: self.name(),
+            tokens: None,
         })
     }
 }

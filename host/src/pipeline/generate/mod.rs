@@ -123,6 +123,9 @@ pub struct GeneratedCode {
     pub code: String,
     /// Which generator wrote it (e.g. `baseline`, `openai:gpt-4o`).
     pub generator: String,
+    /// The LLM tokens the reply cost, prompt and completion, as the provider's `usage` says;
+    /// `None` for a generator that uses none or a reply without `usage`.
+    pub tokens: Option<u64>,
 }
 
 /// Why a generator produced no code.

@@ -197,6 +197,7 @@ impl Generator for OpenAiGenerator {
         Ok(GeneratedCode {
             code,
             generator: self.name(),
+            tokens: usage_tokens(&reply),
         })
     }
 }
@@ -206,6 +207,18 @@ fn wants_reasoning_dialect(message: &str) -> bool {
     message.contains("max_completion_tokens")
         || (message.contains("temperature")
             && (message.contains("nsupported") || message.contains("not support")))
+}
+
+/// The tokens `usage` counts: `total_tokens`, else prompt plus completion.
+fn usage_tokens(reply: &Value) -> Option<u64> {
+    let usage = reply.get("usage")?;
+    usage
+        .get("total_tokens")
+        .and_then(Value::as_u64)
+        .or_else(|| {
+            let part = |k: &str| usage.get(k).and_then(Value::as_u64);
+            Some(part("prompt_tokens")? + part("completion_tokens")?)
+        })
 }
 
 /// The text of `choices[0].message.content`: a string, or (some servers) an array of text parts.

@@ -436,6 +436,7 @@ impl Solver {
             end,
             best_score: state.best_score(),
             candidates_tried: state.tried_count(),
+            tokens: state.tokens(),
         });
         if end == SearchEnd::OutOfBudget {
             tracing::warn!(job = %job.id, "out of time budget: the best candidate so far is submitted");
@@ -474,6 +475,7 @@ impl Solver {
                             best_score: state.best_score().unwrap_or_default(),
                             candidates_tried: state.tried_count(),
                             end,
+                            tokens: state.tokens(),
                             candidates: state.tried.iter().map(|t| t.record.clone()).collect(),
                         }),
                     });
@@ -552,12 +554,14 @@ impl Solver {
             millis: 0,
             run_millis: None,
             fuel_used: None,
+            tokens: None,
             host_score: None,
             printed_score: None,
             error: None,
         };
         let (scored, outcome) = match generated {
             Ok(generated) => {
+                record.tokens = generated.tokens;
                 record.generator = generated.generator;
                 record.code = generated.code;
                 self.candidate(job, claim, holdout, analysis, run, &mut record, wall_time)

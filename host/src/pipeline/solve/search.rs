@@ -63,6 +63,7 @@ pub(super) struct SearchState {
     candidates: u32,
     max_failures: u32,
     budget: Duration,
+    max_tokens: Option<u64>,
     metric: Metric,
     pub tried: Vec<Tried>,
 }
@@ -73,6 +74,7 @@ impl SearchState {
             candidates: search.candidates,
             max_failures: max_failures.max(1),
             budget: search.time_budget,
+            max_tokens: search.max_tokens,
             metric,
             tried: Vec::new(),
         }
@@ -109,6 +111,11 @@ impl SearchState {
         self.best().and_then(|t| t.score).map(|s| s.value)
     }
 
+    /// The LLM tokens the candidates' code cost so far.
+    pub(super) fn tokens(&self) -> u64 {
+        self.tried.iter().filter_map(|t| t.record.tokens).sum()
+    }
+
     pub(super) fn tried_count(&self) -> u32 {
         u32::try_from(self.tried.len()).unwrap_or(u32::MAX)
     }
@@ -135,6 +142,9 @@ impl SearchState {
         }
         if self.failures() >= self.max_failures {
             return Next::Stop(SearchEnd::AttemptsUsed);
+        }
+        if self.max_tokens.is_some_and(|cap| self.tokens() >= cap) {
+            return Next::Stop(SearchEnd::TokenBudget);
         }
         // A candidate is reckoned to take as long as the slowest so far.
         let slowest = self
@@ -268,6 +278,7 @@ mod tests {
                 millis: secs * 1000,
                 run_millis: Some(secs * 1000),
                 fuel_used: None,
+                tokens: Some(100),
                 host_score: score,
                 printed_score: None,
                 error: score.is_none().then(|| "boom".to_owned()),
@@ -338,6 +349,18 @@ mod tests {
         assert_eq!(numbers(s.next_batch(Duration::ZERO, 9)), [5]);
         s.tried.push(tried(5, Some(0.4), 1));
         assert_eq!(s.next_batch(Duration::ZERO, 2).err(), Some(SearchEnd::Done));
+    }
+
+    #[test]
+    fn the_token_budget_stops_the_search() {
+        let mut s = state(5, 3600);
+        s.max_tokens = Some(250);
+        s.tried.push(tried(1, Some(0.5), 1));
+        s.tried.push(tried(2, Some(0.5), 1));
+        assert!(matches!(s.next(Duration::ZERO), Next::Start(_)));
+        s.tried.push(tried(3, Some(0.5), 1));
+        assert_eq!(s.tokens(), 300);
+        assert_eq!(s.next(Duration::ZERO), Next::Stop(SearchEnd::TokenBudget));
     }
 
     #[test]

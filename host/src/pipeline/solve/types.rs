@@ -119,6 +119,8 @@ pub enum SolveEvent {
         best_score: Option<f64>,
         /// Candidates tried.
         candidates_tried: u32,
+        /// The LLM tokens the candidates' code cost, as the providers said.
+        tokens: u64,
     },
 }
 
@@ -132,6 +134,8 @@ pub enum SearchEnd {
     OutOfBudget,
     /// Failures used the policy's attempts.
     AttemptsUsed,
+    /// The LLM tokens used reached the policy's `max-tokens`.
+    TokenBudget,
 }
 
 impl std::fmt::Display for SearchEnd {
@@ -142,6 +146,7 @@ impl std::fmt::Display for SearchEnd {
                 "out of time budget: the next candidate would not leave the final run its time"
             }
             Self::AttemptsUsed => "failed candidates used the policy's attempts",
+            Self::TokenBudget => "the job's LLM tokens reached the policy's max-tokens",
         })
     }
 }
@@ -166,6 +171,8 @@ pub struct CandidateRecord {
     pub run_millis: Option<u64>,
     /// WASI fuel used, if it ran on the WASI backend.
     pub fuel_used: Option<u64>,
+    /// The LLM tokens its code cost, if the provider said.
+    pub tokens: Option<u64>,
     /// The host's score on the holdout, if it got that far.
     pub host_score: Option<f64>,
     /// The score the script printed about itself: logged, never used.
@@ -199,6 +206,8 @@ pub struct SearchSummary {
     pub candidates_tried: u32,
     /// Why the search stopped.
     pub end: SearchEnd,
+    /// The LLM tokens every candidate's code cost together, as the providers said.
+    pub tokens: u64,
     /// Every candidate, in the order they started.
     pub candidates: Vec<CandidateRecord>,
 }
