@@ -13,7 +13,10 @@ use kaggle_solver::pipeline::score::{Split, build_view, holdout_spec};
 use kaggle_solver::pipeline::solve::{
     PreparedCompetition, SearchEnd, SolveEvent, SolveJob, SolveReport, Unleased, ValidationSource,
 };
-use ks_policies::Policy;
+use kaggle_solver::pipeline::solve::{Sandboxes, Solver};
+use kaggle_solver::sandbox::DockerSandbox;
+use kaggle_solver::storage::LocalStore;
+use ks_policies::{Backend, Policy};
 use tokio_util::sync::CancellationToken;
 
 use crate::llm::fake::{BOTH, Fake, Provider, ok, ok_with_usage};
@@ -299,6 +302,48 @@ async fn the_baseline_search_submits_its_best_variant_by_host_score() -> Result<
         .fold(f64::MIN, f64::max);
     ensure!(report.validation_score == Some(best));
     ensure!(accuracy(Path::new(&report.submission.path))? >= 0.9);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_docker_allowed_the_baseline_weighs_a_lightgbm_variant_run_on_docker() -> Result<()> {
+    let work = tempfile::tempdir()?;
+    let solver = Solver::new(
+        Arc::new(BaselineGenerator),
+        Sandboxes {
+            wasm: Some(Arc::new(crate::support::wasm_sandbox())),
+            docker: Some(Arc::new(crate::support::docker_sandbox().await)),
+        },
+        Arc::new(LocalStore::new(work.path().join("store"))),
+        work.path().join("work"),
+    );
+    let mut policy = search_policy(4, 1800);
+    policy.docker.image = DockerSandbox::pinned_image();
+    let job = SolveJob {
+        id: "lightgbm".into(),
+        claim: SolveJob::new_claim(),
+        policy: &policy,
+        cancel: CancellationToken::new(),
+        events: &|_| {},
+        fence: &Unleased,
+    };
+    let report = solver.solve(&job, &demo()).await?;
+    let search = report.search.context("a search ran")?;
+    ensure!(search.candidates_tried == 4, "{search:#?}");
+    let lightgbm = &search.candidates[3];
+    ensure!(
+        lightgbm.code.contains("\nimport lightgbm"),
+        "the fourth is LightGBM's"
+    );
+    ensure!(
+        lightgbm.backend == Some(Backend::Docker),
+        "{:?}",
+        lightgbm.backend
+    );
+    ensure!(lightgbm.host_score.is_some(), "{:?}", lightgbm.error);
+    for other in &search.candidates[..3] {
+        ensure!(other.backend == Some(Backend::Wasm), "{:?}", other.backend);
+    }
     Ok(())
 }
 
