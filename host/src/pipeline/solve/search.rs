@@ -20,6 +20,10 @@ use crate::sandbox::Outcome;
 /// How much longer than its slowest holdout run the final run is reckoned to take: the full
 /// data has 1 / (1 - holdout fraction) the fit rows, and a margin for the test rows.
 const FINAL_RUN_FACTOR: f64 = 1.6;
+/// Share of the first candidate's holdout error a later one must remove to be submitted in its
+/// place: a holdout of a few hundred rows cannot tell smaller differences from luck, and the
+/// first is the generator's own default.
+const MIN_GAIN: f64 = 0.02;
 /// Share of what is left of the budget a first candidate may use, when nothing was measured
 /// yet: the rest is the final run's.
 const FIRST_RUN_SHARE: f64 = 0.5;
@@ -104,6 +108,29 @@ impl SearchState {
             }
         });
         scored
+    }
+
+    /// The order the final run tries candidates in: by host score, except that the first
+    /// candidate stays ahead of any that does not reduce its holdout error by [`MIN_GAIN`].
+    pub(super) fn submission_order(&self) -> Vec<&Tried> {
+        let mut ranked = self.ranked();
+        let Some(first) = self.tried.iter().find(|t| t.score.is_some()) else {
+            return ranked;
+        };
+        let error = |t: &Tried| {
+            let value = t.score.map_or(0.0, |s| s.value);
+            if self.metric.higher_is_better() {
+                1.0 - value
+            } else {
+                value
+            }
+        };
+        let (base, top) = (error(first), ranked.first().map_or(0.0, |t| error(t)));
+        if base - top < MIN_GAIN * base.abs() {
+            ranked.retain(|t| t.record.candidate != first.record.candidate);
+            ranked.insert(0, first);
+        }
+        ranked
     }
 
     /// The best host score so far.
@@ -361,6 +388,29 @@ mod tests {
         s.tried.push(tried(3, Some(0.5), 1));
         assert_eq!(s.tokens(), 300);
         assert_eq!(s.next(Duration::ZERO), Next::Stop(SearchEnd::TokenBudget));
+    }
+
+    #[test]
+    fn a_later_candidate_replaces_the_first_only_by_a_clear_margin() {
+        let mut s = state(4, 3600);
+        // RMSE: lower is better; the first's error is 1.0.
+        s.tried.push(tried(1, Some(1.0), 1));
+        s.tried.push(tried(2, Some(0.99), 1));
+        s.tried.push(tried(3, None, 1));
+        let order = |s: &SearchState| -> Vec<u32> {
+            s.submission_order()
+                .iter()
+                .map(|t| t.record.candidate)
+                .collect()
+        };
+        assert_eq!(order(&s), [1, 2], "1% better is not enough");
+        assert_eq!(
+            s.best_score(),
+            Some(0.99),
+            "the best score is still the best"
+        );
+        s.tried.push(tried(4, Some(0.97), 1));
+        assert_eq!(order(&s), [4, 2, 1]);
     }
 
     #[test]
