@@ -140,7 +140,9 @@ fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
 
 /// The learners, encoding and hyper-parameters of candidate `candidate`: nothing for the first
 /// (the template's defaults), then three variants in turn, each later round with a smaller
-/// learning rate.
+/// learning rate. Each variant keeps the first's three learners and adds others, so its own
+/// out-of-fold blend (chosen on every training row) can only add to them; the holdout then
+/// judges the variants' refits.
 fn variant(candidate: u32, docker: bool) -> serde_json::Value {
     if candidate <= 1 {
         return json!({});
@@ -149,7 +151,7 @@ fn variant(candidate: u32, docker: bool) -> serde_json::Value {
     let slower = 0.75_f64.powi(i32::try_from(round).unwrap_or(i32::MAX));
     match (candidate - 2) % 3 {
         0 => json!({
-            "models": ["tuned", "extra", "forest"],
+            "models": ["tuned", "plain", "linear", "extra", "forest"],
             "encoding": "frequency",
             "params": {
                 "learning_rate": 0.05 * slower,
@@ -158,7 +160,7 @@ fn variant(candidate: u32, docker: bool) -> serde_json::Value {
             },
         }),
         1 => json!({
-            "models": ["tuned", "knn", "expanded"],
+            "models": ["tuned", "plain", "linear", "knn", "expanded"],
             "params": {
                 "learning_rate": 0.08 * slower,
                 "max_leaf_nodes": 63,
@@ -167,7 +169,7 @@ fn variant(candidate: u32, docker: bool) -> serde_json::Value {
             },
         }),
         _ if docker => json!({
-            "models": ["lightgbm", "tuned", "linear"],
+            "models": ["tuned", "plain", "linear", "lightgbm"],
             "params": { "learning_rate": 0.1 * slower },
         }),
         _ => json!({

@@ -442,7 +442,11 @@ impl Solver {
             tracing::warn!(job = %job.id, "out of time budget: the best candidate so far is submitted");
         }
 
-        let ranked: Vec<Tried> = state.submission_order().into_iter().cloned().collect();
+        let ranked: Vec<Tried> = state
+            .submission_order(holdout.answers.rows.len())
+            .into_iter()
+            .cloned()
+            .collect();
         let mut finals = Vec::new();
         for best in ranked {
             run += 1;

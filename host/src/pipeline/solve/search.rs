@@ -20,9 +20,10 @@ use crate::sandbox::Outcome;
 /// How much longer than its slowest holdout run the final run is reckoned to take: the full
 /// data has 1 / (1 - holdout fraction) the fit rows, and a margin for the test rows.
 const FINAL_RUN_FACTOR: f64 = 1.6;
-/// Share of the first candidate's holdout error a later one must remove to be submitted in its
-/// place: a holdout of a few hundred rows cannot tell smaller differences from luck, and the
-/// first is the generator's own default.
+/// Least share of the first candidate's holdout error a later one must remove to be submitted
+/// in its place; on a small holdout the share is 1 / sqrt(rows), the relative noise of a mean
+/// over that many rows: fewer rows cannot tell smaller differences from luck, and the first is
+/// the generator's own default.
 const MIN_GAIN: f64 = 0.02;
 /// Share of what is left of the budget a first candidate may use, when nothing was measured
 /// yet: the rest is the final run's.
@@ -110,9 +111,12 @@ impl SearchState {
         scored
     }
 
-    /// The order the final run tries candidates in: by host score, except that the first
-    /// candidate stays ahead of any that does not reduce its holdout error by [`MIN_GAIN`].
-    pub(super) fn submission_order(&self) -> Vec<&Tried> {
+    /// The order the final run tries candidates in, for a holdout of `rows` rows: by host
+    /// score, except that the first candidate stays ahead of any that does not reduce its
+    /// holdout error by [`MIN_GAIN`] or 1 / sqrt(`rows`), whichever is more.
+    pub(super) fn submission_order(&self, rows: usize) -> Vec<&Tried> {
+        #[allow(clippy::cast_precision_loss)] // row counts are far below 2^52
+        let gain = MIN_GAIN.max(1.0 / (rows.max(1) as f64).sqrt());
         let mut ranked = self.ranked();
         let Some(first) = self.tried.iter().find(|t| t.score.is_some()) else {
             return ranked;
@@ -126,7 +130,7 @@ impl SearchState {
             }
         };
         let (base, top) = (error(first), ranked.first().map_or(0.0, |t| error(t)));
-        if base - top < MIN_GAIN * base.abs() {
+        if base - top < gain * base.abs() {
             ranked.retain(|t| t.record.candidate != first.record.candidate);
             ranked.insert(0, first);
         }
@@ -398,7 +402,7 @@ mod tests {
         s.tried.push(tried(2, Some(0.99), 1));
         s.tried.push(tried(3, None, 1));
         let order = |s: &SearchState| -> Vec<u32> {
-            s.submission_order()
+            s.submission_order(10_000)
                 .iter()
                 .map(|t| t.record.candidate)
                 .collect()
@@ -411,6 +415,13 @@ mod tests {
         );
         s.tried.push(tried(4, Some(0.97), 1));
         assert_eq!(order(&s), [4, 2, 1]);
+        // On 400 rows, 3% is within the noise (1 / 20 = 5%).
+        let on_400: Vec<u32> = s
+            .submission_order(400)
+            .iter()
+            .map(|t| t.record.candidate)
+            .collect();
+        assert_eq!(on_400, [1, 4, 2]);
     }
 
     #[test]
