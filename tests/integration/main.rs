@@ -22,6 +22,7 @@ mod queue;
 mod redis_server;
 mod sandbox;
 mod score;
+mod search;
 mod service;
 mod support;
 mod template;
