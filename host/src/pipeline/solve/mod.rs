@@ -431,7 +431,11 @@ impl Solver {
                 })
                 .collect();
             let tried = futures_util::future::join_all(batch.iter().map(|(ask, run)| {
+                // Every line of the candidate's stages carries its number and kind.
+                let span =
+                    tracing::info_span!("candidate", candidate = ask.number, kind = %ask.kind);
                 self.try_candidate(job, claim, holdout, &analysis, ask, *run, wall, docker)
+                    .instrument(span)
             }))
             .await;
             for tried in tried {

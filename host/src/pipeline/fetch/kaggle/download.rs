@@ -232,13 +232,24 @@ async fn resume(
             *resumes += 1;
             let total = content_range_total(response.headers()).or(p.total);
             tracing::info!(have, ?total, "{method}: resuming the download");
-            stream(response, dest, have, total, method, client.progress.as_ref()).await.map(Some)
+            stream(
+                response,
+                dest,
+                have,
+                total,
+                method,
+                client.progress.as_ref(),
+            )
+            .await
+            .map(Some)
         }
         StatusCode::OK => {
             tracing::info!("{method}: the server ignored the range; starting over");
             p.total = response.content_length();
             let total = p.total;
-            stream(response, dest, 0, total, method, client.progress.as_ref()).await.map(Some)
+            stream(response, dest, 0, total, method, client.progress.as_ref())
+                .await
+                .map(Some)
         }
         status => {
             tracing::info!(%status, "{method}: cannot resume; starting over");
