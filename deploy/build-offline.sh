@@ -11,7 +11,8 @@
 # Inputs: the binary (KS_BINARY, default target/debug/kaggle-solver), the installed runtime
 # (KS_HOME's runtime/, from `kaggle-solver runtime install`), the s3s-fs binary (KS_S3S_FS,
 # default target/s3s-fs/bin/s3s-fs). Idempotent per image: one that exists is kept unless
-# KS_REBUILD=1. Hosts with a registry can use ./Dockerfile instead.
+# KS_REBUILD=1, or, for the service image, unless it holds another build of the binary (its
+# `ks.binary` label is the binary's SHA-256). Hosts with a registry can use ./Dockerfile instead.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -74,8 +75,14 @@ fi
 
 echo "build-offline: [2/2] the service, redis and s3 images from $BASE"
 # Each image is built from a context holding only what it copies.
+binary_sum="$(sha256sum "$binary" | cut -c1-64)"
 build() {
   local name="$1" dockerfile="$2" context="$work/$1"
+  if [ "$name" = service ] && exists "kaggle-solver/$name:$TAG" &&
+    [ "$(docker image inspect -f '{{ index .Config.Labels "ks.binary" }}' "kaggle-solver/$name:$TAG")" != "$binary_sum" ]; then
+    echo "build-offline: kaggle-solver/$name:$TAG holds another build of the binary: rebuilding"
+    docker rmi "kaggle-solver/$name:$TAG" >/dev/null
+  fi
   if exists "kaggle-solver/$name:$TAG"; then
     echo "build-offline: kaggle-solver/$name:$TAG already exists"
     return
@@ -85,7 +92,7 @@ build() {
   for item in "$@"; do cp -a "$item" "$context/"; done
   # The legacy builder (no buildx on Debian's docker.io) warns on every build: its output is
   # shown only when the build fails.
-  if ! docker build --quiet --build-arg BASE="$BASE" -t "kaggle-solver/$name:$TAG" \
+  if ! docker build --quiet --build-arg BASE="$BASE" --label "ks.binary=$binary_sum" -t "kaggle-solver/$name:$TAG" \
     -f "$here/$dockerfile" "$context" >"$work/$name.log" 2>&1; then
     cat "$work/$name.log" >&2
     echo "build-offline: kaggle-solver/$name:$TAG failed (log above)" >&2
