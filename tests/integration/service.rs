@@ -17,7 +17,7 @@
 
 mod cancel;
 mod cleanup;
-mod cluster;
+pub mod cluster;
 mod inproc;
 mod stale;
 

@@ -2,8 +2,8 @@
 //! when a token is configured (`KS_API_TOKEN`), the bearer check.
 //!
 //! The token is compared in constant time over SHA-256 digests, so neither the content nor
-//! the length of the configured token leaks through timing. `/healthz` is exempt so that
-//! load balancers and orchestrators can probe without a secret.
+//! the length of the configured token leaks through timing. `/healthz` and `/readyz` are
+//! exempt so that load balancers and orchestrators can probe without a secret.
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -61,7 +61,7 @@ pub(crate) async fn guard(
         .into_response();
     }
     if let Some(token) = &token
-        && request.uri().path() != "/healthz"
+        && !matches!(request.uri().path(), "/healthz" | "/readyz")
     {
         let presented = request
             .headers()

@@ -27,7 +27,8 @@ pub use guard::{ApiToken, MAX_QUERY_BYTES};
 pub use openapi::document as openapi_document;
 pub use submit::{DEFAULT_API_POLICIES, SubmitError, Submitter};
 pub use types::{
-    CancelAnswer, CancelResponse, ErrorBody, Health, RunQuery, RunResponse, StatusResponse, rfc3339,
+    CancelAnswer, CancelResponse, ErrorBody, Health, Readiness, RunQuery, RunResponse,
+    StatusResponse, rfc3339,
 };
 
 use crate::logs::DynLogs;
@@ -48,7 +49,7 @@ pub struct ApiState {
     pub logs: DynLogs,
     /// The counters `/metrics` renders.
     pub metrics: Arc<Metrics>,
-    /// The bearer token every route but `/healthz` requires, if set.
+    /// The bearer token every route but `/healthz` and `/readyz` requires, if set.
     pub token: Option<ApiToken>,
 }
 
@@ -70,6 +71,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/jobs/{job_id}/submission", get(handlers::submission))
         .route("/jobs/{job_id}/logs", get(handlers::logs))
         .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi))
         .fallback(handlers::no_route)

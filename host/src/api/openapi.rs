@@ -5,7 +5,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::handlers;
-use super::types::{CancelResponse, ErrorBody, Health, RunResponse, StatusResponse};
+use super::types::{CancelResponse, ErrorBody, Health, Readiness, RunResponse, StatusResponse};
 use crate::logs::{AttemptLog, JobLog, LogEvent};
 
 #[derive(OpenApi)]
@@ -13,7 +13,7 @@ use crate::logs::{AttemptLog, JobLog, LogEvent};
     info(
         title = "kaggle-solver",
         description = "Submit a Kaggle competition, poll its job, download the submission. \
-                       When the server has KS_API_TOKEN set, every route but /healthz needs \
+                       When the server has KS_API_TOKEN set, every route but /healthz and /readyz needs \
                        `Authorization: Bearer <token>`. Routes that change state refuse \
                        requests a browser says another site's page sent (403). A submission \
                        may lower the preset's caps for its job (wall-time, memory, fuel, \
@@ -27,6 +27,7 @@ use crate::logs::{AttemptLog, JobLog, LogEvent};
         handlers::logs,
         handlers::cancel,
         handlers::healthz,
+        handlers::readyz,
         handlers::metrics
     ),
     components(schemas(
@@ -35,6 +36,7 @@ use crate::logs::{AttemptLog, JobLog, LogEvent};
         CancelResponse,
         ErrorBody,
         Health,
+        Readiness,
         JobLog,
         AttemptLog,
         LogEvent
@@ -76,6 +78,7 @@ mod tests {
             "/jobs/{job_id}/submission",
             "/jobs/{job_id}/logs",
             "/healthz",
+            "/readyz",
             "/metrics",
         ] {
             assert!(json["paths"].get(path).is_some(), "{path} missing");

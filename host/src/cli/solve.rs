@@ -23,6 +23,10 @@ pub(crate) struct SolveArgs {
     /// Which generator writes the code.
     #[arg(long, value_enum, env = "KS_GENERATOR", default_value = "auto")]
     generator: GeneratorKind,
+    /// Where the submission is also kept: `s3://BUCKET/PREFIX` (with the `AWS_*` variables),
+    /// `file://DIR`, or by default `$KS_HOME/submissions`.
+    #[arg(long, env = "KS_STORE")]
+    store: Option<String>,
 }
 
 impl SolveArgs {
@@ -44,11 +48,18 @@ impl SolveArgs {
         let competition = PreparedCompetition::from(fetched);
         let generator = generator_from_env(self.generator, |name| std::env::var(name).ok())?;
         super::progress(format!("generator: {}", generator.name()));
-        let solver = Host::builder()
+        let mut builder = Host::builder()
             .generator(generator)
-            .setup_progress(super::runtime::print_event)
-            .build_solver()
-            .await?;
+            .setup_progress(super::runtime::print_event);
+        let store = match &self.store {
+            Some(url) => {
+                let store = super::store::open_store(url).await?;
+                builder = builder.store(store.clone());
+                Some(store)
+            }
+            None => None,
+        };
+        let solver = builder.build_solver().await?;
         match solver.sweep_abandoned().await {
             Ok(swept) if swept.is_empty() => {}
             Ok(swept) => super::progress(format!(
@@ -57,8 +68,9 @@ impl SolveArgs {
             )),
             Err(error) => super::progress(format!("dead runs' work folders not swept: {error}")),
         }
+        let job_id = uuid::Uuid::new_v4().to_string();
         let job = SolveJob {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: job_id.clone(),
             claim: SolveJob::new_claim(),
             policy: &policy,
             cancel: tokio_util::sync::CancellationToken::new(),
@@ -79,8 +91,13 @@ impl SolveArgs {
         std::fs::create_dir_all(&self.out)
             .map_err(|e| CliError::io(format!("creating {}", self.out.display()), e))?;
         let target = self.out.join("submission.csv");
-        std::fs::copy(&report.submission.path, &target)
-            .map_err(|e| CliError::io(format!("writing {}", target.display()), e))?;
+        match &store {
+            Some(store) => super::store::copy_submission(store, &job_id, &target).await?,
+            None => {
+                std::fs::copy(&report.submission.path, &target)
+                    .map_err(|e| CliError::io(format!("writing {}", target.display()), e))?;
+            }
+        }
         if let Some(last) = report.attempts.last() {
             let code = self.out.join("solution.py");
             std::fs::write(&code, &last.code)

@@ -30,10 +30,10 @@ impl WorkerArgs {
                 "--concurrency must be at least 1".to_owned(),
             ));
         }
-        let queue = self.service.queue(Some(&self.redis)).await?;
         let host = self
             .service
-            .builder(queue, self.concurrency)?
+            .builder(Some(&self.redis), self.concurrency)
+            .await?
             .build()
             .await?;
         let shutdown = shutdown_on_signal()?;
