@@ -174,11 +174,37 @@ pub fn client(
 
 /// An object store error as a store error: refused credentials apart from the rest.
 pub fn classify(context: String, source: object_store::Error) -> StoreError {
-    match source {
-        object_store::Error::PermissionDenied { .. }
-        | object_store::Error::Unauthenticated { .. } => StoreError::Refused { context, source },
-        source => StoreError::Unavailable { context, source },
+    if refused(&source) {
+        StoreError::Refused { context, source }
+    } else {
+        StoreError::Unavailable { context, source }
     }
+}
+
+/// Whether the server answered 401 or 403. Reads and heads say so in the error's variant; a
+/// listing's refusal comes wrapped in a generic error whose chain only names the status, in
+/// the retry layer's fixed wording ("status code: 403 Forbidden").
+fn refused(error: &object_store::Error) -> bool {
+    matches!(
+        error,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    ) || answered(error, &[401, 403])
+}
+
+/// Whether some cause in the chain says the server answered one of `statuses`.
+fn answered(error: &object_store::Error, statuses: &[u16]) -> bool {
+    let mut cause: Option<&dyn std::error::Error> = Some(error);
+    while let Some(now) = cause {
+        let text = now.to_string();
+        if statuses
+            .iter()
+            .any(|s| text.contains(&format!("status code: {s} ")))
+        {
+            return true;
+        }
+        cause = now.source();
+    }
+    false
 }
 
 /// Submissions as objects under `s3://BUCKET/PREFIX/`.
@@ -273,10 +299,14 @@ impl SubmissionStore for S3Store {
         let probe = self.location.path(".ks-readiness-probe");
         match self.store.list(Some(&probe)).next().await {
             None | Some(Ok(_)) => Ok(()),
-            Some(Err(e @ object_store::Error::NotFound { .. })) => Err(StoreError::Unavailable {
-                context: format!("listing {} (does the bucket exist?)", self.location),
-                source: e,
-            }),
+            Some(Err(e))
+                if matches!(e, object_store::Error::NotFound { .. }) || answered(&e, &[404]) =>
+            {
+                Err(StoreError::Unavailable {
+                    context: format!("listing {} (does the bucket exist?)", self.location),
+                    source: e,
+                })
+            }
             Some(Err(e)) => Err(classify(format!("reaching {}", self.location), e)),
         }
     }
