@@ -8,10 +8,12 @@
 //! - the deployment: an API process and two workers, each with its own `--data-dir`, sharing
 //!   only Redis and the store (`service`-style cluster, 20 jobs), and the store going away
 //!   mid-job (`store::cluster`);
+//! - the job logs in Redis, bounded and deleted with their record (`store::logs`);
 //! - the competitions mirror (`KS_COMPETITIONS_URL`): a competition copied from the bucket
 //!   into the cache once, under the caps and checks of a download.
 
 mod cluster;
+mod logs;
 
 use std::time::Duration;
 
