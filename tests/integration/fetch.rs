@@ -382,12 +382,7 @@ async fn a_code_competition_is_refused_before_any_download() {
         "{err}"
     );
     assert!(fake.state.calls("ListDataFiles").is_empty());
-    assert_eq!(
-        fake.state
-            .download_calls
-            .load(std::sync::atomic::Ordering::SeqCst),
-        0
-    );
+    assert_eq!(fake.state.download_calls.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@
 //! - the deployment: an API process and two workers, each with its own `--data-dir`, sharing
 //!   only Redis and the store (`service`-style cluster, 20 jobs), and the store going away
 //!   mid-job (`store::cluster`);
+//! - `/readyz`: 200 while Redis and the store answer, 503 with a fixed reason otherwise;
 //! - the job logs in Redis, bounded and deleted with their record (`store::logs`);
 //! - the competitions mirror (`KS_COMPETITIONS_URL`): a competition copied from the bucket
 //!   into the cache once, under the caps and checks of a download.
@@ -384,5 +385,68 @@ async fn the_mirror_is_held_to_the_caps_and_checks_of_a_download() -> Result<()>
         .fetch(&CompetitionRef::kaggle("penguins")?)
         .await?;
     ensure!(fetched.dir.join("train.csv").is_file());
+    Ok(())
+}
+
+#[tokio::test]
+async fn readyz_is_ready_while_redis_and_the_store_answer_and_503_otherwise() -> Result<()> {
+    let mut server = S3Server::start();
+    let mut redis = crate::redis_server::RedisServer::start();
+    let queue = kaggle_solver::queue::RedisQueue::connect(
+        &redis.url(),
+        kaggle_solver::queue::QueueConfig::default(),
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let host = Host::builder()
+        .data_dir(dir.path())
+        .queue(std::sync::Arc::new(queue))
+        .store(s3_store(&server, "ready")?)
+        .api_token(Some("sekret"))
+        .build()
+        .await?;
+    // No token needed, as for /healthz.
+    let ready = || {
+        let router = host.router();
+        async move {
+            let response = router
+                .oneshot(Request::get("/readyz").body(Body::empty())?)
+                .await?;
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 4096).await?;
+            anyhow::Ok((status, serde_json::from_slice::<serde_json::Value>(&body)?))
+        }
+    };
+    let (status, body) = ready().await?;
+    ensure!(
+        status == StatusCode::OK && body["status"] == "ready",
+        "{status} {body}"
+    );
+    ensure!(body.get("reason").is_none(), "{body}");
+
+    server.kill();
+    let (status, body) = ready().await?;
+    ensure!(
+        status == StatusCode::SERVICE_UNAVAILABLE
+            && body["status"] == "unready"
+            && body["reason"] == "the submission store does not answer or refuses the credentials",
+        "{status} {body}"
+    );
+    server.restart();
+    ensure!(ready().await?.0 == StatusCode::OK);
+
+    redis.kill();
+    let (status, body) = ready().await?;
+    ensure!(
+        status == StatusCode::SERVICE_UNAVAILABLE
+            && body["reason"] == "the job queue (Redis) does not answer",
+        "{status} {body}"
+    );
+    redis.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while ready().await?.0 != StatusCode::OK {
+        ensure!(std::time::Instant::now() < deadline, "not ready again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     Ok(())
 }

@@ -11,7 +11,7 @@ use kaggle_solver::logs::{
     MAX_EVENTS, RedisLogs,
 };
 use kaggle_solver::queue::{
-    Completion, DynQueue, JobId, JobQueue, JobResult, NewJob, QueueConfig, RedisQueue, WorkerId,
+    Completion, DynQueue, JobId, JobResult, NewJob, QueueConfig, RedisQueue, WorkerId,
 };
 use kaggle_solver::storage::{DynStore, LocalStore, StoreKind};
 use kaggle_solver::sweep::Sweeper;
