@@ -450,3 +450,34 @@ async fn readyz_is_ready_while_redis_and_the_store_answer_and_503_otherwise() ->
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn solve_with_an_s3_store_keeps_the_submission_there_and_writes_it_out() -> Result<()> {
+    let server = S3Server::start();
+    let llm = crate::service::cluster::ScriptServer::start(crate::service::cluster::QUICK).await?;
+    let out = tempfile::tempdir()?;
+    let mut command =
+        crate::support::solve_with_llm(&format!("http://{}/v1", llm.addr), out.path());
+    command
+        .args(["--store", &format!("s3://{BUCKET}/solo")])
+        .envs(server.env())
+        .env_remove("KS_STORE")
+        .stdin(std::process::Stdio::null());
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(output.status.success(), "{stderr}");
+    let written = std::fs::read(out.path().join("submission.csv"))?;
+    ensure!(
+        written.starts_with(b"id,species\n"),
+        "{}",
+        String::from_utf8_lossy(&written)
+    );
+    let stored = server.root().join(BUCKET).join("solo");
+    let objects: Vec<_> = std::fs::read_dir(&stored)?
+        .flatten()
+        .map(|job| job.path().join("submission.csv"))
+        .collect();
+    ensure!(objects.len() == 1, "{objects:?}");
+    ensure!(std::fs::read(&objects[0])? == written);
+    Ok(())
+}
