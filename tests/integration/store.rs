@@ -224,7 +224,9 @@ async fn the_api_streams_a_submission_from_s3_with_its_length() -> Result<()> {
     let (status, _, body) = get(format!("/jobs/{id}/submission")).await?;
     ensure!(
         status == StatusCode::NOT_FOUND
-            && String::from_utf8_lossy(&body).contains(&format!("s3:s3://{BUCKET}/api/{id}")),
+            && String::from_utf8_lossy(&body).contains(&format!(
+                "stored at s3://{BUCKET}/api/{id}/submission.csv, source s3"
+            )),
         "{status} {}",
         String::from_utf8_lossy(&body)
     );

@@ -139,12 +139,12 @@ pub(crate) async fn submission(
     }
     let missing = || {
         ApiError::not_found(format!(
-            "the job completed but its submission is not in this server's store (it is at \
-             {}:{})",
+            "the job completed but its submission is not in this server's store (it was stored \
+             at {}, source {})",
+            record.submission_path.as_deref().unwrap_or("?"),
             record
                 .submission_source
                 .map_or_else(|| "?".to_owned(), |kind| kind.to_string()),
-            record.submission_path.as_deref().unwrap_or("?"),
         ))
     };
     let stored = state.store.get(&record.id.0).await?.ok_or_else(missing)?;

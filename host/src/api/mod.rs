@@ -81,11 +81,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
 }
 
-/// Only `/metrics` and `/healthz` over `state`, for worker processes to expose their counters.
+/// Only `/metrics`, `/healthz` and `/readyz` over `state`, for worker processes to expose
+/// their counters and be probed.
 pub fn metrics_router(state: Arc<ApiState>) -> Router {
     let token = state.token.clone();
     Router::new()
         .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::no_route)
         .with_state(state)

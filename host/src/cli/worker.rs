@@ -16,7 +16,7 @@ pub(crate) struct WorkerArgs {
     /// Jobs run at once by this process.
     #[arg(long, env = "KS_CONCURRENCY", default_value_t = 1)]
     concurrency: usize,
-    /// Also serve GET /metrics and /healthz of this process on this address.
+    /// Also serve GET /metrics, /healthz and /readyz of this process on this address.
     #[arg(long, env = "KS_METRICS_BIND")]
     metrics_bind: Option<String>,
     #[command(flatten)]
