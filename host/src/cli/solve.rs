@@ -34,6 +34,11 @@ impl SolveArgs {
         let started = Instant::now();
         let policy = self.policy.resolve()?;
         let source = CompetitionRef::parse(&self.competition)?;
+        // Checked before any work, so a wrong secret is an error at once.
+        let store = match &self.store {
+            Some(url) => Some(super::store::open_store(url).await?),
+            None => None,
+        };
         let env = EnvLookup::process();
         let fetcher = Fetcher::new(FetchConfig::from_env(&env, Caller::Cli)?);
         super::progress("fetch ...");
@@ -51,14 +56,9 @@ impl SolveArgs {
         let mut builder = Host::builder()
             .generator(generator)
             .setup_progress(super::runtime::print_event);
-        let store = match &self.store {
-            Some(url) => {
-                let store = super::store::open_store(url).await?;
-                builder = builder.store(store.clone());
-                Some(store)
-            }
-            None => None,
-        };
+        if let Some(store) = &store {
+            builder = builder.store(store.clone());
+        }
         let solver = builder.build_solver().await?;
         match solver.sweep_abandoned().await {
             Ok(swept) if swept.is_empty() => {}
