@@ -2,8 +2,8 @@
 //! checks every request's signature:
 //! - put, get (streamed, with its size), replace, delete of a submission, in the objects
 //!   the server keeps on disk; the API serving one with `Content-Length`;
-//! - a wrong secret refused by the check at start, in the library and by `worker` and
-//!   `serve`, with a message that says what to fix; a store that is down is unavailable
+//! - a wrong secret refused by the check at start, in the library and by `worker`, `serve`
+//!   and `solve`, with a message that says what to fix; a store that is down is unavailable
 //!   (retryable) and answers again once it is back;
 //! - the deployment: an API process and two workers, each with its own `--data-dir`, sharing
 //!   only Redis and the store (`service`-style cluster, 20 jobs), and the store going away
@@ -125,12 +125,13 @@ async fn a_wrong_secret_is_refused_and_an_outage_is_retryable() -> Result<()> {
 }
 
 #[tokio::test]
-async fn worker_and_serve_refuse_to_start_with_a_wrong_secret() -> Result<()> {
+async fn worker_serve_and_solve_refuse_to_start_with_a_wrong_secret() -> Result<()> {
     let server = S3Server::start();
     let redis = crate::redis_server::RedisServer::start();
     for args in [
         vec!["worker", "--redis", redis.url().as_str()],
         vec!["serve", "--bind", "127.0.0.1:0", "--workers", "0"],
+        vec!["solve", "examples/competitions/penguins"],
     ] {
         let mut command = std::process::Command::new(crate::support::binary());
         command
