@@ -21,7 +21,7 @@ use kaggle_solver::pipeline::fetch::{
     FetchedCompetition, Fetcher, KaggleClient, KaggleError, RetryPolicy,
 };
 
-use fake_kaggle::{FakeKaggle, Injected, KEY, RULES_MESSAGE, USER, competition};
+use fake_kaggle::{FakeCompetition, FakeKaggle, Injected, KEY, RULES_MESSAGE, USER, competition};
 
 /// Retries quick enough for tests.
 fn fast_retries() -> RetryPolicy {
@@ -415,11 +415,9 @@ async fn tables_packed_in_the_download_are_read_as_tables() {
     assert_eq!((analysis.train.rows, analysis.test.rows), (200, 2));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropped_connection_is_resumed_with_range() {
-    let fake = FakeKaggle::start().await;
-    let mut comp = competition("Flaky");
-    // Big enough that half of it is several TCP segments.
+/// A competition with a file big enough that half its zip is several TCP segments.
+fn big_competition(title: &str) -> FakeCompetition {
+    let mut comp = competition(title);
     let mut seed = 0x2545_f491_u32;
     let noise = (0..400_000)
         .map(|_| {
@@ -429,6 +427,13 @@ async fn dropped_connection_is_resumed_with_range() {
         .collect();
     comp.files.push(("big.bin".into(), noise));
     comp.zip = fake_kaggle::zip_of(&comp.files);
+    comp
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connection_is_resumed_with_range() {
+    let fake = FakeKaggle::start().await;
+    let comp = big_competition("Flaky");
     fake.state.add("flaky", comp.clone());
     fake.state.drop_next_blob.store(true, Ordering::SeqCst);
     let cache = tempfile::tempdir().expect("tempdir");
@@ -451,6 +456,81 @@ async fn dropped_connection_is_resumed_with_range() {
     );
     assert_eq!(fake.state.full_blob_gets.load(Ordering::SeqCst), 1);
     assert_eq!(fake.state.download_calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_fetch_resumes_the_download_a_failed_one_left() {
+    let fake = FakeKaggle::start().await;
+    let comp = big_competition("Flaky Twice");
+    fake.state.add("flaky-twice", comp.clone());
+    fake.state.drop_next_blob.store(true, Ordering::SeqCst);
+    let cache = tempfile::tempdir().expect("tempdir");
+
+    // No retries inside the fetch: the dropped connection ends it, as a job's last try would.
+    let mut once = config(&fake, cache.path());
+    once.retry.max_attempts = 1;
+    let err = fetch(once, "flaky-twice")
+        .await
+        .expect_err("the dropped download ends the first fetch");
+    assert!(err.is_retryable(), "{err}");
+    let partial = cache.path().join("competitions/.partial-flaky-twice");
+    assert!(partial.join("flaky-twice.zip").is_file());
+
+    // A new fetcher, as a retried job on a restarted worker has.
+    let got = fetch(config(&fake, cache.path()), "flaky-twice")
+        .await
+        .expect("the second fetch");
+    assert_files(&got.dir, &comp.files);
+    let gets: Vec<_> = fake
+        .state
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.range)
+        .collect();
+    let half = comp.zip.len() / 2;
+    assert_eq!(
+        gets,
+        [None, None, Some(format!("bytes={half}-"))],
+        "a fresh URL is asked for, then only the missing half"
+    );
+    assert_eq!(fake.state.download_calls.load(Ordering::SeqCst), 2);
+    assert!(
+        !partial.exists(),
+        "a finished fill keeps no partial download"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_download_of_another_file_is_not_resumed() {
+    let fake = FakeKaggle::start().await;
+    let comp = big_competition("Changed");
+    fake.state.add("changed", comp.clone());
+    fake.state.drop_next_blob.store(true, Ordering::SeqCst);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut once = config(&fake, cache.path());
+    once.retry.max_attempts = 1;
+    fetch(once, "changed").await.expect_err("dropped");
+
+    // The competition's data changes between the fetches: a new zip, a new ETag.
+    let mut changed = big_competition("Changed");
+    changed
+        .files
+        .push(("extra.csv".into(), b"id\n1\n".to_vec()));
+    changed.zip = fake_kaggle::zip_of(&changed.files);
+    fake.state.add("changed", changed.clone());
+    let got = fetch(config(&fake, cache.path()), "changed")
+        .await
+        .expect("the second fetch");
+    assert_files(&got.dir, &changed.files);
+    let ranges: Vec<_> = fake
+        .state
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .filter_map(|r| r.range)
+        .collect();
+    assert!(ranges.is_empty(), "{ranges:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,11 +5,13 @@
 
 mod api;
 mod cli;
+mod deploy;
 mod disk;
 mod docker;
 mod escape;
 mod fetch;
 mod fuzz;
+mod live;
 mod llm;
 mod modules;
 mod pipeline;
@@ -24,3 +26,4 @@ mod service;
 mod store;
 mod support;
 mod template;
+mod web;

@@ -1,12 +1,13 @@
 //! The queue conformance suite: one set of tests, each run against both implementations (the
 //! in-memory queue and the Redis queue on a real `redis-server` of its own), so that the two
 //! keep the same semantics. Bounds (the cap on waiting jobs, expiry, the dead list) are in
-//! `queue/bounds.rs`. Redis-only properties (durability across a SIGKILL of Redis,
+//! `queue/bounds.rs`, listings in `queue/listing.rs`. Redis-only properties (durability across a SIGKILL of Redis,
 //! errors when it is unreachable, key prefixes) are in `queue/redis_only.rs`.
 
 mod basic;
 mod bounds;
 mod leases;
+mod listing;
 mod redis_only;
 
 use std::sync::Arc;
@@ -140,4 +141,6 @@ conformance! {
     bounds::enqueue_past_the_cap_is_refused,
     bounds::finished_jobs_expire_after_the_ttl,
     bounds::the_dead_list_keeps_the_newest_and_requeues,
+    listing::listing_pages_newest_first_with_every_job_once,
+    listing::listing_filters_by_state_and_the_dead_list,
 }

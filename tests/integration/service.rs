@@ -28,7 +28,7 @@ use anyhow::{Context, Result, ensure};
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use cluster::{Cluster, PENGUINS, QUICK, binary, repo, slow};
+pub(crate) use cluster::{Cluster, PENGUINS, QUICK, binary, repo, slow};
 use kaggle_solver::host::Host;
 use kaggle_solver::pipeline::fetch::{FetchConfig, Fetcher, LocalPolicy};
 use kaggle_solver::pipeline::generate::{

@@ -3,7 +3,8 @@
 //!
 //! The token is compared in constant time over SHA-256 digests, so neither the content nor
 //! the length of the configured token leaks through timing. `/healthz` and `/readyz` are
-//! exempt so that load balancers and orchestrators can probe without a secret.
+//! exempt so that load balancers and orchestrators can probe without a secret, and so are the
+//! dashboard's page and assets, which hold no data.
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -62,6 +63,7 @@ pub(crate) async fn guard(
     }
     if let Some(token) = &token
         && !matches!(request.uri().path(), "/healthz" | "/readyz")
+        && !super::dashboard::is_public(request.method(), request.uri().path())
     {
         let presented = request
             .headers()

@@ -10,11 +10,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::types::{
-    CancelResponse, ErrorBody, Health, Readiness, RunQuery, RunResponse, StatusResponse,
+    CancelResponse, ErrorBody, Health, JobList, JobSummary, ListQuery, Readiness, RunQuery,
+    RunResponse, StatusResponse,
 };
 use super::{ApiError, ApiState, SubmitError};
 use crate::logs::JobLog;
-use crate::queue::{CancelOutcome, JobId, JobRecord, JobStatus, QueueError};
+use crate::queue::{CancelOutcome, JobId, JobRecord, JobStatus, ListCursor, MAX_PAGE, QueueError};
 
 /// Accepts a job: checks the URL and the policy, enqueues, answers at once.
 #[utoipa::path(
@@ -81,7 +82,7 @@ async fn accept(
 #[utoipa::path(
     get,
     path = "/status/{job_id}",
-    params(("job_id" = String, Path, description = "The job's id (a UUID)")),
+    params(("job_id" = uuid::Uuid, Path, description = "The job's id (a UUID)")),
     responses(
         (status = 200, description = "The job's state", body = StatusResponse),
         (status = 400, description = "Not a job id", body = ErrorBody),
@@ -102,10 +103,11 @@ pub(crate) async fn status(
 #[utoipa::path(
     get,
     path = "/jobs/{job_id}/submission",
-    params(("job_id" = String, Path, description = "The job's id (a UUID)")),
+    params(("job_id" = uuid::Uuid, Path, description = "The job's id (a UUID)")),
     responses(
         (status = 200, description = "submission.csv, streamed from the store that holds it \
             (with Content-Length)", content_type = "text/csv", body = String),
+        (status = 400, description = "Not a job id", body = ErrorBody),
         (status = 404, description = "No such job or submission", body = ErrorBody),
         (status = 409, description = "The job has not completed", body = ErrorBody),
         (status = 503, description = "The submission store is unreachable", body = ErrorBody),
@@ -172,7 +174,7 @@ pub(crate) async fn submission(
 #[utoipa::path(
     get,
     path = "/jobs/{job_id}/logs",
-    params(("job_id" = String, Path, description = "The job's id (a UUID)")),
+    params(("job_id" = uuid::Uuid, Path, description = "The job's id (a UUID)")),
     responses(
         (status = 200, description = "The job's log (empty until a worker starts it)", body = JobLog),
         (status = 400, description = "Not a job id", body = ErrorBody),
@@ -196,14 +198,63 @@ pub(crate) async fn logs(
     })))
 }
 
+/// Lists jobs newest first, with their status.
+#[utoipa::path(
+    get,
+    path = "/jobs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of jobs, newest accepted first; go on with \
+            `cursor=<next_cursor>` until it is `null`", body = JobList),
+        (status = 400, description = "`invalid_query` (an unknown `state`, a cursor that is \
+            not a number) or `invalid_limit` (outside 1 to 100)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 503, description = "The queue is unavailable", body = ErrorBody),
+    ),
+    security((), ("bearer" = []))
+)]
+pub(crate) async fn list(
+    State(state): State<Arc<ApiState>>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<JobList>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    let limit = query.limit().ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_limit",
+            format!("limit is 1 to {MAX_PAGE} jobs per page"),
+        )
+    })?;
+    // Cursors are never negative; the query takes them as JSON's signed integers.
+    let cursor = query
+        .cursor
+        .map(|c| u64::try_from(c).map(ListCursor))
+        .transpose()
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_query",
+                "cursor is the `next_cursor` of a page (a number, never negative)",
+            )
+        })?;
+    let page = state
+        .submitter
+        .queue()
+        .list(query.state, limit, cursor)
+        .await?;
+    Ok(Json(JobList {
+        jobs: page.jobs.iter().map(JobSummary::from).collect(),
+        next_cursor: page.next.map(|c| c.0),
+    }))
+}
+
 /// Cancels a job: a pending one at once, a running one within a heartbeat.
 #[utoipa::path(
     delete,
     path = "/jobs/{job_id}",
-    params(("job_id" = String, Path, description = "The job's id (a UUID)")),
+    params(("job_id" = uuid::Uuid, Path, description = "The job's id (a UUID)")),
     responses(
         (status = 200, description = "Cancelled (it was pending)", body = CancelResponse),
         (status = 202, description = "Its worker will stop it", body = CancelResponse),
+        (status = 400, description = "Not a job id", body = ErrorBody),
         (status = 403, description = "`cross_site`: sent by another site's page", body = ErrorBody),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "The job already ended", body = ErrorBody),
@@ -301,7 +352,13 @@ pub(crate) async fn metrics(State(state): State<Arc<ApiState>>) -> Response {
         .into_response()
 }
 
-/// The OpenAPI document of this API.
+/// The OpenAPI document of this API (this document).
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")),
+    security((), ("bearer" = []))
+)]
 pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(super::openapi::document())
 }
@@ -334,7 +391,7 @@ fn not_found(id: &JobId) -> ApiError {
     ApiError::not_found(format!("there is no job {id}"))
 }
 
-async fn record(
+pub(super) async fn record(
     state: &ApiState,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<JobRecord, ApiError> {

@@ -7,7 +7,9 @@
 //! (refusing state changes sent by another site's page), `submit` ([`Submitter`]) and
 //! `openapi` ([`openapi_document`]).
 
+mod dashboard;
 mod error;
+mod events;
 mod guard;
 mod handlers;
 mod openapi;
@@ -27,8 +29,8 @@ pub use guard::{ApiToken, MAX_QUERY_BYTES};
 pub use openapi::document as openapi_document;
 pub use submit::{DEFAULT_API_POLICIES, SubmitError, Submitter};
 pub use types::{
-    CancelAnswer, CancelResponse, ErrorBody, Health, Readiness, RunQuery, RunResponse,
-    StatusResponse, rfc3339,
+    CancelAnswer, CancelResponse, ErrorBody, Health, JobList, JobSummary, ListQuery, Readiness,
+    RunQuery, RunResponse, StatusResponse, rfc3339,
 };
 
 use crate::logs::DynLogs;
@@ -64,12 +66,17 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(handlers::run).post(handlers::run).layer(same_origin()),
         )
         .route("/status/{job_id}", get(handlers::status))
+        .route("/", get(dashboard::index))
+        .route("/ui/app.js", get(dashboard::script))
+        .route("/ui/style.css", get(dashboard::style))
         .route(
             "/jobs/{job_id}",
-            delete(handlers::cancel).layer(same_origin()),
+            get(dashboard::job_page).merge(delete(handlers::cancel).layer(same_origin())),
         )
         .route("/jobs/{job_id}/submission", get(handlers::submission))
         .route("/jobs/{job_id}/logs", get(handlers::logs))
+        .route("/jobs/{job_id}/events", get(events::events))
+        .route("/jobs", get(handlers::list))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))

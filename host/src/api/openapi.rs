@@ -5,8 +5,11 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::handlers;
-use super::types::{CancelResponse, ErrorBody, Health, Readiness, RunResponse, StatusResponse};
-use crate::logs::{AttemptLog, JobLog, LogEvent};
+use super::types::{
+    CancelResponse, ErrorBody, Health, JobList, JobSummary, Readiness, RunResponse, StatusResponse,
+};
+use crate::logs::{AttemptLog, EventKind, JobLog, LogEvent};
+use crate::queue::ListState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,10 +28,15 @@ use crate::logs::{AttemptLog, JobLog, LogEvent};
         handlers::status,
         handlers::submission,
         handlers::logs,
+        handlers::list,
+        super::events::events,
+        super::dashboard::index,
+        super::dashboard::job_page,
         handlers::cancel,
         handlers::healthz,
         handlers::readyz,
-        handlers::metrics
+        handlers::metrics,
+        handlers::openapi
     ),
     components(schemas(
         RunResponse,
@@ -39,7 +47,11 @@ use crate::logs::{AttemptLog, JobLog, LogEvent};
         Readiness,
         JobLog,
         AttemptLog,
-        LogEvent
+        LogEvent,
+        EventKind,
+        JobList,
+        JobSummary,
+        ListState
     )),
     modifiers(&BearerAuth)
 )]

@@ -10,7 +10,7 @@ use ks_policies::{LimitOverrides, PolicyError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::queue::{CancelOutcome, JobRecord, JobStatus, ScoreSource};
+use crate::queue::{CancelOutcome, JobRecord, JobStatus, ListState, MAX_PAGE, ScoreSource};
 use crate::stage::Stage;
 use crate::storage::StoreKind;
 
@@ -20,6 +20,7 @@ use crate::storage::StoreKind;
 pub struct RunQuery {
     /// The competition: `https://www.kaggle.com/competitions/<slug>`, or a folder under the
     /// server's `KS_COMPETITIONS_DIR`.
+    #[param(required = true, min_length = 1, pattern = r"\S")]
     pub url: Option<String>,
     /// A policy preset's name, one of those the server offers (`KS_API_POLICIES`; default
     /// `default`, the first offered).
@@ -65,6 +66,7 @@ impl RunQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RunResponse {
     /// The job's id (a UUID), for `/status/{job_id}`.
+    #[schema(format = Uuid)]
     pub job_id: String,
 }
 
@@ -138,6 +140,68 @@ impl From<&JobRecord> for StatusResponse {
             validation_score_source: record.validation_score.and(record.validation_score_source),
         }
     }
+}
+
+/// The query of `GET /jobs`.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only jobs in this state (`dead`: the dead list, jobs that ran out of infrastructure
+    /// retries); every job when absent.
+    pub state: Option<ListState>,
+    /// Jobs per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(minimum = 0)]
+    pub cursor: Option<i64>,
+}
+
+impl ListQuery {
+    /// The page size when none is asked for.
+    pub const DEFAULT_LIMIT: u32 = 20;
+
+    /// The page size asked for, if it is allowed.
+    pub fn limit(&self) -> Option<usize> {
+        let limit = usize::try_from(self.limit.unwrap_or(Self::DEFAULT_LIMIT)).ok()?;
+        (1..=MAX_PAGE).contains(&limit).then_some(limit)
+    }
+}
+
+/// One job of a listing: its id and request, and its status as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobSummary {
+    /// The job's id (a UUID).
+    #[schema(format = Uuid)]
+    pub job_id: String,
+    /// The competition asked for.
+    pub url: String,
+    /// The policy preset.
+    pub policy: String,
+    /// The job's status.
+    #[serde(flatten)]
+    pub status: StatusResponse,
+}
+
+impl From<&JobRecord> for JobSummary {
+    fn from(record: &JobRecord) -> Self {
+        Self {
+            job_id: record.id.0.clone(),
+            url: record.job.source.clone(),
+            policy: record.job.policy.clone(),
+            status: StatusResponse::from(record),
+        }
+    }
+}
+
+/// Answer of `GET /jobs`: newest accepted first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct JobList {
+    /// The page's jobs; a short page may still have a next one.
+    pub jobs: Vec<JobSummary>,
+    /// The `cursor` of the next page; `null` on the last one.
+    #[schema(required = true)]
+    pub next_cursor: Option<u64>,
 }
 
 /// Answer of `DELETE /jobs/{job_id}`.

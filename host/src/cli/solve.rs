@@ -129,5 +129,7 @@ fn print_event(event: SolveEvent) {
         SolveEvent::AttemptFailed { attempt, reason } => {
             super::progress(format!("attempt {attempt} failed: {reason}"));
         }
+        // Its failure was printed as it came; the record is for logs.
+        SolveEvent::AttemptEnded { .. } => {}
     }
 }

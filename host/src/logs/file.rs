@@ -39,24 +39,42 @@ impl FileLogs {
         Ok(self.root.join(id.0).join("logs.json"))
     }
 
-    async fn update(&self, id: &JobId, change: impl FnOnce(&mut JobLog)) -> Result<(), LogsError> {
+    async fn update<T>(
+        &self,
+        id: &JobId,
+        change: impl FnOnce(&mut JobLog) -> T,
+    ) -> Result<T, LogsError> {
         let path = self.path(id)?;
         let _guard = self.lock.lock().await;
         let mut log = read_file(&path).await?.unwrap_or_else(|| JobLog {
             job_id: id.0.clone(),
             ..JobLog::default()
         });
-        change(&mut log);
+        let answer = change(&mut log);
         let excess = log.events.len().saturating_sub(MAX_EVENTS);
         log.events.drain(..excess);
-        write_file(&path, &log).await
+        write_file(&path, &log).await?;
+        Ok(answer)
     }
 }
 
 #[async_trait]
 impl JobLogs for FileLogs {
-    async fn event(&self, id: &JobId, event: LogEvent) -> Result<(), LogsError> {
-        self.update(id, |log| log.events.push(event)).await
+    async fn event(&self, id: &JobId, mut event: LogEvent) -> Result<u64, LogsError> {
+        self.update(id, |log| {
+            // The last event is never dropped by the cap, so numbers keep rising past it.
+            event.seq = log.events.last().map_or(0, |last| last.seq) + 1;
+            log.events.push(event);
+            log.events.last().map_or(0, |last| last.seq)
+        })
+        .await
+    }
+
+    async fn events_after(&self, id: &JobId, after: u64) -> Result<Vec<LogEvent>, LogsError> {
+        let log = read_file(&self.path(id)?).await?;
+        Ok(log
+            .map(|log| log.events.into_iter().filter(|e| e.seq > after).collect())
+            .unwrap_or_default())
     }
 
     async fn attempts(&self, id: &JobId, attempts: Vec<AttemptLog>) -> Result<(), LogsError> {
@@ -128,6 +146,7 @@ async fn write_file(path: &Path, log: &JobLog) -> Result<(), LogsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::EventKind;
 
     #[tokio::test]
     async fn appends_events_and_attempts_and_caps_the_timeline() {
@@ -161,6 +180,24 @@ mod tests {
         assert_eq!(log.attempts, vec![attempt]);
         assert_eq!(log.events.len(), MAX_EVENTS);
         assert_eq!(log.events[0].message, "e3");
+        assert_eq!(log.events[0].seq, 4, "numbers survive the cap");
+        let last = u64::try_from(MAX_EVENTS + 3).expect("small");
+        assert_eq!(log.events[MAX_EVENTS - 1].seq, last);
+        let after = logs.events_after(&id, last - 2).await.expect("after");
+        let seqs: Vec<u64> = after.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![last - 1, last]);
+        assert!(logs.events_after(&id, last).await.expect("none").is_empty());
+        assert!(
+            logs.events_after(&JobId::new(), 0)
+                .await
+                .expect("no log")
+                .is_empty()
+        );
+        let next = logs
+            .event(&id, LogEvent::of(EventKind::Terminal, "w", "completed"))
+            .await
+            .expect("event");
+        assert_eq!(next, last + 1);
         assert!(dir.path().join(&id.0).join("logs.json").is_file());
         assert!(logs.read(&JobId("../x".into())).await.is_err());
     }

@@ -1,5 +1,7 @@
 //! Job logs in Redis, next to the job record: `<prefix>job:<id>:events` and
-//! `<prefix>job:<id>:attempts`, Lists of JSON entries. Used whenever the queue is in Redis, so
+//! `<prefix>job:<id>:attempts`, Lists of JSON entries, and `<prefix>job:<id>:seq`, the
+//! counter that numbers the events (one script, `scripts/event.lua`, numbers and appends
+//! atomically). Used whenever the queue is in Redis, so
 //! an API process and workers on different machines, with nothing shared but Redis and the
 //! object store, serve the same logs.
 //!
@@ -14,7 +16,7 @@
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, RedisError};
+use ::redis::{Client, RedisError, Script};
 use async_trait::async_trait;
 
 use super::{AttemptLog, JobLog, JobLogs, LogEvent, LogsError, MAX_EVENTS, OUTPUT_TAIL_CHARS};
@@ -34,6 +36,7 @@ pub struct RedisLogs {
     conn: ConnectionManager,
     prefix: String,
     keep: Duration,
+    event_script: std::sync::Arc<Script>,
 }
 
 impl std::fmt::Debug for RedisLogs {
@@ -78,17 +81,28 @@ impl RedisLogs {
             conn,
             prefix: prefix.to_owned(),
             keep,
+            event_script: std::sync::Arc::new(Script::new(include_str!("scripts/event.lua"))),
         })
     }
 
     fn keys(&self, id: &JobId) -> Result<(String, String), LogsError> {
+        self.all_keys(id)
+            .map(|(events, attempts, _)| (events, attempts))
+    }
+
+    /// The events List, the attempts List and the events' counter.
+    fn all_keys(&self, id: &JobId) -> Result<(String, String, String), LogsError> {
         // Ids come from the queue, but a foreign writer could store anything: keep to UUIDs.
         let id = JobId::parse(&id.0).ok_or_else(|| LogsError::Corrupt {
             path: self.prefix.clone().into(),
             reason: format!("{:?} is not a job id", id.0),
         })?;
         let job = format!("{}job:{}", self.prefix, id.0);
-        Ok((format!("{job}:events"), format!("{job}:attempts")))
+        Ok((
+            format!("{job}:events"),
+            format!("{job}:attempts"),
+            format!("{job}:seq"),
+        ))
     }
 
     /// Pushes `entries` to `key`, keeps its newest `max` and renews its expiry, atomically.
@@ -156,11 +170,34 @@ fn bounded(mut attempt: AttemptLog) -> AttemptLog {
 
 #[async_trait]
 impl JobLogs for RedisLogs {
-    async fn event(&self, id: &JobId, mut event: LogEvent) -> Result<(), LogsError> {
-        let (events, _) = self.keys(id)?;
+    async fn event(&self, id: &JobId, mut event: LogEvent) -> Result<u64, LogsError> {
+        let (events, _, counter) = self.all_keys(id)?;
+        event.seq = 0;
         event.message = head(&event.message, MAX_EVENT_CHARS);
         event.worker = head(&event.worker, 200);
-        self.append(&events, vec![json(&event)?], MAX_EVENTS).await
+        let keep_ms = u64::try_from(self.keep.as_millis()).unwrap_or(u64::MAX);
+        self.event_script
+            .key(events)
+            .key(counter)
+            .arg(json(&event)?)
+            .arg(MAX_EVENTS)
+            .arg(keep_ms)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_error("appending an event to a job log"))
+    }
+
+    async fn events_after(&self, id: &JobId, after: u64) -> Result<Vec<LogEvent>, LogsError> {
+        let (events_key, _) = self.keys(id)?;
+        let events: Vec<String> = ::redis::cmd("LRANGE")
+            .arg(&events_key)
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_error("reading a job's events"))?;
+        let events: Vec<LogEvent> = parse(&events_key, &events)?;
+        Ok(events.into_iter().filter(|e| e.seq > after).collect())
     }
 
     async fn attempts(&self, id: &JobId, attempts: Vec<AttemptLog>) -> Result<(), LogsError> {
@@ -198,10 +235,11 @@ impl JobLogs for RedisLogs {
     }
 
     async fn delete(&self, id: &JobId) -> Result<(), LogsError> {
-        let (events, attempts) = self.keys(id)?;
+        let (events, attempts, counter) = self.all_keys(id)?;
         ::redis::cmd("DEL")
             .arg(events)
             .arg(attempts)
+            .arg(counter)
             .query_async::<u64>(&mut self.conn.clone())
             .await
             .map(drop)

@@ -7,7 +7,7 @@
 //! list, a cap on waiting jobs, expiry of finished records, and refusal of every change from a
 //! worker that does not hold the job.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -15,8 +15,9 @@ use async_trait::async_trait;
 
 use super::config::{REQUEUED, unix_ms};
 use super::{
-    CancelOutcome, Completion, Failure, JobId, JobQueue, JobRecord, JobResult, JobStatus,
-    LeaseState, NewJob, Progress, QueueConfig, QueueError, QueueStats, WorkerId,
+    CancelOutcome, Completion, Failure, JobId, JobPage, JobQueue, JobRecord, JobResult, JobStatus,
+    LIST_SCAN, LeaseState, ListCursor, ListState, MAX_PAGE, NewJob, Progress, QueueConfig,
+    QueueError, QueueStats, WorkerId,
 };
 
 /// The message of a job cancelled before it ended.
@@ -46,6 +47,12 @@ struct State {
     finished: VecDeque<(Instant, JobId)>,
     /// Ids whose records a sweep removed and whose files are not yet confirmed gone.
     swept: Vec<JobId>,
+    /// Every recorded job by its acceptance number, for listings.
+    created: BTreeMap<u64, JobId>,
+    /// Each recorded job's acceptance number.
+    numbers: HashMap<JobId, u64>,
+    /// Jobs accepted so far.
+    accepted: u64,
     completed: u64,
     failed: u64,
 }
@@ -157,6 +164,10 @@ impl JobQueue for MemoryQueue {
         }
         state.records.insert(record.id.clone(), record.clone());
         state.waiting.push_back(record.id.clone());
+        state.accepted += 1;
+        let number = state.accepted;
+        state.created.insert(number, record.id.clone());
+        state.numbers.insert(record.id.clone(), number);
         Ok(record)
     }
 
@@ -370,6 +381,9 @@ impl JobQueue for MemoryQueue {
                 None => continue,
             }
             state.records.remove(&id);
+            if let Some(number) = state.numbers.remove(&id) {
+                state.created.remove(&number);
+            }
             state.dead.retain(|dead| dead != &id);
             if !state.swept.contains(&id) {
                 state.swept.push(id);
@@ -385,6 +399,59 @@ impl JobQueue for MemoryQueue {
     async fn confirm_swept(&self, ids: &[JobId]) -> Result<(), QueueError> {
         self.lock().swept.retain(|id| !ids.contains(id));
         Ok(())
+    }
+
+    async fn list(
+        &self,
+        state: Option<ListState>,
+        limit: usize,
+        cursor: Option<ListCursor>,
+    ) -> Result<JobPage, QueueError> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let below = cursor.map_or(u64::MAX, |c| c.0);
+        let queue = self.lock();
+        // Newest first, by acceptance number, below the cursor; the dead list is short.
+        let candidates: Vec<(u64, &JobId)> = match state {
+            Some(ListState::Dead) => {
+                let mut dead: Vec<(u64, &JobId)> = queue
+                    .dead
+                    .iter()
+                    .filter_map(|id| queue.numbers.get(id).map(|n| (*n, id)))
+                    .filter(|(n, _)| *n < below)
+                    .collect();
+                dead.sort_by_key(|d| std::cmp::Reverse(d.0));
+                dead
+            }
+            _ => queue
+                .created
+                .range(..below)
+                .rev()
+                .take(LIST_SCAN)
+                .map(|(n, id)| (*n, id))
+                .collect(),
+        };
+        let wanted = state.map(ListState::status);
+        let mut jobs = Vec::new();
+        let mut last = None;
+        for (number, id) in candidates.iter().take(LIST_SCAN) {
+            if jobs.len() == limit {
+                break;
+            }
+            last = Some(*number);
+            if let Some(record) = queue.records.get(*id)
+                && wanted.is_none_or(|w| w == record.status)
+            {
+                jobs.push(record.clone());
+            }
+        }
+        let more = last.is_some_and(|last| match state {
+            Some(ListState::Dead) => candidates.iter().any(|(n, _)| *n < last),
+            _ => queue.created.range(..last).next_back().is_some(),
+        });
+        Ok(JobPage {
+            jobs,
+            next: last.filter(|_| more).map(ListCursor),
+        })
     }
 
     async fn dead_letters(&self) -> Result<Vec<JobRecord>, QueueError> {

@@ -27,9 +27,17 @@ pub use self::redis::RedisQueue;
 pub use config::QueueConfig;
 pub use memory::MemoryQueue;
 pub use types::{
-    CancelOutcome, Completion, Failure, JOB_RECORD_VERSION, JobId, JobRecord, JobResult, JobStatus,
-    LeaseState, NewJob, Progress, QueueStats, ScoreSource, WorkerId,
+    CancelOutcome, Completion, Failure, JOB_RECORD_VERSION, JobId, JobPage, JobRecord, JobResult,
+    JobStatus, LeaseState, ListCursor, ListState, NewJob, Progress, QueueStats, ScoreSource,
+    WorkerId,
 };
+
+/// The most jobs one page of [`JobQueue::list`] holds.
+pub const MAX_PAGE: usize = 100;
+/// The most entries of the acceptance index one [`JobQueue::list`] call reads while filtering
+/// by state, so a rare state in a long history costs a bounded call (the page may then be
+/// short, with a cursor to go on).
+pub const LIST_SCAN: usize = 1_000;
 
 /// Why a queue operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +146,16 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
 
     /// The jobs on the dead list (out of infrastructure retries), newest first.
     async fn dead_letters(&self) -> Result<Vec<JobRecord>, QueueError>;
+
+    /// Up to `limit` (at most [`MAX_PAGE`]) jobs, newest accepted first, in `state` (any when
+    /// `None`), accepted before `cursor` (from the start when `None`). At most [`LIST_SCAN`]
+    /// jobs are looked at per call, so a filtered page may be short and still have a next one.
+    async fn list(
+        &self,
+        state: Option<ListState>,
+        limit: usize,
+        cursor: Option<ListCursor>,
+    ) -> Result<JobPage, QueueError>;
 
     /// Puts a job of the dead list back at the end of the waiting line as `pending`, with its
     /// infrastructure retries reset; `None` when the job is not on the dead list. An operator's

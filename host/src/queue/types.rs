@@ -315,3 +315,47 @@ mod tests {
         assert_eq!(back, record);
     }
 }
+
+/// Which jobs a listing shows: one status, or the dead list (failed jobs that ran out of
+/// infrastructure retries, which are `failed` too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ListState {
+    /// Waiting for a worker.
+    Pending,
+    /// Held by a worker.
+    Processing,
+    /// Finished with a submission.
+    Completed,
+    /// Finished without one.
+    Failed,
+    /// On the dead list.
+    Dead,
+}
+
+impl ListState {
+    /// The status a job of this listing has.
+    pub fn status(self) -> JobStatus {
+        match self {
+            Self::Pending => JobStatus::Pending,
+            Self::Processing => JobStatus::Processing,
+            Self::Completed => JobStatus::Completed,
+            Self::Failed | Self::Dead => JobStatus::Failed,
+        }
+    }
+}
+
+/// Where a listing goes on: the jobs accepted before the one it ended with. Each job is
+/// numbered by when it was accepted (the queue's own count, 1 for the first), so the order
+/// has no ties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ListCursor(pub u64);
+
+/// One page of a listing, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobPage {
+    /// The jobs (at most the limit asked for; fewer does not mean the last page).
+    pub jobs: Vec<JobRecord>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<ListCursor>,
+}

@@ -12,13 +12,18 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::lease::{Fence, Lease, StopReason, log_attempts, log_event, renew};
+use super::lease::{
+    Fence, Lease, StopReason, log_attempts, log_event, log_terminal, record_event, renew,
+};
+use crate::logs::{EventKind, LogEvent};
 use crate::metrics::JobOutcome;
 use crate::pipeline::fetch::{CompetitionRef, FetchError, SourceError};
 use crate::pipeline::solve::{
-    PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport, Stage,
+    AttemptRecord, PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport, Stage,
 };
-use crate::queue::{Completion, Failure, JobRecord, JobResult, Progress, QueueError, ScoreSource};
+use crate::queue::{
+    Completion, Failure, JobRecord, JobResult, JobStatus, Progress, QueueError, ScoreSource,
+};
 use crate::text::{MESSAGE_CHARS, head};
 
 /// Why a job ended without a submission, before classification.
@@ -162,7 +167,8 @@ async fn heartbeat(shared: Arc<Shared>, record: JobRecord, lease: Arc<Lease>) {
     }
 }
 
-/// Turns the pipeline's events into progress in the queue, log events and metrics.
+/// Turns the pipeline's events into progress in the queue, log events, attempt logs and
+/// metrics.
 async fn follow(
     shared: Arc<Shared>,
     record: JobRecord,
@@ -175,8 +181,9 @@ async fn follow(
         max_attempts: None,
         backend: None,
     };
+    let worker = shared.id.0.clone();
     while let Some(note) = inbox.recv().await {
-        let line = match note {
+        let event = match note {
             Note::Started {
                 max_attempts,
                 backend,
@@ -187,16 +194,33 @@ async fn follow(
             }
             Note::Fetching => {
                 progress.stage = Stage::Fetch;
-                Stage::Fetch.to_string()
+                LogEvent {
+                    stage: Some(Stage::Fetch),
+                    ..LogEvent::of(EventKind::Stage, &worker, Stage::Fetch.to_string())
+                }
             }
             Note::Event(SolveEvent::StageStarted { stage, attempt }) => {
                 progress.stage = stage;
-                if attempt > 0 {
+                if attempt > 0 && progress.attempt != Some(attempt) {
                     progress.attempt = Some(attempt);
+                    let start = LogEvent {
+                        attempt: Some(attempt),
+                        ..LogEvent::of(
+                            EventKind::AttemptStart,
+                            &worker,
+                            format!("attempt {attempt} started"),
+                        )
+                    };
+                    record_event(&shared, &lease, &record, start).await;
                 }
-                match attempt {
+                let message = match attempt {
                     0 => stage.to_string(),
                     n => format!("attempt {n}: {stage}"),
+                };
+                LogEvent {
+                    stage: Some(stage),
+                    attempt: (attempt > 0).then_some(attempt),
+                    ..LogEvent::of(EventKind::Stage, &worker, message)
                 }
             }
             Note::Event(SolveEvent::StageFinished { stage, millis, .. }) => {
@@ -205,10 +229,23 @@ async fn follow(
                 }
                 continue;
             }
-            Note::Event(SolveEvent::AttemptFailed { attempt, reason }) => {
+            Note::Event(SolveEvent::AttemptFailed { .. }) => {
                 shared.metrics.attempt(false);
-                let line = format!("attempt {attempt} failed: {reason}");
-                log_event(&shared, &lease, &record, line).await;
+                continue;
+            }
+            Note::Event(SolveEvent::AttemptEnded {
+                record: attempt,
+                score,
+            }) => {
+                // The attempt's log first, so a client told of its end can read it.
+                log_attempts(&shared, &lease, &record, std::slice::from_ref(&attempt)).await;
+                record_event(
+                    &shared,
+                    &lease,
+                    &record,
+                    attempt_end(&worker, &attempt, score),
+                )
+                .await;
                 continue;
             }
         };
@@ -221,7 +258,26 @@ async fn follow(
             Ok(state) => lease.follow(state, sent),
             Err(error) => tracing::warn!(job = %record.id, %error, "progress not recorded"),
         }
-        log_event(&shared, &lease, &record, line).await;
+        record_event(&shared, &lease, &record, event).await;
+    }
+}
+
+/// The `attempt-end` event of an attempt.
+fn attempt_end(worker: &str, attempt: &AttemptRecord, score: Option<f64>) -> LogEvent {
+    let n = attempt.attempt;
+    let message = match &attempt.error {
+        Some(reason) => format!("attempt {n} failed: {reason}"),
+        None => format!("attempt {n} succeeded"),
+    };
+    let outcome = attempt.outcome.as_ref();
+    LogEvent {
+        attempt: Some(n),
+        backend: attempt.backend,
+        exit_code: outcome.and_then(|o| o.exit_code),
+        limit: outcome.and_then(|o| o.limit),
+        wall_ms: outcome.map(|o| o.wall_ms),
+        score,
+        ..LogEvent::of(EventKind::AttemptEnd, worker, message)
     }
 }
 
@@ -235,9 +291,8 @@ async fn finish(
 ) {
     let id = &record.id;
     let queue = &shared.queue;
-    if let Ok(report) = &outcome {
+    if outcome.is_ok() {
         shared.metrics.attempt(true);
-        log_attempts(shared, lease, record, &report.attempts).await;
     }
     let report = match (outcome, lease.reason()) {
         (Err(JobError::Solve(SolveError::Lost)), _) | (_, Some(StopReason::Lost)) => {
@@ -247,7 +302,7 @@ async fn finish(
         }
         // Done before the hard stop came: the work is worth reporting.
         (Ok(report), None | Some(StopReason::Shutdown)) => {
-            complete(shared, lease, record, report).await;
+            complete(shared, record, report).await;
             return;
         }
         // A cancel was asked for: never reported as completed, however far the job got.
@@ -264,7 +319,7 @@ async fn finish(
             reported(shared, record, held, JobOutcome::Released);
             return;
         }
-        (Err(error), None) => classify(shared, lease, record, error).await,
+        (Err(error), None) => classify(shared, record, error),
     };
     let (mut failure, outcome) = report;
     // Whatever a message quotes from the run is bounded already; this bounds the whole, so a
@@ -274,19 +329,36 @@ async fn finish(
             *message = head(message, MESSAGE_CHARS);
         }
     }
-    let line = match &failure {
+    // A retry's line goes first: once the queue has the job back, another worker may write.
+    let terminal = match &failure {
         Failure::Retry { message, delay_ms } => {
-            format!("will retry in {delay_ms} ms: {message}")
+            let line = format!("will retry in {delay_ms} ms: {message}");
+            log_event(shared, lease, record, line).await;
+            None
         }
-        Failure::Abort { message } => format!("failed: {message}"),
+        Failure::Abort { message } => Some(format!("failed: {message}")),
     };
-    log_event(shared, lease, record, line).await;
     let held = queue.fail(&shared.id, id, failure).await;
+    if let Ok(true) = held {
+        // A retry out of retries is buried by the queue: failed, on the dead list.
+        let line = match terminal {
+            Some(line) => Some(line),
+            None => match queue.get(id).await {
+                Ok(Some(now)) if now.status == JobStatus::Failed => {
+                    Some(format!("failed: {}", now.message.unwrap_or_default()))
+                }
+                _ => None,
+            },
+        };
+        if let Some(line) = line {
+            log_terminal(shared, record, JobStatus::Failed, line, None).await;
+        }
+    }
     reported(shared, record, held, outcome);
 }
 
 /// Reports a submission stored; the queue fails the job instead if a cancel came first.
-async fn complete(shared: &Shared, lease: &Lease, record: &JobRecord, report: SolveReport) {
+async fn complete(shared: &Shared, record: &JobRecord, report: SolveReport) {
     let result = JobResult {
         submission_source: report.submission.source,
         submission_path: report.submission.path,
@@ -294,11 +366,21 @@ async fn complete(shared: &Shared, lease: &Lease, record: &JobRecord, report: So
         validation_score_source: report.validation_score.map(|_| ScoreSource::Script),
         attempts: u32::try_from(report.attempts.len()).unwrap_or(u32::MAX),
     };
-    log_event(shared, lease, record, "completed".to_owned()).await;
+    let score = result.validation_score;
     let done = shared.queue.complete(&shared.id, &record.id, result).await;
+    if let Ok(Completion::Completed) = done {
+        log_terminal(
+            shared,
+            record,
+            JobStatus::Completed,
+            "completed".into(),
+            score,
+        )
+        .await;
+    }
     if let Ok(Completion::Cancelled) = done {
         let line = "failed: cancelled (the cancel came before the completion)".to_owned();
-        log_event(shared, lease, record, line).await;
+        log_terminal(shared, record, JobStatus::Failed, line, None).await;
         if let Err(error) = shared.parts.solver.discard_submission(&record.id.0).await {
             tracing::warn!(job = %record.id, %error, "a cancelled job's submission stays stored");
         }
@@ -313,12 +395,7 @@ async fn complete(shared: &Shared, lease: &Lease, record: &JobRecord, report: So
 }
 
 /// The failure to report for an error of the job itself.
-async fn classify(
-    shared: &Shared,
-    lease: &Lease,
-    record: &JobRecord,
-    error: JobError,
-) -> (Failure, JobOutcome) {
+fn classify(shared: &Shared, record: &JobRecord, error: JobError) -> (Failure, JobOutcome) {
     let retryable = match &error {
         JobError::Fetch(e) => e.is_retryable(),
         JobError::Solve(e) => e.is_retryable(),
@@ -334,8 +411,8 @@ async fn classify(
         return (failure, JobOutcome::Retried);
     }
     let message = match &error {
-        JobError::Solve(SolveError::AttemptsExhausted { records, .. }) => {
-            log_attempts(shared, lease, record, records).await;
+        // Each attempt's log was written as it ended.
+        JobError::Solve(SolveError::AttemptsExhausted { .. }) => {
             format!(
                 "{error}. Each attempt's code and output are at GET /jobs/{}/logs; try a policy \
                  with more attempts or larger limits, or an LLM generator",

@@ -22,9 +22,9 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::logs::{AttemptLog, LogEvent, OUTPUT_TAIL_CHARS};
+use crate::logs::{AttemptLog, EventKind, LogEvent, OUTPUT_TAIL_CHARS};
 use crate::pipeline::solve::{AttemptRecord, FenceError, FenceVerdict, StoreFence};
-use crate::queue::{JobId, JobRecord, LeaseState, QueueError};
+use crate::queue::{JobId, JobRecord, JobStatus, LeaseState, QueueError};
 use crate::text::{MESSAGE_CHARS, head};
 
 /// Why a job was stopped before it ended by itself.
@@ -176,12 +176,46 @@ pub(super) async fn log_attempts(
 /// Logs a line for the job, unless the lease may have lapsed (see `lease`): a line written
 /// then could replace the new holder's.
 pub(super) async fn log_event(shared: &Shared, lease: &Lease, record: &JobRecord, message: String) {
+    record_event(shared, lease, record, LogEvent::now(&shared.id.0, message)).await;
+}
+
+/// Logs an event for the job, unless the lease may have lapsed; its message is bounded.
+pub(super) async fn record_event(
+    shared: &Shared,
+    lease: &Lease,
+    record: &JobRecord,
+    mut event: LogEvent,
+) {
     if !may_write(shared, &record.id, lease).await {
         return;
     }
-    let event = LogEvent::now(&shared.id.0, head(&message, MESSAGE_CHARS));
+    event.message = head(&event.message, MESSAGE_CHARS);
     if let Err(error) = shared.logs.event(&record.id, event).await {
         tracing::warn!(job = %record.id, %error, "event not logged");
+    }
+}
+
+/// Logs the job's `terminal` event. Called only once the queue accepted this worker's report
+/// of the final state: that acceptance is the fence (no one holds a finished job), so no
+/// lease is checked.
+pub(super) async fn log_terminal(
+    shared: &Shared,
+    record: &JobRecord,
+    status: JobStatus,
+    message: String,
+    score: Option<f64>,
+) {
+    let event = LogEvent {
+        status: Some(status),
+        score,
+        ..LogEvent::of(
+            EventKind::Terminal,
+            &shared.id.0,
+            head(&message, MESSAGE_CHARS),
+        )
+    };
+    if let Err(error) = shared.logs.event(&record.id, event).await {
+        tracing::warn!(job = %record.id, %error, "terminal event not logged");
     }
 }
 

@@ -175,8 +175,19 @@ async fn a_cancel_racing_the_end_fails_the_job(q: TestQueue, moment: Moment) -> 
         // worker deletes the file nothing will serve.
         Moment::InStore => {
             ensure!(!stored.exists(), "the refused submission is still stored");
+            // The log says what the queue accepted: never `completed`.
             let refused = "failed: cancelled (the cancel came before the completion)";
-            ensure!(messages.ends_with(&["completed", refused]), "{messages:?}");
+            ensure!(
+                messages.ends_with(&["attempt 1 succeeded", refused]),
+                "{messages:?}"
+            );
+            ensure!(!messages.contains(&"completed"), "{messages:?}");
+            let last = log.events.last().context("events")?;
+            ensure!(
+                last.kind == kaggle_solver::logs::EventKind::Terminal
+                    && last.status == Some(JobStatus::Failed),
+                "{last:?}"
+            );
         }
     }
     ensure!(

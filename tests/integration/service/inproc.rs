@@ -16,9 +16,9 @@ use kaggle_solver::pipeline::generate::{
     GenerateError, GeneratedCode, GenerationRequest, Generator,
 };
 use kaggle_solver::queue::{
-    CancelOutcome, Completion, DynQueue, Failure, JobId, JobQueue, JobRecord, JobResult,
-    LeaseState, MemoryQueue, NewJob, Progress, QueueConfig, QueueError, QueueStats, RedisQueue,
-    WorkerId,
+    CancelOutcome, Completion, DynQueue, Failure, JobId, JobPage, JobQueue, JobRecord, JobResult,
+    LeaseState, ListCursor, ListState, MemoryQueue, NewJob, Progress, QueueConfig, QueueError,
+    QueueStats, RedisQueue, WorkerId,
 };
 use kaggle_solver::sandbox::{Backend, Outcome, Sandbox, SandboxError, SandboxRequest};
 use tokio::sync::watch;
@@ -266,6 +266,16 @@ impl JobQueue for Stalling {
     async fn requeue_dead(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError> {
         self.pass(false).await;
         self.inner.requeue_dead(id).await
+    }
+
+    async fn list(
+        &self,
+        state: Option<ListState>,
+        limit: usize,
+        cursor: Option<ListCursor>,
+    ) -> Result<JobPage, QueueError> {
+        self.pass(false).await;
+        self.inner.list(state, limit, cursor).await
     }
 }
 

@@ -57,6 +57,16 @@ async fn logs_in_redis_are_bounded_and_expire() -> Result<()> {
     ensure!(log.job_id == id.0);
     ensure!(log.events.len() == MAX_EVENTS, "{}", log.events.len());
     ensure!(log.events[0].message == "e10", "{}", log.events[0].message);
+    // Numbered from 1 in order, numbers kept past the trim.
+    ensure!(log.events[0].seq == 11, "{:?}", log.events[0]);
+    ensure!(log.events.last().map(|e| e.seq) == Some(MAX_EVENTS as u64 + 10));
+    let after = logs.events_after(&id, MAX_EVENTS as u64 + 5).await?;
+    ensure!(
+        after.iter().map(|e| e.seq).collect::<Vec<_>>()
+            == ((MAX_EVENTS as u64 + 6)..=(MAX_EVENTS as u64 + 10)).collect::<Vec<_>>(),
+        "{after:?}"
+    );
+    ensure!(logs.events_after(&JobId::new(), 0).await?.is_empty());
     ensure!(
         log.events.last().map(|e| e.message.as_str())
             == Some(format!("e{}", MAX_EVENTS + 9).as_str())
@@ -79,7 +89,7 @@ async fn logs_in_redis_are_bounded_and_expire() -> Result<()> {
     // Both Lists carry the backstop expiry.
     let client = redis::Client::open(redis.url())?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    for suffix in ["events", "attempts"] {
+    for suffix in ["events", "attempts", "seq"] {
         let ttl: i64 = redis::cmd("PTTL")
             .arg(format!("t:job:{}:{suffix}", id.0))
             .query_async(&mut conn)

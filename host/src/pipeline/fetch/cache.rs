@@ -15,6 +15,9 @@
 //! <root>/competitions/<slug>.lock             the fill lock (exclusive), jobs' pins (shared)
 //! <root>/competitions/<slug>.used             its modification time: the entry's last use
 //! <root>/competitions/.staging-<slug>/        a fill in progress (removed when it ends)
+//! <root>/competitions/.partial-<slug>/        a download a failed fill may resume (kept
+//!                                             until a fill succeeds, fails for good, or a
+//!                                             day passes)
 //! <root>/competitions/.evict.lock             held by the one eviction running
 //! ```
 
@@ -52,14 +55,21 @@ pub struct CacheEntry {
     pub bytes: u64,
 }
 
-/// A fill's private folders: `dir` for scratch (e.g. the zip), `data` for the unpacked files.
+/// A fill's private folders: `dir` for scratch, `data` for the unpacked files, `keep` for what
+/// a retry may reuse.
 #[derive(Debug, Clone)]
 pub struct Staging {
     /// The staging root, removed when the fill ends.
     pub dir: PathBuf,
     /// The folder that becomes the cached data (exists, empty).
     pub data: PathBuf,
+    /// A folder that outlives a fill which fails in a way a retry may get past (exists): the
+    /// next fill of the slug finds what this one left there, such as a partial download.
+    pub keep: PathBuf,
 }
+
+/// How long a failed fill's partial download waits for a retry before the next fill drops it.
+const KEEP_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 /// The cache under a root folder (usually `$KS_HOME`).
 #[derive(Debug)]
@@ -203,11 +213,20 @@ impl CompetitionCache {
         remove_dir_all(&data)?;
         let staging_dir = competitions.join(format!(".staging-{slug}"));
         remove_dir_all(&staging_dir)?;
+        let keep = competitions.join(format!(".partial-{slug}"));
+        let stale = std::fs::metadata(&keep)
+            .and_then(|m| m.modified())
+            .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > KEEP_FOR));
+        if stale {
+            remove_dir_all(&keep)?;
+        }
         let staging = Staging {
             data: staging_dir.join("data"),
             dir: staging_dir.clone(),
+            keep: keep.clone(),
         };
         create_dir_all(&staging.data)?;
+        create_dir_all(&staging.keep)?;
 
         let outcome = match fill(staging.clone()).await {
             Ok(entry) => self.publish(slug, &staging, &entry).map(|()| (entry, true)),
@@ -215,6 +234,11 @@ impl CompetitionCache {
         };
         if let Err(err) = remove_dir_all(&staging_dir) {
             tracing::warn!(%err, "cannot remove the staging folder");
+        }
+        if outcome.as_ref().is_ok() || outcome.as_ref().is_err_and(|e| !e.is_retryable()) {
+            if let Err(err) = remove_dir_all(&keep) {
+                tracing::warn!(%err, "cannot remove the partial download's folder");
+            }
         }
         outcome
     }

@@ -296,7 +296,8 @@ impl Fetcher {
                 max,
             });
         }
-        let zip_path = staging.dir.join(format!("{slug}.zip"));
+        // Kept past a failed fill, so that a retry continues the download.
+        let zip_path = staging.keep.join(format!("{slug}.zip"));
         let download = client.download_data_files(slug, &zip_path).await?;
         tracing::info!(
             slug,

@@ -218,14 +218,16 @@ impl Solver {
                         code: String::new(),
                         error: reason.clone(),
                     });
-                    records.push(AttemptRecord {
+                    let record = AttemptRecord {
                         attempt,
                         generator: self.generator.name(),
                         code: String::new(),
                         backend: None,
                         outcome: None,
                         error: Some(reason),
-                    });
+                    };
+                    ended(job, &record, None);
+                    records.push(record);
                     continue;
                 }
             };
@@ -246,6 +248,7 @@ impl Solver {
                         .outcome
                         .as_ref()
                         .and_then(|o| printed_score(&o.stdout));
+                    ended(job, &record, validation_score);
                     records.push(record);
                     return Ok(SolveReport {
                         slug: competition.slug.clone(),
@@ -275,6 +278,7 @@ impl Solver {
                         },
                     });
                     record.error = Some(reason);
+                    ended(job, &record, None);
                     records.push(record);
                 }
             }
@@ -394,6 +398,14 @@ impl Solver {
         })
         .await
     }
+}
+
+/// Reports the end of an attempt with its record.
+fn ended(job: &SolveJob<'_>, record: &AttemptRecord, score: Option<f64>) {
+    (job.events)(SolveEvent::AttemptEnded {
+        record: Box::new(record.clone()),
+        score,
+    });
 }
 
 /// Runs `work` as `stage` ([`staged`]), stopping it when the job is cancelled.

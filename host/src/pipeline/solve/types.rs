@@ -74,6 +74,14 @@ pub enum SolveEvent {
         /// Why.
         reason: AttemptFailure,
     },
+    /// An attempt ended, well or not: its whole record, so that its log can be written now
+    /// rather than when the job ends (a crash then loses nothing of the attempts before).
+    AttemptEnded {
+        /// The attempt's record (`error` is `None` for the successful one).
+        record: Box<AttemptRecord>,
+        /// The validation score the successful attempt printed.
+        score: Option<f64>,
+    },
 }
 
 /// One attempt's record, for the job's logs.

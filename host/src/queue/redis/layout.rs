@@ -33,6 +33,7 @@ pub(super) struct Scripts {
     pub(super) reap: Script,
     pub(super) sweep: Script,
     pub(super) requeue: Script,
+    pub(super) list: Script,
 }
 
 impl Scripts {
@@ -49,6 +50,7 @@ impl Scripts {
             reap: script!("scripts/reap.lua"),
             sweep: script!("scripts/sweep.lua"),
             requeue: script!("scripts/requeue.lua"),
+            list: script!("scripts/list.lua"),
         }
     }
 }
@@ -65,6 +67,10 @@ pub(super) struct Keys {
     pub(super) finished: String,
     /// Ids whose records were swept and whose files are not yet confirmed deleted.
     pub(super) swept: String,
+    /// Every recorded job scored by its acceptance number, for listings.
+    pub(super) created: String,
+    /// The count of jobs accepted, which numbers them.
+    pub(super) accepted: String,
     /// The prefix of the job hashes' keys.
     pub(super) job_prefix: String,
 }
@@ -79,6 +85,8 @@ impl Keys {
             counts: format!("{prefix}counts"),
             finished: format!("{prefix}finished"),
             swept: format!("{prefix}swept"),
+            created: format!("{prefix}created"),
+            accepted: format!("{prefix}accepted"),
             job_prefix: format!("{prefix}job:"),
         }
     }

@@ -13,7 +13,9 @@
 //! - `finished`: a sorted set of the finished jobs, scored by when they finished (ms, server
 //!   clock), from which the sweep expires them;
 //! - `swept`: a Set of ids whose records a sweep removed and whose files are not yet confirmed
-//!   deleted.
+//!   deleted;
+//! - `created`: a sorted set of every recorded job, scored by its acceptance number (from the
+//!   `accepted` counter), which listings page through newest first.
 //!
 //! Every state change is one Lua script (in `scripts/`, sent by EVALSHA and reloaded
 //! automatically after a Redis restart), so it is atomic. A new record is stored as the host
@@ -33,8 +35,9 @@ use async_trait::async_trait;
 use self::layout::{BATCH, Keys, Scripts, lease_state, parse_record, to_json, unavailable};
 use super::config::{REQUEUED, millis};
 use super::{
-    CancelOutcome, Completion, Failure, JobId, JobQueue, JobRecord, JobResult, LeaseState, NewJob,
-    Progress, QueueConfig, QueueError, QueueStats, WorkerId,
+    CancelOutcome, Completion, Failure, JobId, JobPage, JobQueue, JobRecord, JobResult, LIST_SCAN,
+    LeaseState, ListCursor, ListState, MAX_PAGE, NewJob, Progress, QueueConfig, QueueError,
+    QueueStats, WorkerId,
 };
 
 /// A queue in Redis. Cheap to clone: clones share one multiplexed, self-healing connection.
@@ -105,6 +108,8 @@ impl JobQueue for RedisQueue {
             .key(self.keys.job(&record.id))
             .key(&self.keys.waiting)
             .key(&self.keys.delayed)
+            .key(&self.keys.created)
+            .key(&self.keys.accepted)
             .arg(to_json(&record)?)
             .arg(self.max_queued)
             .arg(&record.id.0)
@@ -342,6 +347,7 @@ impl JobQueue for RedisQueue {
             .key(&self.keys.swept)
             .key(&self.keys.dead)
             .key(&self.keys.counts)
+            .key(&self.keys.created)
             .arg(&self.keys.job_prefix)
             .arg(millis(ttl))
             .arg(limit)
@@ -390,6 +396,48 @@ impl JobQueue for RedisQueue {
             .zip(stored)
             .filter_map(|(id, json)| json.map(|json| parse_record(id, &json)))
             .collect()
+    }
+
+    async fn list(
+        &self,
+        state: Option<ListState>,
+        limit: usize,
+        cursor: Option<ListCursor>,
+    ) -> Result<JobPage, QueueError> {
+        let wanted = match state {
+            None => "",
+            Some(ListState::Pending) => "pending",
+            Some(ListState::Processing) => "processing",
+            Some(ListState::Completed) => "completed",
+            Some(ListState::Failed) => "failed",
+            Some(ListState::Dead) => "dead",
+        };
+        let answer: Vec<String> = self
+            .scripts
+            .list
+            .key(&self.keys.created)
+            .key(&self.keys.dead)
+            .arg(&self.keys.job_prefix)
+            .arg(wanted)
+            .arg(limit.clamp(1, MAX_PAGE))
+            .arg(cursor.map(|c| c.0.to_string()).unwrap_or_default())
+            .arg(LIST_SCAN)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        let mut answer = answer.into_iter();
+        let next = answer.next().unwrap_or_default();
+        let next = match next.as_str() {
+            "" => None,
+            n => Some(ListCursor(n.parse().map_err(|_| QueueError::Corrupt {
+                id: String::new(),
+                reason: format!("the listing's cursor {n:?} is not a number"),
+            })?)),
+        };
+        let jobs = answer
+            .map(|json| parse_record("(listed)", &json))
+            .collect::<Result<_, _>>()?;
+        Ok(JobPage { jobs, next })
     }
 
     async fn requeue_dead(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError> {

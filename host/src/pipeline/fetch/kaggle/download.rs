@@ -5,6 +5,11 @@
 //! (post-redirect) URL for the rest with `Range` and `If-Range`; a server that ignores the
 //! range (200) or refuses it gets a fresh start. The byte count is checked against
 //! `Content-Length` (or `Content-Range`'s total) before the download counts as done.
+//!
+//! A fetch that runs out of retries leaves its partial file and a small note beside it (the
+//! file's validator and length, never its signed URL): the next fetch of the same
+//! competition (a job's retry, a restarted worker) asks for a fresh URL and, when the server
+//! still serves the same file, continues from the partial one instead of starting over.
 
 use std::path::Path;
 
@@ -12,6 +17,7 @@ use reqwest::StatusCode;
 use reqwest::header::{
     CONTENT_RANGE, CONTENT_TYPE, ETAG, HeaderMap, IF_RANGE, LAST_MODIFIED, RANGE,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
@@ -35,6 +41,27 @@ struct Partial {
     validator: Option<String>,
     total: Option<u64>,
     send_credentials: bool,
+}
+
+/// What a partial file beside it was a part of: kept across fetches, so that the next one can
+/// tell whether the server still serves the same file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ResumeNote {
+    validator: String,
+    total: u64,
+}
+
+/// The note's path beside `dest`.
+fn note_path(dest: &Path) -> std::path::PathBuf {
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(".resume");
+    dest.with_file_name(name)
+}
+
+/// The note left by an earlier fetch, if it reads.
+async fn read_note(dest: &Path) -> Option<ResumeNote> {
+    let bytes = tokio::fs::read(note_path(dest)).await.ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// Calls `method` and streams the file it redirects to into `dest`, with retries.
@@ -62,6 +89,8 @@ pub(super) async fn run(
         .await;
         match result {
             Ok(bytes) => {
+                // The file is whole: nothing is left to resume.
+                let _ = tokio::fs::remove_file(note_path(dest)).await;
                 let mut url = partial.map(|p| p.url).unwrap_or_else(|| client.api.clone());
                 url.set_query(None);
                 return Ok(Download {
@@ -102,40 +131,10 @@ async fn once(
         Ok(meta) => meta.len(),
         Err(_) => 0,
     };
-    if let Some(p) = partial.as_mut().filter(|_| have > 0) {
-        let mut request = client
-            .http
-            .get(p.url.clone())
-            .header(RANGE, format!("bytes={have}-"));
-        if let Some(validator) = &p.validator {
-            request = request.header(IF_RANGE, validator);
-        }
-        if p.send_credentials {
-            request = client.credentials.apply(request);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| KaggleError::transport(method, e))?;
-        match response.status() {
-            StatusCode::PARTIAL_CONTENT
-                if content_range_start(response.headers()) == Some(have) =>
-            {
-                *resumes += 1;
-                let total = content_range_total(response.headers()).or(p.total);
-                tracing::info!(have, ?total, "{method}: resuming the download");
-                return stream(response, dest, have, total, method).await;
-            }
-            StatusCode::OK => {
-                tracing::info!("{method}: the server ignored the range; starting over");
-                p.total = response.content_length();
-                let total = p.total;
-                return stream(response, dest, 0, total, method).await;
-            }
-            status => {
-                tracing::info!(%status, "{method}: cannot resume; starting over");
-            }
-        }
+    if let Some(p) = partial.as_mut().filter(|_| have > 0)
+        && let Some(resumed) = resume(client, p, have, dest, method, resumes).await?
+    {
+        return Ok(resumed);
     }
     *partial = None;
     let response = client
@@ -171,11 +170,81 @@ async fn once(
     let total = response.content_length();
     *partial = Some(Partial {
         url,
-        validator,
+        validator: validator.clone(),
         total,
         send_credentials,
     });
+    let note = validator
+        .zip(total)
+        .map(|(validator, total)| ResumeNote { validator, total });
+    // A partial file left by an earlier fetch continues only when the server still serves
+    // the very same file; the fresh response stays open meanwhile, so a refused range costs
+    // nothing but the request.
+    if have > 0
+        && let (Some(note), Some(p)) = (note.as_ref(), partial.as_mut())
+        && read_note(dest).await.as_ref() == Some(note)
+        && have < note.total
+        && let Some(resumed) = resume(client, p, have, dest, method, resumes).await?
+    {
+        return Ok(resumed);
+    }
+    match &note {
+        Some(note) => {
+            let json = serde_json::to_vec(note).unwrap_or_default();
+            if let Err(error) = tokio::fs::write(note_path(dest), json).await {
+                tracing::warn!(%error, "{method}: cannot note the download for a later resume");
+            }
+        }
+        None => {
+            let _ = tokio::fs::remove_file(note_path(dest)).await;
+        }
+    }
     stream(response, dest, 0, total, method).await
+}
+
+/// Asks `p`'s URL for the bytes after `have`; a server that ignores the range sends the whole
+/// file instead, which is taken from the start; `None` when it refuses (the caller starts
+/// over with a fresh request).
+async fn resume(
+    client: &KaggleClient,
+    p: &mut Partial,
+    have: u64,
+    dest: &Path,
+    method: &str,
+    resumes: &mut u32,
+) -> Result<Option<u64>, KaggleError> {
+    let mut request = client
+        .http
+        .get(p.url.clone())
+        .header(RANGE, format!("bytes={have}-"));
+    if let Some(validator) = &p.validator {
+        request = request.header(IF_RANGE, validator);
+    }
+    if p.send_credentials {
+        request = client.credentials.apply(request);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| KaggleError::transport(method, e))?;
+    match response.status() {
+        StatusCode::PARTIAL_CONTENT if content_range_start(response.headers()) == Some(have) => {
+            *resumes += 1;
+            let total = content_range_total(response.headers()).or(p.total);
+            tracing::info!(have, ?total, "{method}: resuming the download");
+            stream(response, dest, have, total, method).await.map(Some)
+        }
+        StatusCode::OK => {
+            tracing::info!("{method}: the server ignored the range; starting over");
+            p.total = response.content_length();
+            let total = p.total;
+            stream(response, dest, 0, total, method).await.map(Some)
+        }
+        status => {
+            tracing::info!(%status, "{method}: cannot resume; starting over");
+            Ok(None)
+        }
+    }
 }
 
 /// Writes the body to `dest` from offset `from` (0 truncates), checking the total.
