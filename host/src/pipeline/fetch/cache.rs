@@ -235,10 +235,10 @@ impl CompetitionCache {
         if let Err(err) = remove_dir_all(&staging_dir) {
             tracing::warn!(%err, "cannot remove the staging folder");
         }
-        if outcome.as_ref().is_ok() || outcome.as_ref().is_err_and(|e| !e.is_retryable()) {
-            if let Err(err) = remove_dir_all(&keep) {
-                tracing::warn!(%err, "cannot remove the partial download's folder");
-            }
+        if (outcome.as_ref().is_ok() || outcome.as_ref().is_err_and(|e| !e.is_retryable()))
+            && let Err(err) = remove_dir_all(&keep)
+        {
+            tracing::warn!(%err, "cannot remove the partial download's folder");
         }
         outcome
     }
