@@ -226,6 +226,7 @@ impl kaggle_solver::pipeline::generate::Generator for Fixed {
         Ok(kaggle_solver::pipeline::generate::GeneratedCode {
             code: FLOOD.to_owned(),
             generator: self.name(),
+            llm: None,
         })
     }
 }

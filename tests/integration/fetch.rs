@@ -17,8 +17,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kaggle_solver::pipeline::fetch::{
-    CompetitionRef, Credentials, CredentialsSource, FetchConfig, FetchError, FetchOrigin,
-    FetchedCompetition, Fetcher, KaggleClient, KaggleError, RetryPolicy,
+    CompetitionRef, Credentials, CredentialsSource, DownloadProgress, FetchConfig, FetchError,
+    FetchOrigin, FetchedCompetition, Fetcher, KaggleClient, KaggleError, RetryPolicy,
 };
 
 use fake_kaggle::{FakeCompetition, FakeKaggle, Injected, KEY, RULES_MESSAGE, USER, competition};
@@ -122,6 +122,39 @@ async fn download_happy_path_then_cache_hit() {
         .expect("fetch");
     assert_eq!(third.origin, FetchOrigin::Cache);
     assert_eq!(fake.state.download_calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_reports_its_bytes_as_they_arrive_and_a_cache_hit_none() {
+    let fake = FakeKaggle::start().await;
+    fake.state.add("counted", competition("Counted"));
+    let cache = tempfile::tempdir().expect("tempdir");
+    // Each report: the bytes so far and the total.
+    type Reports = std::sync::Mutex<Vec<(u64, Option<u64>)>>;
+    let seen: Arc<Reports> = Arc::default();
+    let sink = seen.clone();
+    let fetcher = Fetcher::new(config(&fake, cache.path())).with_download_progress(
+        DownloadProgress::new(move |bytes, total| {
+            sink.lock().expect("lock").push((bytes, total));
+        }),
+    );
+    let source = CompetitionRef::kaggle("counted").expect("valid slug");
+    let got = fetcher.fetch(&source).await.expect("fetch");
+    assert_eq!(got.origin, FetchOrigin::Download);
+    let reports = seen.lock().expect("lock").clone();
+    let last = *reports.last().expect("at least one report");
+    assert!(got.downloaded_bytes > 0);
+    assert_eq!(last, (got.downloaded_bytes, Some(got.downloaded_bytes)));
+    assert!(reports.windows(2).all(|w| w[0].0 <= w[1].0), "{reports:?}");
+
+    let again = fetcher.fetch(&source).await.expect("fetch again");
+    assert_eq!(again.origin, FetchOrigin::Cache);
+    assert_eq!(again.downloaded_bytes, 0);
+    assert_eq!(
+        seen.lock().expect("lock").len(),
+        reports.len(),
+        "no download, no report"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

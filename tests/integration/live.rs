@@ -54,6 +54,7 @@ impl Generator for FailThenGated {
         Ok(GeneratedCode {
             code,
             generator: self.name(),
+            llm: None,
         })
     }
 }

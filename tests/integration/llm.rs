@@ -9,9 +9,12 @@ pub(crate) mod fake;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use fake::{BOTH, Fake, KEY, MODEL, Provider, SCRIPT, check_request, error, generate, ok};
+use fake::{
+    BOTH, Fake, INPUT_TOKENS, KEY, MODEL, OUTPUT_TOKENS, Provider, SCRIPT, check_request, error,
+    generate, ok,
+};
 use kaggle_solver::pipeline::generate::{
-    AnthropicConfig, AnthropicGenerator, GenerateError, OpenAiConfig, OpenAiGenerator,
+    AnthropicConfig, AnthropicGenerator, GenerateError, LlmUsage, OpenAiConfig, OpenAiGenerator,
     PreviousAttempt,
 };
 use serde_json::json;
@@ -63,6 +66,37 @@ async fn a_good_reply_yields_the_script() -> Result<()> {
 }
 
 #[tokio::test]
+async fn replies_report_the_tokens_their_usage_counts() -> Result<()> {
+    each_provider!(|provider| {
+        let script = format!("```python\n{SCRIPT}```");
+        let fake = Fake::start(
+            provider,
+            vec![ok(provider, &script), ok(provider, "no code")],
+        )
+        .await?;
+        let generator = fake.generator()?;
+        let code = generate(&generator, None).await?;
+        let name = generator.name();
+        let provider_name = name.split(':').next().unwrap_or_default();
+        let expected = LlmUsage {
+            provider: provider_name.to_owned(),
+            input_tokens: INPUT_TOKENS,
+            output_tokens: OUTPUT_TOKENS,
+        };
+        ensure!(code.llm.as_ref() == Some(&expected), "{:?}", code.llm);
+        // A reply without code cost its tokens too.
+        match generate(&generator, None).await {
+            Err(GenerateError::NoCode { llm, .. }) => {
+                ensure!(llm.as_ref() == Some(&expected), "{llm:?}");
+            }
+            other => bail!("expected NoCode, got {other:?}"),
+        }
+        Ok::<_, anyhow::Error>(())
+    });
+    Ok(())
+}
+
+#[tokio::test]
 async fn prose_around_the_code_is_dropped() -> Result<()> {
     each_provider!(|provider| {
         let reply = format!(
@@ -83,7 +117,7 @@ async fn a_reply_without_code_is_no_code_and_not_retried() -> Result<()> {
         let reply = "I'm sorry, I can't see the data, so I cannot write this script.";
         let fake = Fake::start(provider, vec![ok(provider, reply)]).await?;
         match generate(&fake.generator()?, None).await {
-            Err(GenerateError::NoCode { provider: _ }) => {}
+            Err(GenerateError::NoCode { .. }) => {}
             other => bail!("expected NoCode, got {other:?}"),
         }
         ensure!(fake.seen().len() == 1);

@@ -14,6 +14,7 @@ mod fuzz;
 mod live;
 mod llm;
 mod modules;
+mod observe;
 mod pipeline;
 mod policies;
 mod prewarm;

@@ -121,10 +121,12 @@ impl Generator for Scripted {
             .pop_front()
             .ok_or(GenerateError::NoCode {
                 provider: "scripted".into(),
+                llm: None,
             })?;
         Ok(GeneratedCode {
             code,
             generator: self.name(),
+            llm: None,
         })
     }
 }
@@ -291,11 +293,13 @@ impl Generator for Talker {
         if calls.len() == 1 {
             return Err(GenerateError::NoCode {
                 provider: self.name(),
+                llm: None,
             });
         }
         Ok(GeneratedCode {
             code: GOOD.into(),
             generator: self.name(),
+            llm: None,
         })
     }
 }

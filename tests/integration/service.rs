@@ -17,7 +17,7 @@
 
 mod cancel;
 mod cleanup;
-pub mod cluster;
+pub(crate) mod cluster;
 mod inproc;
 mod stale;
 
@@ -58,6 +58,7 @@ impl Generator for Quick {
         Ok(GeneratedCode {
             code: QUICK.to_owned(),
             generator: self.name(),
+            llm: None,
         })
     }
 }

@@ -89,9 +89,13 @@ mod tests {
             "/jobs/{job_id}",
             "/jobs/{job_id}/submission",
             "/jobs/{job_id}/logs",
+            "/jobs/{job_id}/events",
+            "/jobs",
+            "/",
             "/healthz",
             "/readyz",
             "/metrics",
+            "/openapi.json",
         ] {
             assert!(json["paths"].get(path).is_some(), "{path} missing");
         }
@@ -136,6 +140,37 @@ mod tests {
                 .get("403")
                 .is_some()
         );
+        let page = &json["paths"]["/jobs/{job_id}"];
+        assert!(
+            page.get("get").is_some() && page.get("delete").is_some(),
+            "{page}"
+        );
+        for (path, method) in [
+            ("/status/{job_id}", "get"),
+            ("/jobs/{job_id}", "delete"),
+            ("/jobs/{job_id}/submission", "get"),
+            ("/jobs/{job_id}/events", "get"),
+        ] {
+            let operation = &json["paths"][path][method];
+            assert!(
+                operation["responses"].get("400").is_some(),
+                "{path} {method}"
+            );
+            let id = &operation["parameters"][0];
+            assert_eq!(id["schema"]["format"], "uuid", "{path} {method}: {id}");
+        }
+        let events = &json["paths"]["/jobs/{job_id}/events"]["get"]["responses"]["200"];
+        assert!(
+            events["content"].get("text/event-stream").is_some(),
+            "{events}"
+        );
+        let url = json["paths"]["/run"]["post"]["parameters"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == "url"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(url["required"], true, "{url}");
+        assert_eq!(url["schema"]["minLength"], 1, "{url}");
         let status = &json["components"]["schemas"]["StatusResponse"]["required"];
         for key in ["status", "source", "path", "message"] {
             assert!(

@@ -3,8 +3,11 @@
 //! `main.rs` only parses [`Cli`] and calls [`Cli::run`]; everything a command does lives in
 //! the library so that other programs can do the same through the Rust API.
 
+mod client;
 mod dead;
+mod logging;
 mod policy;
+mod progress;
 mod runtime;
 mod sandbox;
 mod serve;
@@ -17,11 +20,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+pub use client::RemoteError;
+pub use logging::LogFormat;
 
 /// Turns a Kaggle competition into a submission.csv, unattended.
 #[derive(Debug, Parser)]
 #[command(name = "kaggle-solver", version, about)]
 pub struct Cli {
+    /// The shape of log lines on stderr (`KS_LOG` sets which are written).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "KS_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,6 +62,14 @@ enum Command {
     /// Read or requeue the dead list (jobs out of infrastructure retries) of a Redis queue.
     #[command(subcommand)]
     Dead(dead::DeadCommand),
+    /// Submit a competition to a running server; prints the job's id as JSON.
+    Submit(client::SubmitArgs),
+    /// Print a job's status on a running server as JSON.
+    Status(client::JobArgs),
+    /// Follow a job on a running server to its end (exit code 1 if it failed).
+    Wait(client::JobArgs),
+    /// Download a completed job's submission from a running server.
+    Download(client::DownloadArgs),
 }
 
 /// Options shared by commands that read policies.
@@ -134,6 +156,9 @@ pub enum CliError {
         /// Why not.
         reason: String,
     },
+    /// A request to a remote server failed.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
     /// A blocking task panicked or was cancelled.
     #[error("internal error: {0}")]
     Internal(String),
@@ -149,6 +174,11 @@ impl CliError {
 }
 
 impl Cli {
+    /// Installs the log subscriber this command line asks for; call once, before [`Cli::run`].
+    pub fn init_logging(&self) {
+        logging::init(self.log_format);
+    }
+
     /// Runs the parsed command.
     ///
     /// # Errors
@@ -163,13 +193,17 @@ impl Cli {
             Command::Worker(args) => args.run().await,
             Command::Stress(args) => args.run().await,
             Command::Dead(command) => command.run().await,
+            Command::Submit(args) => args.run().await,
+            Command::Status(args) => args.status().await,
+            Command::Wait(args) => args.wait().await,
+            Command::Download(args) => args.run().await,
         }
     }
 }
 
 /// Prints one line of progress to stderr, which stays free of the JSON that goes to stdout.
 pub(crate) fn progress(message: impl std::fmt::Display) {
-    eprintln!("kaggle-solver: {message}");
+    logging::progress_line(&message.to_string());
 }
 
 /// Prints a value as one line of JSON on stdout.

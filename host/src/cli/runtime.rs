@@ -2,11 +2,12 @@
 
 use std::process::ExitCode;
 
-use ks_guest_runtime::{RuntimeHome, RuntimeLock};
+use ks_guest_runtime::{InstallEvent, RuntimeHome, RuntimeLock};
 
 use super::CliError;
+use super::progress::Progress;
 use crate::sandbox::DockerSandbox;
-use crate::sandbox::wasm::{Prewarm, SetupEvent, WasmSandbox};
+use crate::sandbox::wasm::{Prewarm, PrewarmStep, SetupEvent, WasmSandbox};
 
 /// Runtime commands.
 #[derive(Debug, clap::Subcommand)]
@@ -29,25 +30,47 @@ impl RuntimeCommand {
             Self::Install { docker } => {
                 // Building a sandbox installs the runtime and compiles its module once, and
                 // builds the pre-warmed image (a failed build leaves the plain module in use).
-                let sandbox = tokio::task::spawn_blocking(|| {
+                let progress = Progress::new();
+                let shown = progress.clone();
+                let sandbox = tokio::task::spawn_blocking(move || {
                     WasmSandbox::builder()
                         .prewarm(Prewarm::Now)
-                        .progress(print_event)
+                        .progress(move |event| show_event(&shown, event))
                         .build()
                 })
                 .await
-                .map_err(|e| CliError::Internal(e.to_string()))??;
+                .map_err(|e| CliError::Internal(e.to_string()));
+                let sandbox = match sandbox {
+                    Ok(Ok(sandbox)) => sandbox,
+                    Ok(Err(error)) => {
+                        progress.abandon();
+                        return Err(error.into());
+                    }
+                    Err(error) => {
+                        progress.abandon();
+                        return Err(error);
+                    }
+                };
+                progress.done();
                 if let Some(Err(reason)) = sandbox.prewarm_state() {
-                    super::progress(format!(
+                    progress.line(format!(
                         "warning: no pre-warmed guest, runs use the plain module: {reason}"
                     ));
                 }
                 if docker {
                     let image = DockerSandbox::pinned_image();
                     let sandbox = DockerSandbox::connect().await?;
-                    super::progress(format!("docker image {image}: checking"));
-                    let built = sandbox.ensure_image().await?;
-                    super::progress(format!(
+                    progress.step(format!(
+                        "docker image {image}: checking, building it if missing (minutes)"
+                    ));
+                    let built = match sandbox.ensure_image().await {
+                        Ok(built) => built,
+                        Err(error) => {
+                            progress.abandon();
+                            return Err(error.into());
+                        }
+                    };
+                    progress.done_with(format!(
                         "docker image {image}: {}",
                         if built { "built" } else { "present" }
                     ));
@@ -65,7 +88,15 @@ fn print_status() -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Prints install and compile progress on stderr.
-pub(crate) fn print_event(event: &SetupEvent) {
-    super::progress(event);
+/// Shows install, compile and pre-warm progress: each event starts a step (ending the one
+/// before); the events that say how a setup ended are lines of their own.
+pub(crate) fn show_event(progress: &Progress, event: &SetupEvent) {
+    match event {
+        SetupEvent::Runtime(InstallEvent::Done { .. })
+        | SetupEvent::Prewarm(PrewarmStep::Ready { .. } | PrewarmStep::Failed { .. }) => {
+            progress.done();
+            progress.line(event);
+        }
+        _ => progress.step(event.to_string()),
+    }
 }

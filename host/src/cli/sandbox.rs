@@ -94,14 +94,21 @@ async fn build_sandbox(
                 GuestImage::Plain => Prewarm::Off,
                 GuestImage::Prewarmed => Prewarm::OnFirstUse,
             };
+            let progress = super::progress::Progress::new();
+            let shown = progress.clone();
             let sandbox = tokio::task::spawn_blocking(move || {
                 crate::sandbox::wasm::WasmSandbox::builder()
                     .prewarm(prewarm)
-                    .progress(super::runtime::print_event)
+                    .progress(move |event| super::runtime::show_event(&shown, event))
                     .build()
             })
             .await
-            .map_err(|e| CliError::Internal(e.to_string()))??;
+            .map_err(|e| CliError::Internal(e.to_string()));
+            match &sandbox {
+                Ok(Ok(_)) => progress.done(),
+                _ => progress.abandon(),
+            }
+            let sandbox = sandbox??;
             Ok(std::sync::Arc::new(sandbox))
         }
         Backend::Docker => {

@@ -3,13 +3,19 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument as _;
+
+use super::progress::Progress;
 use super::{CliError, PolicyArgs};
 use crate::host::Host;
-use crate::pipeline::fetch::{Caller, CompetitionRef, EnvLookup, FetchConfig, Fetcher};
+use crate::pipeline::fetch::{
+    Caller, CompetitionRef, DownloadProgress, EnvLookup, FetchConfig, Fetcher,
+};
 use crate::pipeline::generate::{GeneratorKind, generator_from_env};
-use crate::pipeline::solve::{PreparedCompetition, SolveEvent, SolveJob, Unleased};
+use crate::pipeline::solve::{PreparedCompetition, SolveEvent, SolveJob, Stage, Unleased};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SolveArgs {
@@ -31,6 +37,21 @@ pub(crate) struct SolveArgs {
 
 impl SolveArgs {
     pub(crate) async fn run(self) -> Result<ExitCode, CliError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let span = tracing::info_span!("job", job = %id, slug = tracing::field::Empty);
+        self.solve(id).instrument(span).await
+    }
+
+    async fn solve(self, id: String) -> Result<ExitCode, CliError> {
+        let progress = Progress::new();
+        let solved = self.solve_with(id, &progress).await;
+        if solved.is_err() {
+            progress.abandon();
+        }
+        solved
+    }
+
+    async fn solve_with(self, id: String, progress: &Arc<Progress>) -> Result<ExitCode, CliError> {
         let started = Instant::now();
         let policy = self.policy.resolve()?;
         let source = CompetitionRef::parse(&self.competition)?;
@@ -40,47 +61,55 @@ impl SolveArgs {
             None => None,
         };
         let env = EnvLookup::process();
-        let fetcher = Fetcher::new(FetchConfig::from_env(&env, Caller::Cli)?);
-        super::progress("fetch ...");
-        let fetch_started = Instant::now();
-        let fetched = fetcher.fetch(&source).await?;
-        super::progress(format!(
-            "  fetch done in {:.1}s: {} from {}",
-            fetch_started.elapsed().as_secs_f64(),
-            fetched.slug,
-            fetched.dir.display()
-        ));
+        let bar = progress.clone();
+        let fetcher = Fetcher::new(FetchConfig::from_env(&env, Caller::Cli)?)
+            .with_download_progress(DownloadProgress::new(move |bytes, total| {
+                bar.position(bytes, total)
+            }));
+        progress.step(Stage::Fetch.to_string());
+        let fetched = fetcher
+            .fetch(&source)
+            .instrument(tracing::info_span!("stage", stage = %Stage::Fetch, attempt = 0))
+            .await?;
+        tracing::Span::current().record("slug", fetched.slug.as_str());
+        progress.done();
+        progress.line(format!("{} from {}", fetched.slug, fetched.dir.display()));
         let competition = PreparedCompetition::from(fetched);
         let generator = generator_from_env(self.generator, |name| std::env::var(name).ok())?;
-        super::progress(format!("generator: {}", generator.name()));
+        progress.line(format!("generator: {}", generator.name()));
+        let setup = progress.clone();
         let mut builder = Host::builder()
             .generator(generator)
-            .setup_progress(super::runtime::print_event);
+            .setup_progress(move |event| super::runtime::show_event(&setup, event));
         if let Some(store) = &store {
             builder = builder.store(store.clone());
         }
         let solver = builder.build_solver().await?;
+        progress.done();
         match solver.sweep_abandoned().await {
             Ok(swept) if swept.is_empty() => {}
-            Ok(swept) => super::progress(format!(
+            Ok(swept) => progress.line(format!(
                 "removed {} work folder(s) of runs that died",
                 swept.len()
             )),
-            Err(error) => super::progress(format!("dead runs' work folders not swept: {error}")),
+            Err(error) => progress.line(format!("dead runs' work folders not swept: {error}")),
         }
-        let job_id = uuid::Uuid::new_v4().to_string();
+        let job_id = id.clone();
+        let shown = progress.clone();
+        let events = move |event| show_event(&shown, event);
         let job = SolveJob {
-            id: job_id.clone(),
+            id,
             claim: SolveJob::new_claim(),
             policy: &policy,
             cancel: tokio_util::sync::CancellationToken::new(),
-            events: &print_event,
+            events: &events,
             fence: &Unleased,
         };
         let cancel = job.cancel.clone();
+        let interrupted = progress.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                super::progress("interrupted: stopping");
+                interrupted.line("interrupted: stopping");
                 cancel.cancel();
             }
         });
@@ -107,7 +136,7 @@ impl SolveArgs {
             .validation_score
             .map(|s| format!(", validation score {s:.5}"))
             .unwrap_or_default();
-        super::progress(format!(
+        progress.line(format!(
             "wrote {} in {:.1}s after {} attempt(s){score}",
             target.display(),
             started.elapsed().as_secs_f64(),
@@ -117,17 +146,25 @@ impl SolveArgs {
     }
 }
 
-fn print_event(event: SolveEvent) {
+/// Shows a solve's event: each stage a step of its own, failures and replies as lines.
+fn show_event(progress: &Progress, event: SolveEvent) {
     match event {
-        SolveEvent::StageStarted { stage, attempt: 0 } => super::progress(format!("{stage} ...")),
+        SolveEvent::StageStarted { stage, attempt: 0 } => progress.step(stage.to_string()),
         SolveEvent::StageStarted { stage, attempt } => {
-            super::progress(format!("attempt {attempt}: {stage} ..."))
+            progress.step(format!("attempt {attempt}: {stage}"));
         }
-        SolveEvent::StageFinished { stage, millis, .. } => {
-            super::progress(format!("  {stage} done in {:.1}s", millis as f64 / 1000.0));
-        }
+        SolveEvent::StageFinished { .. } => progress.done(),
+        SolveEvent::Generated {
+            attempt,
+            llm: Some(llm),
+        } => progress.line(format!(
+            "attempt {attempt}: {} replied ({} tokens in, {} out)",
+            llm.provider, llm.input_tokens, llm.output_tokens
+        )),
+        SolveEvent::Generated { llm: None, .. } => {}
         SolveEvent::AttemptFailed { attempt, reason } => {
-            super::progress(format!("attempt {attempt} failed: {reason}"));
+            progress.abandon();
+            progress.line(format!("attempt {attempt} failed: {reason}"));
         }
         // Its failure was printed as it came; the record is for logs.
         SolveEvent::AttemptEnded { .. } => {}

@@ -128,7 +128,8 @@ impl ClaimDir {
     pub(crate) async fn remove(mut self) {
         self.armed = false;
         let (path, job_dir) = (self.path.clone(), self.job_dir.clone());
-        if tokio::task::spawn_blocking(move || remove_claim(&path, &job_dir))
+        let span = tracing::Span::current();
+        if tokio::task::spawn_blocking(move || span.in_scope(|| remove_claim(&path, &job_dir)))
             .await
             .is_err()
         {
@@ -289,7 +290,8 @@ fn check_name(kind: &'static str, name: &str) -> Result<(), WorkDirError> {
 async fn blocking(
     work: impl FnOnce() -> Result<(), WorkDirError> + Send + 'static,
 ) -> Result<(), WorkDirError> {
-    tokio::task::spawn_blocking(work)
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
         .await
         .map_err(|e| WorkDirError::io("a work-folder task".into())(std::io::Error::other(e)))?
 }

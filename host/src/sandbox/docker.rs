@@ -89,7 +89,9 @@ impl Sandbox for DockerSandbox {
             .run(&spec, &request.cancel)
             .await
             .map_err(SandboxError::Docker)?;
-        Ok(outcome(report, &request.output, request.limits))
+        let outcome = outcome(report, &request.output, request.limits);
+        outcome.trace_end();
+        Ok(outcome)
     }
 }
 

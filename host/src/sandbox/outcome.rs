@@ -103,6 +103,19 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Logs the run's end in a line of the caller's span (the job's, for a job's run); the
+    /// guest's own output stays out of it.
+    pub(crate) fn trace_end(&self) {
+        tracing::info!(
+            backend = %self.backend,
+            exit_code = self.exit_code,
+            limit = self.limit.map(tracing::field::display),
+            wall_ms = self.wall_ms,
+            cancelled = self.cancelled,
+            "sandbox run ended"
+        );
+    }
+
     /// The script ran to completion with status 0 and within every cap.
     pub fn succeeded(&self) -> bool {
         self.exit_code == Some(0) && self.limit.is_none() && !self.cancelled

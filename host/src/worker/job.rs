@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 use ks_policies::Backend;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use super::Shared;
 use super::lease::{
     Fence, Lease, StopReason, log_attempts, log_event, log_terminal, record_event, renew,
 };
 use crate::logs::{EventKind, LogEvent};
-use crate::metrics::JobOutcome;
-use crate::pipeline::fetch::{CompetitionRef, FetchError, SourceError};
+use crate::metrics::{FetchSource, JobOutcome, LlmCall};
+use crate::pipeline::fetch::{CompetitionRef, FetchError, FetchOrigin, SourceError};
 use crate::pipeline::solve::{
     AttemptRecord, PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport, Stage,
 };
@@ -79,17 +80,33 @@ pub(super) async fn run(
         claimed,
         shared.config.lease,
     ));
-    let id = record.id.clone();
-    tracing::info!(job = %id, source = %record.job.source, "job started");
-    log_event(&shared, &lease, &record, "started".to_owned()).await;
-    let heartbeat = tokio::spawn(heartbeat(shared.clone(), record.clone(), lease.clone()));
-    let (notes, inbox) = mpsc::unbounded_channel();
-    let follower = tokio::spawn(follow(shared.clone(), record.clone(), lease.clone(), inbox));
-    let outcome = execute(&shared, &record, &lease, notes).await;
-    // The sender is gone with `execute`; the follower drains what is left and ends.
-    let _ = follower.await;
-    finish(&shared, &record, &lease, outcome).await;
-    heartbeat.abort();
+    // Every line logged for this job, in this task and the ones it spawns, carries its id
+    // (and its slug once the fetch knows it).
+    let span = tracing::info_span!(
+        "job",
+        job = %record.id,
+        slug = tracing::field::Empty,
+        retry = record.infra_retries,
+    );
+    async move {
+        tracing::info!(source = %record.job.source, "job started");
+        log_event(&shared, &lease, &record, "started".to_owned()).await;
+        let heartbeat = tokio::spawn(
+            heartbeat(shared.clone(), record.clone(), lease.clone()).in_current_span(),
+        );
+        let (notes, inbox) = mpsc::unbounded_channel();
+        let follower = tokio::spawn(
+            follow(shared.clone(), record.clone(), lease.clone(), inbox).in_current_span(),
+        );
+        let outcome = execute(&shared, &record, &lease, notes).await;
+        // The sender is gone with `execute`; the follower drains what is left and ends.
+        let candidates = follower.await.unwrap_or(0);
+        shared.metrics.candidates(candidates);
+        finish(&shared, &record, &lease, outcome).await;
+        heartbeat.abort();
+    }
+    .instrument(span)
+    .await;
 }
 
 async fn execute(
@@ -128,10 +145,23 @@ async fn execute(
     let _ = notes.send(Note::Fetching);
     let source = CompetitionRef::parse(&record.job.source)?;
     let cancel = &lease.token;
+    let fetch = tracing::info_span!("stage", stage = %Stage::Fetch, attempt = 0);
+    let fetch_started = Instant::now();
     let fetched = tokio::select! {
-        fetched = shared.parts.fetcher.fetch(&source) => fetched?,
+        fetched = shared.parts.fetcher.fetch(&source).instrument(fetch) => fetched?,
         () = cancel.cancelled() => return Err(SolveError::Cancelled.into()),
     };
+    shared.metrics.stage(Stage::Fetch, fetch_started.elapsed());
+    shared.metrics.fetched(
+        match fetched.origin {
+            FetchOrigin::Local => FetchSource::Local,
+            FetchOrigin::Mirror => FetchSource::Mirror,
+            FetchOrigin::Cache => FetchSource::Cache,
+            FetchOrigin::Download => FetchSource::Download,
+        },
+        fetched.downloaded_bytes,
+    );
+    tracing::Span::current().record("slug", fetched.slug.as_str());
     // Holds the cached competition's pin until the solve is done with it.
     let competition = PreparedCompetition::from(fetched);
     let events = move |event| {
@@ -168,13 +198,14 @@ async fn heartbeat(shared: Arc<Shared>, record: JobRecord, lease: Arc<Lease>) {
 }
 
 /// Turns the pipeline's events into progress in the queue, log events, attempt logs and
-/// metrics.
+/// metrics; returns the number of candidates (attempts) the job tried.
 async fn follow(
     shared: Arc<Shared>,
     record: JobRecord,
     lease: Arc<Lease>,
     mut inbox: mpsc::UnboundedReceiver<Note>,
-) {
+) -> u32 {
+    let mut candidates = 0;
     let mut progress = Progress {
         stage: Stage::Fetch,
         attempt: None,
@@ -200,6 +231,9 @@ async fn follow(
                 }
             }
             Note::Event(SolveEvent::StageStarted { stage, attempt }) => {
+                if stage == Stage::Generate {
+                    candidates += 1;
+                }
                 progress.stage = stage;
                 if attempt > 0 && progress.attempt != Some(attempt) {
                     progress.attempt = Some(attempt);
@@ -224,8 +258,20 @@ async fn follow(
                 }
             }
             Note::Event(SolveEvent::StageFinished { stage, millis, .. }) => {
+                let elapsed = Duration::from_millis(millis);
                 if stage == Stage::Run {
-                    shared.metrics.sandbox_run(Duration::from_millis(millis));
+                    shared.metrics.sandbox_run(elapsed);
+                }
+                shared.metrics.stage(stage, elapsed);
+                continue;
+            }
+            Note::Event(SolveEvent::Generated { llm, .. }) => {
+                if let Some(llm) = llm {
+                    let call = LlmCall {
+                        input_tokens: llm.input_tokens,
+                        output_tokens: llm.output_tokens,
+                    };
+                    shared.metrics.llm_call(&llm.provider, call);
                 }
                 continue;
             }
@@ -260,6 +306,7 @@ async fn follow(
         }
         record_event(&shared, &lease, &record, event).await;
     }
+    candidates
 }
 
 /// The `attempt-end` event of an attempt.
@@ -297,12 +344,14 @@ async fn finish(
     let report = match (outcome, lease.reason()) {
         (Err(JobError::Solve(SolveError::Lost)), _) | (_, Some(StopReason::Lost)) => {
             tracing::warn!(job = %id, "lease lost; another worker owns the job now");
-            shared.metrics.job(JobOutcome::Lost);
+            shared
+                .metrics
+                .job(JobOutcome::Lost, lease.claimed.elapsed());
             return;
         }
         // Done before the hard stop came: the work is worth reporting.
         (Ok(report), None | Some(StopReason::Shutdown)) => {
-            complete(shared, record, report).await;
+            complete(shared, lease, record, report).await;
             return;
         }
         // A cancel was asked for: never reported as completed, however far the job got.
@@ -316,7 +365,7 @@ async fn finish(
             let line = "handed back: the worker is shutting down".to_owned();
             log_event(shared, lease, record, line).await;
             let held = queue.release(&shared.id, id).await;
-            reported(shared, record, held, JobOutcome::Released);
+            reported(shared, record, lease, held, JobOutcome::Released);
             return;
         }
         (Err(error), None) => classify(shared, record, error),
@@ -354,11 +403,11 @@ async fn finish(
             log_terminal(shared, record, JobStatus::Failed, line, None).await;
         }
     }
-    reported(shared, record, held, outcome);
+    reported(shared, record, lease, held, outcome);
 }
 
 /// Reports a submission stored; the queue fails the job instead if a cancel came first.
-async fn complete(shared: &Shared, record: &JobRecord, report: SolveReport) {
+async fn complete(shared: &Shared, lease: &Lease, record: &JobRecord, report: SolveReport) {
     let result = JobResult {
         submission_source: report.submission.source,
         submission_path: report.submission.path,
@@ -391,7 +440,7 @@ async fn complete(shared: &Shared, record: &JobRecord, report: SolveReport) {
         Ok(Completion::NotHeld) => (Ok(false), JobOutcome::Completed),
         Err(error) => (Err(error), JobOutcome::Completed),
     };
-    reported(shared, record, held, outcome);
+    reported(shared, record, lease, held, outcome);
 }
 
 /// The failure to report for an error of the job itself.
@@ -437,17 +486,19 @@ fn backoff(shared: &Shared, retries: u32) -> Duration {
 fn reported(
     shared: &Shared,
     record: &JobRecord,
+    lease: &Lease,
     held: Result<bool, QueueError>,
     outcome: JobOutcome,
 ) {
+    let elapsed = lease.claimed.elapsed();
     match held {
         Ok(true) => {
             tracing::info!(job = %record.id, ?outcome, "job reported");
-            shared.metrics.job(outcome);
+            shared.metrics.job(outcome, elapsed);
         }
         Ok(false) => {
             tracing::warn!(job = %record.id, ?outcome, "not reported: the lease was lost");
-            shared.metrics.job(JobOutcome::Lost);
+            shared.metrics.job(JobOutcome::Lost, elapsed);
         }
         // The lease will expire and the reaper will put the job back: at least once.
         Err(error) => tracing::error!(job = %record.id, %error, ?outcome, "report failed"),

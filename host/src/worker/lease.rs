@@ -44,6 +44,8 @@ pub(super) struct Lease {
     /// least a lease period after that.
     confirmed: Mutex<Instant>,
     period: Duration,
+    /// When the claim was sent: a job run's duration counts from here.
+    pub(super) claimed: Instant,
 }
 
 impl Lease {
@@ -54,6 +56,7 @@ impl Lease {
             reason: OnceLock::new(),
             confirmed: Mutex::new(claimed),
             period,
+            claimed,
         }
     }
 

@@ -26,6 +26,10 @@ use serde_json::{Value, json};
 
 pub(crate) const KEY: &str = "sk-test-very-secret-0123456789";
 pub(crate) const MODEL: &str = "fake-model-1";
+/// The prompt tokens every good reply's `usage` counts.
+pub(crate) const INPUT_TOKENS: u64 = 1234;
+/// The reply tokens every good reply's `usage` counts.
+pub(crate) const OUTPUT_TOKENS: u64 = 56;
 pub(crate) const SCRIPT: &str = "import pandas as pd\n\
 train = pd.read_csv('/input/train.csv')\n\
 test = pd.read_csv('/input/test.csv')\n\
@@ -179,10 +183,15 @@ pub(crate) fn ok(provider: Provider, text: &str) -> Canned {
             "id": "chatcmpl-1", "object": "chat.completion", "model": MODEL,
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": text}}],
+            "usage": {"prompt_tokens": INPUT_TOKENS, "completion_tokens": OUTPUT_TOKENS,
+                      "total_tokens": INPUT_TOKENS + OUTPUT_TOKENS},
         }),
+        // Anthropic counts cached prompt tokens apart; they are prompt tokens all the same.
         Provider::Anthropic => json!({
             "id": "msg_1", "type": "message", "role": "assistant", "model": MODEL,
             "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+            "usage": {"input_tokens": INPUT_TOKENS - 20, "cache_read_input_tokens": 15,
+                      "cache_creation_input_tokens": 5, "output_tokens": OUTPUT_TOKENS},
         }),
     };
     Canned {

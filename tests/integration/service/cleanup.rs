@@ -44,6 +44,7 @@ impl Generator for Settable {
         Ok(GeneratedCode {
             code: self.0.lock().expect("the code").clone(),
             generator: self.name(),
+            llm: None,
         })
     }
 }

@@ -54,6 +54,7 @@ impl Generator for Fixed {
         Ok(GeneratedCode {
             code: self.0.clone(),
             generator: self.name(),
+            llm: None,
         })
     }
 }

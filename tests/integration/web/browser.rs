@@ -34,7 +34,8 @@ async fn fits(session: &Session) -> Result<bool> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_submits_follows_and_downloads_a_job_in_chromium() -> Result<()> {
-    crate::support::wasm_sandbox(); // the runtime installed and compiled before serve needs it
+    // The runtime installed and compiled once, here, before the server's worker needs it.
+    tokio::task::spawn_blocking(crate::support::wasm_sandbox).await?;
     let data = tempfile::tempdir()?;
     let competitions = repo().join("examples/competitions").display().to_string();
     let served = Served::start(

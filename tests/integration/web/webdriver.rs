@@ -15,10 +15,13 @@ use serde_json::{Value, json};
 /// The key W3C WebDriver names an element reference by.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// A chromedriver of the test's own, on a free port; killed when dropped.
+/// A chromedriver of the test's own, on a free port; killed when dropped, with every
+/// browser process of its sessions (chromium leaves utility processes behind when its
+/// session ends, which would pile up over runs).
 pub struct Driver {
     child: Child,
     base: String,
+    profiles: std::sync::Mutex<Vec<String>>,
 }
 
 impl Driver {
@@ -36,6 +39,7 @@ impl Driver {
         let driver = Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            profiles: std::sync::Mutex::new(Vec::new()),
         };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -68,7 +72,7 @@ impl Driver {
             "--disable-background-networking".to_owned(),
             "--disable-component-update".to_owned(),
             "--disable-sync".to_owned(),
-            format!("--user-data-dir={}", profile.display()),
+            self.remember(profile),
             format!("--window-size={},{}", size.0, size.1),
         ];
         let capabilities = json!({
@@ -102,10 +106,49 @@ impl Driver {
     }
 }
 
+impl Driver {
+    /// The `--user-data-dir` flag of a session, remembered to find its processes by.
+    fn remember(&self, profile: &Path) -> String {
+        let flag = format!("--user-data-dir={}", profile.display());
+        self.profiles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(flag.clone());
+        flag
+    }
+}
+
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let profiles = self
+            .profiles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        // The processes started with one of this driver's own profile folders, by pid.
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let mine = cmdline
+                .split(|b| *b == 0)
+                .any(|arg| profiles.iter().any(|p| arg == p.as_bytes()));
+            if mine {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
     }
 }
 

@@ -177,7 +177,9 @@ impl CompetitionCache {
             }
             let dir = self.competitions_dir();
             let max = self.max_bytes;
-            match tokio::task::spawn_blocking(move || lru::evict(&dir, max)).await {
+            let span = tracing::Span::current();
+            match tokio::task::spawn_blocking(move || span.in_scope(|| lru::evict(&dir, max))).await
+            {
                 Ok(Ok(_)) => {}
                 Ok(Err(error)) => tracing::warn!(%error, "the cache stays over its cap"),
                 Err(error) => tracing::warn!(%error, "cache eviction panicked"),

@@ -28,6 +28,7 @@ pub use ks_guest_runtime::unzip as extract;
 mod config;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use cache::{CacheEntry, CachePin, CompetitionCache, DEFAULT_CACHE_MAX};
 pub use config::{
@@ -35,7 +36,7 @@ pub use config::{
 };
 pub use credentials::{Credentials, CredentialsError, EnvLookup};
 pub use extract::{ExtractError, ExtractLimits};
-pub use kaggle::{KaggleClient, KaggleError, RetryPolicy};
+pub use kaggle::{DownloadProgress, KaggleClient, KaggleError, RetryPolicy};
 pub use mirror::{COMPETITIONS_URL_ENV, ObjectMirror};
 
 use kaggle::CompetitionInfo;
@@ -59,6 +60,8 @@ pub struct FetchedCompetition {
     pub evaluation_metric: Option<String>,
     /// Where the files came from.
     pub origin: FetchOrigin,
+    /// The bytes this call downloaded (0 unless `origin` is [`FetchOrigin::Download`]).
+    pub downloaded_bytes: u64,
     /// For a cached competition, keeps it from eviction while held (drop it when the job
     /// ends); `None` for local folders and the mirror, which the cache does not manage.
     pub pin: Option<CachePin>,
@@ -163,13 +166,25 @@ impl FetchError {
 pub struct Fetcher {
     config: FetchConfig,
     cache: CompetitionCache,
+    progress: Option<DownloadProgress>,
 }
 
 impl Fetcher {
     /// A fetcher with `config`.
     pub fn new(config: FetchConfig) -> Fetcher {
         let cache = CompetitionCache::new(config.cache_root.clone()).with_max(config.cache_max);
-        Fetcher { config, cache }
+        Fetcher {
+            config,
+            cache,
+            progress: None,
+        }
+    }
+
+    /// This fetcher, telling `progress` how its downloads advance.
+    #[must_use]
+    pub fn with_download_progress(mut self, progress: DownloadProgress) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// The configuration.
@@ -184,6 +199,17 @@ impl Fetcher {
 
     /// Brings the competition's files to this machine (see the module doc for the order).
     pub async fn fetch(&self, source: &CompetitionRef) -> Result<FetchedCompetition, FetchError> {
+        let fetched = self.fetch_from(source).await?;
+        tracing::info!(
+            slug = %fetched.slug,
+            origin = ?fetched.origin,
+            downloaded_bytes = fetched.downloaded_bytes,
+            "competition ready"
+        );
+        Ok(fetched)
+    }
+
+    async fn fetch_from(&self, source: &CompetitionRef) -> Result<FetchedCompetition, FetchError> {
         match source {
             CompetitionRef::Local(path) => {
                 let dir = self.config.local_policy.resolve(path)?;
@@ -205,9 +231,10 @@ impl Fetcher {
     }
 
     async fn kaggle_data(&self, slug: &str) -> Result<FetchedCompetition, FetchError> {
+        let received = AtomicU64::new(0);
         let (entry, downloaded, pin) = self
             .cache
-            .get_pinned(slug, |staging| self.fill(slug, staging))
+            .get_pinned(slug, |staging| self.fill(slug, staging, &received))
             .await?;
         let dir = self.cache.data_dir(slug);
         let description = read_description(&dir).await.or(entry.description);
@@ -222,13 +249,23 @@ impl Fetcher {
             } else {
                 FetchOrigin::Cache
             },
+            downloaded_bytes: if downloaded {
+                received.load(Ordering::Relaxed)
+            } else {
+                0
+            },
             pin: Some(pin),
         })
     }
 
     /// Fills the staging folder from the object-store mirror if it has the competition, else
     /// from Kaggle.
-    async fn fill(&self, slug: &str, staging: cache::Staging) -> Result<CacheEntry, FetchError> {
+    async fn fill(
+        &self,
+        slug: &str,
+        staging: cache::Staging,
+        received: &AtomicU64,
+    ) -> Result<CacheEntry, FetchError> {
         if let Some(mirror) = &self.config.mirror {
             let copied = mirror
                 .copy(slug, &staging.data, &self.config.limits)
@@ -241,6 +278,7 @@ impl Fetcher {
                     mirror = %mirror.location(),
                     "copied from the mirror"
                 );
+                received.fetch_add(copied.bytes, Ordering::Relaxed);
                 return Ok(CacheEntry {
                     title: None,
                     description: copied.description,
@@ -250,7 +288,7 @@ impl Fetcher {
                 });
             }
         }
-        self.download(slug, staging).await
+        self.download(slug, staging, received).await
     }
 
     /// Downloads and unpacks into the staging folder.
@@ -258,14 +296,18 @@ impl Fetcher {
         &self,
         slug: &str,
         staging: cache::Staging,
+        received: &AtomicU64,
     ) -> Result<CacheEntry, FetchError> {
         let credentials = self.config.credentials.resolve()?;
         tracing::info!(slug, origin = credentials.origin(), "fetching from Kaggle");
-        let client = KaggleClient::new(
+        let mut client = KaggleClient::new(
             &self.config.api_base,
             credentials,
             self.config.retry.clone(),
         )?;
+        if let Some(progress) = &self.progress {
+            client = client.with_progress(progress.clone());
+        }
         // The metadata only adds the title, description and metric name: when the server
         // fails to give it (after the retries), the files' own evidence decides instead. A
         // refusal (401, 403, 404) still ends the fetch, since the files would be refused too.
@@ -305,12 +347,15 @@ impl Fetcher {
             resumes = download.resumes,
             "downloaded"
         );
+        received.fetch_add(download.bytes, Ordering::Relaxed);
 
         let limits = self.config.limits.clone();
         let data = staging.data.clone();
         // The one place that opens the data folder with ambient authority; everything below
         // it goes through the capability.
+        let span = tracing::Span::current();
         let unpack = move || {
+            let _span = span.enter();
             let dir = cap_std::fs::Dir::open_ambient_dir(&data, cap_std::ambient_authority())
                 .map_err(|e| FetchError::io(format!("opening {}", data.display()), e))?;
             let file = std::fs::File::open(&zip_path)
@@ -361,6 +406,7 @@ async fn local_folder(dir: &Path, origin: FetchOrigin) -> FetchedCompetition {
         description,
         evaluation_metric: None,
         origin,
+        downloaded_bytes: 0,
         pin: None,
     }
 }

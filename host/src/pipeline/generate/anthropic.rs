@@ -15,9 +15,9 @@ use super::config::{
     ApiKey, ConfigError, HttpConfig, MODEL_VAR, lookup_var, parse_base_url, with_path_suffix,
 };
 use super::extract::extract_python;
-use super::http::{HttpClient, ProviderInfo};
+use super::http::{HttpClient, ProviderInfo, token_count};
 use super::prompt::build_prompt;
-use super::{GenerateError, GeneratedCode, GenerationRequest, Generator};
+use super::{GenerateError, GeneratedCode, GenerationRequest, Generator, LlmUsage};
 
 const PROVIDER: ProviderInfo = ProviderInfo {
     name: "anthropic",
@@ -163,12 +163,29 @@ impl Generator for AnthropicGenerator {
             Some("refusal") => tracing::warn!(model = %self.config.model, "the model refused"),
             _ => {}
         }
-        let code = extract_python(&text).ok_or_else(|| GenerateError::NoCode {
+        let input = [
+            "input_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+        ]
+        .iter()
+        .map(|field| token_count(&reply, &format!("/usage/{field}")))
+        .fold(0, u64::saturating_add);
+        let llm = Some(LlmUsage {
             provider: PROVIDER.name.to_owned(),
-        })?;
+            input_tokens: input,
+            output_tokens: token_count(&reply, "/usage/output_tokens"),
+        });
+        let Some(code) = extract_python(&text) else {
+            return Err(GenerateError::NoCode {
+                provider: PROVIDER.name.to_owned(),
+                llm,
+            });
+        };
         Ok(GeneratedCode {
             code,
             generator: self.name(),
+            llm,
         })
     }
 }

@@ -43,6 +43,7 @@ impl Generator for BaselineGenerator {
         Ok(GeneratedCode {
             code: baseline_code(request.analysis),
             generator: self.name(),
+            llm: None,
         })
     }
 }

@@ -19,6 +19,11 @@ use url::Url;
 use super::GenerateError;
 use super::config::{ConfigError, HttpConfig};
 
+/// The token count at `pointer` in a reply's JSON: 0 when it is missing or not a count.
+pub(crate) fn token_count(reply: &Value, pointer: &str) -> u64 {
+    reply.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
+}
+
 /// Error messages quoted from a provider are cut to this many characters.
 const MAX_MESSAGE_CHARS: usize = 600;
 /// Error bodies are read up to this many bytes (what is past it is dropped).

@@ -63,6 +63,20 @@ pub struct GeneratedCode {
     pub code: String,
     /// Which generator wrote it (e.g. `baseline`, `openai:gpt-4o`).
     pub generator: String,
+    /// The LLM reply it came from; `None` for code written without an LLM.
+    pub llm: Option<LlmUsage>,
+}
+
+/// One reply of an LLM provider and the tokens its `usage` field counted (0 where the
+/// provider left a count out).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LlmUsage {
+    /// The provider, e.g. `openai` or `anthropic`.
+    pub provider: String,
+    /// Tokens of the prompt (for Anthropic, cached prompt tokens included).
+    pub input_tokens: u64,
+    /// Tokens of the reply.
+    pub output_tokens: u64,
 }
 
 /// Why a generator produced no code.
@@ -84,7 +98,11 @@ pub enum GenerateError {
     },
     /// The reply held no Python code.
     #[error("{provider} replied without any Python code")]
-    NoCode { provider: String },
+    NoCode {
+        provider: String,
+        /// The reply's token counts: a reply without code still costs them.
+        llm: Option<LlmUsage>,
+    },
 }
 
 impl GenerateError {

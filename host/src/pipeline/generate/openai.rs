@@ -16,9 +16,9 @@ use super::config::{
     ApiKey, ConfigError, HttpConfig, MODEL_VAR, lookup_var, parse_base_url, with_path_suffix,
 };
 use super::extract::extract_python;
-use super::http::{HttpClient, ProviderInfo};
+use super::http::{HttpClient, ProviderInfo, token_count};
 use super::prompt::build_prompt;
-use super::{GenerateError, GeneratedCode, GenerationRequest, Generator};
+use super::{GenerateError, GeneratedCode, GenerationRequest, Generator, LlmUsage};
 
 const PROVIDER: ProviderInfo = ProviderInfo {
     name: "openai",
@@ -191,12 +191,21 @@ impl Generator for OpenAiGenerator {
                 "the reply was cut at max_tokens; using what is there"
             );
         }
-        let code = extract_python(&text).ok_or_else(|| GenerateError::NoCode {
+        let llm = Some(LlmUsage {
             provider: PROVIDER.name.to_owned(),
-        })?;
+            input_tokens: token_count(&reply, "/usage/prompt_tokens"),
+            output_tokens: token_count(&reply, "/usage/completion_tokens"),
+        });
+        let Some(code) = extract_python(&text) else {
+            return Err(GenerateError::NoCode {
+                provider: PROVIDER.name.to_owned(),
+                llm,
+            });
+        };
         Ok(GeneratedCode {
             code,
             generator: self.name(),
+            llm,
         })
     }
 }

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use ks_policies::Policy;
 use ks_sandbox_fallback::owner::Owner;
+use tracing::Instrument as _;
 
 pub use job::{FenceError, FenceVerdict, PreparedCompetition, SolveJob, StoreFence, Unleased};
 use types::printed_score;
@@ -170,8 +171,9 @@ impl Solver {
                 competition.slug.clone(),
                 competition.text.clone(),
             );
+            let span = tracing::Span::current();
             async move {
-                tokio::task::spawn_blocking(move || analyse(&dir, &slug, &text))
+                tokio::task::spawn_blocking(move || span.in_scope(|| analyse(&dir, &slug, &text)))
                     .await
                     .map_err(|e| SolveError::Internal(e.to_string()))?
                     .map_err(SolveError::Analyse)
@@ -198,8 +200,21 @@ impl Solver {
             // any other generator failure (unreachable, refused) ends the job.
             let generated = timed(job, Stage::Generate, attempt, async {
                 match self.generator.generate(&request).await {
-                    Ok(code) => Ok(Ok(code)),
-                    Err(GenerateError::NoCode { provider }) => {
+                    Ok(code) => {
+                        tracing::info!(
+                            generator = %code.generator,
+                            chars = code.code.len(),
+                            "code generated"
+                        );
+                        (job.events)(SolveEvent::Generated {
+                            attempt,
+                            llm: code.llm.clone(),
+                        });
+                        Ok(Ok(code))
+                    }
+                    Err(GenerateError::NoCode { provider, llm }) => {
+                        tracing::info!(%provider, "the reply held no code");
+                        (job.events)(SolveEvent::Generated { attempt, llm });
                         Ok(Err(AttemptFailure::NoCode { provider }))
                     }
                     Err(error) => Err(SolveError::Generate(error)),
@@ -377,7 +392,9 @@ impl Solver {
             .is_some_and(|o| o.removed_from_output.iter().any(|p| p == "submission.csv"));
         timed(job, Stage::Validate, attempt, async {
             let (dir, analysis) = (competition.dir.clone(), analysis.clone());
+            let span = tracing::Span::current();
             tokio::task::spawn_blocking(move || {
+                let _span = span.enter();
                 // Read once, through the run's own folder and never through a link; what is
                 // validated is exactly what is stored.
                 if replaced {
@@ -424,7 +441,8 @@ async fn timed<T>(
     .await
 }
 
-/// Runs `work` as `stage`, reporting its start and, if it succeeds, its end.
+/// Runs `work` as `stage`, in a span of its own (so that every line it logs names the stage
+/// and the attempt beside the caller's job), reporting its start and, if it succeeds, its end.
 async fn staged<T>(
     job: &SolveJob<'_>,
     stage: Stage,
@@ -433,7 +451,8 @@ async fn staged<T>(
 ) -> Result<T, SolveError> {
     (job.events)(SolveEvent::StageStarted { stage, attempt });
     let started = Instant::now();
-    let result = work.await?;
+    let span = tracing::info_span!("stage", %stage, attempt);
+    let result = work.instrument(span).await?;
     (job.events)(SolveEvent::StageFinished {
         stage,
         attempt,

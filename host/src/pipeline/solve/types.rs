@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::FenceError;
 use crate::pipeline::analyse::{AnalyseError, CompetitionAnalysis};
-use crate::pipeline::generate::GenerateError;
+use crate::pipeline::generate::{GenerateError, LlmUsage};
 use crate::pipeline::validate::InvalidSubmission;
 use crate::pipeline::workdir::WorkDirError;
 use crate::sandbox::{Backend, Outcome, OutputFileError, SandboxError, SelectError};
@@ -67,6 +67,13 @@ pub enum SolveEvent {
         attempt: u32,
         /// How long it took.
         millis: u64,
+    },
+    /// The generator answered an attempt (with code or without), after `llm`'s reply when an
+    /// LLM wrote it.
+    Generated {
+        attempt: u32,
+        /// The LLM reply and its token counts; `None` for code written without an LLM.
+        llm: Option<LlmUsage>,
     },
     /// An attempt failed; the reason goes to the generator.
     AttemptFailed {

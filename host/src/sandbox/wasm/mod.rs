@@ -305,6 +305,8 @@ impl Sandbox for WasmSandbox {
             })
             .await;
         let pre = self.inner.module_for(request.guest).await;
-        run::run(pre, &self.inner.read_only, request, harness).await
+        let outcome = run::run(pre, &self.inner.read_only, request, harness).await?;
+        outcome.trace_end();
+        Ok(outcome)
     }
 }

@@ -90,7 +90,11 @@ pub(crate) async fn run_prepared(
     }
     let mounts = vec![scratch.path().to_path_buf(), request.output.clone()];
     let watching = tokio_util::sync::CancellationToken::new();
-    let watcher = tokio::spawn(disk::watch(quota.clone(), mounts.clone(), watching.clone()));
+    let watcher = tokio::spawn(tracing::Instrument::in_current_span(disk::watch(
+        quota.clone(),
+        mounts.clone(),
+        watching.clone(),
+    )));
     let _stop_watching = watching.clone().drop_guard();
 
     let instance = match pre.instantiate_async(&mut store).await {

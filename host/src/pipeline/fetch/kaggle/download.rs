@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use super::{KaggleClient, KaggleError, ResponseParts, read_limited};
+use super::{DownloadProgress, KaggleClient, KaggleError, ResponseParts, read_limited};
 
 /// A finished download.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,7 +199,7 @@ async fn once(
             let _ = tokio::fs::remove_file(note_path(dest)).await;
         }
     }
-    stream(response, dest, 0, total, method).await
+    stream(response, dest, 0, total, method, client.progress.as_ref()).await
 }
 
 /// Asks `p`'s URL for the bytes after `have`; a server that ignores the range sends the whole
@@ -232,13 +232,24 @@ async fn resume(
             *resumes += 1;
             let total = content_range_total(response.headers()).or(p.total);
             tracing::info!(have, ?total, "{method}: resuming the download");
-            stream(response, dest, have, total, method).await.map(Some)
+            stream(
+                response,
+                dest,
+                have,
+                total,
+                method,
+                client.progress.as_ref(),
+            )
+            .await
+            .map(Some)
         }
         StatusCode::OK => {
             tracing::info!("{method}: the server ignored the range; starting over");
             p.total = response.content_length();
             let total = p.total;
-            stream(response, dest, 0, total, method).await.map(Some)
+            stream(response, dest, 0, total, method, client.progress.as_ref())
+                .await
+                .map(Some)
         }
         status => {
             tracing::info!(%status, "{method}: cannot resume; starting over");
@@ -254,6 +265,7 @@ async fn stream(
     from: u64,
     total: Option<u64>,
     what: &str,
+    progress: Option<&DownloadProgress>,
 ) -> Result<u64, KaggleError> {
     let io = |e| KaggleError::io(format!("writing the download to {}", dest.display()), e);
     let mut file = tokio::fs::OpenOptions::new()
@@ -278,6 +290,9 @@ async fn stream(
                 }
                 if let Err(e) = file.write_all(&chunk).await {
                     break Err(io(e));
+                }
+                if let Some(progress) = progress {
+                    progress.report(got, total);
                 }
             }
             Ok(None) => break Ok(()),

@@ -14,6 +14,7 @@ mod error;
 mod retry;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -73,6 +74,28 @@ pub struct DataFile {
     pub creation_date: Option<String>,
 }
 
+/// Told, as a download's body arrives, its bytes so far and its total when the server gave
+/// one (for a progress bar).
+#[derive(Clone)]
+pub struct DownloadProgress(Arc<dyn Fn(u64, Option<u64>) + Send + Sync>);
+
+impl DownloadProgress {
+    /// Calls `report(bytes_so_far, total)` as the body arrives.
+    pub fn new(report: impl Fn(u64, Option<u64>) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(report))
+    }
+
+    pub(crate) fn report(&self, bytes: u64, total: Option<u64>) {
+        (self.0)(bytes, total);
+    }
+}
+
+impl std::fmt::Debug for DownloadProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DownloadProgress")
+    }
+}
+
 /// A client for one set of credentials and one base URL.
 #[derive(Debug, Clone)]
 pub struct KaggleClient {
@@ -80,6 +103,7 @@ pub struct KaggleClient {
     api: url::Url,
     credentials: Credentials,
     retry: RetryPolicy,
+    progress: Option<DownloadProgress>,
 }
 
 impl KaggleClient {
@@ -123,7 +147,15 @@ impl KaggleClient {
             api,
             credentials,
             retry,
+            progress: None,
         })
+    }
+
+    /// This client, telling `progress` how its downloads advance.
+    #[must_use]
+    pub fn with_progress(mut self, progress: DownloadProgress) -> Self {
+        self.progress = Some(progress);
+        self
     }
 
     /// The credentials in use.
