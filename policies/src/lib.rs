@@ -34,7 +34,7 @@ pub use dir::{PolicyDir, is_valid_preset_name};
 pub use fixtures::fixture_report;
 pub use overrides::LimitOverrides;
 pub use schema::{
-    Attempts, Backend, DockerPolicy, GuestImage, Limits, ParseBackendError, SandboxPolicy,
+    Attempts, Backend, DockerPolicy, GuestImage, Limits, ParseBackendError, SandboxPolicy, Search,
 };
 pub use size::{ByteSize, ParseByteSizeError};
 
@@ -62,6 +62,9 @@ pub struct Policy {
     /// Settings for the Docker backend.
     #[serde(default)]
     pub docker: DockerPolicy,
+    /// How many candidates a job tries, and within what budget.
+    #[serde(default)]
+    pub search: Search,
 }
 
 impl Policy {
@@ -189,6 +192,7 @@ mod tests {
             attempts: Attempts::default(),
             sandbox: SandboxPolicy::default(),
             docker: DockerPolicy::default(),
+            search: Search::default(),
         };
         assert_eq!(parsed, serde_defaults);
         assert_eq!(Policy::default(), serde_defaults);
@@ -208,6 +212,8 @@ mod tests {
             "image",
             "cpus",
             "pids",
+            "candidates",
+            "time-budget",
         ];
         let lines: Vec<&str> = DEFAULT_POLICY_TOML.lines().collect();
         for key in keys {

@@ -61,6 +61,62 @@ impl Default for Attempts {
     }
 }
 
+/// How a job searches for its submission (`[search]`): several candidates, each scored by the
+/// host on training rows held back from the code, the best re-run on all the data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(expecting = "a `[search]` table")]
+pub struct Search {
+    /// Candidates tried on the holdout; 1 is a single shot: one run on the full data, no
+    /// holdout and no host score.
+    #[serde(deserialize_with = "count::deserialize")]
+    pub candidates: u32,
+    /// Wall-clock budget for the whole job, the final full-data run included.
+    #[serde(with = "crate::duration")]
+    pub time_budget: Duration,
+    /// Candidates run at once; unset means one per worker (its CPU share on a small machine).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_count"
+    )]
+    pub parallel: Option<u32>,
+    /// Cap on the LLM tokens one job may use; unset means no cap.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_count"
+    )]
+    pub max_tokens: Option<u64>,
+}
+
+impl Default for Search {
+    fn default() -> Self {
+        Self {
+            candidates: 4,
+            time_budget: Duration::from_secs(30 * 60),
+            parallel: None,
+            max_tokens: None,
+        }
+    }
+}
+
+impl Search {
+    /// Whether this is today's single shot: no holdout, no host score.
+    pub fn is_single_shot(&self) -> bool {
+        self.candidates <= 1
+    }
+}
+
+/// Deserializes a present count with [`count`]'s message.
+fn optional_count<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    count::deserialize(d).map(Some)
+}
+
 /// Which sandbox backends a job may use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]

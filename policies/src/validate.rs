@@ -7,7 +7,7 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use crate::{ByteSize, DockerPolicy, Limits, Policy, PolicyError, SandboxPolicy};
+use crate::{ByteSize, DockerPolicy, Limits, Policy, PolicyError, SandboxPolicy, Search};
 
 /// Allowed `limits.wall-time`.
 pub(crate) const WALL_TIME: RangeInclusive<Duration> =
@@ -26,6 +26,15 @@ pub(crate) const ATTEMPTS: RangeInclusive<u32> = 1..=20;
 pub(crate) const MAX_CPUS: f64 = 64.0;
 /// Allowed `docker.pids`.
 pub(crate) const PIDS: RangeInclusive<u32> = 16..=65_536;
+/// Allowed `search.candidates`.
+pub(crate) const CANDIDATES: RangeInclusive<u32> = 1..=64;
+/// Allowed `search.time-budget`.
+pub(crate) const TIME_BUDGET: RangeInclusive<Duration> =
+    Duration::from_secs(10)..=Duration::from_secs(48 * 60 * 60);
+/// Allowed `search.parallel`.
+pub(crate) const PARALLEL: RangeInclusive<u32> = 1..=64;
+/// Smallest `search.max-tokens`.
+pub(crate) const MIN_TOKENS: u64 = 1_000;
 
 /// Checks a whole policy.
 pub(crate) fn policy(p: &Policy, origin: &str) -> Result<(), PolicyError> {
@@ -34,7 +43,42 @@ pub(crate) fn policy(p: &Policy, origin: &str) -> Result<(), PolicyError> {
         v.to_string()
     })?;
     sandbox(&p.sandbox, origin)?;
-    docker(&p.docker, origin)
+    docker(&p.docker, origin)?;
+    search(&p.search, origin)
+}
+
+fn search(s: &Search, origin: &str) -> Result<(), PolicyError> {
+    in_range(
+        origin,
+        "search.candidates",
+        s.candidates,
+        &CANDIDATES,
+        |v| v.to_string(),
+    )?;
+    in_range(
+        origin,
+        "search.time-budget",
+        s.time_budget,
+        &TIME_BUDGET,
+        crate::duration::show,
+    )?;
+    if let Some(parallel) = s.parallel {
+        in_range(origin, "search.parallel", parallel, &PARALLEL, |v| {
+            v.to_string()
+        })?;
+    }
+    match s.max_tokens {
+        Some(tokens) if tokens < MIN_TOKENS => Err(invalid(
+            origin,
+            "search.max-tokens",
+            format!(
+                "is {}, below the minimum of {} tokens",
+                group(tokens),
+                group(MIN_TOKENS)
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Checks the `[limits]` table; also used for limits lowered by a request.
@@ -186,6 +230,10 @@ mod tests {
         p.attempts.max = *ATTEMPTS.end();
         p.docker.cpus = MAX_CPUS;
         p.docker.pids = *PIDS.start();
+        p.search.candidates = *CANDIDATES.end();
+        p.search.time_budget = *TIME_BUDGET.start();
+        p.search.parallel = Some(*PARALLEL.start());
+        p.search.max_tokens = Some(MIN_TOKENS);
         assert_eq!(check(&p), Ok(()));
     }
 
@@ -242,6 +290,22 @@ mod tests {
             (
                 "`docker.pids` is 65537, above the maximum of 65536",
                 Box::new(|p| p.docker.pids = 65_537),
+            ),
+            (
+                "`search.candidates` is 0, below the minimum of 1",
+                Box::new(|p| p.search.candidates = 0),
+            ),
+            (
+                "`search.time-budget` is 9s, below the minimum of 10s",
+                Box::new(|p| p.search.time_budget = Duration::from_secs(9)),
+            ),
+            (
+                "`search.parallel` is 0, below the minimum of 1",
+                Box::new(|p| p.search.parallel = Some(0)),
+            ),
+            (
+                "`search.max-tokens` is 999, below the minimum of 1_000 tokens",
+                Box::new(|p| p.search.max_tokens = Some(999)),
             ),
         ];
         for (want, change) in cases {

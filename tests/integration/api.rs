@@ -57,7 +57,7 @@ impl Api {
         std::fs::create_dir_all(dir.path().join("policies"))?;
         std::fs::write(
             dir.path().join("policies/quick.toml"),
-            "[attempts]\nmax = 1\n",
+            "[attempts]\nmax = 1\n[search]\ncandidates = 1\n",
         )?;
         let mut config = FetchConfig::new(dir.path().join("cache"));
         config.competitions_dir = Some(root.clone());

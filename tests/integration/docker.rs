@@ -456,6 +456,12 @@ async fn solve_on_docker(code: &str) -> String {
     let image = format!("image = \"{}\"", DockerSandbox::pinned_image());
     let pinned = default.replace("image = \"kaggle-solver/native:latest\"", &image);
     assert_ne!(pinned, default, "the default policy names the latest image");
+    // A single shot: the search has its own tests.
+    let pinned = pinned.replace("candidates = 4", "candidates = 1");
+    assert!(
+        pinned.contains("candidates = 1"),
+        "the default policy sets candidates"
+    );
     std::fs::write(&policy, pinned).expect("write the policy");
     let base = format!("http://{}/v1", fake.addr);
     let out_dir = out.path().join("out");

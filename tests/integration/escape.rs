@@ -43,7 +43,12 @@ async fn attack(script: &str, policy: Option<&str>) -> Seen {
         .expect("the fake LLM starts");
     let out = host.path().join("out");
     let policy_file = host.path().join("policy.toml");
-    if let Some(policy) = policy {
+    // A single shot: these attacks are on the run, not on the search.
+    let policy = Some(format!(
+        "{}\n[search]\ncandidates = 1\n",
+        policy.unwrap_or("")
+    ));
+    if let Some(policy) = &policy {
         std::fs::write(&policy_file, policy).expect("write the policy");
     }
     let base = format!("http://{}/v1", fake.addr);
@@ -253,7 +258,7 @@ async fn a_flooding_guest_leaves_a_small_status_and_small_logs() {
     std::fs::create_dir_all(dir.path().join("policies")).expect("mkdir");
     std::fs::write(
         dir.path().join("policies/quick.toml"),
-        "[attempts]\nmax = 1\n",
+        "[attempts]\nmax = 1\n[search]\ncandidates = 1\n",
     )
     .expect("write");
     let host = Host::builder()

@@ -23,6 +23,7 @@ mod redis_server;
 mod s3_server;
 mod sandbox;
 mod score;
+mod search;
 mod service;
 mod store;
 mod support;

@@ -23,7 +23,7 @@ use crate::llm::fake::{Fake, Provider, ok};
 use crate::support::wasm_sandbox;
 use kaggle_solver::storage::StoreKind;
 
-const DEMO: &str = concat!(
+pub(crate) const DEMO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../examples/competitions/penguins"
 );
@@ -39,7 +39,7 @@ sub = pd.read_csv('/input/sample_submission.csv')\n\
 sub['species'] = train['species'].mode()[0]\n\
 sub.to_csv('/output/submission.csv', index=False)\n";
 
-fn demo() -> PreparedCompetition {
+pub(crate) fn demo() -> PreparedCompetition {
     PreparedCompetition {
         slug: "penguins".into(),
         dir: DEMO.into(),
@@ -51,12 +51,19 @@ fn demo() -> PreparedCompetition {
     }
 }
 
-struct Harness {
-    solver: Solver,
+/// The default policy as a single shot: these tests are not about the search.
+pub(crate) fn single_shot() -> Policy {
+    let mut policy = Policy::default();
+    policy.search.candidates = 1;
+    policy
+}
+
+pub(crate) struct Harness {
+    pub(crate) solver: Solver,
     _work: tempfile::TempDir,
 }
 
-fn harness(generator: DynGenerator) -> Harness {
+pub(crate) fn harness(generator: DynGenerator) -> Harness {
     let work = tempfile::tempdir().expect("tempdir");
     let solver = Solver::new(
         generator,
@@ -95,9 +102,9 @@ async fn solve_competition(
 
 /// Plays canned code, one per attempt, and records what each request carried.
 #[derive(Debug, Default)]
-struct Scripted {
+pub(crate) struct Scripted {
     codes: Mutex<VecDeque<String>>,
-    previous_errors: Mutex<Vec<Option<String>>>,
+    pub(crate) previous_errors: Mutex<Vec<Option<String>>>,
 }
 
 #[async_trait]
@@ -131,7 +138,7 @@ impl Generator for Scripted {
     }
 }
 
-fn scripted(codes: &[&str]) -> Arc<Scripted> {
+pub(crate) fn scripted(codes: &[&str]) -> Arc<Scripted> {
     Arc::new(Scripted {
         codes: Mutex::new(codes.iter().map(|c| (*c).to_owned()).collect()),
         ..Scripted::default()
@@ -139,7 +146,7 @@ fn scripted(codes: &[&str]) -> Arc<Scripted> {
 }
 
 /// The share of ids whose label matches the demo's private answers.
-fn accuracy(submission: &Path) -> Result<f64> {
+pub(crate) fn accuracy(submission: &Path) -> Result<f64> {
     let read = |path: &Path| -> Result<HashMap<String, String>> {
         let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
         text.lines()
@@ -163,7 +170,7 @@ fn accuracy(submission: &Path) -> Result<f64> {
 #[tokio::test]
 async fn the_baseline_solves_the_demo_competition() -> Result<()> {
     let harness = harness(Arc::new(BaselineGenerator));
-    let report = solve(&harness, &Policy::default()).await?;
+    let report = solve(&harness, &single_shot()).await?;
     ensure!(report.attempts.len() == 1, "{:?}", report.attempts);
     ensure!(report.submission.source == StoreKind::Local);
     let accuracy = accuracy(Path::new(&report.submission.path))?;
@@ -194,7 +201,7 @@ async fn a_crashing_first_attempt_is_fixed_after_the_llm_sees_the_error() -> Res
     )
     .await?;
     let harness = harness(fake.generator()?);
-    let report = solve(&harness, &Policy::default()).await?;
+    let report = solve(&harness, &single_shot()).await?;
     ensure!(report.attempts.len() == 2, "{:#?}", report.attempts);
     let first = report.attempts[0].error.clone().unwrap_or_default();
     ensure!(first.contains("KeyError"), "{first}");
@@ -220,7 +227,7 @@ sub = pd.read_csv('/input/sample_submission.csv')\n\
 sub.rename(columns={'species': 'label'}).to_csv('/output/submission.csv', index=False)\n";
     let generator = scripted(&[wrong_columns, GOOD]);
     let harness = harness(generator.clone());
-    let report = solve(&harness, &Policy::default()).await?;
+    let report = solve(&harness, &single_shot()).await?;
     ensure!(report.attempts.len() == 2);
     let errors = generator.previous_errors.lock().expect("lock").clone();
     ensure!(
@@ -234,7 +241,7 @@ sub.rename(columns={'species': 'label'}).to_csv('/output/submission.csv', index=
 
 #[tokio::test]
 async fn attempts_run_out_with_the_last_error() -> Result<()> {
-    let mut policy = Policy::default();
+    let mut policy = single_shot();
     policy.attempts.max = 2;
     let generator = scripted(&[
         "raise ValueError('first')\n",
@@ -262,7 +269,7 @@ async fn attempts_run_out_with_the_last_error() -> Result<()> {
 async fn code_that_needs_xgboost_fails_its_attempt_without_docker() -> Result<()> {
     let generator = scripted(&["import xgboost\n", GOOD]);
     let harness = harness(generator.clone());
-    let report = solve(&harness, &Policy::default()).await?;
+    let report = solve(&harness, &single_shot()).await?;
     let first = report.attempts[0].error.clone().unwrap_or_default();
     ensure!(
         first.contains("xgboost") && first.contains("scikit-learn"),
@@ -308,7 +315,7 @@ impl Generator for Talker {
 async fn a_reply_without_code_uses_an_attempt_and_the_next_one_is_told() -> Result<()> {
     let talker = Arc::new(Talker::default());
     let harness = harness(talker.clone());
-    let report = solve(&harness, &Policy::default()).await?;
+    let report = solve(&harness, &single_shot()).await?;
     ensure!(report.attempts.len() == 2, "{:?}", report.attempts);
     let first = report.attempts[0].error.clone().unwrap_or_default();
     ensure!(
@@ -342,7 +349,7 @@ async fn an_audio_competition_fails_with_the_baseline_before_any_attempt() -> Re
         pin: None,
     };
     let harness = harness(Arc::new(BaselineGenerator));
-    match solve_competition(&harness, &Policy::default(), &competition).await {
+    match solve_competition(&harness, &single_shot(), &competition).await {
         Err(SolveError::Generate(error)) => {
             let message = error.to_string();
             ensure!(message.contains("3 audio files"), "{message}");
@@ -389,7 +396,7 @@ sub['t1'] = test['x'].values * 0.1\n\
 sub.to_csv('/output/submission.csv', index=False)\n";
     let data = tempfile::tempdir()?;
     let competition = two_targets(data.path());
-    let mut policy = Policy::default();
+    let mut policy = single_shot();
     policy.attempts.max = 1;
     let harness = harness(scripted(&[one_column]));
     match solve_competition(&harness, &policy, &competition).await {

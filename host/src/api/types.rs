@@ -109,6 +109,13 @@ pub struct StatusResponse {
     /// its cross-validation, printed and not checked by the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_score_source: Option<ScoreSource>,
+    /// A search's best host score so far: the score of a candidate on training rows the host
+    /// held back from the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_score: Option<f64>,
+    /// Candidates a search has tried so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates_tried: Option<u32>,
 }
 
 impl From<&JobRecord> for StatusResponse {
@@ -138,6 +145,8 @@ impl From<&JobRecord> for StatusResponse {
             updated_at: Some(rfc3339(record.updated_at_ms)),
             validation_score: record.validation_score,
             validation_score_source: record.validation_score.and(record.validation_score_source),
+            best_score: record.best_score,
+            candidates_tried: record.candidates_tried,
         }
     }
 }

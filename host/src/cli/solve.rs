@@ -15,7 +15,9 @@ use crate::pipeline::fetch::{
     Caller, CompetitionRef, DownloadProgress, EnvLookup, FetchConfig, Fetcher,
 };
 use crate::pipeline::generate::{GeneratorKind, generator_from_env};
-use crate::pipeline::solve::{PreparedCompetition, SolveEvent, SolveJob, Stage, Unleased};
+use crate::pipeline::solve::{
+    PreparedCompetition, SolveEvent, SolveJob, Stage, Unleased, ValidationSource,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct SolveArgs {
@@ -132,9 +134,13 @@ impl SolveArgs {
             std::fs::write(&code, &last.code)
                 .map_err(|e| CliError::io(format!("writing {}", code.display()), e))?;
         }
+        let source = match report.validation_score_source {
+            Some(ValidationSource::Host) => " (host, on the holdout)",
+            _ => " (printed by the script)",
+        };
         let score = report
             .validation_score
-            .map(|s| format!(", validation score {s:.5}"))
+            .map(|s| format!(", validation score {s:.5}{source}"))
             .unwrap_or_default();
         progress.line(format!(
             "wrote {} in {:.1}s after {} attempt(s){score}",
@@ -168,5 +174,28 @@ fn show_event(progress: &Progress, event: SolveEvent) {
         }
         // Its failure was printed as it came; the record is for logs.
         SolveEvent::AttemptEnded { .. } => {}
+        SolveEvent::SearchSkipped { reason } => {
+            progress.line(format!("no holdout, single shot: {reason}"));
+        }
+        SolveEvent::HoldoutReady { split } => progress.line(format!("holdout: {split}")),
+        SolveEvent::CandidateScored {
+            candidate,
+            kind,
+            score,
+            best_score,
+            ..
+        } => progress.line(format!(
+            "candidate {candidate} ({kind}): host score {score:.5}, best {best_score:.5}"
+        )),
+        SolveEvent::CandidateStarted { .. } => {}
+        SolveEvent::CandidateFailed {
+            candidate,
+            kind,
+            reason,
+        } => {
+            progress.abandon();
+            progress.line(format!("candidate {candidate} ({kind}) failed: {reason}"));
+        }
+        SolveEvent::SearchEnded { end, .. } => progress.line(format!("search ended: {end}")),
     }
 }

@@ -124,6 +124,11 @@ impl ClaimDir {
         })
     }
 
+    /// Where the claim's holdout view goes (made by whoever builds it; removed with the claim).
+    pub(crate) fn holdout_view(&self) -> PathBuf {
+        self.path.join("holdout")
+    }
+
     /// Removes the claim's folder, and the job's if that leaves it empty.
     pub(crate) async fn remove(mut self) {
         self.armed = false;

@@ -231,6 +231,8 @@ impl JobQueue for MemoryQueue {
             record.attempt = progress.attempt;
             record.max_attempts = progress.max_attempts;
             record.backend = progress.backend;
+            record.best_score = progress.best_score.or(record.best_score);
+            record.candidates_tried = progress.candidates_tried.or(record.candidates_tried);
             record.updated_at_ms = unix_ms();
         }
         Ok(seen)

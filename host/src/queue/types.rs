@@ -124,6 +124,12 @@ pub struct JobRecord {
     /// Where the score came from.
     #[serde(default)]
     pub validation_score_source: Option<ScoreSource>,
+    /// The best host score of a search so far (while it runs) or in the end.
+    #[serde(default)]
+    pub best_score: Option<f64>,
+    /// Candidates a search has tried.
+    #[serde(default)]
+    pub candidates_tried: Option<u32>,
     /// The worker holding it.
     pub worker: Option<WorkerId>,
     /// Infrastructure retries so far (they do not use the code's attempts).
@@ -153,6 +159,8 @@ impl JobRecord {
             submission_path: None,
             validation_score: None,
             validation_score_source: None,
+            best_score: None,
+            candidates_tried: None,
             worker: None,
             infra_retries: 0,
             cancel_requested: false,
@@ -171,6 +179,12 @@ pub struct Progress {
     pub max_attempts: Option<u32>,
     /// The backend, once known.
     pub backend: Option<Backend>,
+    /// The best host score of a search so far.
+    #[serde(default)]
+    pub best_score: Option<f64>,
+    /// Candidates a search has tried so far.
+    #[serde(default)]
+    pub candidates_tried: Option<u32>,
 }
 
 /// Where a validation score came from. A number the generated code printed is its own claim:
@@ -180,6 +194,8 @@ pub struct Progress {
 pub enum ScoreSource {
     /// Printed by the generated script about its own cross-validation; unchecked.
     Script,
+    /// Computed by the host on training rows it held back from the code (a search).
+    Host,
 }
 
 /// A successful job's result.

@@ -21,6 +21,7 @@ use crate::metrics::{FetchSource, JobOutcome, LlmCall};
 use crate::pipeline::fetch::{CompetitionRef, FetchError, FetchOrigin, SourceError};
 use crate::pipeline::solve::{
     AttemptRecord, PreparedCompetition, SolveError, SolveEvent, SolveJob, SolveReport, Stage,
+    ValidationSource,
 };
 use crate::queue::{
     Completion, Failure, JobRecord, JobResult, JobStatus, Progress, QueueError, ScoreSource,
@@ -211,6 +212,8 @@ async fn follow(
         attempt: None,
         max_attempts: None,
         backend: None,
+        best_score: None,
+        candidates_tried: None,
     };
     let worker = shared.id.0.clone();
     while let Some(note) = inbox.recv().await {
@@ -294,6 +297,51 @@ async fn follow(
                 .await;
                 continue;
             }
+            Note::Event(
+                event @ (SolveEvent::SearchSkipped { .. }
+                | SolveEvent::HoldoutReady { .. }
+                | SolveEvent::CandidateStarted { .. }
+                | SolveEvent::CandidateScored { .. }
+                | SolveEvent::CandidateFailed { .. }
+                | SolveEvent::SearchEnded { .. }),
+            ) => {
+                let (candidate, score) = match &event {
+                    SolveEvent::CandidateScored {
+                        candidate,
+                        score,
+                        best_score,
+                        candidates_tried,
+                        ..
+                    } => {
+                        progress.best_score = Some(*best_score);
+                        progress.candidates_tried = Some(*candidates_tried);
+                        (*candidate, Some(*score))
+                    }
+                    SolveEvent::CandidateFailed { candidate, .. } => {
+                        shared.metrics.attempt(false);
+                        progress.candidates_tried = Some(*candidate);
+                        (*candidate, None)
+                    }
+                    SolveEvent::CandidateStarted { candidate, .. } => {
+                        let start = LogEvent {
+                            candidate: Some(*candidate),
+                            ..LogEvent::of(EventKind::CandidateStart, &worker, search_line(&event))
+                        };
+                        record_event(&shared, &lease, &record, start).await;
+                        continue;
+                    }
+                    _ => {
+                        log_event(&shared, &lease, &record, search_line(&event)).await;
+                        continue;
+                    }
+                };
+                // The status shows the search's figures as they change.
+                LogEvent {
+                    candidate: Some(candidate),
+                    score,
+                    ..LogEvent::of(EventKind::CandidateEnd, &worker, search_line(&event))
+                }
+            }
         };
         let sent = Instant::now();
         match shared
@@ -325,6 +373,51 @@ fn attempt_end(worker: &str, attempt: &AttemptRecord, score: Option<f64>) -> Log
         wall_ms: outcome.map(|o| o.wall_ms),
         score,
         ..LogEvent::of(EventKind::AttemptEnd, worker, message)
+    }
+}
+
+/// The search journal's line for a search event.
+fn search_line(event: &SolveEvent) -> String {
+    match event {
+        SolveEvent::SearchSkipped { reason } => {
+            format!("no holdout, so a single shot instead of a search: {reason}")
+        }
+        SolveEvent::HoldoutReady { split } => format!("search holdout: {split}"),
+        SolveEvent::CandidateStarted {
+            candidate,
+            kind,
+            parent,
+        } => match parent {
+            Some(parent) => format!("candidate {candidate} ({kind} of {parent}) started"),
+            None => format!("candidate {candidate} ({kind}) started"),
+        },
+        SolveEvent::CandidateScored {
+            candidate,
+            kind,
+            metric,
+            score,
+            best_score,
+            candidates_tried,
+        } => format!(
+            "candidate {candidate} ({kind}): host score {score:.6} ({metric:?}); best \
+             {best_score:.6} after {candidates_tried} candidate(s)"
+        ),
+        SolveEvent::CandidateFailed {
+            candidate,
+            kind,
+            reason,
+        } => format!("candidate {candidate} ({kind}) failed: {reason}"),
+        SolveEvent::SearchEnded {
+            end,
+            best_score,
+            candidates_tried,
+            tokens,
+        } => format!(
+            "search ended after {candidates_tried} candidate(s) ({end}); best host score {}; \
+             {tokens} LLM tokens",
+            best_score.map_or_else(|| "none".to_owned(), |s| format!("{s:.6}"))
+        ),
+        other => format!("{other:?}"),
     }
 }
 
@@ -412,7 +505,13 @@ async fn complete(shared: &Shared, lease: &Lease, record: &JobRecord, report: So
         submission_source: report.submission.source,
         submission_path: report.submission.path,
         validation_score: report.validation_score,
-        validation_score_source: report.validation_score.map(|_| ScoreSource::Script),
+        validation_score_source: report
+            .validation_score
+            .and(report.validation_score_source)
+            .map(|source| match source {
+                ValidationSource::Script => ScoreSource::Script,
+                ValidationSource::Host => ScoreSource::Host,
+            }),
         attempts: u32::try_from(report.attempts.len()).unwrap_or(u32::MAX),
     };
     let score = result.validation_score;

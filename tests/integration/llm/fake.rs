@@ -201,6 +201,18 @@ pub(crate) fn ok(provider: Provider, text: &str) -> Canned {
     }
 }
 
+/// A good reply whose `usage` counts `tokens` in all (100 of them the completion's).
+pub(crate) fn ok_with_usage(provider: Provider, text: &str, tokens: u64) -> Canned {
+    let mut canned = ok(provider, text);
+    canned.body["usage"] = match provider {
+        Provider::OpenAi => json!({
+            "prompt_tokens": tokens - 100, "completion_tokens": 100, "total_tokens": tokens,
+        }),
+        Provider::Anthropic => json!({"input_tokens": tokens - 100, "output_tokens": 100}),
+    };
+    canned
+}
+
 pub(crate) fn error(provider: Provider, status: u16, message: &str) -> Canned {
     let body = match provider {
         Provider::OpenAi => json!({"error": {"message": message, "type": "fake_error"}}),
@@ -271,6 +283,8 @@ pub(crate) async fn generate(
         attempt: if previous.is_some() { 2 } else { 1 },
         previous,
         docker: false,
+        candidate: 1,
+        improve: None,
     };
     generator.generate(&request).await
 }

@@ -64,11 +64,23 @@ pub async fn complete_by_holder(s: &Subject) -> anyhow::Result<()> {
         attempt: Some(1),
         max_attempts: Some(3),
         backend: Some(Backend::Wasm),
+        best_score: Some(0.75),
+        candidates_tried: Some(2),
     };
-    ensure!(s.queue.progress(&w, &id, progress).await? == LeaseState::Held);
+    ensure!(s.queue.progress(&w, &id, progress.clone()).await? == LeaseState::Held);
     let running = record(s, &id).await?;
     ensure!(running.stage == Some(Stage::Generate) && running.attempt == Some(1));
     ensure!(running.max_attempts == Some(3) && running.backend == Some(Backend::Wasm));
+    ensure!(running.best_score == Some(0.75) && running.candidates_tried == Some(2));
+    // A later report without a search's figures keeps them.
+    let later = Progress {
+        best_score: None,
+        candidates_tried: None,
+        ..progress
+    };
+    ensure!(s.queue.progress(&w, &id, later).await? == LeaseState::Held);
+    let running = record(s, &id).await?;
+    ensure!(running.best_score == Some(0.75) && running.candidates_tried == Some(2));
 
     ensure!(s.queue.complete(&w, &id, result("/data/sub.csv")).await? == Completion::Completed);
     let done = record(s, &id).await?;
@@ -95,6 +107,8 @@ pub async fn non_holder_is_refused_and_changes_nothing(s: &Subject) -> anyhow::R
         attempt: None,
         max_attempts: None,
         backend: None,
+        best_score: None,
+        candidates_tried: None,
     };
     ensure!(s.queue.complete(&other, &id, result("/evil.csv")).await? == Completion::NotHeld);
     ensure!(
@@ -216,6 +230,8 @@ pub async fn cancel_processing_asks_the_holder(s: &Subject) -> anyhow::Result<()
         attempt: None,
         max_attempts: None,
         backend: None,
+        best_score: None,
+        candidates_tried: None,
     };
     ensure!(s.queue.progress(&w, &id, progress).await? == LeaseState::CancelRequested);
     ensure!(

@@ -97,6 +97,8 @@ pub async fn retry_waits_its_delay_then_buries(s: &Subject) -> anyhow::Result<()
         attempt: Some(2),
         max_attempts: Some(3),
         backend: None,
+        best_score: None,
+        candidates_tried: None,
     };
     ensure!(s.queue.progress(&w, &id, progress).await? == LeaseState::Held);
     let retry = Failure::Retry {

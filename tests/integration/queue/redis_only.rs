@@ -51,6 +51,8 @@ async fn jobs_survive_sigkill_of_redis() -> anyhow::Result<()> {
         attempt: Some(1),
         max_attempts: Some(3),
         backend: None,
+        best_score: None,
+        candidates_tried: None,
     };
     ensure!(queue.progress(&holder, &claimed.id, progress).await? == LeaseState::Held);
     let mut before = Vec::new();

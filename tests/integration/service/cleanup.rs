@@ -98,12 +98,12 @@ async fn finished_jobs_keep_their_submission_and_logs_and_nothing_else() -> Resu
     std::fs::create_dir_all(&policies)?;
     std::fs::write(
         policies.join("quick.toml"),
-        "[attempts]\nmax = 1\n[sandbox]\nbackends = [\"wasm\"]\n",
+        "[attempts]\nmax = 1\n[search]\ncandidates = 1\n[sandbox]\nbackends = [\"wasm\"]\n",
     )?;
     // Below the pre-warmed guest's initial memory: the host refuses to run the code at all.
     std::fs::write(
         policies.join("tiny.toml"),
-        "[limits]\nmemory = \"64MiB\"\n[attempts]\nmax = 1\n[sandbox]\nbackends = [\"wasm\"]\n",
+        "[limits]\nmemory = \"64MiB\"\n[attempts]\nmax = 1\n[search]\ncandidates = 1\n[sandbox]\nbackends = [\"wasm\"]\n",
     )?;
     let code = Arc::new(Settable::default());
     let data = dir.path().join("data");

@@ -171,7 +171,7 @@ impl Cluster {
         std::fs::write(
             dir.path().join("policies/quick.toml"),
             "# One attempt, WASI only: the service tests' jobs.\n[limits]\nwall-time = \"2m\"\n\
-             [attempts]\nmax = 1\n[sandbox]\nbackends = [\"wasm\"]\n",
+             [attempts]\nmax = 1\n[search]\ncandidates = 1\n[sandbox]\nbackends = [\"wasm\"]\n",
         )?;
         let mut cluster = Self {
             api: Proc::spawn_with(

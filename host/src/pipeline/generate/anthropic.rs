@@ -190,9 +190,6 @@ impl Generator for AnthropicGenerator {
     }
 }
 
-/// The reply's text blocks, joined in order (thinking and tool blocks are skipped).
-///
-/// # Errors
 /// When the reply has no `content` array: not a Messages reply at all.
 fn reply_text(reply: &Value) -> Result<String, String> {
     let blocks = reply

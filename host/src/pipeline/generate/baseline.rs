@@ -7,6 +7,12 @@
 //!
 //! On a retry it writes the same code: the baseline has no way to learn from the error, so the
 //! retry only helps against transient failures; the LLM generators do better there.
+//!
+//! For a search it proposes a different, deterministic variant per candidate number: the first
+//! is the script above; the others swap in other learners (random forests and extra trees,
+//! nearest neighbours, a linear model on squared and pairwise features, LightGBM where Docker
+//! runs it), another encoding and other hyper-parameters, so the host's holdout score has
+//! something to choose between even offline.
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -41,7 +47,7 @@ impl Generator for BaselineGenerator {
             });
         }
         Ok(GeneratedCode {
-            code: baseline_code(request.analysis),
+            code: variant_code(request.analysis, request.candidate, request.docker),
             generator: self.name(),
             llm: None,
         })
@@ -50,12 +56,31 @@ impl Generator for BaselineGenerator {
 
 /// The script for `analysis`.
 pub fn baseline_code(analysis: &CompetitionAnalysis) -> String {
-    let config = config(analysis);
+    variant_code(analysis, 1, false)
+}
+
+/// The script of search candidate `candidate` (1 is [`baseline_code`]'s); `docker` says
+/// whether LightGBM may be used (the script then runs on the Docker backend).
+pub fn variant_code(analysis: &CompetitionAnalysis, candidate: u32, docker: bool) -> String {
+    let mut config = config(analysis);
+    let extra = variant(candidate, docker);
+    // The import the backend selection reads: only the Docker image has LightGBM.
+    let uses_lightgbm = extra["models"]
+        .as_array()
+        .is_some_and(|m| m.iter().any(|m| m == "lightgbm"));
+    if let (Some(map), serde_json::Value::Object(extra)) = (config.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    let imports = if uses_lightgbm {
+        "import json\n\nimport lightgbm  # noqa: F401 - runs on the Docker image, which has it\n"
+    } else {
+        "import json\n"
+    };
     // A JSON string literal is a valid Python string literal, whatever the column names hold.
     let literal =
         serde_json::to_string(&config.to_string()).unwrap_or_else(|_| "\"{}\"".to_owned());
     format!(
-        "# Competition: {slug}\nimport json\n\nCONFIG = json.loads({literal})\n\n{TEMPLATE}",
+        "# Competition: {slug}\n{imports}\nCONFIG = json.loads({literal})\n\n{TEMPLATE}",
         slug = analysis.slug.replace(['\n', '\r'], " "),
     )
 }
@@ -113,6 +138,51 @@ fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
     })
 }
 
+/// The learners, encoding and hyper-parameters of candidate `candidate`: nothing for the first
+/// (the template's defaults), then three variants in turn, each later round with a smaller
+/// learning rate. Each variant keeps the first's three learners and adds others, so its own
+/// out-of-fold blend (chosen on every training row) can only add to them; the holdout then
+/// judges the variants' refits.
+fn variant(candidate: u32, docker: bool) -> serde_json::Value {
+    if candidate <= 1 {
+        return json!({});
+    }
+    let round = (candidate - 2) / 3;
+    let slower = 0.75_f64.powi(i32::try_from(round).unwrap_or(i32::MAX));
+    match (candidate - 2) % 3 {
+        0 => json!({
+            "models": ["tuned", "plain", "linear", "extra", "forest"],
+            "encoding": "frequency",
+            "params": {
+                "learning_rate": 0.05 * slower,
+                "max_leaf_nodes": 15,
+                "min_samples_leaf": 10,
+            },
+        }),
+        1 => json!({
+            "models": ["tuned", "plain", "linear", "knn", "expanded"],
+            "params": {
+                "learning_rate": 0.08 * slower,
+                "max_leaf_nodes": 63,
+                "min_samples_leaf": 40,
+                "l2_regularization": 0.0,
+            },
+        }),
+        _ if docker => json!({
+            "models": ["tuned", "plain", "linear", "lightgbm"],
+            "params": { "learning_rate": 0.1 * slower },
+        }),
+        _ => json!({
+            "models": ["tuned", "plain", "forest", "linear"],
+            "params": {
+                "learning_rate": 0.03 * slower,
+                "max_leaf_nodes": 31,
+                "min_samples_leaf": 20,
+            },
+        }),
+    }
+}
+
 fn metric_name(metric: Metric) -> &'static str {
     match metric {
         Metric::Accuracy => "accuracy",
@@ -150,6 +220,8 @@ fn looks_like_row_key(name: &str, dtype: ColumnType, distinct: u64, rows: u64) -
 mod tests {
     use super::*;
     use crate::pipeline::analyse::{ColumnProfile, PredictionKind, TableProfile, TaskKind};
+
+    use crate::sandbox::{Backend, BackendChoice, select_backend};
 
     fn column(name: &str, dtype: ColumnType, distinct: u64) -> ColumnProfile {
         ColumnProfile {
@@ -217,6 +289,40 @@ mod tests {
         let code = baseline_code(&analysis);
         assert!(code.starts_with("# Competition: demo slug\n"));
         assert!(code.contains("CONFIG = json.loads(\"{"));
+        assert_eq!(
+            variant_code(&analysis, 1, true),
+            code,
+            "the first is today's script"
+        );
+
+        // Each candidate is its own variant; only LightGBM's goes to Docker, and only when
+        // Docker may run it.
+        let both = [Backend::Wasm, Backend::Docker];
+        let route = |code: &str| select_backend(BackendChoice::Auto, &both, &both, code);
+        let mut seen = std::collections::HashSet::new();
+        for candidate in 1..=7 {
+            for docker in [false, true] {
+                let code = variant_code(&analysis, candidate, docker);
+                seen.insert(code.clone());
+                let lightgbm = docker && candidate % 3 == 1 && candidate > 1;
+                let want = if lightgbm {
+                    Backend::Docker
+                } else {
+                    Backend::Wasm
+                };
+                assert_eq!(
+                    route(&code).ok(),
+                    Some(want),
+                    "candidate {candidate}, {docker}"
+                );
+                assert_eq!(
+                    code.contains("\nimport lightgbm  # noqa"),
+                    lightgbm,
+                    "{candidate}"
+                );
+            }
+        }
+        assert_eq!(seen.len(), 9, "seven variants, two of them with LightGBM");
     }
 
     #[tokio::test]
@@ -238,6 +344,8 @@ mod tests {
             attempt: 1,
             previous: None,
             docker: false,
+            candidate: 1,
+            improve: None,
         };
         let error = BaselineGenerator
             .generate(&request)

@@ -13,6 +13,15 @@
 # - "linear": a logistic or ridge regression on standardised numbers and one-hot categories,
 #   which small or nearly linear problems favour.
 #
+# CONFIG["models"] may name another set of learners (the first listed is required, the others are
+# left out if they fail): "tuned", "plain" and "linear" above, "forest" and "extra" (random
+# forests and extra trees on the dense encoding), "knn" (nearest neighbours on it), "expanded"
+# (the linear model on squares and pairwise products of the strongest numbers too), and
+# "lightgbm" (only where the Docker image runs the script). CONFIG["params"] changes the tuned
+# model's hyper-parameters and CONFIG["encoding"] = "frequency" adds each category's frequency.
+# The search of kaggle-solver asks for these variants by candidate number and keeps the one the
+# host scores best on rows it held back.
+#
 # The blend weights (a grid in steps of a quarter, a single candidate included) and, for macro
 # F1, the class-prior adjustment are chosen by the competition's own metric on the out-of-fold
 # predictions, respecting its direction. The predictions are written in the sample submission's
@@ -26,6 +35,7 @@
 #
 # Every function takes what it needs as arguments, so each step can be run and tested alone.
 import math
+import sys
 import warnings
 from typing import NamedTuple
 
@@ -158,6 +168,20 @@ def feature_matrices(train, test, both, names, types):
     return X.drop(columns=constant), X_test.drop(columns=constant)
 
 
+def with_frequencies(X, X_test):
+    """X and X_test with each categorical column's frequency (over both) beside it."""
+    joined = pd.concat([X, X_test], ignore_index=True)
+    X, X_test = X.copy(), X_test.copy()
+    for name in joined.columns:
+        if isinstance(joined[name].dtype, pd.CategoricalDtype):
+            counts = joined[name].astype("string").value_counts()
+            X[f"{name}_freq"] = X[name].astype("string").map(counts).astype(float).to_numpy()
+            X_test[f"{name}_freq"] = (
+                X_test[name].astype("string").map(counts).astype(float).to_numpy()
+            )
+    return X, X_test
+
+
 def fitting_target(y, task, metric, map_k=1):
     """The target in the space the models fit: numbers for regression (log1p'd for an RMSLE
     metric when no value is negative), the labels as they are for classification."""
@@ -183,13 +207,26 @@ def fold_count(rows):
     return 5 if rows <= 30_000 else 3
 
 
-def make_model(target, seed, max_iter=2000, early_stopping=True):
+# The tuned model's hyper-parameters unless CONFIG["params"] says otherwise.
+DEFAULT_PARAMS = {
+    "learning_rate": LEARNING_RATE,
+    "max_leaf_nodes": 31,
+    "min_samples_leaf": 20,
+    "l2_regularization": 1.0,
+}
+# The forests' and nearest neighbours' cost bound in rows x columns (per tree, per fold).
+TREES_MAX_WORK = 20_000_000
+KNN_MAX_ROWS = 20_000
+
+
+def make_model(target, seed, max_iter=2000, early_stopping=True, params=None):
+    chosen = {**DEFAULT_PARAMS, **(params or {})}
     common = dict(
-        learning_rate=LEARNING_RATE,
+        learning_rate=chosen["learning_rate"],
         max_iter=max_iter,
-        max_leaf_nodes=31,
-        min_samples_leaf=20,
-        l2_regularization=1.0,
+        max_leaf_nodes=chosen["max_leaf_nodes"],
+        min_samples_leaf=chosen["min_samples_leaf"],
+        l2_regularization=chosen["l2_regularization"],
         categorical_features="from_dtype",
         early_stopping=early_stopping,
         n_iter_no_change=PATIENCE,
@@ -246,28 +283,33 @@ def make_folds(target, folds):
     return Folds(splits, seen, truth, truth_index)
 
 
+def take(data, rows):
+    """The `rows` of a frame or an array."""
+    return data.iloc[rows] if hasattr(data, "iloc") else data[rows]
+
+
 def cross_fit(fit, data, test_data, target, folds):
     """Out-of-fold predictions of `fit(rows data, targets)` and its test predictions, fitted
     once more on every row."""
     y_fit = np.asarray(target.y_fit)
     oof = None
     for fit_rows, val_rows in folds.splits:
-        model = fit(data[fit_rows], y_fit[fit_rows])
-        val = predict(model, data[val_rows], target)
+        model = fit(take(data, fit_rows), y_fit[fit_rows])
+        val = predict(model, take(data, val_rows), target)
         if oof is None:
             oof = np.zeros((len(y_fit),) + val.shape[1:])
         oof[val_rows] = val
     return oof, predict(fit(data, y_fit), test_data, target)
 
 
-def tuned_candidate(X, X_test, target, folds):
+def tuned_candidate(X, X_test, target, folds, params=None):
     """One early-stopped model per fold; a refit on every row for the folds' mean best
     iteration count, scaled up for the extra data, blended half and half with the folds."""
     y_fit = target.y_fit
     k = len(folds.splits)
     oof, tests, best_iterations = None, [], []
     for seed, (fit_rows, val_rows) in enumerate(folds.splits):
-        model = make_model(target, seed)
+        model = make_model(target, seed, params=params)
         model.fit(
             X.iloc[fit_rows],
             y_fit.iloc[fit_rows],
@@ -282,7 +324,7 @@ def tuned_candidate(X, X_test, target, folds):
         oof[val_rows] = val
         tests.append(predict(model, X_test, target))
     refit_iterations = max(10, int(round(np.mean(best_iterations) * k / (k - 1))))
-    refit = make_model(target, k, max_iter=refit_iterations, early_stopping=False)
+    refit = make_model(target, k, max_iter=refit_iterations, early_stopping=False, params=params)
     refit.fit(X, y_fit)
     return oof, 0.5 * np.mean(tests, axis=0) + 0.5 * predict(refit, X_test, target)
 
@@ -319,15 +361,13 @@ def plain_candidate(both, names, target, folds):
     return cross_fit(fit, matrix[:n], matrix[n:], target, folds)
 
 
-def linear_candidate(X, X_test, target, folds, max_work=LINEAR_MAX_WORK):
-    """Logistic or ridge regression: numbers standardised and clipped (missing -> median plus
-    an indicator), the frequent levels of each category one-hot. Refuses (ValueError) when its
-    rows x columns x classes exceed `max_work`."""
-    from sklearn.linear_model import LogisticRegression, Ridge
-
+def dense_matrix(X, X_test):
+    """Train and test as one dense float matrix: numbers standardised and clipped (missing ->
+    median plus an indicator), the frequent levels of each category one-hot. Also returns the
+    numeric columns' positions, for expansions."""
     n = len(X)
     joined = pd.concat([X, X_test], ignore_index=True)
-    parts = []
+    parts, numeric = [], []
     for name in joined.columns:
         column = joined[name]
         if isinstance(column.dtype, pd.CategoricalDtype):
@@ -347,10 +387,35 @@ def linear_candidate(X, X_test, target, folds, max_work=LINEAR_MAX_WORK):
                 values = values.fillna(values.median())
             spread = values.std()
             values = ((values - values.mean()) / (spread if spread > 0 else 1.0)).clip(-5, 5)
+            numeric.append(len(parts))
             parts.append(values.to_numpy()[:, None])
     if not parts:
         raise ValueError("no columns")
-    matrix = np.hstack(parts)
+    return np.hstack(parts), numeric
+
+
+def expand(matrix, numeric, most=8):
+    """`matrix` with the squares and pairwise products of its first `most` numeric columns."""
+    chosen = numeric[:most]
+    extra = [matrix[:, i : i + 1] ** 2 for i in chosen]
+    extra += [
+        matrix[:, i : i + 1] * matrix[:, j : j + 1]
+        for a, i in enumerate(chosen)
+        for j in chosen[a + 1 :]
+    ]
+    return np.hstack([matrix, *extra]) if extra else matrix
+
+
+def linear_candidate(X, X_test, target, folds, max_work=LINEAR_MAX_WORK, expanded=False):
+    """Logistic or ridge regression on the dense encoding (with squares and products of the
+    numbers when `expanded`). Refuses (ValueError) when its rows x columns x classes exceed
+    `max_work`."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    n = len(X)
+    matrix, numeric = dense_matrix(X, X_test)
+    if expanded:
+        matrix = expand(matrix, numeric)
     regression = target.task == "regression"
     work = n * matrix.shape[1] * (1 if regression else len(target.classes))
     if work > max_work:
@@ -364,6 +429,75 @@ def linear_candidate(X, X_test, target, folds, max_work=LINEAR_MAX_WORK):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence warnings: the fit is still usable
         return cross_fit(fit, matrix[:n], matrix[n:], target, folds)
+
+
+def trees_candidate(X, X_test, target, folds, extra=False, max_work=TREES_MAX_WORK):
+    """A random forest (or extra trees) of 100 trees on the dense encoding. Refuses
+    (ValueError) when its rows x columns exceed `max_work`."""
+    from sklearn import ensemble
+
+    n = len(X)
+    matrix, _ = dense_matrix(X, X_test)
+    if n * matrix.shape[1] > max_work:
+        raise ValueError(f"too large for the time budget ({n} rows x {matrix.shape[1]} columns)")
+    name = ("ExtraTrees" if extra else "RandomForest") + (
+        "Regressor" if target.task == "regression" else "Classifier"
+    )
+    kind = getattr(ensemble, name)
+
+    def fit(data, y):
+        return kind(n_estimators=100, min_samples_leaf=2, max_features=0.5, random_state=0).fit(
+            data, y
+        )
+
+    return cross_fit(fit, matrix[:n], matrix[n:], target, folds)
+
+
+def knn_candidate(X, X_test, target, folds, max_rows=KNN_MAX_ROWS):
+    """Distance-weighted nearest neighbours on the dense encoding. Refuses (ValueError) above
+    `max_rows` training rows."""
+    from sklearn import neighbors
+
+    n = len(X)
+    if n > max_rows:
+        raise ValueError(f"too many rows for nearest neighbours ({n})")
+    matrix, _ = dense_matrix(X, X_test)
+    regression = target.task == "regression"
+    kind = neighbors.KNeighborsRegressor if regression else neighbors.KNeighborsClassifier
+    k = max(1, min(15, int(math.sqrt(n) / 2)))
+
+    def fit(data, y):
+        return kind(n_neighbors=min(k, len(data)), weights="distance").fit(data, y)
+
+    return cross_fit(fit, matrix[:n], matrix[n:], target, folds)
+
+
+def lightgbm_candidate(X, X_test, target, folds, modules=None):
+    """LightGBM with native categories, out of fold and refit (the Docker image only). Taken
+    from the loaded modules (`modules`, default `sys.modules`): a script that uses it imports it
+    at its top, which routes the script to Docker, and the others must not look as if they
+    needed it."""
+    lightgbm = (sys.modules if modules is None else modules).get("lightgbm")
+    if lightgbm is None:
+        raise ValueError("lightgbm is not loaded: the script must import it (Docker has it)")
+
+    regression = target.task == "regression"
+    kind = lightgbm.LGBMRegressor if regression else lightgbm.LGBMClassifier
+    common = dict(
+        n_estimators=400,
+        learning_rate=0.05,
+        num_leaves=31,
+        subsample=0.8,
+        subsample_freq=1,
+        colsample_bytree=0.8,
+        random_state=0,
+        verbose=-1,
+    )
+
+    def fit(data, y):
+        return kind(**common).fit(data, y)
+
+    return cross_fit(fit, X, X_test, target, folds)
 
 
 def decide(probabilities, weights):
@@ -640,17 +774,37 @@ def submission_frame(columns, config, test, sample):
     return submission[[id_column, *targets]]
 
 
-def solve_target(y, task, metric, X, X_test, both, names, map_k=1):
+# The learners of a pipeline unless CONFIG["models"] names others; the first is required.
+DEFAULT_MODELS = ("tuned", "plain", "linear")
+
+
+def model_builders(models, X, X_test, both, names, target, folds, params=None):
+    """(label, build) of each learner named in `models`, in order; an unknown name is an
+    error."""
+    known = {
+        "tuned": lambda: tuned_candidate(X, X_test, target, folds, params),
+        "plain": lambda: plain_candidate(both, names, target, folds),
+        "linear": lambda: linear_candidate(X, X_test, target, folds),
+        "expanded": lambda: linear_candidate(X, X_test, target, folds, expanded=True),
+        "forest": lambda: trees_candidate(X, X_test, target, folds),
+        "extra": lambda: trees_candidate(X, X_test, target, folds, extra=True),
+        "knn": lambda: knn_candidate(X, X_test, target, folds),
+        "lightgbm": lambda: lightgbm_candidate(X, X_test, target, folds),
+    }
+    unknown = [m for m in models if m not in known]
+    if unknown:
+        raise SystemExit(f"unknown models {unknown}; known: {sorted(known)}")
+    return [(m, known[m]) for m in models]
+
+
+def solve_target(y, task, metric, X, X_test, both, names, map_k=1, models=None, params=None):
     """One target's candidates on shared folds and their blend chosen by `metric`: (target,
     folds, blend, blended test prediction)."""
     target = fitting_target(y, task, metric, map_k)
     folds = make_folds(target, fold_count(len(X)))
-    builders = (
-        ("tuned", lambda: tuned_candidate(X, X_test, target, folds)),
-        ("plain", lambda: plain_candidate(both, names, target, folds)),
-        ("linear", lambda: linear_candidate(X, X_test, target, folds)),
-    )
-    candidates = build_candidates(builders, target, folds)
+    models = list(models or DEFAULT_MODELS)
+    builders = model_builders(models, X, X_test, both, names, target, folds, params)
+    candidates = build_candidates(builders, target, folds, required=models[0])
     blend = choose_blend(candidates, target, folds)
     return target, folds, blend, blended_test_prediction(candidates, blend)
 
@@ -671,6 +825,8 @@ def main(config, input_dir="/input", output_dir="/output"):
     names, types = config["features"], config["types"]
     both = pd.concat([train[names], test[names]], ignore_index=True)
     X, X_test = feature_matrices(train, test, both, names, types)
+    if config.get("encoding") == "frequency":
+        X, X_test = with_frequencies(X, X_test)
     metric = column_metric(config["metric"])
     plan = target_plan(config)
     columns, scores, folds_used = {}, [], fold_count(len(X))
@@ -681,7 +837,16 @@ def main(config, input_dir="/input", output_dir="/output"):
             columns[column] = constant_column(y, task)
             continue
         target, folds, blend, prediction = solve_target(
-            y, task, metric, X, X_test, both, names, config.get("map_k", 1)
+            y,
+            task,
+            metric,
+            X,
+            X_test,
+            both,
+            names,
+            config.get("map_k", 1),
+            config.get("models"),
+            config.get("params"),
         )
         chosen = ", ".join(f"{k} {w:.2f}" for k, w in blend.mix.items())
         if column is not None:

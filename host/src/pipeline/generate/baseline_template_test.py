@@ -109,7 +109,9 @@ def tabular(rows, seed, task):
     return train, test, types, answers
 
 
-def run_main(task, metric, prediction, rows=240, seed=0, target_columns=None, sample=None):
+def run_main(
+    task, metric, prediction, rows=240, seed=0, target_columns=None, sample=None, extra=None
+):
     """Runs the whole pipeline on `tabular` data in a temporary folder. Returns (the submission
     read back, what the pipeline printed, the test answers)."""
     train, test, types, answers = tabular(rows, seed, task)
@@ -136,6 +138,7 @@ def run_main(task, metric, prediction, rows=240, seed=0, target_columns=None, sa
             "metric": metric,
             "features": list(types),
             "types": types,
+            **(extra or {}),
         }
         _, printed = quietly(bt.main, config, input_dir=folder, output_dir=folder)
         submission = pd.read_csv(os.path.join(folder, "submission.csv"))
@@ -521,6 +524,46 @@ class CandidateTests(unittest.TestCase):
         self.assertIn("candidate plain left out: RuntimeError('no luck')", printed)
         self.assertIn("out-of-fold linear: accuracy 1.00000", printed)
 
+    def test_the_other_learners_predict_out_of_fold_and_on_test(self):
+        X, X_test, target, folds = self.X, self.X_test, self.target, self.folds
+        self.check_predictions(*bt.trees_candidate(X, X_test, target, folds))
+        self.check_predictions(*bt.trees_candidate(X, X_test, target, folds, extra=True))
+        self.check_predictions(*bt.knn_candidate(X, X_test, target, folds))
+        self.check_predictions(*bt.linear_candidate(X, X_test, target, folds, expanded=True))
+        params = {"learning_rate": 0.05, "max_leaf_nodes": 15}
+        self.check_predictions(*bt.tuned_candidate(X, X_test, target, folds, params))
+
+    def test_lightgbm_is_refused_where_the_script_did_not_load_it(self):
+        with self.assertRaisesRegex(ValueError, "lightgbm is not loaded"):
+            bt.lightgbm_candidate(self.X, self.X_test, self.target, self.folds, modules={})
+
+    def test_the_other_learners_refuse_above_their_bounds(self):
+        X, X_test, target, folds = self.X, self.X_test, self.target, self.folds
+        with self.assertRaisesRegex(ValueError, "too large for the time budget"):
+            bt.trees_candidate(X, X_test, target, folds, max_work=10)
+        with self.assertRaisesRegex(ValueError, "too many rows"):
+            bt.knn_candidate(X, X_test, target, folds, max_rows=10)
+
+    def test_expanded_features_add_squares_and_products(self):
+        matrix = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+        out = bt.expand(matrix, [0, 2])
+        np.testing.assert_allclose(out[:, 3:], [[1.0, 9.0, 3.0], [16.0, 36.0, 24.0]])
+        np.testing.assert_allclose(bt.expand(matrix, []), matrix)
+
+    def test_models_are_chosen_by_name_and_an_unknown_one_stops(self):
+        args = (self.X, self.X_test, self.both, self.names, self.target, self.folds)
+        builders = bt.model_builders(["knn", "tuned"], *args)
+        self.assertEqual([label for label, _ in builders], ["knn", "tuned"])
+        with self.assertRaisesRegex(SystemExit, "unknown models"):
+            bt.model_builders(["tuned", "boosted-magic"], *args)
+
+    def test_frequencies_are_added_beside_each_category(self):
+        X, X_test = bt.with_frequencies(self.X, self.X_test)
+        self.assertIn("colour_freq", X.columns)
+        self.assertEqual(list(X.columns), list(X_test.columns))
+        joined = pd.concat([self.X, self.X_test])["colour"].astype("string")
+        self.assertEqual(X["colour_freq"].iloc[0], (joined == joined.iloc[0]).sum())
+
     def test_a_failing_tuned_candidate_fails_the_pipeline(self):
         def broken():
             raise RuntimeError("no luck")
@@ -843,6 +886,19 @@ class PipelineTests(unittest.TestCase):
             self.assertIn(f"out-of-fold {label}: {metric} ", printed)
         self.assertTrue(printed.rstrip().endswith("rows"), printed)
         return value
+
+    def test_a_variant_runs_its_own_learners_encoding_and_parameters(self):
+        extra = {
+            "models": ["tuned", "extra", "forest"],
+            "encoding": "frequency",
+            "params": {"learning_rate": 0.05, "max_leaf_nodes": 15},
+        }
+        submission, printed, answers = run_main("regression", "rmse", "value", seed=4, extra=extra)
+        for label in ("tuned", "extra", "forest"):
+            self.assertIn(f"out-of-fold {label}: rmse ", printed)
+        self.assertNotIn("out-of-fold plain", printed)
+        self.assertLess(printed_validation(printed)[1], answers["target"].std())
+        self.assertEqual(len(submission), len(answers))
 
     def test_binary_probabilities_by_roc_auc(self):
         submission, printed, answers = run_main("binary", "roc_auc", "probability")

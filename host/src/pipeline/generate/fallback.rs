@@ -88,6 +88,8 @@ mod tests {
             attempt: 1,
             previous: None,
             docker: false,
+            candidate: 1,
+            improve: None,
         };
         let unreachable = BaselineFallback::new(Arc::new(Failing(|| GenerateError::Retryable {
             provider: "openai:test".into(),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use baseline::{BaselineGenerator, baseline_code};
+pub use baseline::{BaselineGenerator, baseline_code, variant_code};
 pub use choose::{GeneratorKind, generator_from_env};
 pub use fallback::BaselineFallback;
 
@@ -42,6 +42,47 @@ pub struct PreviousAttempt {
     pub error: String,
 }
 
+/// A candidate the search asks to improve on: its code, the host's score of it, and what the
+/// other candidates scored, so the generator knows what to beat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImproveFrom {
+    /// The parent candidate's number.
+    pub candidate: u32,
+    /// Its code.
+    pub code: String,
+    /// The metric the host scores by, as the prompt names it (e.g. `rmse`).
+    pub metric: String,
+    /// Whether a larger score is better.
+    pub higher_is_better: bool,
+    /// The host's score of the parent on the holdout.
+    pub score: f64,
+    /// Every scored candidate so far: (number, score), in the order they ran.
+    pub others: Vec<(u32, f64)>,
+}
+
+/// What the search asks for: a new solution, a better one than a parent, or a fix of a failed
+/// one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RequestKind {
+    /// A new solution.
+    Draft,
+    /// A better solution than a parent ([`GenerationRequest::improve`]).
+    Improve,
+    /// A fix of a failed one ([`GenerationRequest::previous`]).
+    Debug,
+}
+
+impl std::fmt::Display for RequestKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Draft => "draft",
+            Self::Improve => "improve",
+            Self::Debug => "debug",
+        })
+    }
+}
+
 /// What a generator is asked for.
 #[derive(Debug, Clone)]
 pub struct GenerationRequest<'a> {
@@ -49,11 +90,30 @@ pub struct GenerationRequest<'a> {
     pub analysis: &'a CompetitionAnalysis,
     /// 1 for the first attempt.
     pub attempt: u32,
-    /// The last failed attempt, on a retry.
+    /// The last failed attempt, on a retry: a debug request.
     pub previous: Option<PreviousAttempt>,
     /// Whether the script may run on the Docker backend (the policy allows it and this host has
     /// it): generators may then use what only the Docker image has.
     pub docker: bool,
+    /// The search's candidate number (1-based; 1 for a single shot): deterministic generators
+    /// propose a different variant for each.
+    pub candidate: u32,
+    /// The parent to improve on, for an improve request.
+    pub improve: Option<ImproveFrom>,
+}
+
+impl GenerationRequest<'_> {
+    /// What this request asks for: a debug request carries the failure, an improve request the
+    /// parent; anything else is a draft.
+    pub fn kind(&self) -> RequestKind {
+        if self.previous.is_some() {
+            RequestKind::Debug
+        } else if self.improve.is_some() {
+            RequestKind::Improve
+        } else {
+            RequestKind::Draft
+        }
+    }
 }
 
 /// Generated Python code.
@@ -65,6 +125,16 @@ pub struct GeneratedCode {
     pub generator: String,
     /// The LLM reply it came from; `None` for code written without an LLM.
     pub llm: Option<LlmUsage>,
+}
+
+impl GeneratedCode {
+    /// The LLM tokens the reply cost, prompt and reply together; `None` for code written
+    /// without an LLM.
+    pub fn tokens(&self) -> Option<u64> {
+        self.llm
+            .as_ref()
+            .map(|u| u.input_tokens.saturating_add(u.output_tokens))
+    }
 }
 
 /// One reply of an LLM provider and the tokens its `usage` field counted (0 where the

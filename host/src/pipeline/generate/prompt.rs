@@ -121,9 +121,39 @@ pub fn build_prompt(request: &GenerationRequest<'_>) -> Prompt {
     user.push_str("\nThe full analysis, as JSON:\n");
     user.push_str(&analysis_json(analysis));
     user.push('\n');
-    match &request.previous {
-        None => user.push_str("\nWrite the complete script.\n"),
-        Some(previous) => {
+    match (&request.previous, &request.improve) {
+        (None, None) => user.push_str("\nWrite the complete script.\n"),
+        (None, Some(parent)) => {
+            let code = head(parent.code.trim_end(), PREVIOUS_CODE_CHARS);
+            let direction = if parent.higher_is_better {
+                "higher is better"
+            } else {
+                "lower is better"
+            };
+            let others: Vec<String> = parent
+                .others
+                .iter()
+                .map(|(n, score)| format!("candidate {n}: {score:.6}"))
+                .collect();
+            let _ = write!(
+                user,
+                "\nThis is candidate {candidate} of a search. The host scored every candidate \
+                 on training rows it held back ({metric}, {direction}); a score the script \
+                 prints is not used. Scores so far: {others}. The best, candidate {parent_n} \
+                 with {score:.6}, is below. Write a script that scores better on unseen rows: \
+                 better features, another model or tuned hyper-parameters, an ensemble; keep \
+                 what works and keep within the time and memory limits. Reply with the \
+                 complete script (not a diff) in one ```python block.\n\n\
+                 {cf}python\n{code}\n{cf}\n",
+                candidate = request.candidate,
+                metric = parent.metric,
+                others = others.join(", "),
+                parent_n = parent.candidate,
+                score = parent.score,
+                cf = fence_for(&code),
+            );
+        }
+        (Some(previous), _) => {
             let error = tail(previous.error.trim_end(), ERROR_TAIL_CHARS);
             let code = head(previous.code.trim_end(), PREVIOUS_CODE_CHARS);
             let _ = write!(
@@ -494,7 +524,36 @@ mod tests {
             attempt: if previous.is_some() { 2 } else { 1 },
             previous,
             docker: false,
+            candidate: 1,
+            improve: None,
         }
+    }
+
+    #[test]
+    fn an_improve_request_carries_the_parent_and_the_scores() {
+        let analysis = analysis();
+        let mut request = request(&analysis, None);
+        request.candidate = 3;
+        request.improve = Some(crate::pipeline::generate::ImproveFrom {
+            candidate: 2,
+            code: "print('parent')\n".into(),
+            metric: "rmse".into(),
+            higher_is_better: false,
+            score: 0.25,
+            others: vec![(1, 0.5), (2, 0.25)],
+        });
+        assert_eq!(
+            request.kind(),
+            crate::pipeline::generate::RequestKind::Improve
+        );
+        let user = build_prompt(&request).user;
+        assert!(user.contains("print('parent')"), "{user}");
+        assert!(
+            user.contains("candidate 1: 0.500000, candidate 2: 0.250000"),
+            "{user}"
+        );
+        assert!(user.contains("rmse, lower is better"), "{user}");
+        assert!(!user.contains("previous script failed"), "{user}");
     }
 
     /// The comma-separated list that follows `intro` in `text`, up to the next `.`.

@@ -7,11 +7,13 @@
 
 pub mod holdout;
 pub mod metrics;
+pub mod plan;
 
 use std::collections::HashMap;
 
 pub use holdout::{Answers, HoldoutError, HoldoutSpec, Split, build_view};
 pub use metrics::MetricError;
+pub use plan::{HOLDOUT_FRACTION, holdout_spec, job_seed};
 
 use super::analyse::{CompetitionAnalysis, Metric, PredictionKind, SubmissionShape, TaskKind};
 use super::validate::known_class;

@@ -8,23 +8,40 @@
 //! attempt's folder goes when the attempt ends, the claim's when the solve does. The
 //! submission is stored only after the caller's fence confirms that this claim still owns the
 //! job. Parts: `types` (stages, events, records, errors) and `job` (what a caller hands in).
+//!
+//! When the policy asks for several candidates, the job is a search instead: each candidate
+//! runs in a holdout view of the competition (training rows the host set aside, their answers
+//! kept out of the sandbox), the host scores what it writes, and the best by that score is
+//! re-run on the full data to write the submission (the next best if that run fails). The
+//! search's decisions are `search`'s; this module runs them.
 
 mod job;
+mod search;
 mod types;
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use ks_policies::Policy;
 use ks_sandbox_fallback::owner::Owner;
 use tracing::Instrument as _;
 
 pub use job::{FenceError, FenceVerdict, PreparedCompetition, SolveJob, StoreFence, Unleased};
+use search::{Ask, SearchState, Tried};
 use types::printed_score;
-pub use types::{AttemptFailure, AttemptRecord, SolveError, SolveEvent, SolveReport, Stage};
+pub use types::{
+    AttemptFailure, AttemptRecord, CandidateRecord, SearchEnd, SearchSummary, SolveError,
+    SolveEvent, SolveReport, Stage, ValidationSource,
+};
 
 use super::analyse::{CompetitionAnalysis, analyse};
-use super::generate::{DynGenerator, GenerateError, GenerationRequest, PreviousAttempt};
+use super::generate::{
+    DynGenerator, GenerateError, GeneratedCode, GenerationRequest, PreviousAttempt,
+};
+use super::score::{
+    Answers, HOLDOUT_FRACTION, HoldoutError, Split, build_view, holdout_spec, job_seed,
+    score_submission,
+};
 use super::validate::validate_submission;
 use super::workdir::{AttemptDir, ClaimDir, WorkDirError, sweep};
 use crate::sandbox::{
@@ -32,7 +49,14 @@ use crate::sandbox::{
     select_backend,
 };
 use crate::storage::{DynStore, StoredSubmission};
-use crate::text::{ERROR_TAIL_CHARS, tail};
+use crate::text::{ERROR_TAIL_CHARS, quote, tail};
+
+/// A job's holdout view: where it is, the answers it keeps back, and how its rows were chosen.
+struct Holdout {
+    view: PathBuf,
+    answers: Answers,
+    split: String,
+}
 
 /// The sandboxes a solver may use; a missing one is unavailable on this host.
 #[derive(Debug, Clone, Default)]
@@ -165,6 +189,7 @@ impl Solver {
         competition: &PreparedCompetition,
         claim: &ClaimDir,
     ) -> Result<SolveReport, SolveError> {
+        let started = Instant::now();
         let analysis = timed(job, Stage::Analyse, 0, {
             let (dir, slug, text) = (
                 competition.dir.clone(),
@@ -183,6 +208,35 @@ impl Solver {
 
         let docker = job.policy.sandbox.backends.contains(&Backend::Docker)
             && self.sandboxes.available().contains(&Backend::Docker);
+        if !job.policy.search.is_single_shot() {
+            match self.holdout(job, competition, &analysis, claim).await? {
+                Ok(holdout) => {
+                    (job.events)(SolveEvent::HoldoutReady {
+                        split: holdout.split.clone(),
+                    });
+                    return self
+                        .search(job, competition, analysis, claim, &holdout, docker, started)
+                        .await;
+                }
+                Err(reason) => {
+                    tracing::warn!(job = %job.id, %reason, "no holdout: the job runs a single shot");
+                    (job.events)(SolveEvent::SearchSkipped { reason });
+                }
+            }
+        }
+        self.single_shot(job, competition, analysis, claim, docker)
+            .await
+    }
+
+    /// Today's single shot: attempts on the full data until one writes a valid submission.
+    async fn single_shot(
+        &self,
+        job: &SolveJob<'_>,
+        competition: &PreparedCompetition,
+        analysis: CompetitionAnalysis,
+        claim: &ClaimDir,
+        docker: bool,
+    ) -> Result<SolveReport, SolveError> {
         let max = job.policy.attempts.max.max(1);
         let mut records = Vec::new();
         let mut previous = None;
@@ -195,6 +249,8 @@ impl Solver {
                 attempt,
                 previous: previous.take(),
                 docker,
+                candidate: 1,
+                improve: None,
             };
             // A reply without code is the generator's failed attempt, like code that crashes;
             // any other generator failure (unreachable, refused) ends the job.
@@ -271,6 +327,8 @@ impl Solver {
                         analysis,
                         attempts: records,
                         validation_score,
+                        validation_score_source: validation_score.map(|_| ValidationSource::Script),
+                        search: None,
                     });
                 }
                 Err(failure) => {
@@ -309,6 +367,380 @@ impl Solver {
         })
     }
 
+    /// Builds the job's holdout view in the claim's folder. The inner error says why the job
+    /// cannot have one (too few rows, a single group, a side file carrying a target, tables
+    /// the split cannot read): the job then runs a single shot.
+    async fn holdout(
+        &self,
+        job: &SolveJob<'_>,
+        competition: &PreparedCompetition,
+        analysis: &CompetitionAnalysis,
+        claim: &ClaimDir,
+    ) -> Result<Result<Holdout, String>, SolveError> {
+        let (dir, view) = (competition.dir.clone(), claim.holdout_view());
+        let (analysis, seed) = (analysis.clone(), job_seed(&job.id));
+        let built = timed(job, Stage::Analyse, 0, async move {
+            tokio::task::spawn_blocking(move || {
+                let spec = holdout_spec(&analysis, &dir, seed)?;
+                let answers = build_view(&dir, &view, &spec)?;
+                Ok::<_, HoldoutError>(Holdout {
+                    split: describe(&spec.split, analysis.train.rows),
+                    view,
+                    answers,
+                })
+            })
+            .await
+            .map_err(|e| SolveError::Internal(e.to_string()))
+        })
+        .await?;
+        Ok(built.map_err(|e| e.to_string()))
+    }
+
+    /// The search: candidates on the holdout within the budget, then the best on the full
+    /// data (the next best when a final run fails).
+    #[allow(clippy::too_many_arguments)] // the job's whole context, as `solve_in` has it
+    async fn search(
+        &self,
+        job: &SolveJob<'_>,
+        competition: &PreparedCompetition,
+        analysis: CompetitionAnalysis,
+        claim: &ClaimDir,
+        holdout: &Holdout,
+        docker: bool,
+        started: Instant,
+    ) -> Result<SolveReport, SolveError> {
+        let metric = analysis.scored_metric();
+        let mut state = SearchState::new(&job.policy.search, job.policy.attempts.max, metric);
+        let mut run = 0;
+        // Unset, one candidate at a time: a worker's share of a small machine.
+        let width = job.policy.search.parallel.unwrap_or(1).max(1);
+        let end = loop {
+            let asks = match state.next_batch(started.elapsed(), width) {
+                Ok(asks) => asks,
+                Err(end) => break end,
+            };
+            if job.cancel.is_cancelled() {
+                return Err(SolveError::Cancelled);
+            }
+            let wall = state.run_wall_time(job.policy.limits.wall_time, started.elapsed());
+            let batch: Vec<(Ask, u32)> = asks
+                .into_iter()
+                .map(|ask| {
+                    run += 1;
+                    (ask, run)
+                })
+                .collect();
+            let tried = futures_util::future::join_all(batch.iter().map(|(ask, run)| {
+                self.try_candidate(job, claim, holdout, &analysis, ask, *run, wall, docker)
+            }))
+            .await;
+            for tried in tried {
+                let tried = tried?;
+                let (number, kind, score) =
+                    (tried.record.candidate, tried.record.kind, tried.score);
+                state.tried.push(tried);
+                if let (Some(score), Some(best_score)) = (score, state.best_score()) {
+                    (job.events)(SolveEvent::CandidateScored {
+                        candidate: number,
+                        kind,
+                        metric,
+                        score: score.value,
+                        best_score,
+                        candidates_tried: state.tried_count(),
+                    });
+                }
+            }
+        };
+        (job.events)(SolveEvent::SearchEnded {
+            end,
+            best_score: state.best_score(),
+            candidates_tried: state.tried_count(),
+            tokens: state.tokens(),
+        });
+        if end == SearchEnd::OutOfBudget {
+            tracing::warn!(job = %job.id, "out of time budget: the best candidate so far is submitted");
+        }
+
+        let ranked: Vec<Tried> = state
+            .submission_order(holdout.answers.rows.len())
+            .into_iter()
+            .cloned()
+            .collect();
+        let mut finals = Vec::new();
+        for best in ranked {
+            run += 1;
+            let mut record = AttemptRecord {
+                attempt: run,
+                generator: best.record.generator.clone(),
+                code: best.record.code.clone(),
+                backend: None,
+                outcome: None,
+                error: None,
+            };
+            match self
+                .attempt(job, claim, competition, &analysis, run, &mut record)
+                .await?
+            {
+                Ok(submission) => {
+                    let score = best.score.map(|s| s.value);
+                    ended(job, &record, score);
+                    finals.push(record);
+                    return Ok(SolveReport {
+                        slug: competition.slug.clone(),
+                        submission,
+                        analysis,
+                        attempts: finals,
+                        validation_score: score,
+                        validation_score_source: Some(ValidationSource::Host),
+                        search: Some(SearchSummary {
+                            holdout: holdout.split.clone(),
+                            metric,
+                            submitted: best.record.candidate,
+                            best_score: state.best_score().unwrap_or_default(),
+                            candidates_tried: state.tried_count(),
+                            end,
+                            tokens: state.tokens(),
+                            candidates: state.tried.iter().map(|t| t.record.clone()).collect(),
+                        }),
+                    });
+                }
+                Err(failure) => {
+                    let reason = format!(
+                        "candidate {} failed on the full data: {failure}",
+                        best.record.candidate
+                    );
+                    (job.events)(SolveEvent::AttemptFailed {
+                        attempt: run,
+                        reason: failure,
+                    });
+                    record.error = Some(reason);
+                    ended(job, &record, None);
+                    finals.push(record);
+                }
+            }
+        }
+        // Nothing to submit: every candidate failed, on the holdout or on the full data.
+        let mut records: Vec<AttemptRecord> = state
+            .tried
+            .iter()
+            .filter(|t| t.score.is_none())
+            .map(|t| AttemptRecord {
+                attempt: t.record.candidate,
+                generator: t.record.generator.clone(),
+                code: t.record.code.clone(),
+                backend: t.record.backend,
+                outcome: t.outcome.clone(),
+                error: t.record.error.clone(),
+            })
+            .collect();
+        records.extend(finals);
+        let last_error = records
+            .last()
+            .and_then(|r| r.error.clone())
+            .unwrap_or_else(|| end.to_string());
+        Err(SolveError::AttemptsExhausted {
+            attempts: u32::try_from(records.len()).unwrap_or(u32::MAX),
+            last_error,
+            records,
+        })
+    }
+
+    /// Generates, runs and scores one candidate, `run` the number of its folder and stages,
+    /// each run capped at `wall_time`.
+    #[allow(clippy::too_many_arguments)] // one candidate's whole context
+    async fn try_candidate(
+        &self,
+        job: &SolveJob<'_>,
+        claim: &ClaimDir,
+        holdout: &Holdout,
+        analysis: &CompetitionAnalysis,
+        ask: &Ask,
+        run: u32,
+        wall_time: Duration,
+        docker: bool,
+    ) -> Result<Tried, SolveError> {
+        let begun = Instant::now();
+        (job.events)(SolveEvent::CandidateStarted {
+            candidate: ask.number,
+            kind: ask.kind,
+            parent: ask.parent,
+        });
+        let request = GenerationRequest {
+            analysis,
+            attempt: run,
+            previous: ask.previous.clone(),
+            docker,
+            candidate: ask.number,
+            improve: ask.improve.clone(),
+        };
+        let generated = self.generate(job, &request, run).await?;
+        let mut record = CandidateRecord {
+            candidate: ask.number,
+            kind: ask.kind,
+            parent: ask.parent,
+            generator: self.generator.name(),
+            code: String::new(),
+            backend: None,
+            millis: 0,
+            run_millis: None,
+            fuel_used: None,
+            tokens: None,
+            host_score: None,
+            printed_score: None,
+            error: None,
+        };
+        let (scored, outcome) = match generated {
+            Ok(generated) => {
+                record.tokens = generated.tokens();
+                record.generator = generated.generator;
+                record.code = generated.code;
+                self.candidate(job, claim, holdout, analysis, run, &mut record, wall_time)
+                    .await?
+            }
+            Err(failure) => (Err(failure), None),
+        };
+        record.millis = u64::try_from(begun.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let host_score = scored.as_ref().ok().map(|s| s.value);
+        // The candidate's log as it ends, like an attempt's: its code, output and error.
+        let attempt = AttemptRecord {
+            attempt: run,
+            generator: record.generator.clone(),
+            code: record.code.clone(),
+            backend: record.backend,
+            outcome: outcome.clone(),
+            error: scored.as_ref().err().map(ToString::to_string),
+        };
+        ended(job, &attempt, host_score);
+        let run = record.run_millis.map(Duration::from_millis);
+        Ok(match scored {
+            Ok(score) => {
+                record.host_score = Some(score.value);
+                Tried {
+                    run,
+                    record,
+                    score: Some(score),
+                    failure: None,
+                    outcome,
+                }
+            }
+            Err(failure) => {
+                let reason = failure.to_string();
+                let stderr = outcome
+                    .as_ref()
+                    .map(|o| tail(&o.stderr, ERROR_TAIL_CHARS))
+                    .unwrap_or_default();
+                (job.events)(SolveEvent::CandidateFailed {
+                    candidate: ask.number,
+                    kind: ask.kind,
+                    reason: failure,
+                });
+                record.error = Some(reason.clone());
+                Tried {
+                    run,
+                    record,
+                    score: None,
+                    failure: Some(if stderr.is_empty() {
+                        reason
+                    } else {
+                        format!("{reason}\n\nstderr (tail):\n{stderr}")
+                    }),
+                    outcome,
+                }
+            }
+        })
+    }
+
+    /// Asks the generator for code. A reply without code is the candidate's failure, like code
+    /// that crashes; any other generator failure (unreachable, refused) ends the job.
+    async fn generate(
+        &self,
+        job: &SolveJob<'_>,
+        request: &GenerationRequest<'_>,
+        run: u32,
+    ) -> Result<Result<GeneratedCode, AttemptFailure>, SolveError> {
+        timed(job, Stage::Generate, run, async {
+            match self.generator.generate(request).await {
+                Ok(code) => {
+                    (job.events)(SolveEvent::Generated {
+                        attempt: run,
+                        llm: code.llm.clone(),
+                    });
+                    Ok(Ok(code))
+                }
+                Err(GenerateError::NoCode { provider, llm }) => {
+                    (job.events)(SolveEvent::Generated { attempt: run, llm });
+                    Ok(Err(AttemptFailure::NoCode { provider }))
+                }
+                Err(error) => Err(SolveError::Generate(error)),
+            }
+        })
+        .await
+    }
+
+    /// Runs one candidate in the holdout view and scores what it wrote against the answers.
+    /// The outer error ends the solve; the inner one is the candidate's failure.
+    #[allow(clippy::too_many_arguments)] // one run's whole context; a struct would only rename it
+    async fn candidate(
+        &self,
+        job: &SolveJob<'_>,
+        claim: &ClaimDir,
+        holdout: &Holdout,
+        analysis: &CompetitionAnalysis,
+        run: u32,
+        candidate: &mut CandidateRecord,
+        wall_time: Duration,
+    ) -> Result<
+        (
+            Result<super::score::HostScore, AttemptFailure>,
+            Option<crate::sandbox::Outcome>,
+        ),
+        SolveError,
+    > {
+        let sandbox = match self.sandboxes.choose(job.policy, &candidate.code) {
+            Ok(sandbox) => sandbox,
+            Err(reason) => return Ok((Err(reason.into()), None)),
+        };
+        candidate.backend = Some(sandbox.backend());
+        let mut record = AttemptRecord {
+            attempt: run,
+            generator: candidate.generator.clone(),
+            code: candidate.code.clone(),
+            backend: candidate.backend,
+            outcome: None,
+            error: None,
+        };
+        let dir = claim.attempt(run).await?;
+        let ran = self
+            .run_and_validate(
+                job,
+                &dir,
+                sandbox,
+                &holdout.view,
+                analysis,
+                &mut record,
+                wall_time,
+            )
+            .await;
+        dir.remove().await;
+        if let Some(outcome) = &record.outcome {
+            candidate.run_millis = Some(outcome.wall_ms);
+            candidate.fuel_used = outcome.fuel_used;
+            candidate.printed_score = printed_score(&outcome.stdout);
+        }
+        let contents = match ran? {
+            Ok(contents) => contents,
+            Err(failure) => return Ok((Err(failure), record.outcome)),
+        };
+        let scored = timed(job, Stage::Validate, run, async {
+            let (answers, analysis) = (holdout.answers.clone(), analysis.clone());
+            tokio::task::spawn_blocking(move || score_submission(&contents, &answers, &analysis))
+                .await
+                .map_err(|e| SolveError::Internal(e.to_string()))
+        })
+        .await?;
+        Ok((scored.map_err(AttemptFailure::Score), record.outcome))
+    }
+
     /// Runs, validates and (if valid) stores one attempt's code. The outer error ends the
     /// solve; the inner one is the code's failure, fed back to the generator.
     async fn attempt(
@@ -327,7 +759,15 @@ impl Solver {
         record.backend = Some(sandbox.backend());
         let dir = claim.attempt(attempt).await?;
         let ran = self
-            .run_and_validate(job, &dir, sandbox, competition, analysis, record)
+            .run_and_validate(
+                job,
+                &dir,
+                sandbox,
+                &competition.dir,
+                analysis,
+                record,
+                job.policy.limits.wall_time,
+            )
             .await;
         // The submission is in memory now: nothing in the folder is needed any more.
         dir.remove().await;
@@ -356,20 +796,25 @@ impl Solver {
         Ok(Ok(stored))
     }
 
-    /// Runs the code in `dir` and reads and validates the submission it left.
+    /// Runs the code in `dir` on the competition in `input` (the real one or a holdout view,
+    /// mounted at `/input`) for at most `wall_time`, and reads and validates the submission it
+    /// left against that folder's sample.
+    #[allow(clippy::too_many_arguments)] // one run's whole context; a struct would only rename it
     async fn run_and_validate(
         &self,
         job: &SolveJob<'_>,
         dir: &AttemptDir,
         sandbox: &DynSandbox,
-        competition: &PreparedCompetition,
+        input: &Path,
         analysis: &CompetitionAnalysis,
         record: &mut AttemptRecord,
+        wall_time: Duration,
     ) -> Result<Result<Vec<u8>, AttemptFailure>, SolveError> {
         let attempt = dir.number;
         let output = dir.output.clone();
-        let mut request = SandboxRequest::from_policy(record.code.clone(), &output, job.policy)
-            .with_input(&competition.dir);
+        let mut request =
+            SandboxRequest::from_policy(record.code.clone(), &output, job.policy).with_input(input);
+        request.limits.wall_time = wall_time;
         request.scratch = Some(dir.root.clone());
         request.cancel = job.cancel.child_token();
         request.job = Some(job.id.clone());
@@ -391,7 +836,7 @@ impl Solver {
             .as_ref()
             .is_some_and(|o| o.removed_from_output.iter().any(|p| p == "submission.csv"));
         timed(job, Stage::Validate, attempt, async {
-            let (dir, analysis) = (competition.dir.clone(), analysis.clone());
+            let (dir, analysis) = (input.to_path_buf(), analysis.clone());
             let span = tracing::Span::current();
             tokio::task::spawn_blocking(move || {
                 let _span = span.enter();
@@ -423,6 +868,20 @@ fn ended(job: &SolveJob<'_>, record: &AttemptRecord, score: Option<f64>) {
         record: Box::new(record.clone()),
         score,
     });
+}
+
+/// How a holdout's rows were chosen, for the logs.
+fn describe(split: &Split, rows: u64) -> String {
+    let how = match split {
+        Split::Random => "at random".to_owned(),
+        Split::Stratified(column) => format!("stratified by {}", quote(column)),
+        Split::Group(column) => format!("by whole groups of {}", quote(column)),
+        Split::Time(column) => format!("the latest by {}", quote(column)),
+    };
+    format!(
+        "{:.0}% of {rows} training rows held out, {how}",
+        HOLDOUT_FRACTION * 100.0
+    )
 }
 
 /// Runs `work` as `stage` ([`staged`]), stopping it when the job is cancelled.

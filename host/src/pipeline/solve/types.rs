@@ -6,8 +6,9 @@
 use serde::Serialize;
 
 use super::FenceError;
-use crate::pipeline::analyse::{AnalyseError, CompetitionAnalysis};
-use crate::pipeline::generate::{GenerateError, LlmUsage};
+use crate::pipeline::analyse::{AnalyseError, CompetitionAnalysis, Metric};
+use crate::pipeline::generate::{GenerateError, LlmUsage, RequestKind};
+use crate::pipeline::score::ScoreError;
 use crate::pipeline::validate::InvalidSubmission;
 use crate::pipeline::workdir::WorkDirError;
 use crate::sandbox::{Backend, Outcome, OutputFileError, SandboxError, SelectError};
@@ -33,6 +34,9 @@ pub enum AttemptFailure {
     /// The code ran but its submission does not match the sample.
     #[error(transparent)]
     Invalid(#[from] InvalidSubmission),
+    /// The submission is valid but the host cannot score it against the holdout.
+    #[error("the host cannot score the submission: {0}")]
+    Score(#[from] ScoreError),
     /// The generator's reply held no code: the attempt is used, and the next request says so.
     #[error(
         "{provider} replied without any Python code; reply with one complete script in a \
@@ -89,6 +93,146 @@ pub enum SolveEvent {
         /// The validation score the successful attempt printed.
         score: Option<f64>,
     },
+    /// The job runs a single shot although its policy asks for a search, and why (the
+    /// training rows cannot be split safely).
+    SearchSkipped {
+        /// Why no holdout was made.
+        reason: String,
+    },
+    /// The search's holdout: how its rows were chosen.
+    HoldoutReady {
+        /// E.g. `stratified by "species", 20% of 344 rows`.
+        split: String,
+    },
+    /// A candidate of the search began: its code is asked for next.
+    CandidateStarted {
+        candidate: u32,
+        /// What it is asked for.
+        kind: RequestKind,
+        /// The candidate it improves on or fixes.
+        parent: Option<u32>,
+    },
+    /// A candidate ran on the holdout and the host scored it.
+    CandidateScored {
+        candidate: u32,
+        /// What it was asked for.
+        kind: RequestKind,
+        /// The metric.
+        metric: Metric,
+        /// The host's score.
+        score: f64,
+        /// The best host score so far, this one included.
+        best_score: f64,
+        /// Candidates tried so far, failed ones included.
+        candidates_tried: u32,
+    },
+    /// A candidate failed on the holdout.
+    CandidateFailed {
+        candidate: u32,
+        /// What it was asked for.
+        kind: RequestKind,
+        /// Why.
+        reason: AttemptFailure,
+    },
+    /// The search is over; the best candidate now runs on the full data.
+    SearchEnded {
+        /// Why it ended.
+        end: SearchEnd,
+        /// The best host score, if a candidate was scored.
+        best_score: Option<f64>,
+        /// Candidates tried.
+        candidates_tried: u32,
+        /// The LLM tokens the candidates' code cost, as the providers said.
+        tokens: u64,
+    },
+}
+
+/// Why a search stopped trying candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SearchEnd {
+    /// Every candidate the policy asks for was tried.
+    Done,
+    /// The next candidate would not have left the final run the time it needs.
+    OutOfBudget,
+    /// Failures used the policy's attempts.
+    AttemptsUsed,
+    /// The LLM tokens used reached the policy's `max-tokens`.
+    TokenBudget,
+}
+
+impl std::fmt::Display for SearchEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Done => "every candidate was tried",
+            Self::OutOfBudget => {
+                "out of time budget: the next candidate would not leave the final run its time"
+            }
+            Self::AttemptsUsed => "failed candidates used the policy's attempts",
+            Self::TokenBudget => "the job's LLM tokens reached the policy's max-tokens",
+        })
+    }
+}
+
+/// One candidate of a search, for the job's logs: the search journal.
+#[derive(Debug, Clone, Serialize)]
+pub struct CandidateRecord {
+    /// 1-based.
+    pub candidate: u32,
+    /// What it was asked for.
+    pub kind: RequestKind,
+    /// The candidate it improves on or fixes.
+    pub parent: Option<u32>,
+    /// Which generator wrote the code.
+    pub generator: String,
+    pub code: String,
+    /// The backend that ran it, if it ran.
+    pub backend: Option<Backend>,
+    /// Generation, run, validation and scoring, in milliseconds.
+    pub millis: u64,
+    /// The sandbox run's own time, if it ran.
+    pub run_millis: Option<u64>,
+    /// WASI fuel used, if it ran on the WASI backend.
+    pub fuel_used: Option<u64>,
+    /// The LLM tokens its code cost, if the provider said.
+    pub tokens: Option<u64>,
+    /// The host's score on the holdout, if it got that far.
+    pub host_score: Option<f64>,
+    /// The score the script printed about itself: logged, never used.
+    pub printed_score: Option<f64>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Where a report's `validation_score` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ValidationSource {
+    /// The script's own claim, unchecked (a single shot).
+    Script,
+    /// The host's score of the submitted candidate on the holdout.
+    Host,
+}
+
+/// What a search did: its journal and how it ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchSummary {
+    /// How the holdout rows were chosen.
+    pub holdout: String,
+    /// The metric every candidate was scored by.
+    pub metric: Metric,
+    /// The submitted candidate's number.
+    pub submitted: u32,
+    /// The best host score of all candidates.
+    pub best_score: f64,
+    /// Candidates tried, failed ones included.
+    pub candidates_tried: u32,
+    /// Why the search stopped.
+    pub end: SearchEnd,
+    /// The LLM tokens every candidate's code cost together, as the providers said.
+    pub tokens: u64,
+    /// Every candidate, in the order they started.
+    pub candidates: Vec<CandidateRecord>,
 }
 
 /// One attempt's record, for the job's logs.
@@ -118,9 +262,14 @@ pub struct SolveReport {
     pub analysis: CompetitionAnalysis,
     /// Every attempt, the last one successful.
     pub attempts: Vec<AttemptRecord>,
-    /// The validation score the script printed, if it printed a finite one: its own claim,
-    /// not checked by the host.
+    /// After a search, the host's score of the submitted candidate on the holdout; after a
+    /// single shot, the score the script printed, if it printed a finite one (its own claim,
+    /// not checked by the host).
     pub validation_score: Option<f64>,
+    /// Which of the two `validation_score` is.
+    pub validation_score_source: Option<ValidationSource>,
+    /// The search, when one ran.
+    pub search: Option<SearchSummary>,
 }
 
 /// Why a solve ended without a submission.
