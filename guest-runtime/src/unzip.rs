@@ -316,8 +316,9 @@ fn shorten(name: &str) -> String {
 }
 
 /// The entry's path as `a/b/c`, or why it is refused. Backslashes count as separators, as
-/// some Windows tools write them.
-fn checked_path(name: &str) -> Result<String, ExtractError> {
+/// some Windows tools write them. Public for other sources of named files (an object-store
+/// mirror), so that every name taken from outside is checked by this one rule.
+pub fn checked_path(name: &str) -> Result<String, ExtractError> {
     let unsafe_path = |reason| ExtractError::UnsafePath {
         entry: shorten(name),
         reason,

@@ -114,13 +114,15 @@ impl HostBuilder {
         self
     }
 
-    /// Where submissions are stored (default: `<data>/submissions` on local disk).
+    /// Where submissions are stored (default: `<data>/submissions` on local disk; see
+    /// [`crate::storage::open`] for an object store).
     pub fn store(mut self, store: DynStore) -> Self {
         self.store = Some(store);
         self
     }
 
-    /// Where job logs are kept (default: `logs.json` in each job's work folder).
+    /// Where job logs are kept (default: `logs.json` in each job's work folder; `serve` and
+    /// `worker` give a [`crate::logs::RedisLogs`] with a Redis queue).
     pub fn logs(mut self, logs: DynLogs) -> Self {
         self.logs = Some(logs);
         self
@@ -412,7 +414,8 @@ impl Host {
         api::router(self.api.clone())
     }
 
-    /// Only `/metrics` and `/healthz`, for a worker process to expose its counters.
+    /// Only `/metrics`, `/healthz` and `/readyz`, for a worker process to expose its counters
+    /// and be probed.
     pub fn metrics_router(&self) -> axum::Router {
         api::metrics_router(self.api.clone())
     }

@@ -14,6 +14,7 @@ use super::SubmitError;
 use super::types::ErrorBody;
 use crate::pipeline::fetch::SourceError;
 use crate::queue::QueueError;
+use crate::storage::StoreError;
 
 /// The seconds a client is told to wait when the queue is full: long enough for workers to
 /// take some jobs off the line (most run for tens of seconds), short enough not to idle them.
@@ -35,6 +36,9 @@ pub enum ApiError {
     /// The queue failed; answered 503 (unavailable) or 500 (corrupt record).
     #[error(transparent)]
     Queue(#[from] QueueError),
+    /// The submission store failed; answered 503 (unreachable) or 500.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// Anything else that is the server's fault; answered 500.
     #[error("internal error: {0}")]
     Internal(String),
@@ -66,7 +70,10 @@ impl ApiError {
             Self::Client { status, .. } => *status,
             Self::Queue(QueueError::Full { .. }) => StatusCode::TOO_MANY_REQUESTS,
             Self::Queue(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Queue(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Store(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Queue(_) | Self::Store(_) | Self::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 }
@@ -133,6 +140,13 @@ impl IntoResponse for ApiError {
                 (
                     "unavailable",
                     "the job queue is unavailable; retry in a few seconds".to_owned(),
+                )
+            }
+            Self::Store(error) if error.is_retryable() => {
+                tracing::error!(%error, "submission store unavailable");
+                (
+                    "unavailable",
+                    "the submission store is unavailable; retry in a few seconds".to_owned(),
                 )
             }
             other => {

@@ -2,9 +2,9 @@
 //! when a token is configured (`KS_API_TOKEN`), the bearer check.
 //!
 //! The token is compared in constant time over SHA-256 digests, so neither the content nor
-//! the length of the configured token leaks through timing. `/healthz` is exempt so that
-//! load balancers and orchestrators can probe without a secret, and so are the dashboard's
-//! page and assets, which hold no data.
+//! the length of the configured token leaks through timing. `/healthz` and `/readyz` are
+//! exempt so that load balancers and orchestrators can probe without a secret, and so are the
+//! dashboard's page and assets, which hold no data.
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -62,7 +62,7 @@ pub(crate) async fn guard(
         .into_response();
     }
     if let Some(token) = &token
-        && request.uri().path() != "/healthz"
+        && !matches!(request.uri().path(), "/healthz" | "/readyz")
         && !super::dashboard::is_public(request.method(), request.uri().path())
     {
         let presented = request

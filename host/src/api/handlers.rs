@@ -10,8 +10,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::types::{
-    CancelResponse, ErrorBody, Health, JobList, JobSummary, ListQuery, RunQuery, RunResponse,
-    StatusResponse,
+    CancelResponse, ErrorBody, Health, JobList, JobSummary, ListQuery, Readiness, RunQuery,
+    RunResponse, StatusResponse,
 };
 use super::{ApiError, ApiState, SubmitError};
 use crate::logs::JobLog;
@@ -105,10 +105,12 @@ pub(crate) async fn status(
     path = "/jobs/{job_id}/submission",
     params(("job_id" = uuid::Uuid, Path, description = "The job's id (a UUID)")),
     responses(
-        (status = 200, description = "submission.csv", content_type = "text/csv", body = String),
+        (status = 200, description = "submission.csv, streamed from the store that holds it \
+            (with Content-Length)", content_type = "text/csv", body = String),
         (status = 400, description = "Not a job id", body = ErrorBody),
         (status = 404, description = "No such job or submission", body = ErrorBody),
         (status = 409, description = "The job has not completed", body = ErrorBody),
+        (status = 503, description = "The submission store is unreachable", body = ErrorBody),
     ),
     security((), ("bearer" = []))
 )]
@@ -139,32 +141,31 @@ pub(crate) async fn submission(
     }
     let missing = || {
         ApiError::not_found(format!(
-            "the job completed but its submission is not in this server's store (it is at \
-             {}:{})",
+            "the job completed but its submission is not in this server's store (it was stored \
+             at {}, source {})",
+            record.submission_path.as_deref().unwrap_or("?"),
             record
                 .submission_source
                 .map_or_else(|| "?".to_owned(), |kind| kind.to_string()),
-            record.submission_path.as_deref().unwrap_or("?"),
         ))
     };
-    let path = state
-        .store
-        .get(&record.id.0)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .ok_or_else(missing)?;
-    let bytes = match tokio::fs::read(&path).await {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
-        Err(e) => return Err(ApiError::Internal(format!("{}: {e}", path.display()))),
-    };
+    let stored = state.store.get(&record.id.0).await?.ok_or_else(missing)?;
     let disposition = format!("attachment; filename=\"submission-{}.csv\"", record.id);
+    let id = record.id.clone();
+    // Streamed from whichever store holds it; a failure midway ends the body early, which
+    // the client sees as fewer bytes than Content-Length promised.
+    let body = futures_util::StreamExt::inspect(stored.body, move |chunk| {
+        if let Err(error) = chunk {
+            tracing::warn!(job = %id, %error, "submission stream failed midway");
+        }
+    });
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (header::CONTENT_DISPOSITION, disposition),
+            (header::CONTENT_LENGTH, stored.size.to_string()),
         ],
-        bytes,
+        axum::body::Body::from_stream(body),
     )
         .into_response())
 }
@@ -289,6 +290,44 @@ pub(crate) async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".to_owned(),
     })
+}
+
+/// Readiness: the queue (Redis) and the submission store answer. Needs no token; a failure
+/// is told by a fixed sentence only (the cause goes to the server's log), so an anonymous
+/// probe learns nothing of the deployment.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    responses(
+        (status = 200, description = "Ready: the queue and the store answer", body = Readiness),
+        (status = 503, description = "Not ready; `reason` says which part does not answer",
+            body = Readiness),
+    )
+)]
+pub(crate) async fn readyz(State(state): State<Arc<ApiState>>) -> (StatusCode, Json<Readiness>) {
+    let reason = match state.submitter.queue().stats().await {
+        Err(error) => {
+            tracing::warn!(%error, "not ready: the queue does not answer");
+            Some("the job queue (Redis) does not answer")
+        }
+        Ok(_) => match state.store.check().await {
+            Err(error) => {
+                tracing::warn!(%error, "not ready: the submission store does not answer");
+                Some("the submission store does not answer or refuses the credentials")
+            }
+            Ok(()) => None,
+        },
+    };
+    let status = if reason.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = Readiness {
+        status: if reason.is_some() { "unready" } else { "ready" }.to_owned(),
+        reason: reason.map(str::to_owned),
+    };
+    (status, Json(body))
 }
 
 /// Prometheus text: queue depth, jobs by state, attempt outcomes, sandbox durations.

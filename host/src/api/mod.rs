@@ -29,8 +29,8 @@ pub use guard::{ApiToken, MAX_QUERY_BYTES};
 pub use openapi::document as openapi_document;
 pub use submit::{DEFAULT_API_POLICIES, SubmitError, Submitter};
 pub use types::{
-    CancelAnswer, CancelResponse, ErrorBody, Health, JobList, JobSummary, ListQuery, RunQuery,
-    RunResponse, StatusResponse, rfc3339,
+    CancelAnswer, CancelResponse, ErrorBody, Health, JobList, JobSummary, ListQuery, Readiness,
+    RunQuery, RunResponse, StatusResponse, rfc3339,
 };
 
 use crate::logs::DynLogs;
@@ -51,7 +51,7 @@ pub struct ApiState {
     pub logs: DynLogs,
     /// The counters `/metrics` renders.
     pub metrics: Arc<Metrics>,
-    /// The bearer token every route but `/healthz` requires, if set.
+    /// The bearer token every route but `/healthz` and `/readyz` requires, if set.
     pub token: Option<ApiToken>,
 }
 
@@ -78,6 +78,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/jobs/{job_id}/events", get(events::events))
         .route("/jobs", get(handlers::list))
         .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
         .route("/openapi.json", get(handlers::openapi))
         .fallback(handlers::no_route)
@@ -87,11 +88,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
 }
 
-/// Only `/metrics` and `/healthz` over `state`, for worker processes to expose their counters.
+/// Only `/metrics`, `/healthz` and `/readyz` over `state`, for worker processes to expose
+/// their counters and be probed.
 pub fn metrics_router(state: Arc<ApiState>) -> Router {
     let token = state.token.clone();
     Router::new()
         .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::no_route)
         .with_state(state)

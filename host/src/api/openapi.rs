@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::handlers;
 use super::types::{
-    CancelResponse, ErrorBody, Health, JobList, JobSummary, RunResponse, StatusResponse,
+    CancelResponse, ErrorBody, Health, JobList, JobSummary, Readiness, RunResponse, StatusResponse,
 };
 use crate::logs::{AttemptLog, EventKind, JobLog, LogEvent};
 use crate::queue::ListState;
@@ -16,7 +16,7 @@ use crate::queue::ListState;
     info(
         title = "kaggle-solver",
         description = "Submit a Kaggle competition, poll its job, download the submission. \
-                       When the server has KS_API_TOKEN set, every route but /healthz needs \
+                       When the server has KS_API_TOKEN set, every route but /healthz and /readyz needs \
                        `Authorization: Bearer <token>`. Routes that change state refuse \
                        requests a browser says another site's page sent (403). A submission \
                        may lower the preset's caps for its job (wall-time, memory, fuel, \
@@ -34,6 +34,7 @@ use crate::queue::ListState;
         super::dashboard::job_page,
         handlers::cancel,
         handlers::healthz,
+        handlers::readyz,
         handlers::metrics,
         handlers::openapi
     ),
@@ -43,6 +44,7 @@ use crate::queue::ListState;
         CancelResponse,
         ErrorBody,
         Health,
+        Readiness,
         JobLog,
         AttemptLog,
         LogEvent,
@@ -91,6 +93,7 @@ mod tests {
             "/jobs",
             "/",
             "/healthz",
+            "/readyz",
             "/metrics",
             "/openapi.json",
         ] {

@@ -263,6 +263,17 @@ pub struct Health {
     pub status: String,
 }
 
+/// `GET /readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` when the queue and the submission store answer, else `unready`.
+    pub status: String,
+    /// What does not answer (`unready` only): a short fixed sentence, never the error itself,
+    /// which the server logs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// Formats milliseconds since the Unix epoch as RFC 3339 (UTC, millisecond precision).
 pub fn rfc3339(ms: u64) -> String {
     let time = SystemTime::UNIX_EPOCH + Duration::from_millis(ms);

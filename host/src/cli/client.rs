@@ -537,8 +537,11 @@ mod tests {
         stage.field("data: {\"stage\":\"run\"}");
         assert!(!stage.is_terminal());
         let mut named = SseEvent::default();
-        named.field("event: completed");
+        named.field("event: terminal");
         assert!(named.is_terminal());
+        let mut other = SseEvent::default();
+        other.field("event: completed");
+        assert!(!other.is_terminal(), "only the server's terminal event ends a wait");
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod runtime;
 mod sandbox;
 mod serve;
 mod solve;
+mod store;
 mod stress;
 mod worker;
 
@@ -130,6 +131,12 @@ pub enum CliError {
     /// The job queue failed.
     #[error(transparent)]
     Queue(#[from] crate::queue::QueueError),
+    /// The job logs' store could not be opened.
+    #[error("opening the job logs: {0}")]
+    Logs(#[from] crate::logs::LogsError),
+    /// The submission store is unusable or unreachable.
+    #[error(transparent)]
+    Store(#[from] crate::storage::StoreError),
     /// `serve` was asked to listen beyond this machine without a token.
     #[error(
         "refusing to serve on {bind} without KS_API_TOKEN: that address can be reached from other \

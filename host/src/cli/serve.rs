@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::CliError;
 use crate::api::{ApiToken, DEFAULT_API_POLICIES};
 use crate::host::{Host, HostBuilder};
+use crate::logs::RedisLogs;
 use crate::pipeline::generate::{GeneratorKind, generator_from_env};
 use crate::queue::{DynQueue, QueueConfig, RedisQueue};
 use crate::worker::WorkerConfig;
@@ -64,10 +65,16 @@ pub(crate) struct ServiceArgs {
     /// Where policy presets (`NAME.toml`) are found.
     #[arg(long, env = "KS_POLICY_DIR", default_value = "policies")]
     policy_dir: PathBuf,
-    /// The folder holding `work/` (attempts, logs) and `submissions/` (default: $KS_HOME).
-    /// The API and the workers must share it to serve submissions and logs.
+    /// The folder holding `work/` (attempts; logs without Redis) and, without --store,
+    /// `submissions/` (default: $KS_HOME). With --redis and an s3:// store, each machine keeps
+    /// its own.
     #[arg(long, env = "KS_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Where submissions are stored: `s3://BUCKET/PREFIX` (reached with the standard
+    /// AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION and
+    /// AWS_ALLOW_HTTP variables), `file://DIR`, or by default `<data-dir>/submissions`.
+    #[arg(long, env = "KS_STORE")]
+    store: Option<String>,
     /// The prefix of the queue's Redis keys.
     #[arg(long, env = "KS_REDIS_PREFIX", default_value = QueueConfig::DEFAULT_PREFIX)]
     redis_prefix: String,
@@ -106,8 +113,15 @@ impl ServiceArgs {
         })
     }
 
-    /// A host builder with these options and `workers` embedded job slots.
-    pub(crate) fn builder(&self, queue: DynQueue, workers: usize) -> Result<HostBuilder, CliError> {
+    /// A host builder with these options, the queue at `redis` (or in memory) and `workers`
+    /// embedded job slots. With Redis, the job logs are kept there too; a store given is
+    /// checked to answer first.
+    pub(crate) async fn builder(
+        &self,
+        redis: Option<&str>,
+        workers: usize,
+    ) -> Result<HostBuilder, CliError> {
+        let queue = self.queue(redis).await?;
         let mut builder = Host::builder()
             .policies(PolicyDir::new(&self.policy_dir))
             .queue(queue)
@@ -119,6 +133,23 @@ impl ServiceArgs {
             });
         if let Some(dir) = &self.data_dir {
             builder = builder.data_dir(dir);
+        }
+        if let Some(url) = &self.store {
+            builder = builder.store(super::store::open_store(url).await?);
+        }
+        if let Some(url) = redis {
+            // The sweeper deletes a log with its record; the keys' own expiry is a backstop.
+            let keep = self
+                .job_ttl
+                .saturating_add(Duration::from_secs(24 * 60 * 60));
+            let logs = RedisLogs::connect(
+                url,
+                &self.redis_prefix,
+                keep,
+                QueueConfig::default().timeout,
+            )
+            .await?;
+            builder = builder.logs(Arc::new(logs));
         }
         if workers > 0 {
             let generator = generator_from_env(self.generator, |name| std::env::var(name).ok())?;
@@ -150,10 +181,10 @@ impl ServeArgs {
                 "warning: no --redis, so jobs are not durable: they are lost when this process stops",
             );
         }
-        let queue = self.service.queue(self.redis.as_deref()).await?;
         let host = self
             .service
-            .builder(queue, self.workers)?
+            .builder(self.redis.as_deref(), self.workers)
+            .await?
             .api_token(self.api_token.as_deref())
             .allowed_policies(&self.api_policies)
             .build()

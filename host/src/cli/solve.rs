@@ -31,6 +31,10 @@ pub(crate) struct SolveArgs {
     /// Which generator writes the code.
     #[arg(long, value_enum, env = "KS_GENERATOR", default_value = "auto")]
     generator: GeneratorKind,
+    /// Where the submission is also kept: `s3://BUCKET/PREFIX` (with the `AWS_*` variables),
+    /// `file://DIR`, or by default `$KS_HOME/submissions`.
+    #[arg(long, env = "KS_STORE")]
+    store: Option<String>,
 }
 
 impl SolveArgs {
@@ -53,6 +57,11 @@ impl SolveArgs {
         let started = Instant::now();
         let policy = self.policy.resolve()?;
         let source = CompetitionRef::parse(&self.competition)?;
+        // Checked before any work, so a wrong secret is an error at once.
+        let store = match &self.store {
+            Some(url) => Some(super::store::open_store(url).await?),
+            None => None,
+        };
         let env = EnvLookup::process();
         let bar = progress.clone();
         let fetcher = Fetcher::new(FetchConfig::from_env(&env, Caller::Cli)?)
@@ -71,11 +80,13 @@ impl SolveArgs {
         let generator = generator_from_env(self.generator, |name| std::env::var(name).ok())?;
         progress.line(format!("generator: {}", generator.name()));
         let setup = progress.clone();
-        let solver = Host::builder()
+        let mut builder = Host::builder()
             .generator(generator)
-            .setup_progress(move |event| super::runtime::show_event(&setup, event))
-            .build_solver()
-            .await?;
+            .setup_progress(move |event| super::runtime::show_event(&setup, event));
+        if let Some(store) = &store {
+            builder = builder.store(store.clone());
+        }
+        let solver = builder.build_solver().await?;
         progress.done();
         match solver.sweep_abandoned().await {
             Ok(swept) if swept.is_empty() => {}
@@ -85,6 +96,7 @@ impl SolveArgs {
             )),
             Err(error) => progress.line(format!("dead runs' work folders not swept: {error}")),
         }
+        let job_id = id.clone();
         let shown = progress.clone();
         let events = move |event| show_event(&shown, event);
         let job = SolveJob {
@@ -110,8 +122,13 @@ impl SolveArgs {
         std::fs::create_dir_all(&self.out)
             .map_err(|e| CliError::io(format!("creating {}", self.out.display()), e))?;
         let target = self.out.join("submission.csv");
-        std::fs::copy(&report.submission.path, &target)
-            .map_err(|e| CliError::io(format!("writing {}", target.display()), e))?;
+        match &store {
+            Some(store) => super::store::copy_submission(store, &job_id, &target).await?,
+            None => {
+                std::fs::copy(&report.submission.path, &target)
+                    .map_err(|e| CliError::io(format!("writing {}", target.display()), e))?;
+            }
+        }
         if let Some(last) = report.attempts.last() {
             let code = self.out.join("solution.py");
             std::fs::write(&code, &last.code)

@@ -16,7 +16,7 @@ pub(crate) struct WorkerArgs {
     /// Jobs run at once by this process.
     #[arg(long, env = "KS_CONCURRENCY", default_value_t = 1)]
     concurrency: usize,
-    /// Also serve GET /metrics and /healthz of this process on this address.
+    /// Also serve GET /metrics, /healthz and /readyz of this process on this address.
     #[arg(long, env = "KS_METRICS_BIND")]
     metrics_bind: Option<String>,
     #[command(flatten)]
@@ -30,10 +30,10 @@ impl WorkerArgs {
                 "--concurrency must be at least 1".to_owned(),
             ));
         }
-        let queue = self.service.queue(Some(&self.redis)).await?;
         let host = self
             .service
-            .builder(queue, self.concurrency)?
+            .builder(Some(&self.redis), self.concurrency)
+            .await?
             .build()
             .await?;
         let shutdown = shutdown_on_signal()?;

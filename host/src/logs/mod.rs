@@ -2,11 +2,13 @@
 //! for `GET /jobs/{id}/logs`.
 //!
 //! Workers write, the API reads; neither imports the other, so the records and their store
-//! live here, below both. Behind a small trait so a shared store can replace the one
-//! implementation, [`FileLogs`]. Turning a pipeline attempt into an [`AttemptLog`] is the
+//! live here, below both. Behind a small trait with two implementations: [`FileLogs`] (files
+//! in the work folder, for one machine) and [`RedisLogs`] (next to the job record, for a
+//! deployment whose processes share only Redis and the object store). Turning a pipeline attempt into an [`AttemptLog`] is the
 //! worker's business: this module knows nothing of the pipeline.
 
 mod file;
+mod redis;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use file::FileLogs;
+pub use redis::{MAX_ATTEMPTS, MAX_CODE_CHARS, MAX_EVENT_CHARS, RedisLogs};
 
 use crate::queue::{JobId, JobStatus};
 use crate::sandbox::{Backend, LimitHit};
@@ -181,7 +184,16 @@ pub enum LogsError {
         #[source]
         source: std::io::Error,
     },
-    /// The stored file is not a log.
+    /// Redis failed or could not be reached.
+    #[error("{context}: {source}")]
+    Redis {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: ::redis::RedisError,
+    },
+    /// The stored file (or Redis entry) is not a log.
     #[error("corrupt log {path}: {reason}")]
     Corrupt {
         /// The file.

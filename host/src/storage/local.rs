@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 
-use super::{StoreError, StoreKind, StoredSubmission, SubmissionStore, check_key};
+use super::{
+    StoreError, StoreKind, StoredSubmission, SubmissionStore, SubmissionStream, check_key,
+};
 
 /// A store in a local folder.
 #[derive(Debug, Clone)]
@@ -58,13 +60,30 @@ impl SubmissionStore for LocalStore {
         })
     }
 
-    async fn get(&self, key: &str) -> Result<Option<PathBuf>, StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<SubmissionStream>, StoreError> {
+        use futures_util::TryStreamExt;
         check_key(key)?;
         let path = self.path_for(key);
-        Ok(tokio::fs::try_exists(&path)
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(format!("opening {}", path.display()))(e)),
+        };
+        // The length of the file opened, which a later `put` (a rename) cannot change.
+        let size = file
+            .metadata()
             .await
-            .unwrap_or(false)
-            .then_some(path))
+            .map_err(io(format!("reading {}", path.display())))?
+            .len();
+        let context = format!("reading {}", path.display());
+        let body = tokio_util::io::ReaderStream::new(file).map_err(move |source| StoreError::Io {
+            context: context.clone(),
+            source,
+        });
+        Ok(Some(SubmissionStream {
+            size,
+            body: Box::pin(body),
+        }))
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -95,13 +114,12 @@ mod tests {
             std::fs::read_to_string(&stored.path).expect("read"),
             "id,y\n1,2\n"
         );
-        assert_eq!(
-            store.get("job-1").await.expect("get"),
-            Some(PathBuf::from(&stored.path))
-        );
-        assert_eq!(store.get("job-2").await.expect("get"), None);
+        let read = store.get("job-1").await.expect("get").expect("stored");
+        assert_eq!(read.size, source.len() as u64);
+        assert_eq!(read.bytes().await.expect("read"), source);
+        assert!(store.get("job-2").await.expect("get").is_none());
         store.delete("job-1").await.expect("deleted");
-        assert_eq!(store.get("job-1").await.expect("get"), None);
+        assert!(store.get("job-1").await.expect("get").is_none());
         assert!(!dir.path().join("store/job-1").exists());
         store.delete("job-1").await.expect("deleting again is fine");
         store.put("job-3", source).await.expect("stored");

@@ -13,7 +13,9 @@ use kaggle_solver::pipeline::solve::Sandboxes;
 use kaggle_solver::policies::PolicyDir;
 use kaggle_solver::queue::{DynQueue, JobId, JobStatus};
 use kaggle_solver::sandbox::{Backend, Outcome, Sandbox, SandboxError, SandboxRequest};
-use kaggle_solver::storage::{DynStore, LocalStore, StoreError, StoredSubmission, SubmissionStore};
+use kaggle_solver::storage::{
+    DynStore, LocalStore, StoreError, StoredSubmission, SubmissionStore, SubmissionStream,
+};
 use kaggle_solver::worker::WorkerConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -60,7 +62,7 @@ impl SubmissionStore for CancelInPut {
         self.inner.put(key, contents).await
     }
 
-    async fn get(&self, key: &str) -> Result<Option<std::path::PathBuf>, StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<SubmissionStream>, StoreError> {
         self.inner.get(key).await
     }
 

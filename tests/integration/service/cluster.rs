@@ -127,11 +127,41 @@ pub struct Cluster {
     pub http: reqwest::Client,
     pub queue: RedisQueue,
     lease: String,
+    setup: Setup,
+}
+
+/// What a cluster's processes get beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    /// More variables for every process (e.g. `KS_STORE` and the `AWS_*` ones).
+    pub env: Vec<(String, String)>,
+    /// Each process gets a data folder of its own (`<name>-data`) instead of the shared `data`.
+    pub separate_data: bool,
+}
+
+impl Setup {
+    fn data_dir(&self, dir: &Path, name: &str) -> PathBuf {
+        if self.separate_data {
+            dir.join(format!("{name}-data"))
+        } else {
+            dir.join("data")
+        }
+    }
 }
 
 impl Cluster {
     /// Starts everything with `workers` worker processes on leases of `lease` (e.g. `3s`).
     pub async fn start(workers: usize, lease: &str, script: &str) -> Result<Self> {
+        Self::start_with(workers, lease, script, Setup::default()).await
+    }
+
+    /// [`Cluster::start`] with `setup`.
+    pub async fn start_with(
+        workers: usize,
+        lease: &str,
+        script: &str,
+        setup: Setup,
+    ) -> Result<Self> {
         // Install and compile the guest runtime once, here, rather than in every worker.
         tokio::task::spawn_blocking(crate::support::wasm_sandbox).await?;
         let redis = RedisServer::start();
@@ -151,6 +181,7 @@ impl Cluster {
                 lease,
                 &["serve", "--bind", "127.0.0.1:0", "--workers", "0"],
                 "api",
+                &setup,
             )
             .await?,
             queue: RedisQueue::connect(&redis.url(), QueueConfig::default()).await?,
@@ -161,6 +192,7 @@ impl Cluster {
             workers: Vec::new(),
             http: reqwest::Client::new(),
             lease: lease.to_owned(),
+            setup,
         };
         let listening = cluster.api.first_line["listening"]
             .as_str()
@@ -189,6 +221,7 @@ impl Cluster {
             &self.lease,
             &args,
             &name,
+            &self.setup,
         )
         .await?;
         self.workers.push(worker);
@@ -283,6 +316,7 @@ impl Proc {
         lease: &str,
         args: &[&str],
         name: &str,
+        setup: &Setup,
     ) -> Result<Self> {
         let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
         let mut command = Command::new(binary());
@@ -290,7 +324,7 @@ impl Proc {
             .args(args)
             .current_dir(repo())
             .env("KS_REDIS_URL", redis)
-            .env("KS_DATA_DIR", dir.join("data"))
+            .env("KS_DATA_DIR", setup.data_dir(dir, name))
             .env("KS_POLICY_DIR", dir.join("policies"))
             .env("KS_API_POLICIES", "quick")
             .env("KS_COMPETITIONS_DIR", repo().join("examples/competitions"))
@@ -303,6 +337,8 @@ impl Proc {
             .env_remove("ANTHROPIC_API_KEY")
             .env_remove("KS_API_TOKEN")
             .env_remove("KS_GENERATOR")
+            .env_remove("KS_STORE")
+            .envs(setup.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));

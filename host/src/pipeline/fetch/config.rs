@@ -11,6 +11,7 @@ use super::FetchError;
 use super::cache::DEFAULT_CACHE_MAX;
 use super::credentials::{Credentials, CredentialsError, EnvLookup};
 use super::kaggle::{API_BASE_ENV, DEFAULT_API_BASE, RetryPolicy};
+use super::mirror::{COMPETITIONS_URL_ENV, ObjectMirror};
 use super::url::LocalPolicy;
 
 /// The variable naming the local mirror of competitions.
@@ -62,6 +63,9 @@ pub struct FetchConfig {
     pub cache_max: u64,
     /// The local mirror (`KS_COMPETITIONS_DIR`): `<dir>/<slug>/` is used without download.
     pub competitions_dir: Option<PathBuf>,
+    /// The object-store mirror (`KS_COMPETITIONS_URL`): `<url>/<slug>/` is copied into the
+    /// cache instead of downloading.
+    pub mirror: Option<ObjectMirror>,
     /// Which local folders may be named.
     pub local_policy: LocalPolicy,
     /// Caps on unpacking.
@@ -80,13 +84,15 @@ impl FetchConfig {
             cache_root: cache_root.into(),
             cache_max: DEFAULT_CACHE_MAX,
             competitions_dir: None,
+            mirror: None,
             local_policy: LocalPolicy::AnyPath,
             limits: ExtractLimits::default(),
             retry: RetryPolicy::default(),
         }
     }
 
-    /// Reads `KS_KAGGLE_API`, `KS_COMPETITIONS_DIR`, `KS_MAX_DATA_BYTES`, `KS_CACHE_MAX` (a
+    /// Reads `KS_KAGGLE_API`, `KS_COMPETITIONS_DIR`, `KS_COMPETITIONS_URL` (with the `AWS_*`
+    /// variables that reach it), `KS_MAX_DATA_BYTES`, `KS_CACHE_MAX` (a
     /// byte count or a size such as `50GiB`) and the cache root
     /// (`KS_HOME`, else `$XDG_CACHE_HOME/kaggle-solver`, else `~/.cache/kaggle-solver`) from
     /// `env`, which also supplies the credentials.
@@ -116,6 +122,14 @@ impl FetchConfig {
             })?;
         }
         config.competitions_dir = env.get(COMPETITIONS_DIR_ENV).map(PathBuf::from);
+        if let Some(url) = env
+            .get(COMPETITIONS_URL_ENV)
+            .filter(|u| !u.trim().is_empty())
+        {
+            let mirror = ObjectMirror::new(url.trim(), |name| env.get(name))
+                .map_err(|e| FetchError::Config(format!("{COMPETITIONS_URL_ENV}: {e}")))?;
+            config.mirror = Some(mirror);
+        }
         config.local_policy = match (caller, &config.competitions_dir) {
             (Caller::Cli, _) => LocalPolicy::AnyPath,
             (Caller::Api, Some(dir)) => LocalPolicy::UnderRoot(dir.clone()),

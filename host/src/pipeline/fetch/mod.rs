@@ -4,6 +4,8 @@
 //! [`CompetitionRef::parse`]) becomes a [`FetchedCompetition`]: the folder to mount at `/input`
 //! and what is known about the competition. In order of preference:
 //! - a local mirror `KS_COMPETITIONS_DIR/<slug>/`, used as is;
+//! - the cache (below), filled from the object-store mirror `KS_COMPETITIONS_URL`
+//!   (`s3://BUCKET/PREFIX/<slug>/`, see [`mirror`]) when it has the competition;
 //! - the cache (`$KS_HOME/competitions/<slug>/`), filled once per competition, capped in size
 //!   (`KS_CACHE_MAX`) and pinned while a job uses it;
 //! - Kaggle: metadata, file list, then the data zip, streamed, checked and unpacked safely.
@@ -17,6 +19,7 @@
 pub mod cache;
 pub mod credentials;
 pub mod kaggle;
+pub mod mirror;
 pub mod url;
 
 /// Safe unzip, shared with the runtime installer (which unpacks matplotlib's data with it).
@@ -34,12 +37,13 @@ pub use config::{
 pub use credentials::{Credentials, CredentialsError, EnvLookup};
 pub use extract::{ExtractError, ExtractLimits};
 pub use kaggle::{DownloadProgress, KaggleClient, KaggleError, RetryPolicy};
+pub use mirror::{COMPETITIONS_URL_ENV, ObjectMirror};
 
 use kaggle::CompetitionInfo;
 pub use url::{CompetitionRef, LocalPolicy, SourceError};
 
 /// Descriptions bigger than this are cut.
-const MAX_DESCRIPTION_BYTES: usize = 1 << 20;
+pub(crate) const MAX_DESCRIPTION_BYTES: usize = 1 << 20;
 
 /// A competition ready to solve.
 #[derive(Debug)]
@@ -72,7 +76,7 @@ pub enum FetchOrigin {
     Mirror,
     /// The cache, filled earlier.
     Cache,
-    /// Downloaded by this call.
+    /// Downloaded by this call (from Kaggle, or copied from the object-store mirror).
     Download,
 }
 
@@ -117,6 +121,9 @@ pub enum FetchError {
         /// The competition.
         slug: String,
     },
+    /// The object-store mirror failed or refused the credentials.
+    #[error("the competitions mirror: {0}")]
+    Mirror(#[source] crate::storage::StoreError),
     /// The configuration is unusable (e.g. no home folder for the cache).
     #[error("invalid fetch configuration: {0}")]
     Config(String),
@@ -137,6 +144,7 @@ impl FetchError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Kaggle(e) => e.is_retryable(),
+            Self::Mirror(e) => e.is_retryable(),
             Self::Source(_)
             | Self::Credentials(_)
             | Self::Extract { .. }
@@ -226,7 +234,7 @@ impl Fetcher {
         let received = AtomicU64::new(0);
         let (entry, downloaded, pin) = self
             .cache
-            .get_pinned(slug, |staging| self.download(slug, staging, &received))
+            .get_pinned(slug, |staging| self.fill(slug, staging, &received))
             .await?;
         let dir = self.cache.data_dir(slug);
         let description = read_description(&dir).await.or(entry.description);
@@ -248,6 +256,39 @@ impl Fetcher {
             },
             pin: Some(pin),
         })
+    }
+
+    /// Fills the staging folder from the object-store mirror if it has the competition, else
+    /// from Kaggle.
+    async fn fill(
+        &self,
+        slug: &str,
+        staging: cache::Staging,
+        received: &AtomicU64,
+    ) -> Result<CacheEntry, FetchError> {
+        if let Some(mirror) = &self.config.mirror {
+            let copied = mirror
+                .copy(slug, &staging.data, &self.config.limits)
+                .await?;
+            if let Some(copied) = copied {
+                tracing::info!(
+                    slug,
+                    files = copied.files,
+                    bytes = copied.bytes,
+                    mirror = %mirror.location(),
+                    "copied from the mirror"
+                );
+                received.fetch_add(copied.bytes, Ordering::Relaxed);
+                return Ok(CacheEntry {
+                    title: None,
+                    description: copied.description,
+                    evaluation_metric: None,
+                    files: copied.files,
+                    bytes: copied.bytes,
+                });
+            }
+        }
+        self.download(slug, staging, received).await
     }
 
     /// Downloads and unpacks into the staging folder.

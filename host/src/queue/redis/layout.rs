@@ -131,6 +131,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_new_record_ends_with_the_zero_stamps_enqueue_sets() {
+        // enqueue.lua replaces this fixed ending instead of decoding the record.
+        let job = crate::queue::NewJob {
+            source: "https://www.kaggle.com/competitions/titanic".into(),
+            policy: "default".into(),
+            overrides: Default::default(),
+        };
+        let json = to_json(&JobRecord::pending(job, 0)).expect("json");
+        assert!(
+            json.ends_with(r#","created_at_ms":0,"updated_at_ms":0}"#),
+            "{json}"
+        );
+        assert!(
+            include_str!("scripts/enqueue.lua")
+                .contains(r#"'"created_at_ms":0,"updated_at_ms":0}'"#)
+        );
+    }
+
+    #[test]
     fn the_finished_set_is_named_as_the_scripts_derive_it_from_counts() {
         // common.lua's `finished_key` swaps the trailing `counts` of the counts key.
         for prefix in ["ks:", "", "deploy:a:"] {

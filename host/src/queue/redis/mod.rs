@@ -18,8 +18,9 @@
 //!   `accepted` counter), which listings page through newest first.
 //!
 //! Every state change is one Lua script (in `scripts/`, sent by EVALSHA and reloaded
-//! automatically after a Redis restart), so it is atomic. The scripts update the record JSON
-//! themselves with cjson, which keeps numbers to 14 significant digits (a validation score of
+//! automatically after a Redis restart), so it is atomic. A new record is stored as the host
+//! wrote it (only its timestamps set by the server); later changes update the record JSON in
+//! the scripts with cjson, which keeps numbers to 14 significant digits (a validation score of
 //! more digits is rounded). A [`ConnectionManager`] reconnects after a connection drops; while
 //! Redis is unreachable every call fails with [`QueueError::Unavailable`].
 
@@ -111,6 +112,7 @@ impl JobQueue for RedisQueue {
             .key(&self.keys.accepted)
             .arg(to_json(&record)?)
             .arg(self.max_queued)
+            .arg(&record.id.0)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
