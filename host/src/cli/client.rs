@@ -541,7 +541,10 @@ mod tests {
         assert!(named.is_terminal());
         let mut other = SseEvent::default();
         other.field("event: completed");
-        assert!(!other.is_terminal(), "only the server's terminal event ends a wait");
+        assert!(
+            !other.is_terminal(),
+            "only the server's terminal event ends a wait"
+        );
     }
 
     #[test]

@@ -83,8 +83,8 @@ async fn refused(
     };
     assert_eq!(
         all_files(tmp.path()),
-        vec![PathBuf::from(format!("cache/competitions/{slug}.lock"))],
-        "only the lock file may remain"
+        vec![PathBuf::from(format!("cache/competitions/{slug}.fill.lock"))],
+        "only the fill's lock file may remain"
     );
     source
 }

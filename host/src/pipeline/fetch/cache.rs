@@ -3,7 +3,9 @@
 //! Many jobs may ask for the same competition at once, in one service process or in several,
 //! and each download can be gigabytes. So a fill is single-flight: callers in one process queue
 //! on a per-slug `tokio::sync::Mutex`, processes on an exclusive file lock
-//! (`competitions/<slug>.lock`), and every caller re-checks the cache after getting in line.
+//! (`competitions/<slug>.fill.lock`), and every caller re-checks the cache after getting in
+//! line. The fill lock is a file of its own, apart from the pins' lock: a fill waiting behind
+//! the jobs that use the entry would wait for as long as they run.
 //! A fill works in a private staging folder inside the cache and becomes visible by a rename;
 //! the marker `competitions/<slug>.complete.json`, written last, is what makes an entry count,
 //! so a crash at any point leaves either a complete entry or one that is redone. The cache is
@@ -12,7 +14,8 @@
 //! ```text
 //! <root>/competitions/<slug>/                 the data, as unpacked
 //! <root>/competitions/<slug>.complete.json    the marker and the competition's metadata
-//! <root>/competitions/<slug>.lock             the fill lock (exclusive), jobs' pins (shared)
+//! <root>/competitions/<slug>.fill.lock        the fill lock (exclusive)
+//! <root>/competitions/<slug>.lock             jobs' pins (shared), eviction (exclusive)
 //! <root>/competitions/<slug>.used             its modification time: the entry's last use
 //! <root>/competitions/.staging-<slug>/        a fill in progress (removed when it ends)
 //! <root>/competitions/.partial-<slug>/        a download a failed fill may resume (kept
@@ -112,8 +115,8 @@ impl CompetitionCache {
         marker_path(&self.competitions_dir(), slug)
     }
 
-    fn lock_path(&self, slug: &str) -> PathBuf {
-        lock_path(&self.competitions_dir(), slug)
+    fn fill_lock_path(&self, slug: &str) -> PathBuf {
+        fill_lock_path(&self.competitions_dir(), slug)
     }
 
     /// The cached entry of `slug`, if its fill completed.
@@ -206,7 +209,7 @@ impl CompetitionCache {
         }
         let competitions = self.competitions_dir();
         create_dir_all(&competitions)?;
-        let _cross_process = lock_file(self.lock_path(slug)).await?;
+        let _cross_process = lock_file(self.fill_lock_path(slug)).await?;
         if let Some(entry) = self.lookup(slug) {
             return Ok((entry, false));
         }
@@ -286,6 +289,11 @@ fn lock_path(dir: &Path, slug: &str) -> PathBuf {
     dir.join(format!("{slug}.lock"))
 }
 
+/// The lock a fill of `slug` holds, here or in another process.
+fn fill_lock_path(dir: &Path, slug: &str) -> PathBuf {
+    dir.join(format!("{slug}.fill.lock"))
+}
+
 /// Takes the exclusive lock on `path` (created if missing), waiting on a blocking thread.
 async fn lock_file(path: PathBuf) -> Result<std::fs::File, FetchError> {
     let context = format!("locking {}", path.display());
@@ -327,6 +335,26 @@ mod tests {
             title: Some(title.into()),
             ..CacheEntry::default()
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fill_does_not_wait_for_the_jobs_that_pin_the_slug() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = CompetitionCache::new(tmp.path());
+        std::fs::create_dir_all(cache.competitions_dir()).expect("mkdir");
+        // A job of another process pins the slug (its shared lock) while this one must fill,
+        // as when it looked before the other's fill had published.
+        let pin = cache.pin("comp").await.expect("pin");
+        let fill = cache.get_or_fill("comp", |staging| async move {
+            std::fs::write(staging.data.join("train.csv"), "id\n").expect("write");
+            Ok(entry("T"))
+        });
+        let (_, filled) = tokio::time::timeout(std::time::Duration::from_secs(20), fill)
+            .await
+            .expect("the fill went ahead beside the pin")
+            .expect("fill");
+        assert!(filled);
+        drop(pin);
     }
 
     #[tokio::test]

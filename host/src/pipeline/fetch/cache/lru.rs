@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::{
-    CacheEntry, CompetitionCache, MAX_MARKER_BYTES, lock_path, marker_path, remove_dir_all,
+    CacheEntry, CompetitionCache, MAX_MARKER_BYTES, fill_lock_path, lock_path, marker_path,
+    remove_dir_all,
 };
 use crate::pipeline::fetch::FetchError;
 use crate::pipeline::fetch::url::validate_slug;
@@ -158,7 +159,12 @@ pub(super) fn evict(dir: &Path, max: u64) -> Result<Vec<String>, FetchError> {
         if total <= max {
             break;
         }
+        // Neither pinned by a job nor being filled again (a fill publishing while the entry
+        // goes would lose its data).
         let Some(_held) = try_lock(&lock_path(dir, &entry.slug))? else {
+            continue;
+        };
+        let Some(_filling) = try_lock(&fill_lock_path(dir, &entry.slug))? else {
             continue;
         };
         let marker = marker_path(dir, &entry.slug);
