@@ -83,7 +83,9 @@ async fn refused(
     };
     assert_eq!(
         all_files(tmp.path()),
-        vec![PathBuf::from(format!("cache/competitions/{slug}.fill.lock"))],
+        vec![PathBuf::from(format!(
+            "cache/competitions/{slug}.fill.lock"
+        ))],
         "only the fill's lock file may remain"
     );
     source
