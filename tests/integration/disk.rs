@@ -92,6 +92,7 @@ async fn wasm_disk_obeyed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wasm_disk_violated_while_writing_and_the_host_disk_barely_grows() {
+    let _quiet = crate::support::HOST_DISK.lock().await;
     for folder in ["/tmp", "/output"] {
         let watch = DiskWatch::start();
         let ran = run_in(
@@ -145,6 +146,7 @@ async fn docker_disk_obeyed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn docker_disk_violated_is_disk() {
     let sandbox = docker_sandbox().await;
+    let _quiet = crate::support::HOST_DISK.lock().await;
     for folder in ["/tmp", "/output"] {
         let watch = DiskWatch::start();
         let ran = run_in(&sandbox, &writer(folder, 4096), None, capped(256 * MIB)).await;

@@ -46,7 +46,8 @@ impl Served {
         std::fs::create_dir_all(dir.path().join("policies"))?;
         std::fs::write(
             dir.path().join("policies/quick.toml"),
-            "[limits]\nwall-time = \"2m\"\n[attempts]\nmax = 1\n[sandbox]\nbackends = [\"wasm\"]\n",
+            "[limits]\nwall-time = \"2m\"\n[attempts]\nmax = 1\n[sandbox]\nbackends = [\"wasm\"]\n\
+             [search]\ncandidates = 1\n",
         )?;
         let log = std::fs::File::create(dir.path().join("serve.log"))?;
         let mut command = Command::new(binary());

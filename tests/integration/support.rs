@@ -181,3 +181,9 @@ pub fn solve_with_llm(base: &str, out: &Path) -> std::process::Command {
         .env("KS_MODEL", crate::llm::fake::MODEL);
     command
 }
+
+/// Held by the tests that measure how much the host's disk grows, and by the ones that write a
+/// lot to it (the compose stack's seeded volume), so that one's writes never count in the
+/// other's measurement.
+pub static HOST_DISK: std::sync::LazyLock<tokio::sync::Mutex<()>> =
+    std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
