@@ -162,9 +162,7 @@ async fn the_compose_stack_solves_the_demo_into_the_object_store() -> Result<()>
         &env_file,
         format!("KS_API_TOKEN={token}\nAWS_ACCESS_KEY_ID=kstest\nAWS_SECRET_ACCESS_KEY={secret}\n"),
     )?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = crate::support::free_port();
     let stack = Stack {
         project: format!("kstest{}", std::process::id()),
         env: vec![

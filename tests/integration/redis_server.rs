@@ -7,11 +7,13 @@
 //! installs it. A missing server fails the test; it never skips it.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+use crate::support::on_a_free_port;
 
 /// How long a server may take to answer PING after it is started (AOF loading included).
 const READY_WITHIN: Duration = Duration::from_secs(20);
@@ -29,23 +31,12 @@ impl RedisServer {
     /// PING. Panics if `redis-server` is not installed or does not come up.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("a temporary folder for redis-server");
-        let mut last_log = String::new();
-        // Another process may take the free port between our probe and the server's bind:
-        // try a few ports.
-        for _ in 0..5 {
-            let port = free_port();
-            match spawn(port, &dir) {
-                Ok(child) => {
-                    return Self {
-                        port,
-                        dir,
-                        child: Some(child),
-                    };
-                }
-                Err(log) => last_log = log,
-            }
+        let (port, child) = on_a_free_port("redis-server", |port| spawn(port, &dir));
+        Self {
+            port,
+            dir,
+            child: Some(child),
         }
-        panic!("redis-server did not start; its log:\n{last_log}");
     }
 
     /// The URL to connect to, e.g. `redis://127.0.0.1:6400`.
@@ -125,14 +116,6 @@ fn spawn(port: u16, dir: &TempDir) -> Result<Child, String> {
     let _ = child.kill();
     let _ = child.wait();
     Err(format!("no PONG within {READY_WITHIN:?}\n{}", read_log()))
-}
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free local port")
-        .port()
 }
 
 /// Whether a server on `port` answers PING with PONG (not LOADING or an error).

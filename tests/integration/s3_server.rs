@@ -6,12 +6,14 @@
 //! `cargo install s3s-fs --version 0.14.1 --features binary --locked --root target/s3s-fs`),
 //! or the path in `KS_S3S_FS`. A missing binary fails the test; it never skips it.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+use crate::support::on_a_free_port;
 
 /// The bucket every server starts with.
 pub const BUCKET: &str = "ks-test";
@@ -58,21 +60,12 @@ impl S3Server {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("a temporary folder for s3s-fs");
         std::fs::create_dir_all(dir.path().join("data").join(BUCKET)).expect("the bucket");
-        let mut last = String::new();
-        for _ in 0..5 {
-            let port = free_port();
-            match spawn(port, &dir) {
-                Ok(child) => {
-                    return Self {
-                        port,
-                        dir,
-                        child: Some(child),
-                    };
-                }
-                Err(log) => last = log,
-            }
+        let (port, child) = on_a_free_port("s3s-fs", |port| spawn(port, &dir));
+        Self {
+            port,
+            dir,
+            child: Some(child),
         }
-        panic!("s3s-fs did not start; its log:\n{last}");
     }
 
     /// The endpoint URL (`AWS_ENDPOINT_URL`).
@@ -168,11 +161,4 @@ fn spawn(port: u16, dir: &TempDir) -> Result<Child, String> {
         "not listening within {READY_WITHIN:?}\n{}",
         read_log()
     ))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free local port")
-        .port()
 }

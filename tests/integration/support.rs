@@ -187,3 +187,26 @@ pub fn solve_with_llm(base: &str, out: &Path) -> std::process::Command {
 /// other's measurement.
 pub static HOST_DISK: std::sync::LazyLock<tokio::sync::Mutex<()>> =
     std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free local port")
+        .port()
+}
+
+/// Starts a server with `spawn` on a free port and returns the port with what `spawn` gave.
+/// Another process may take the port between the probe and the server's bind, so a few ports
+/// are tried; panics with the last failure's log (`spawn`'s error) when none works.
+pub fn on_a_free_port<T>(what: &str, mut spawn: impl FnMut(u16) -> Result<T, String>) -> (u16, T) {
+    let mut last = String::new();
+    for _ in 0..5 {
+        let port = free_port();
+        match spawn(port) {
+            Ok(started) => return (port, started),
+            Err(log) => last = log,
+        }
+    }
+    panic!("{what} did not start; its log:\n{last}");
+}

@@ -95,6 +95,14 @@ impl FakeState {
             .filter(|r| r.path.ends_with(&suffix))
             .collect()
     }
+
+    /// The recorded GETs: the downloads of files, after the API's redirect.
+    pub fn gets(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "GET")
+            .collect()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
