@@ -278,6 +278,7 @@ async fn openapi_json_describes_the_routes() -> Result<()> {
         "/status/{job_id}",
         "/jobs/{job_id}",
         "/jobs/{job_id}/logs",
+        "/jobs/{job_id}/stop",
     ] {
         ensure!(doc["paths"].get(path).is_some(), "{path}");
     }
@@ -294,6 +295,45 @@ async fn openapi_json_describes_the_routes() -> Result<()> {
         ensure!(schema.get(key).is_some(), "StatusResponse.{key}");
     }
     ensure!(doc["components"]["securitySchemes"].get("bearer").is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stop_is_accepted_until_the_job_ends_and_keeps_it_running() -> Result<()> {
+    let api = Api::new(None).await?;
+    let id = api.submit(&format!("url={}", encode(PENGUINS))).await?;
+    let stop = format!("/jobs/{id}/stop");
+    let (status, body) = api.json(Method::POST, &stop).await?;
+    ensure!(
+        status == StatusCode::ACCEPTED
+            && body["outcome"] == "stop-requested"
+            && body["job_id"] == id.as_str(),
+        "{status} {body}"
+    );
+    let (_, body) = api.json(Method::GET, &format!("/status/{id}")).await?;
+    ensure!(body["status"] == "pending", "a stop is no cancel: {body}");
+    let (status, _) = api.json(Method::DELETE, &format!("/jobs/{id}")).await?;
+    ensure!(status == StatusCode::OK);
+    let (status, body) = api.json(Method::POST, &stop).await?;
+    ensure!(
+        status == StatusCode::CONFLICT && body["error"] == "already_finished",
+        "{status} {body}"
+    );
+    let unknown = uuid::Uuid::new_v4();
+    let (status, body) = api
+        .json(Method::POST, &format!("/jobs/{unknown}/stop"))
+        .await?;
+    ensure!(
+        status == StatusCode::NOT_FOUND && body["error"] == "not_found",
+        "{body}"
+    );
+    let (status, body) = api.json(Method::POST, "/jobs/42/stop").await?;
+    ensure!(
+        status == StatusCode::BAD_REQUEST && body["error"] == "invalid_job_id",
+        "{body}"
+    );
+    let (status, _) = api.json(Method::GET, &stop).await?;
+    ensure!(status == StatusCode::METHOD_NOT_ALLOWED, "{status}");
     Ok(())
 }
 

@@ -94,6 +94,7 @@ async fn solve_competition(
         claim: SolveJob::new_claim(),
         policy,
         cancel: CancellationToken::new(),
+        stop: CancellationToken::new(),
         events: &|_| {},
         fence: &Unleased,
     };

@@ -130,6 +130,7 @@ conformance! {
     basic::release_puts_back_in_line,
     basic::cancel_pending_is_never_claimed,
     basic::cancel_processing_asks_the_holder,
+    basic::stop_flags_the_search_and_a_cancel_still_wins,
     basic::cancel_then_complete_fails_as_cancelled,
     basic::stats_count_by_state,
     leases::lease_expiry_hands_job_on,

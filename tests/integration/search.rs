@@ -73,6 +73,7 @@ async fn solve_demo(
         claim: SolveJob::new_claim(),
         policy,
         cancel: CancellationToken::new(),
+        stop: CancellationToken::new(),
         events: &record,
         fence: &Unleased,
     };
@@ -197,6 +198,80 @@ async fn the_budget_stops_the_search_and_the_best_valid_submission_is_stored() -
             .any(|e| e.contains("\"end\":\"out-of-budget\"")),
         "{events:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stop_mid_search_halts_the_running_candidate_and_submits_the_best() -> Result<()> {
+    // The second candidate would run for ten minutes; the stop comes as it starts.
+    let stalling = format!("import time\ntime.sleep(600)\n{CONSTANT_CLAIMING}");
+    let generator = scripted(&[MODEL_MODEST, &stalling, CONSTANT_CLAIMING]);
+    let harness = harness(generator);
+    let stop = CancellationToken::new();
+    let events = Mutex::new(Vec::new());
+    let record = |event: SolveEvent| {
+        if matches!(event, SolveEvent::CandidateStarted { candidate: 2, .. }) {
+            stop.cancel();
+        }
+        events
+            .lock()
+            .expect("lock")
+            .push(serde_json::to_string(&event).unwrap_or_default());
+    };
+    let policy = search_policy(3, 1800);
+    let job = SolveJob {
+        id: "stopped-search".into(),
+        claim: SolveJob::new_claim(),
+        policy: &policy,
+        cancel: CancellationToken::new(),
+        stop: stop.clone(),
+        events: &record,
+        fence: &Unleased,
+    };
+    let report = harness.solver.solve(&job, &demo()).await?;
+    let search = report.search.clone().context("a search ran")?;
+    ensure!(search.end == SearchEnd::Stopped, "{search:#?}");
+    ensure!(
+        search.candidates_tried == 2,
+        "the third never starts: {search:#?}"
+    );
+    let halted = search.candidates[1].error.clone().unwrap_or_default();
+    ensure!(halted.contains("the search was asked to end"), "{halted}");
+    ensure!(search.submitted == 1 && report.attempts[0].code == MODEL_MODEST);
+    ensure!(report.validation_score == search.candidates[0].host_score);
+    let stored = accuracy(Path::new(&report.submission.path))?;
+    ensure!(stored > 0.9, "stored accuracy {stored}");
+    let events = events.into_inner().expect("lock");
+    ensure!(
+        events.iter().any(|e| e.contains("\"end\":\"stopped\"")),
+        "{events:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stop_before_anything_scored_waits_for_the_first_valid_candidate() -> Result<()> {
+    let generator = scripted(&[MODEL_MODEST, CONSTANT_CLAIMING]);
+    let harness = harness(generator);
+    let policy = search_policy(2, 1800);
+    let stop = CancellationToken::new();
+    stop.cancel();
+    let job = SolveJob {
+        id: "stopped-early".into(),
+        claim: SolveJob::new_claim(),
+        policy: &policy,
+        cancel: CancellationToken::new(),
+        stop,
+        events: &|_| {},
+        fence: &Unleased,
+    };
+    let report = harness.solver.solve(&job, &demo()).await?;
+    let search = report.search.clone().context("a search ran")?;
+    ensure!(
+        search.end == SearchEnd::Stopped && search.candidates_tried == 1,
+        "{search:#?}"
+    );
+    ensure!(search.candidates[0].host_score.is_some(), "{search:#?}");
     Ok(())
 }
 
@@ -326,6 +401,7 @@ async fn with_docker_allowed_the_baseline_weighs_a_lightgbm_variant_run_on_docke
         claim: SolveJob::new_claim(),
         policy: &policy,
         cancel: CancellationToken::new(),
+        stop: CancellationToken::new(),
         events: &|_| {},
         fence: &Unleased,
     };
@@ -375,6 +451,7 @@ async fn a_side_table_with_the_target_runs_a_single_shot_and_says_so() -> Result
         claim: SolveJob::new_claim(),
         policy: &policy,
         cancel: CancellationToken::new(),
+        stop: CancellationToken::new(),
         events: &record,
         fence: &Unleased,
     };

@@ -11,11 +11,13 @@ use axum::response::{IntoResponse, Response};
 
 use super::types::{
     CancelResponse, ErrorBody, Health, JobList, JobSummary, ListQuery, Readiness, RunQuery,
-    RunResponse, StatusResponse,
+    RunResponse, StatusResponse, StopAnswer, StopResponse,
 };
 use super::{ApiError, ApiState, SubmitError};
 use crate::logs::JobLog;
-use crate::queue::{CancelOutcome, JobId, JobRecord, JobStatus, ListCursor, MAX_PAGE, QueueError};
+use crate::queue::{
+    CancelOutcome, JobId, JobRecord, JobStatus, ListCursor, MAX_PAGE, QueueError, StopOutcome,
+};
 
 /// Accepts a job: checks the URL and the policy, enqueues, answers at once.
 #[utoipa::path(
@@ -282,6 +284,44 @@ pub(crate) async fn cancel(
     let body = CancelResponse::new(&id.0, outcome)
         .ok_or_else(|| ApiError::Internal("unexpected cancel outcome".into()))?;
     Ok((status, Json(body)))
+}
+
+/// Ends a job's search early: no new candidate starts, the ones running stop once a best is
+/// kept, and the best so far is re-run on the full data and submitted (`DELETE` cancels
+/// instead). A job without a search (one candidate) runs to its end as before.
+#[utoipa::path(
+    post,
+    path = "/jobs/{job_id}/stop",
+    params(("job_id" = uuid::Uuid, Path, description = "The job's id (a UUID)")),
+    responses(
+        (status = 202, description = "Its search ends and keeps its best", body = StopResponse),
+        (status = 400, description = "Not a job id", body = ErrorBody),
+        (status = 403, description = "`cross_site`: sent by another site's page", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job already ended", body = ErrorBody),
+    ),
+    security((), ("bearer" = []))
+)]
+pub(crate) async fn stop(
+    State(state): State<Arc<ApiState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<(StatusCode, Json<StopResponse>), ApiError> {
+    let id = job_id(id)?;
+    match state.submitter.queue().stop(&id).await? {
+        StopOutcome::Requested => Ok((
+            StatusCode::ACCEPTED,
+            Json(StopResponse {
+                job_id: id.0,
+                outcome: StopAnswer::StopRequested,
+            }),
+        )),
+        StopOutcome::AlreadyFinished => Err(ApiError::client(
+            StatusCode::CONFLICT,
+            "already_finished",
+            "the job already ended; there is nothing to stop",
+        )),
+        StopOutcome::NotFound => Err(not_found(&id)),
+    }
 }
 
 /// Liveness: answers while the process serves HTTP. Needs no token.

@@ -20,7 +20,7 @@ mod types;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use tower_http::limit::RequestBodyLimitLayer;
 
 pub use error::ApiError;
@@ -30,7 +30,7 @@ pub use openapi::document as openapi_document;
 pub use submit::{DEFAULT_API_POLICIES, SubmitError, Submitter};
 pub use types::{
     CancelAnswer, CancelResponse, ErrorBody, Health, JobList, JobSummary, ListQuery, Readiness,
-    RunQuery, RunResponse, StatusResponse, rfc3339,
+    RunQuery, RunResponse, StatusResponse, StopAnswer, StopResponse, rfc3339,
 };
 
 use crate::logs::DynLogs;
@@ -72,6 +72,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(
             "/jobs/{job_id}",
             get(dashboard::job_page).merge(delete(handlers::cancel).layer(same_origin())),
+        )
+        .route(
+            "/jobs/{job_id}/stop",
+            post(handlers::stop).layer(same_origin()),
         )
         .route("/jobs/{job_id}/submission", get(handlers::submission))
         .route("/jobs/{job_id}/logs", get(handlers::logs))

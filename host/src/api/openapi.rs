@@ -7,6 +7,7 @@ use utoipa::{Modify, OpenApi};
 use super::handlers;
 use super::types::{
     CancelResponse, ErrorBody, Health, JobList, JobSummary, Readiness, RunResponse, StatusResponse,
+    StopAnswer, StopResponse,
 };
 use crate::logs::{AttemptLog, EventKind, JobLog, LogEvent};
 use crate::queue::ListState;
@@ -33,6 +34,7 @@ use crate::queue::ListState;
         super::dashboard::index,
         super::dashboard::job_page,
         handlers::cancel,
+        handlers::stop,
         handlers::healthz,
         handlers::readyz,
         handlers::metrics,
@@ -42,6 +44,8 @@ use crate::queue::ListState;
         RunResponse,
         StatusResponse,
         CancelResponse,
+        StopResponse,
+        StopAnswer,
         ErrorBody,
         Health,
         Readiness,

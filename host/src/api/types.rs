@@ -247,6 +247,24 @@ impl CancelResponse {
     }
 }
 
+/// Answer of `POST /jobs/{job_id}/stop`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StopResponse {
+    /// The job.
+    pub job_id: String,
+    /// Always `stop-requested`: a running search ends at its worker's next heartbeat and
+    /// submits its best candidate; a waiting job's search ends after its first valid one.
+    pub outcome: StopAnswer,
+}
+
+/// What a stop did to a job that had not ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopAnswer {
+    /// Its search is asked to end and keep the best.
+    StopRequested,
+}
+
 /// Every 4xx and 5xx answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {

@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 
 use super::CliError;
-use crate::api::{ErrorBody, RunResponse, StatusResponse};
+use crate::api::{ErrorBody, RunResponse, StatusResponse, StopResponse};
 use crate::queue::JobStatus;
 use crate::text::{MESSAGE_CHARS, QUOTED_VALUE_CHARS, head};
 
@@ -253,6 +253,17 @@ impl JobArgs {
         let http = Remote::client()?;
         let status = self.remote.status(&http, &self.id).await?;
         super::print_json(&status)?;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// Asks the job's search to end and keep its best; prints the answer as one JSON line.
+    pub(crate) async fn stop(self) -> Result<ExitCode, CliError> {
+        let http = Remote::client()?;
+        let url = self
+            .remote
+            .url(&format!("jobs/{}/stop", path_segment(&self.id)?))?;
+        let answer: StopResponse = self.remote.json(http.post(url)).await?;
+        super::print_json(&answer)?;
         Ok(ExitCode::SUCCESS)
     }
 

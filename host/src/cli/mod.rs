@@ -68,6 +68,8 @@ enum Command {
     Status(client::JobArgs),
     /// Follow a job on a running server to its end (exit code 1 if it failed).
     Wait(client::JobArgs),
+    /// End a job's search early on a running server: its best candidate so far is submitted.
+    Stop(client::JobArgs),
     /// Download a completed job's submission from a running server.
     Download(client::DownloadArgs),
 }
@@ -196,6 +198,7 @@ impl Cli {
             Command::Submit(args) => args.run().await,
             Command::Status(args) => args.status().await,
             Command::Wait(args) => args.wait().await,
+            Command::Stop(args) => args.stop().await,
             Command::Download(args) => args.run().await,
         }
     }

@@ -104,12 +104,23 @@ impl SolveArgs {
             claim: SolveJob::new_claim(),
             policy: &policy,
             cancel: tokio_util::sync::CancellationToken::new(),
+            stop: tokio_util::sync::CancellationToken::new(),
             events: &events,
             fence: &Unleased,
         };
-        let cancel = job.cancel.clone();
+        let (cancel, stop) = (job.cancel.clone(), job.stop.clone());
         let interrupted = progress.clone();
+        let searching = !policy.search.is_single_shot();
+        // A search's first Ctrl-C ends it and keeps the best candidate; the next one (or a
+        // single shot's first) cancels the job.
         tokio::spawn(async move {
+            if searching && tokio::signal::ctrl_c().await.is_ok() {
+                interrupted.line(
+                    "interrupted: the search ends and submits its best candidate \
+                     (Ctrl-C again to cancel)",
+                );
+                stop.cancel();
+            }
             if tokio::signal::ctrl_c().await.is_ok() {
                 interrupted.line("interrupted: stopping");
                 cancel.cancel();

@@ -17,7 +17,7 @@ use super::config::{REQUEUED, unix_ms};
 use super::{
     CancelOutcome, Completion, Failure, JobId, JobPage, JobQueue, JobRecord, JobResult, JobStatus,
     LIST_SCAN, LeaseState, ListCursor, ListState, MAX_PAGE, NewJob, Progress, QueueConfig,
-    QueueError, QueueStats, WorkerId,
+    QueueError, QueueStats, StopOutcome, WorkerId,
 };
 
 /// The message of a job cancelled before it ended.
@@ -92,6 +92,9 @@ impl State {
         match self.records.get(id) {
             Some(record) if self.holds(worker, id) && record.cancel_requested => {
                 LeaseState::CancelRequested
+            }
+            Some(record) if self.holds(worker, id) && record.stop_requested => {
+                LeaseState::StopRequested
             }
             Some(_) if self.holds(worker, id) => LeaseState::Held,
             _ => LeaseState::Lost,
@@ -330,6 +333,19 @@ impl JobQueue for MemoryQueue {
                 Ok(CancelOutcome::Cancelled)
             }
         }
+    }
+
+    async fn stop(&self, id: &JobId) -> Result<StopOutcome, QueueError> {
+        let mut state = self.lock();
+        let Some(record) = state.records.get_mut(id) else {
+            return Ok(StopOutcome::NotFound);
+        };
+        if matches!(record.status, JobStatus::Completed | JobStatus::Failed) {
+            return Ok(StopOutcome::AlreadyFinished);
+        }
+        record.stop_requested = true;
+        record.updated_at_ms = unix_ms();
+        Ok(StopOutcome::Requested)
     }
 
     async fn reap_expired(&self) -> Result<u64, QueueError> {

@@ -29,7 +29,7 @@ pub use memory::MemoryQueue;
 pub use types::{
     CancelOutcome, Completion, Failure, JOB_RECORD_VERSION, JobId, JobPage, JobRecord, JobResult,
     JobStatus, LeaseState, ListCursor, ListState, NewJob, Progress, QueueStats, ScoreSource,
-    WorkerId,
+    StopOutcome, WorkerId,
 };
 
 /// The most jobs one page of [`JobQueue::list`] holds.
@@ -126,6 +126,11 @@ pub trait JobQueue: Send + Sync + std::fmt::Debug {
 
     /// Cancels a job: a pending one at once, a running one by flagging it for its worker.
     async fn cancel(&self, id: &JobId) -> Result<CancelOutcome, QueueError>;
+
+    /// Asks a job that has not ended to end its search early and submit the best candidate
+    /// so far, by flagging it for its worker (whose heartbeats then answer
+    /// [`LeaseState::StopRequested`]). A cancel, asked before or after, still wins.
+    async fn stop(&self, id: &JobId) -> Result<StopOutcome, QueueError>;
 
     /// Puts every job whose lease has expired back in line; returns how many.
     async fn reap_expired(&self) -> Result<u64, QueueError>;

@@ -136,6 +136,9 @@ pub struct JobRecord {
     pub infra_retries: u32,
     /// Whether a cancel was asked for.
     pub cancel_requested: bool,
+    /// Whether the user asked to end the search early and keep the best candidate so far.
+    #[serde(default)]
+    pub stop_requested: bool,
     /// When it was accepted (ms since the Unix epoch).
     pub created_at_ms: u64,
     /// When it last changed (ms since the Unix epoch).
@@ -164,6 +167,7 @@ impl JobRecord {
             worker: None,
             infra_retries: 0,
             cancel_requested: false,
+            stop_requested: false,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
         }
@@ -251,6 +255,9 @@ pub enum LeaseState {
     Held,
     /// The worker holds the job and a cancel was asked for: stop and report.
     CancelRequested,
+    /// The worker holds the job and the user asked to end its search early: no new candidate
+    /// starts, and the best one so far is submitted.
+    StopRequested,
     /// The worker no longer holds the job (its lease expired and it was handed on, or the job
     /// ended): stop without reporting.
     Lost,
@@ -262,6 +269,18 @@ pub enum CancelOutcome {
     /// The job was waiting; it is now `failed` as cancelled.
     Cancelled,
     /// The job is running; its worker will stop it.
+    Requested,
+    /// The job had already ended.
+    AlreadyFinished,
+    /// No such job.
+    NotFound,
+}
+
+/// What a stop (end the search early, keep the best) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopOutcome {
+    /// Flagged: a running job's search ends at its worker's next heartbeat, a waiting one's
+    /// after its first valid candidate.
     Requested,
     /// The job had already ended.
     AlreadyFinished,

@@ -178,6 +178,7 @@ async fn execute(
         claim: SolveJob::new_claim(),
         policy: &policy,
         cancel: cancel.clone(),
+        stop: lease.search_stop.clone(),
         events: &events,
         fence: &fence,
     };

@@ -13,7 +13,9 @@
 //! The job runs under a cancellation token. Three things cancel it, and the first one decides
 //! what is reported: the user (`CancelRequested`: fail as cancelled), another worker taking
 //! over (`Lost`: report nothing, the new holder owns the job), and a drain that ran out of grace
-//! (`Shutdown`: hand the job back).
+//! (`Shutdown`: hand the job back). A stop the user asked for is not one of them: it cancels
+//! only the lease's `search_stop` token, which ends a search early and keeps the job going to
+//! submit the best candidate.
 
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -39,6 +41,8 @@ pub(super) enum StopReason {
 #[derive(Debug)]
 pub(super) struct Lease {
     pub(super) token: CancellationToken,
+    /// Cancelled when the user asks to end the search early and keep the best.
+    pub(super) search_stop: CancellationToken,
     reason: OnceLock<StopReason>,
     /// When the last call that found the job held was sent: the queue set the deadline at
     /// least a lease period after that.
@@ -53,6 +57,7 @@ impl Lease {
     pub(super) fn new(token: CancellationToken, claimed: Instant, period: Duration) -> Self {
         Self {
             token,
+            search_stop: CancellationToken::new(),
             reason: OnceLock::new(),
             confirmed: Mutex::new(claimed),
             period,
@@ -77,6 +82,13 @@ impl Lease {
     pub(super) fn follow(&self, state: LeaseState, sent: Instant) {
         match state {
             LeaseState::Held => self.confirm(sent),
+            LeaseState::StopRequested => {
+                self.confirm(sent);
+                if !self.search_stop.is_cancelled() {
+                    tracing::info!("a stop was asked for: the search ends and keeps its best");
+                }
+                self.search_stop.cancel();
+            }
             LeaseState::CancelRequested => {
                 self.confirm(sent);
                 self.stop(StopReason::CancelRequested);
@@ -146,7 +158,7 @@ pub(super) struct Fence<'a> {
 impl StoreFence for Fence<'_> {
     async fn check(&self) -> Result<FenceVerdict, FenceError> {
         match renew(self.shared, self.id, self.lease).await {
-            Ok(LeaseState::Held) => Ok(FenceVerdict::Held),
+            Ok(LeaseState::Held | LeaseState::StopRequested) => Ok(FenceVerdict::Held),
             Ok(LeaseState::CancelRequested) => Ok(FenceVerdict::Cancelled),
             Ok(LeaseState::Lost) => Ok(FenceVerdict::Lost),
             Err(error) => Err(FenceError {
@@ -258,6 +270,10 @@ mod tests {
         // An older answer arriving late does not shorten it.
         lease.follow(LeaseState::Held, long_ago);
         assert!(lease.remaining() > Duration::from_secs(29));
+        assert_eq!(lease.reason(), None);
+        // A stop keeps the job: only the search's token is cancelled.
+        lease.follow(LeaseState::StopRequested, Instant::now());
+        assert!(lease.search_stop.is_cancelled() && !lease.token.is_cancelled());
         assert_eq!(lease.reason(), None);
 
         lease.follow(LeaseState::CancelRequested, Instant::now());

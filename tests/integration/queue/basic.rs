@@ -4,7 +4,7 @@
 use anyhow::ensure;
 use kaggle_solver::queue::{
     CancelOutcome, Completion, Failure, JobId, JobResult, JobStatus, LeaseState, Progress,
-    QueueStats,
+    QueueStats, StopOutcome,
 };
 
 use super::{LONG, Subject, job, record, worker};
@@ -255,6 +255,36 @@ pub async fn cancel_processing_asks_the_holder(s: &Subject) -> anyhow::Result<()
     ensure!(s.queue.release(&w, &other).await?);
     ensure!(record(s, &other).await?.status == JobStatus::Failed);
     ensure!(s.queue.claim(&w, LONG).await?.is_none());
+    Ok(())
+}
+
+/// A stop ends a search early, keeping the job: the holder's heartbeats and progress answer
+/// `StopRequested`, the job still completes, a waiting job keeps the flag for its claimer, and
+/// a cancel asked later wins over it.
+pub async fn stop_flags_the_search_and_a_cancel_still_wins(s: &Subject) -> anyhow::Result<()> {
+    let w = worker("a");
+    let running = s.queue.enqueue(job(1)).await?.id;
+    ensure!(s.queue.claim(&w, LONG).await?.is_some());
+    ensure!(s.queue.heartbeat(&w, &running, LONG).await? == LeaseState::Held);
+    ensure!(s.queue.stop(&running).await? == StopOutcome::Requested);
+    ensure!(s.queue.stop(&running).await? == StopOutcome::Requested);
+    let flagged = record(s, &running).await?;
+    ensure!(flagged.status == JobStatus::Processing && flagged.stop_requested);
+    ensure!(!flagged.cancel_requested);
+    ensure!(s.queue.heartbeat(&w, &running, LONG).await? == LeaseState::StopRequested);
+    ensure!(s.queue.heartbeat(&worker("b"), &running, LONG).await? == LeaseState::Lost);
+    ensure!(s.queue.complete(&w, &running, result("/r.csv")).await? == Completion::Completed);
+    ensure!(record(s, &running).await?.status == JobStatus::Completed);
+    ensure!(s.queue.stop(&running).await? == StopOutcome::AlreadyFinished);
+    ensure!(s.queue.stop(&JobId::new()).await? == StopOutcome::NotFound);
+
+    let waiting = s.queue.enqueue(job(2)).await?.id;
+    ensure!(s.queue.stop(&waiting).await? == StopOutcome::Requested);
+    ensure!(record(s, &waiting).await?.status == JobStatus::Pending);
+    ensure!(s.queue.claim(&w, LONG).await?.map(|r| r.id) == Some(waiting.clone()));
+    ensure!(s.queue.heartbeat(&w, &waiting, LONG).await? == LeaseState::StopRequested);
+    ensure!(s.queue.cancel(&waiting).await? == CancelOutcome::Requested);
+    ensure!(s.queue.heartbeat(&w, &waiting, LONG).await? == LeaseState::CancelRequested);
     Ok(())
 }
 

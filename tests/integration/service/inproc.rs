@@ -18,7 +18,7 @@ use kaggle_solver::pipeline::generate::{
 use kaggle_solver::queue::{
     CancelOutcome, Completion, DynQueue, Failure, JobId, JobPage, JobQueue, JobRecord, JobResult,
     LeaseState, ListCursor, ListState, MemoryQueue, NewJob, Progress, QueueConfig, QueueError,
-    QueueStats, RedisQueue, WorkerId,
+    QueueStats, RedisQueue, StopOutcome, WorkerId,
 };
 use kaggle_solver::sandbox::{Backend, Outcome, Sandbox, SandboxError, SandboxRequest};
 use tokio::sync::watch;
@@ -222,6 +222,11 @@ impl JobQueue for Stalling {
     ) -> Result<Completion, QueueError> {
         self.pass(false).await;
         self.inner.complete(w, id, result).await
+    }
+
+    async fn stop(&self, id: &JobId) -> Result<StopOutcome, QueueError> {
+        self.pass(false).await;
+        self.inner.stop(id).await
     }
 
     async fn fail(&self, w: &WorkerId, id: &JobId, failure: Failure) -> Result<bool, QueueError> {

@@ -96,6 +96,9 @@ pub struct SolveJob<'a> {
     pub policy: &'a Policy,
     /// Cancelling stops the job between and during attempts.
     pub cancel: CancellationToken,
+    /// Cancelling ends a search early: no new candidate starts, the ones running stop once
+    /// one has scored, and the best so far is submitted. A single shot ignores it.
+    pub stop: CancellationToken,
     /// Receives progress.
     pub events: &'a (dyn Fn(SolveEvent) + Send + Sync),
     /// Asked right before the submission is stored.

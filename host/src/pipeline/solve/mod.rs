@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use ks_policies::Policy;
 use ks_sandbox_fallback::owner::Owner;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 pub use job::{FenceError, FenceVerdict, PreparedCompetition, SolveJob, StoreFence, Unleased};
@@ -415,6 +416,10 @@ impl Solver {
         // Unset, one candidate at a time: a worker's share of a small machine.
         let width = job.policy.search.parallel.unwrap_or(1).max(1);
         let end = loop {
+            // Asked to stop: keep the best, once there is one to keep.
+            if job.stop.is_cancelled() && state.best_score().is_some() {
+                break SearchEnd::Stopped;
+            }
             let asks = match state.next_batch(started.elapsed(), width) {
                 Ok(asks) => asks,
                 Err(end) => break end,
@@ -430,14 +435,30 @@ impl Solver {
                     (ask, run)
                 })
                 .collect();
-            let tried = futures_util::future::join_all(batch.iter().map(|(ask, run)| {
+            // A stop halts the batch's candidates when a best is already kept; before that,
+            // the batch runs on, so that the job has something to submit.
+            let halt = job.cancel.child_token();
+            let all = futures_util::future::join_all(batch.iter().map(|(ask, run)| {
                 // Every line of the candidate's stages carries its number and kind.
                 let span =
                     tracing::info_span!("candidate", candidate = ask.number, kind = %ask.kind);
-                self.try_candidate(job, claim, holdout, &analysis, ask, *run, wall, docker)
-                    .instrument(span)
-            }))
-            .await;
+                self.try_candidate(
+                    job, claim, holdout, &analysis, ask, *run, wall, docker, &halt,
+                )
+                .instrument(span)
+            }));
+            tokio::pin!(all);
+            let tried = if state.best_score().is_some() {
+                tokio::select! {
+                    tried = &mut all => tried,
+                    () = job.stop.cancelled() => {
+                        halt.cancel();
+                        all.await
+                    }
+                }
+            } else {
+                all.await
+            };
             for tried in tried {
                 let tried = tried?;
                 let (number, kind, score) =
@@ -562,6 +583,7 @@ impl Solver {
         run: u32,
         wall_time: Duration,
         docker: bool,
+        halt: &CancellationToken,
     ) -> Result<Tried, SolveError> {
         let begun = Instant::now();
         (job.events)(SolveEvent::CandidateStarted {
@@ -577,7 +599,10 @@ impl Solver {
             candidate: ask.number,
             improve: ask.improve.clone(),
         };
-        let generated = self.generate(job, &request, run).await?;
+        let generated = tokio::select! {
+            generated = self.generate(job, &request, run) => generated?,
+            () = halt.cancelled(), if !job.cancel.is_cancelled() => Err(AttemptFailure::Stopped),
+        };
         let mut record = CandidateRecord {
             candidate: ask.number,
             kind: ask.kind,
@@ -598,8 +623,17 @@ impl Solver {
                 record.tokens = generated.tokens();
                 record.generator = generated.generator;
                 record.code = generated.code;
-                self.candidate(job, claim, holdout, analysis, run, &mut record, wall_time)
-                    .await?
+                self.candidate(
+                    job,
+                    claim,
+                    holdout,
+                    analysis,
+                    run,
+                    &mut record,
+                    wall_time,
+                    halt,
+                )
+                .await?
             }
             Err(failure) => (Err(failure), None),
         };
@@ -693,6 +727,7 @@ impl Solver {
         run: u32,
         candidate: &mut CandidateRecord,
         wall_time: Duration,
+        halt: &CancellationToken,
     ) -> Result<
         (
             Result<super::score::HostScore, AttemptFailure>,
@@ -723,6 +758,7 @@ impl Solver {
                 analysis,
                 &mut record,
                 wall_time,
+                halt,
             )
             .await;
         dir.remove().await;
@@ -771,6 +807,7 @@ impl Solver {
                 analysis,
                 record,
                 job.policy.limits.wall_time,
+                &job.cancel,
             )
             .await;
         // The submission is in memory now: nothing in the folder is needed any more.
@@ -813,6 +850,7 @@ impl Solver {
         analysis: &CompetitionAnalysis,
         record: &mut AttemptRecord,
         wall_time: Duration,
+        halt: &CancellationToken,
     ) -> Result<Result<Vec<u8>, AttemptFailure>, SolveError> {
         let attempt = dir.number;
         let output = dir.output.clone();
@@ -820,14 +858,19 @@ impl Solver {
             SandboxRequest::from_policy(record.code.clone(), &output, job.policy).with_input(input);
         request.limits.wall_time = wall_time;
         request.scratch = Some(dir.root.clone());
-        request.cancel = job.cancel.child_token();
+        request.cancel = halt.child_token();
         request.job = Some(job.id.clone());
         let outcome = timed(job, Stage::Run, attempt, async {
             sandbox.run(request).await.map_err(SolveError::Sandbox)
         })
         .await?;
         if outcome.cancelled {
-            return Err(SolveError::Cancelled);
+            // Halted with the job still going: a stopped search's candidate, not the job.
+            if job.cancel.is_cancelled() || !halt.is_cancelled() {
+                return Err(SolveError::Cancelled);
+            }
+            record.outcome = Some(outcome);
+            return Ok(Err(AttemptFailure::Stopped));
         }
         let failure = outcome.failure_summary();
         record.outcome = Some(outcome);

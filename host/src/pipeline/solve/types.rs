@@ -46,6 +46,9 @@ pub enum AttemptFailure {
         /// The generator.
         provider: String,
     },
+    /// The search was asked to end while this candidate was still being written or run.
+    #[error("stopped before it finished: the search was asked to end")]
+    Stopped,
 }
 
 impl Serialize for AttemptFailure {
@@ -159,6 +162,8 @@ pub enum SearchEnd {
     AttemptsUsed,
     /// The LLM tokens used reached the policy's `max-tokens`.
     TokenBudget,
+    /// The user asked the search to end (`POST /jobs/{id}/stop`, or Ctrl-C in `solve`).
+    Stopped,
 }
 
 impl std::fmt::Display for SearchEnd {
@@ -170,6 +175,7 @@ impl std::fmt::Display for SearchEnd {
             }
             Self::AttemptsUsed => "failed candidates used the policy's attempts",
             Self::TokenBudget => "the job's LLM tokens reached the policy's max-tokens",
+            Self::Stopped => "stopped on request: the best candidate so far is submitted",
         })
     }
 }

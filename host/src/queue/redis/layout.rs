@@ -30,6 +30,7 @@ pub(super) struct Scripts {
     pub(super) fail: Script,
     pub(super) release: Script,
     pub(super) cancel: Script,
+    pub(super) stop: Script,
     pub(super) reap: Script,
     pub(super) sweep: Script,
     pub(super) requeue: Script,
@@ -47,6 +48,7 @@ impl Scripts {
             fail: script!("scripts/fail.lua"),
             release: script!("scripts/release.lua"),
             cancel: script!("scripts/cancel.lua"),
+            stop: script!("scripts/stop.lua"),
             reap: script!("scripts/reap.lua"),
             sweep: script!("scripts/sweep.lua"),
             requeue: script!("scripts/requeue.lua"),
@@ -122,6 +124,7 @@ pub(super) fn lease_state(answer: &str) -> LeaseState {
     match answer {
         "held" => LeaseState::Held,
         "cancel" => LeaseState::CancelRequested,
+        "stop" => LeaseState::StopRequested,
         _ => LeaseState::Lost,
     }
 }

@@ -37,7 +37,7 @@ use super::config::{REQUEUED, millis};
 use super::{
     CancelOutcome, Completion, Failure, JobId, JobPage, JobQueue, JobRecord, JobResult, LIST_SCAN,
     LeaseState, ListCursor, ListState, MAX_PAGE, NewJob, Progress, QueueConfig, QueueError,
-    QueueStats, WorkerId,
+    QueueStats, StopOutcome, WorkerId,
 };
 
 /// A queue in Redis. Cheap to clone: clones share one multiplexed, self-healing connection.
@@ -281,6 +281,21 @@ impl JobQueue for RedisQueue {
             "requested" => CancelOutcome::Requested,
             "finished" => CancelOutcome::AlreadyFinished,
             _ => CancelOutcome::NotFound,
+        })
+    }
+
+    async fn stop(&self, id: &JobId) -> Result<StopOutcome, QueueError> {
+        let answer: String = self
+            .scripts
+            .stop
+            .key(self.keys.job(id))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(match answer.as_str() {
+            "requested" => StopOutcome::Requested,
+            "finished" => StopOutcome::AlreadyFinished,
+            _ => StopOutcome::NotFound,
         })
     }
 

@@ -80,14 +80,18 @@ local function promote_due(waiting, delayed, now, limit)
   end
 end
 
--- The lease state a holder sees: 'held', 'cancel' or 'lost'.
+-- The lease state a holder sees: 'held', 'cancel', 'stop' (held; end the search early) or
+-- 'lost'. A cancel wins over a stop.
 local function lease_state(key, worker)
-  local f = redis.call('HMGET', key, 'status', 'worker', 'cancel')
+  local f = redis.call('HMGET', key, 'status', 'worker', 'cancel', 'stop')
   if f[1] ~= 'processing' or f[2] ~= worker then
     return 'lost'
   end
   if f[3] == '1' then
     return 'cancel'
+  end
+  if f[4] == '1' then
+    return 'stop'
   end
   return 'held'
 end
