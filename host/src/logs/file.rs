@@ -171,6 +171,8 @@ mod tests {
             stdout_tail: "1\n".into(),
             stderr_tail: String::new(),
             error: None,
+            fuel_used: Some(1_000),
+            candidate: None,
         };
         logs.attempts(&id, vec![attempt.clone()])
             .await

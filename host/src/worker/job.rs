@@ -16,7 +16,7 @@ use super::Shared;
 use super::lease::{
     Fence, Lease, StopReason, log_attempts, log_event, log_terminal, record_event, renew,
 };
-use crate::logs::{EventKind, LogEvent};
+use crate::logs::{EventKind, LogEvent, Provenance};
 use crate::metrics::{FetchSource, JobOutcome, LlmCall};
 use crate::pipeline::fetch::{CompetitionRef, FetchError, FetchOrigin, SourceError};
 use crate::pipeline::solve::{
@@ -494,7 +494,7 @@ async fn finish(
             },
         };
         if let Some(line) = line {
-            log_terminal(shared, record, JobStatus::Failed, line, None).await;
+            log_terminal(shared, record, JobStatus::Failed, line, None, None).await;
         }
     }
     reported(shared, record, lease, held, outcome);
@@ -502,6 +502,7 @@ async fn finish(
 
 /// Reports a submission stored; the queue fails the job instead if a cancel came first.
 async fn complete(shared: &Shared, lease: &Lease, record: &JobRecord, report: SolveReport) {
+    let provenance = provenance(record, &report);
     let result = JobResult {
         submission_source: report.submission.source,
         submission_path: report.submission.path,
@@ -524,12 +525,13 @@ async fn complete(shared: &Shared, lease: &Lease, record: &JobRecord, report: So
             JobStatus::Completed,
             "completed".into(),
             score,
+            Some(provenance),
         )
         .await;
     }
     if let Ok(Completion::Cancelled) = done {
         let line = "failed: cancelled (the cancel came before the completion)".to_owned();
-        log_terminal(shared, record, JobStatus::Failed, line, None).await;
+        log_terminal(shared, record, JobStatus::Failed, line, None, None).await;
         if let Err(error) = shared.parts.solver.discard_submission(&record.id.0).await {
             tracing::warn!(job = %record.id, %error, "a cancelled job's submission stays stored");
         }
@@ -541,6 +543,28 @@ async fn complete(shared: &Shared, lease: &Lease, record: &JobRecord, report: So
         Err(error) => (Err(error), JobOutcome::Completed),
     };
     reported(shared, record, lease, held, outcome);
+}
+
+/// Where the report's submission came from.
+fn provenance(record: &JobRecord, report: &SolveReport) -> Provenance {
+    let overrides = &record.job.overrides;
+    let policy = if overrides.is_empty() {
+        record.job.policy.clone()
+    } else {
+        let lowered = serde_json::to_string(overrides).unwrap_or_default();
+        format!("{} lowered by {lowered}", record.job.policy)
+    };
+    Provenance {
+        runtime: report.runtime.clone(),
+        policy,
+        generator: report
+            .attempts
+            .last()
+            .map(|a| a.generator.clone())
+            .unwrap_or_default(),
+        seed: report.seed,
+        candidate: report.search.as_ref().map(|s| s.submitted),
+    }
 }
 
 /// The failure to report for an error of the job itself.

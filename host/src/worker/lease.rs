@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::logs::{AttemptLog, EventKind, LogEvent, OUTPUT_TAIL_CHARS};
+use crate::logs::{AttemptLog, EventKind, LogEvent, OUTPUT_TAIL_CHARS, Provenance};
 use crate::pipeline::solve::{AttemptRecord, FenceError, FenceVerdict, StoreFence};
 use crate::queue::{JobId, JobRecord, JobStatus, LeaseState, QueueError};
 use crate::text::{MESSAGE_CHARS, head};
@@ -219,10 +219,12 @@ pub(super) async fn log_terminal(
     status: JobStatus,
     message: String,
     score: Option<f64>,
+    provenance: Option<Provenance>,
 ) {
     let event = LogEvent {
         status: Some(status),
         score,
+        provenance,
         ..LogEvent::of(
             EventKind::Terminal,
             &shared.id.0,
@@ -250,6 +252,8 @@ fn attempt_log(record: &AttemptRecord, worker: &str) -> AttemptLog {
         stdout_tail: outcome.map(|o| tail(&o.stdout)).unwrap_or_default(),
         stderr_tail: outcome.map(|o| tail(&o.stderr)).unwrap_or_default(),
         error: record.error.clone(),
+        fuel_used: outcome.and_then(|o| o.fuel_used),
+        candidate: record.candidate,
     }
 }
 

@@ -31,6 +31,8 @@ fn attempt(n: u32, code: String) -> AttemptLog {
         stdout_tail: "ok\n".into(),
         stderr_tail: String::new(),
         error: None,
+        fuel_used: None,
+        candidate: Some(n),
     }
 }
 

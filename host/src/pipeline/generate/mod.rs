@@ -131,9 +131,7 @@ impl GeneratedCode {
     /// The LLM tokens the reply cost, prompt and reply together; `None` for code written
     /// without an LLM.
     pub fn tokens(&self) -> Option<u64> {
-        self.llm
-            .as_ref()
-            .map(|u| u.input_tokens.saturating_add(u.output_tokens))
+        self.llm.as_ref().map(LlmUsage::tokens)
     }
 }
 
@@ -147,6 +145,13 @@ pub struct LlmUsage {
     pub input_tokens: u64,
     /// Tokens of the reply.
     pub output_tokens: u64,
+}
+
+impl LlmUsage {
+    /// Prompt and reply together.
+    pub fn tokens(&self) -> u64 {
+        self.input_tokens.saturating_add(self.output_tokens)
+    }
 }
 
 /// Why a generator produced no code.

@@ -37,7 +37,7 @@ pub use types::{
 
 use super::analyse::{CompetitionAnalysis, analyse};
 use super::generate::{
-    DynGenerator, GenerateError, GeneratedCode, GenerationRequest, PreviousAttempt,
+    DynGenerator, GenerateError, GeneratedCode, GenerationRequest, LlmUsage, PreviousAttempt,
 };
 use super::score::{
     Answers, HOLDOUT_FRACTION, HoldoutError, Split, build_view, holdout_spec, job_seed,
@@ -297,6 +297,7 @@ impl Solver {
                         backend: None,
                         outcome: None,
                         error: Some(reason),
+                        candidate: None,
                     };
                     ended(job, &record, None);
                     records.push(record);
@@ -310,6 +311,7 @@ impl Solver {
                 backend: None,
                 outcome: None,
                 error: None,
+                candidate: None,
             };
             match self
                 .attempt(job, claim, competition, &analysis, attempt, &mut record)
@@ -321,6 +323,7 @@ impl Solver {
                         .as_ref()
                         .and_then(|o| printed_score(&o.stdout));
                     ended(job, &record, validation_score);
+                    let runtime = runtime(record.backend, job.policy);
                     records.push(record);
                     return Ok(SolveReport {
                         slug: competition.slug.clone(),
@@ -330,6 +333,8 @@ impl Solver {
                         validation_score,
                         validation_score_source: validation_score.map(|_| ValidationSource::Script),
                         search: None,
+                        runtime,
+                        seed: None,
                     });
                 }
                 Err(failure) => {
@@ -501,6 +506,7 @@ impl Solver {
                 backend: None,
                 outcome: None,
                 error: None,
+                candidate: Some(best.record.candidate),
             };
             match self
                 .attempt(job, claim, competition, &analysis, run, &mut record)
@@ -509,6 +515,7 @@ impl Solver {
                 Ok(submission) => {
                     let score = best.score.map(|s| s.value);
                     ended(job, &record, score);
+                    let runtime = runtime(record.backend, job.policy);
                     finals.push(record);
                     return Ok(SolveReport {
                         slug: competition.slug.clone(),
@@ -527,6 +534,8 @@ impl Solver {
                             tokens: state.tokens(),
                             candidates: state.tried.iter().map(|t| t.record.clone()).collect(),
                         }),
+                        runtime,
+                        seed: Some(job_seed(&job.id)),
                     });
                 }
                 Err(failure) => {
@@ -556,6 +565,7 @@ impl Solver {
                 backend: t.record.backend,
                 outcome: t.outcome.clone(),
                 error: t.record.error.clone(),
+                candidate: Some(t.record.candidate),
             })
             .collect();
         records.extend(finals);
@@ -599,9 +609,11 @@ impl Solver {
             candidate: ask.number,
             improve: ask.improve.clone(),
         };
-        let generated = tokio::select! {
+        let (generated, tokens) = tokio::select! {
             generated = self.generate(job, &request, run) => generated?,
-            () = halt.cancelled(), if !job.cancel.is_cancelled() => Err(AttemptFailure::Stopped),
+            () = halt.cancelled(), if !job.cancel.is_cancelled() => {
+                (Err(AttemptFailure::Stopped), None)
+            }
         };
         let mut record = CandidateRecord {
             candidate: ask.number,
@@ -618,9 +630,10 @@ impl Solver {
             printed_score: None,
             error: None,
         };
+        // A reply without code cost its tokens too: they count against the budget.
+        record.tokens = tokens;
         let (scored, outcome) = match generated {
             Ok(generated) => {
-                record.tokens = generated.tokens();
                 record.generator = generated.generator;
                 record.code = generated.code;
                 self.candidate(
@@ -647,6 +660,7 @@ impl Solver {
             backend: record.backend,
             outcome: outcome.clone(),
             error: scored.as_ref().err().map(ToString::to_string),
+            candidate: Some(ask.number),
         };
         ended(job, &attempt, host_score);
         let run = record.run_millis.map(Duration::from_millis);
@@ -688,14 +702,15 @@ impl Solver {
         })
     }
 
-    /// Asks the generator for code. A reply without code is the candidate's failure, like code
-    /// that crashes; any other generator failure (unreachable, refused) ends the job.
+    /// Asks the generator for code, with the LLM tokens the reply cost. A reply without code
+    /// is the candidate's failure, like code that crashes; any other generator failure
+    /// (unreachable, refused) ends the job.
     async fn generate(
         &self,
         job: &SolveJob<'_>,
         request: &GenerationRequest<'_>,
         run: u32,
-    ) -> Result<Result<GeneratedCode, AttemptFailure>, SolveError> {
+    ) -> Result<(Result<GeneratedCode, AttemptFailure>, Option<u64>), SolveError> {
         timed(job, Stage::Generate, run, async {
             match self.generator.generate(request).await {
                 Ok(code) => {
@@ -703,11 +718,13 @@ impl Solver {
                         attempt: run,
                         llm: code.llm.clone(),
                     });
-                    Ok(Ok(code))
+                    let tokens = code.tokens();
+                    Ok((Ok(code), tokens))
                 }
                 Err(GenerateError::NoCode { provider, llm }) => {
+                    let tokens = llm.as_ref().map(LlmUsage::tokens);
                     (job.events)(SolveEvent::Generated { attempt: run, llm });
-                    Ok(Err(AttemptFailure::NoCode { provider }))
+                    Ok((Err(AttemptFailure::NoCode { provider }), tokens))
                 }
                 Err(error) => Err(SolveError::Generate(error)),
             }
@@ -747,6 +764,7 @@ impl Solver {
             backend: candidate.backend,
             outcome: None,
             error: None,
+            candidate: Some(candidate.candidate),
         };
         let dir = claim.attempt(run).await?;
         let ran = self
@@ -915,6 +933,19 @@ fn ended(job: &SolveJob<'_>, record: &AttemptRecord, score: Option<f64>) {
         record: Box::new(record.clone()),
         score,
     });
+}
+
+/// What runs code on `backend` under `policy`, with its version, for a submission's
+/// provenance.
+fn runtime(backend: Option<Backend>, policy: &Policy) -> String {
+    match backend {
+        Some(Backend::Wasm) => {
+            let lock = ks_guest_runtime::RuntimeLock::pinned();
+            format!("wasi {} {}", lock.package(), lock.version())
+        }
+        Some(Backend::Docker) => format!("docker {}", policy.docker.image),
+        None => "none".to_owned(),
+    }
 }
 
 /// How a holdout's rows were chosen, for the logs.

@@ -255,6 +255,9 @@ pub struct AttemptRecord {
     pub outcome: Option<Outcome>,
     /// Why the attempt failed, if it did.
     pub error: Option<String>,
+    /// The search's candidate whose code this is (on the holdout or re-run on the full data).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<u32>,
 }
 
 /// What a successful solve produced.
@@ -276,6 +279,11 @@ pub struct SolveReport {
     pub validation_score_source: Option<ValidationSource>,
     /// The search, when one ran.
     pub search: Option<SearchSummary>,
+    /// What ran the submitted code, with its version: the guest runtime's package and version
+    /// on WASI, the image on Docker.
+    pub runtime: String,
+    /// The host's seed for the job (it chose the holdout rows), when a search ran.
+    pub seed: Option<u64>,
 }
 
 /// Why a solve ended without a submission.
