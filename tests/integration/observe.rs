@@ -178,6 +178,13 @@ async fn a_job_is_traced_by_its_id_and_counted_in_the_metrics() -> Result<()> {
         text(&output.stderr),
         served.log()
     );
+    // A finished job has no search to stop: the client says why and exits non-zero.
+    let stopped = served.client(&["stop", &id], None).await?;
+    ensure!(
+        !stopped.status.success() && text(&stopped.stderr).contains("already ended"),
+        "stop: {}",
+        text(&stopped.stderr)
+    );
 
     // The worker counts the job's end just after the queue records it.
     let deadline = Instant::now() + Duration::from_secs(20);
