@@ -124,6 +124,7 @@ fn main() {
             claim: SolveJob::new_claim(),
             policy: &policy,
             cancel: CancellationToken::new(),
+            stop: CancellationToken::new(),
             events: &events,
             fence: &Unleased,
         };

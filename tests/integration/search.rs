@@ -320,6 +320,125 @@ async fn a_reply_without_code_counts_its_tokens_against_the_budget() -> Result<(
     Ok(())
 }
 
+/// A regression of `y = 2x` over 200 training rows and 60 test rows, scored by RMSE.
+fn line_competition(dir: &Path) -> Result<PreparedCompetition> {
+    let train: String = (0..200).map(|i| format!("{i},{i},{}\n", 2 * i)).collect();
+    let test: String = (200..260).map(|i| format!("{i},{i}\n")).collect();
+    let sample: String = (200..260).map(|i| format!("{i},0\n")).collect();
+    let description = "Submissions are scored by root mean squared error.";
+    std::fs::write(dir.join("train.csv"), format!("id,x,y\n{train}"))?;
+    std::fs::write(dir.join("test.csv"), format!("id,x\n{test}"))?;
+    std::fs::write(dir.join("sample_submission.csv"), format!("id,y\n{sample}"))?;
+    std::fs::write(dir.join("description.md"), description)?;
+    Ok(PreparedCompetition {
+        slug: "line".into(),
+        dir: dir.to_path_buf(),
+        text: CompetitionText {
+            description: Some(description.into()),
+            evaluation_metric: None,
+        },
+        pin: None,
+    })
+}
+
+/// Predicts `2x`, off by `even` on even ids and by `odd` on odd ones.
+fn off_by(even: f64, odd: f64) -> String {
+    format!(
+        "import pandas as pd\n\
+         test = pd.read_csv('/input/test.csv')\n\
+         off = test['id'].map(lambda i: {even} if i % 2 == 0 else {odd})\n\
+         pd.DataFrame({{'id': test['id'], 'y': 2 * test['x'] + off}})\
+         .to_csv('/output/submission.csv', index=False)\n"
+    )
+}
+
+/// The stored submission's predictions, by id.
+fn predictions(path: &str) -> Result<Vec<(i64, f64)>> {
+    std::fs::read_to_string(path)?
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let (id, y) = line.split_once(',').context("two columns")?;
+            Ok((id.parse()?, y.parse()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn opposite_mistakes_are_blended_by_host_weights_and_the_blend_is_stored() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let competition = line_competition(dir.path())?;
+    let (high, low) = (off_by(3.0, -3.0), off_by(-3.0, 3.3));
+    let harness = harness(scripted(&[&high, &low]));
+    let policy = search_policy(2, 1800);
+    let job = SolveJob {
+        id: "blended".into(),
+        claim: SolveJob::new_claim(),
+        policy: &policy,
+        cancel: CancellationToken::new(),
+        stop: CancellationToken::new(),
+        events: &|_| {},
+        fence: &Unleased,
+    };
+    let report = harness.solver.solve(&job, &competition).await?;
+    let search = report.search.clone().context("a search ran")?;
+    let blend = search.blend.clone().context("a blend")?;
+    let members: Vec<(u32, f64)> = blend.iter().map(|m| (m.candidate, m.weight)).collect();
+    ensure!(members == [(1, 0.5), (2, 0.5)], "{search:#?}");
+    let alone = search.candidates[0].host_score.context("scored")?;
+    let blended = report.validation_score.context("a score")?;
+    ensure!(blended < alone / 5.0, "{blended} against {alone}");
+    // Both members re-ran on the full data; the stored rows are their mean.
+    ensure!(report.attempts.len() == 2, "{:#?}", report.attempts);
+    for (id, y) in predictions(&report.submission.path)? {
+        let want = 2.0 * id as f64 + if id % 2 == 0 { 0.0 } else { 0.15 };
+        ensure!((y - want).abs() < 1e-9, "id {id}: {y}, want {want}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_blend_member_failing_on_the_full_data_leaves_the_best_alone() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let competition = line_competition(dir.path())?;
+    // The holdout view trains on 160 rows, the full data on 200.
+    let breaks = off_by(-3.0, 3.3).replace(
+        "import pandas as pd\n",
+        "import pandas as pd\n\
+         if len(pd.read_csv('/input/train.csv')) > 180:\n    raise SystemExit('no')\n",
+    );
+    let harness = harness(scripted(&[&off_by(3.0, -3.0), &breaks]));
+    let policy = search_policy(2, 1800);
+    let job = SolveJob {
+        id: "blend-falls-back".into(),
+        claim: SolveJob::new_claim(),
+        policy: &policy,
+        cancel: CancellationToken::new(),
+        stop: CancellationToken::new(),
+        events: &|_| {},
+        fence: &Unleased,
+    };
+    let report = harness.solver.solve(&job, &competition).await?;
+    let search = report.search.clone().context("a search ran")?;
+    ensure!(
+        search.blend.is_none() && search.submitted == 1,
+        "{search:#?}"
+    );
+    // Candidate 1 ran once on the full data, as a member, and that submission is stored.
+    ensure!(report.attempts.len() == 2, "{:#?}", report.attempts);
+    let failed = report.attempts[1].error.clone().unwrap_or_default();
+    ensure!(
+        failed.contains("candidate 2 failed on the full data"),
+        "{failed}"
+    );
+    ensure!(report.validation_score == search.candidates[0].host_score);
+    for (id, y) in predictions(&report.submission.path)? {
+        let want = 2.0 * id as f64 + if id % 2 == 0 { 3.0 } else { -3.0 };
+        ensure!((y - want).abs() < 1e-9, "id {id}: {y}, want {want}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_token_budget_stops_the_search_with_the_providers_usage_counted() -> Result<()> {
     for provider in BOTH {

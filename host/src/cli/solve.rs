@@ -185,28 +185,17 @@ fn show_event(progress: &Progress, event: SolveEvent) {
         }
         // Its failure was printed as it came; the record is for logs.
         SolveEvent::AttemptEnded { .. } => {}
-        SolveEvent::SearchSkipped { reason } => {
-            progress.line(format!("no holdout, single shot: {reason}"));
-        }
-        SolveEvent::HoldoutReady { split } => progress.line(format!("holdout: {split}")),
-        SolveEvent::CandidateScored {
-            candidate,
-            kind,
-            score,
-            best_score,
-            ..
-        } => progress.line(format!(
-            "candidate {candidate} ({kind}): host score {score:.5}, best {best_score:.5}"
-        )),
         SolveEvent::CandidateStarted { .. } => {}
-        SolveEvent::CandidateFailed {
-            candidate,
-            kind,
-            reason,
-        } => {
+        SolveEvent::CandidateFailed { .. } => {
             progress.abandon();
-            progress.line(format!("candidate {candidate} ({kind}) failed: {reason}"));
+            if let Some(line) = event.journal_line() {
+                progress.line(line);
+            }
         }
-        SolveEvent::SearchEnded { end, .. } => progress.line(format!("search ended: {end}")),
+        other => {
+            if let Some(line) = other.journal_line() {
+                progress.line(line);
+            }
+        }
     }
 }

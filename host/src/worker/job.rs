@@ -304,6 +304,7 @@ async fn follow(
                 | SolveEvent::CandidateStarted { .. }
                 | SolveEvent::CandidateScored { .. }
                 | SolveEvent::CandidateFailed { .. }
+                | SolveEvent::BlendChosen { .. }
                 | SolveEvent::SearchEnded { .. }),
             ) => {
                 let (candidate, score) = match &event {
@@ -379,47 +380,7 @@ fn attempt_end(worker: &str, attempt: &AttemptRecord, score: Option<f64>) -> Log
 
 /// The search journal's line for a search event.
 fn search_line(event: &SolveEvent) -> String {
-    match event {
-        SolveEvent::SearchSkipped { reason } => {
-            format!("no holdout, so a single shot instead of a search: {reason}")
-        }
-        SolveEvent::HoldoutReady { split } => format!("search holdout: {split}"),
-        SolveEvent::CandidateStarted {
-            candidate,
-            kind,
-            parent,
-        } => match parent {
-            Some(parent) => format!("candidate {candidate} ({kind} of {parent}) started"),
-            None => format!("candidate {candidate} ({kind}) started"),
-        },
-        SolveEvent::CandidateScored {
-            candidate,
-            kind,
-            metric,
-            score,
-            best_score,
-            candidates_tried,
-        } => format!(
-            "candidate {candidate} ({kind}): host score {score:.6} ({metric:?}); best \
-             {best_score:.6} after {candidates_tried} candidate(s)"
-        ),
-        SolveEvent::CandidateFailed {
-            candidate,
-            kind,
-            reason,
-        } => format!("candidate {candidate} ({kind}) failed: {reason}"),
-        SolveEvent::SearchEnded {
-            end,
-            best_score,
-            candidates_tried,
-            tokens,
-        } => format!(
-            "search ended after {candidates_tried} candidate(s) ({end}); best host score {}; \
-             {tokens} LLM tokens",
-            best_score.map_or_else(|| "none".to_owned(), |s| format!("{s:.6}"))
-        ),
-        other => format!("{other:?}"),
-    }
+    event.journal_line().unwrap_or_else(|| format!("{event:?}"))
 }
 
 /// Reports how the job ended: completed, retried, failed, handed back, or nothing when the

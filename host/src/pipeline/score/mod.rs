@@ -5,6 +5,7 @@
 //! by id and reads each shape's columns the way the metric needs them. The number a script
 //! prints about itself is never used for anything.
 
+pub mod blend;
 pub mod holdout;
 pub mod metrics;
 pub mod plan;
@@ -322,7 +323,12 @@ mod tests {
 
     /// Analyses a competition of `train`, `test` and `sample` with `description` naming the
     /// metric.
-    fn analysis(train: &str, test: &str, sample: &str, description: &str) -> CompetitionAnalysis {
+    pub(super) fn analysis(
+        train: &str,
+        test: &str,
+        sample: &str,
+        description: &str,
+    ) -> CompetitionAnalysis {
         let dir = tempfile::tempdir().expect("tempdir");
         for (name, body) in [
             ("train.csv", train),

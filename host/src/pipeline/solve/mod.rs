@@ -15,11 +15,14 @@
 //! re-run on the full data to write the submission (the next best if that run fails). The
 //! search's decisions are `search`'s; this module runs them.
 
+mod blend;
 mod job;
 mod search;
 mod types;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ks_policies::Policy;
@@ -497,7 +500,78 @@ impl Solver {
             .cloned()
             .collect();
         let mut finals = Vec::new();
-        for best in ranked {
+        // Full-data submissions already made (a blend's members), by candidate.
+        let mut made: HashMap<u32, Vec<u8>> = HashMap::new();
+        let summary = |state: &SearchState, submitted, blend| SearchSummary {
+            holdout: holdout.split.clone(),
+            metric,
+            submitted,
+            best_score: state.best_score().unwrap_or_default(),
+            candidates_tried: state.tried_count(),
+            end,
+            tokens: state.tokens(),
+            candidates: state.tried.iter().map(|t| t.record.clone()).collect(),
+            blend,
+        };
+        if let Some(chosen) = self
+            .choose_blend(job, &state, &ranked, holdout, &analysis, started)
+            .await?
+        {
+            let stored = self
+                .submit_blend(
+                    job,
+                    claim,
+                    competition,
+                    &analysis,
+                    &ranked,
+                    &chosen,
+                    &mut run,
+                    &mut finals,
+                    &mut made,
+                )
+                .await?;
+            if let Some(submission) = stored {
+                let runtime = runtime(finals.last().and_then(|r| r.backend), job.policy);
+                return Ok(SolveReport {
+                    slug: competition.slug.clone(),
+                    submission,
+                    analysis,
+                    attempts: finals,
+                    validation_score: Some(chosen.score),
+                    validation_score_source: Some(ValidationSource::Host),
+                    search: Some(summary(
+                        &state,
+                        ranked[0].record.candidate,
+                        Some(chosen.journal(&ranked)),
+                    )),
+                    runtime,
+                    seed: Some(job_seed(&job.id)),
+                });
+            }
+        }
+        for best in &ranked {
+            let candidate = best.record.candidate;
+            let score = best.score.map(|s| s.value);
+            // Already run on the full data as a member of a blend that did not hold.
+            if let Some(made) = made.remove(&candidate) {
+                let submission = self.store(job, run, &made).await?;
+                let backend = finals
+                    .iter()
+                    .rev()
+                    .find(|r| r.candidate == Some(candidate))
+                    .and_then(|r| r.backend);
+                return Ok(SolveReport {
+                    slug: competition.slug.clone(),
+                    submission,
+                    analysis,
+                    attempts: finals,
+                    validation_score: score,
+                    validation_score_source: Some(ValidationSource::Host),
+                    search: Some(summary(&state, candidate, None)),
+                    runtime: runtime(backend, job.policy),
+                    seed: Some(job_seed(&job.id)),
+                });
+            }
             run += 1;
             let mut record = AttemptRecord {
                 attempt: run,
@@ -506,14 +580,13 @@ impl Solver {
                 backend: None,
                 outcome: None,
                 error: None,
-                candidate: Some(best.record.candidate),
+                candidate: Some(candidate),
             };
             match self
                 .attempt(job, claim, competition, &analysis, run, &mut record)
                 .await?
             {
                 Ok(submission) => {
-                    let score = best.score.map(|s| s.value);
                     ended(job, &record, score);
                     let runtime = runtime(record.backend, job.policy);
                     finals.push(record);
@@ -524,16 +597,7 @@ impl Solver {
                         attempts: finals,
                         validation_score: score,
                         validation_score_source: Some(ValidationSource::Host),
-                        search: Some(SearchSummary {
-                            holdout: holdout.split.clone(),
-                            metric,
-                            submitted: best.record.candidate,
-                            best_score: state.best_score().unwrap_or_default(),
-                            candidates_tried: state.tried_count(),
-                            end,
-                            tokens: state.tokens(),
-                            candidates: state.tried.iter().map(|t| t.record.clone()).collect(),
-                        }),
+                        search: Some(summary(&state, candidate, None)),
                         runtime,
                         seed: Some(job_seed(&job.id)),
                     });
@@ -651,7 +715,7 @@ impl Solver {
             Err(failure) => (Err(failure), None),
         };
         record.millis = u64::try_from(begun.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let host_score = scored.as_ref().ok().map(|s| s.value);
+        let host_score = scored.as_ref().ok().map(|s| s.0.value);
         // The candidate's log as it ends, like an attempt's: its code, output and error.
         let attempt = AttemptRecord {
             attempt: run,
@@ -665,7 +729,7 @@ impl Solver {
         ended(job, &attempt, host_score);
         let run = record.run_millis.map(Duration::from_millis);
         Ok(match scored {
-            Ok(score) => {
+            Ok((score, submission)) => {
                 record.host_score = Some(score.value);
                 Tried {
                     run,
@@ -673,6 +737,7 @@ impl Solver {
                     score: Some(score),
                     failure: None,
                     outcome,
+                    submission: Some(submission),
                 }
             }
             Err(failure) => {
@@ -697,6 +762,7 @@ impl Solver {
                         format!("{reason}\n\nstderr (tail):\n{stderr}")
                     }),
                     outcome,
+                    submission: None,
                 }
             }
         })
@@ -747,7 +813,7 @@ impl Solver {
         halt: &CancellationToken,
     ) -> Result<
         (
-            Result<super::score::HostScore, AttemptFailure>,
+            Result<Scored, AttemptFailure>,
             Option<crate::sandbox::Outcome>,
         ),
         SolveError,
@@ -789,13 +855,19 @@ impl Solver {
             Ok(contents) => contents,
             Err(failure) => return Ok((Err(failure), record.outcome)),
         };
+        let contents = Arc::new(contents);
         let scored = timed(job, Stage::Validate, run, async {
-            let (answers, analysis) = (holdout.answers.clone(), analysis.clone());
-            tokio::task::spawn_blocking(move || score_submission(&contents, &answers, &analysis))
+            let (answers, analysis, submission) = (
+                holdout.answers.clone(),
+                analysis.clone(),
+                Arc::clone(&contents),
+            );
+            tokio::task::spawn_blocking(move || score_submission(&submission, &answers, &analysis))
                 .await
                 .map_err(|e| SolveError::Internal(e.to_string()))
         })
         .await?;
+        let scored = scored.map(|score| (score, contents));
         Ok((scored.map_err(AttemptFailure::Score), record.outcome))
     }
 
@@ -810,6 +882,26 @@ impl Solver {
         attempt: u32,
         record: &mut AttemptRecord,
     ) -> Result<Result<StoredSubmission, AttemptFailure>, SolveError> {
+        match self
+            .full_run(job, claim, competition, analysis, attempt, record)
+            .await?
+        {
+            Ok(submission) => Ok(Ok(self.store(job, attempt, &submission).await?)),
+            Err(failure) => Ok(Err(failure)),
+        }
+    }
+
+    /// Runs one attempt's code on the full data and validates what it wrote, returning the
+    /// submission. The outer error ends the solve; the inner one is the code's failure.
+    async fn full_run(
+        &self,
+        job: &SolveJob<'_>,
+        claim: &ClaimDir,
+        competition: &PreparedCompetition,
+        analysis: &CompetitionAnalysis,
+        attempt: u32,
+        record: &mut AttemptRecord,
+    ) -> Result<Result<Vec<u8>, AttemptFailure>, SolveError> {
         let sandbox = match self.sandboxes.choose(job.policy, &record.code) {
             Ok(sandbox) => sandbox,
             Err(reason) => return Ok(Err(reason.into())),
@@ -830,14 +922,20 @@ impl Solver {
             .await;
         // The submission is in memory now: nothing in the folder is needed any more.
         dir.remove().await;
-        let submission = match ran? {
-            Ok(contents) => contents,
-            Err(failure) => return Ok(Err(failure)),
-        };
+        ran
+    }
+
+    /// Stores a validated submission as the job's, once the fence says the job is still held.
+    async fn store(
+        &self,
+        job: &SolveJob<'_>,
+        attempt: u32,
+        submission: &[u8],
+    ) -> Result<StoredSubmission, SolveError> {
         // Not raced against the cancel like the other stages: a put dropped midway would
         // leave its partial file behind. A cancel that lands during the put is the queue's to
         // apply: it fails the completion as cancelled.
-        let stored = staged(job, Stage::Store, attempt, async {
+        staged(job, Stage::Store, attempt, async {
             if job.cancel.is_cancelled() {
                 return Err(SolveError::Cancelled);
             }
@@ -847,12 +945,11 @@ impl Solver {
                 FenceVerdict::Cancelled => return Err(SolveError::Cancelled),
             }
             self.store
-                .put(&job.id, &submission)
+                .put(&job.id, submission)
                 .await
                 .map_err(SolveError::Store)
         })
-        .await?;
-        Ok(Ok(stored))
+        .await
     }
 
     /// Runs the code in `dir` on the competition in `input` (the real one or a holdout view,
@@ -926,6 +1023,9 @@ impl Solver {
         .await
     }
 }
+
+/// A candidate's host score and the holdout submission it was computed from.
+type Scored = (super::score::HostScore, Arc<Vec<u8>>);
 
 /// Reports the end of an attempt with its record.
 fn ended(job: &SolveJob<'_>, record: &AttemptRecord, score: Option<f64>) {

@@ -60,6 +60,8 @@ pub(super) struct Tried {
     pub run: Option<Duration>,
     /// The sandbox outcome, if it ran.
     pub outcome: Option<Outcome>,
+    /// The submission it wrote in the holdout view, if it was scored.
+    pub submission: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 /// The state of one job's search.
@@ -155,6 +157,16 @@ impl SearchState {
     /// generation included), scaled to the full data; nothing before any candidate ran.
     pub(super) fn final_reserve(&self) -> Duration {
         self.slowest().mul_f64(FINAL_RUN_FACTOR)
+    }
+
+    /// Whether the full-data runs of a blend's `members` fit in what the budget leaves,
+    /// `elapsed` into the job: each is reckoned like the final run.
+    pub(super) fn blend_fits(&self, members: &[&Tried], elapsed: Duration) -> bool {
+        let runs: Duration = members
+            .iter()
+            .map(|t| t.run.unwrap_or_default().mul_f64(FINAL_RUN_FACTOR))
+            .sum();
+        elapsed + runs <= self.budget
     }
 
     fn slowest(&self) -> Duration {
@@ -321,6 +333,7 @@ mod tests {
             failure: score.is_none().then(|| "boom".to_owned()),
             run: Some(Duration::from_secs(secs)),
             outcome: None,
+            submission: None,
         }
     }
 

@@ -138,6 +138,16 @@ pub enum SolveEvent {
         reason: AttemptFailure,
     },
     /// The search is over; the best candidate now runs on the full data.
+    /// The host blends the best candidates: it re-runs each on the full data and combines
+    /// their submissions with these weights, chosen on the holdout.
+    BlendChosen {
+        /// Each member candidate and its weight, best first.
+        members: Vec<BlendMember>,
+        /// The blend's host score on the holdout.
+        score: f64,
+        /// The best lone candidate's host score on the holdout.
+        alone: f64,
+    },
     SearchEnded {
         /// Why it ended.
         end: SearchEnd,
@@ -148,6 +158,69 @@ pub enum SolveEvent {
         /// The LLM tokens the candidates' code cost, as the providers said.
         tokens: u64,
     },
+}
+
+impl SolveEvent {
+    /// The search journal's line for a search event (the job's log and `solve` print it);
+    /// `None` for the events of stages and attempts.
+    pub fn journal_line(&self) -> Option<String> {
+        Some(match self {
+            Self::SearchSkipped { reason } => {
+                format!("no holdout, so a single shot instead of a search: {reason}")
+            }
+            Self::HoldoutReady { split } => format!("search holdout: {split}"),
+            Self::CandidateStarted {
+                candidate,
+                kind,
+                parent,
+            } => match parent {
+                Some(parent) => format!("candidate {candidate} ({kind} of {parent}) started"),
+                None => format!("candidate {candidate} ({kind}) started"),
+            },
+            Self::CandidateScored {
+                candidate,
+                kind,
+                metric,
+                score,
+                best_score,
+                candidates_tried,
+            } => format!(
+                "candidate {candidate} ({kind}): host score {score:.6} ({metric:?}); best \
+                 {best_score:.6} after {candidates_tried} candidate(s)"
+            ),
+            Self::CandidateFailed {
+                candidate,
+                kind,
+                reason,
+            } => format!("candidate {candidate} ({kind}) failed: {reason}"),
+            Self::BlendChosen {
+                members,
+                score,
+                alone,
+            } => {
+                let parts: Vec<String> = members
+                    .iter()
+                    .map(|m| format!("candidate {} x {:.1}", m.candidate, m.weight))
+                    .collect();
+                format!(
+                    "blend of {}: host score {score:.6} on the holdout, against {alone:.6} alone; \
+                     each member is re-run on the full data",
+                    parts.join(" + ")
+                )
+            }
+            Self::SearchEnded {
+                end,
+                best_score,
+                candidates_tried,
+                tokens,
+            } => format!(
+                "search ended after {candidates_tried} candidate(s) ({end}); best host score {}; \
+                 {tokens} LLM tokens",
+                best_score.map_or_else(|| "none".to_owned(), |s| format!("{s:.6}"))
+            ),
+            _ => return None,
+        })
+    }
 }
 
 /// Why a search stopped trying candidates.
@@ -239,6 +312,17 @@ pub struct SearchSummary {
     pub tokens: u64,
     /// Every candidate, in the order they started.
     pub candidates: Vec<CandidateRecord>,
+    /// The blend submitted, when the host combined the best candidates.
+    pub blend: Option<Vec<BlendMember>>,
+}
+
+/// A candidate in the host's blend.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BlendMember {
+    /// The candidate.
+    pub candidate: u32,
+    /// Its weight; the members' weights sum to 1.
+    pub weight: f64,
 }
 
 /// One attempt's record, for the job's logs.
