@@ -137,6 +137,7 @@ async function refreshJob(id) {
   $("job-message").textContent = job.message || "";
   $("download").hidden = job.status !== "completed";
   $("cancel").hidden = job.status === "completed" || job.status === "failed";
+  $("stop").hidden = job.status !== "processing" || job.candidates_tried == null;
   return job;
 }
 
@@ -228,6 +229,7 @@ async function showJob(id) {
   $("job-view").hidden = false;
   $("download").onclick = () => guarded(() => download(id));
   $("cancel").onclick = () => guarded(() => cancel(id));
+  $("stop").onclick = () => guarded(() => stop(id));
   follow(id, async (kind, event) => {
     if (kind === "error") { $("job-message").textContent = event.detail; return; }
     addEvent(event);
@@ -254,6 +256,13 @@ async function cancel(id) {
   const response = await api("DELETE", "/jobs/" + id);
   const body = await response.json().catch(() => ({}));
   $("action-result").textContent = response.ok ? "Cancel: " + body.outcome : (body.detail || response.statusText);
+  await refreshJob(id);
+}
+
+async function stop(id) {
+  const response = await api("POST", `/jobs/${id}/stop`);
+  const body = await response.json().catch(() => ({}));
+  $("action-result").textContent = response.ok ? "Stop: " + body.outcome : (body.detail || response.statusText);
   await refreshJob(id);
 }
 
