@@ -467,6 +467,17 @@ mod tests {
     }
 
     #[test]
+    fn a_blend_runs_only_when_its_members_full_data_runs_fit() {
+        let mut s = state(3, 100);
+        s.tried.push(tried(1, Some(1.0), 20));
+        s.tried.push(tried(2, Some(1.1), 10));
+        let members: Vec<&Tried> = s.tried.iter().collect();
+        // 1.6 x (20 + 10) = 48 s of full-data runs.
+        assert!(s.blend_fits(&members, Duration::from_secs(52)));
+        assert!(!s.blend_fits(&members, Duration::from_secs(53)));
+    }
+
+    #[test]
     fn runs_are_capped_by_what_the_budget_leaves() {
         let mut s = state(4, 100);
         let policy = Duration::from_secs(1800);
