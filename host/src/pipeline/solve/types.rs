@@ -128,6 +128,8 @@ pub enum SolveEvent {
         best_score: f64,
         /// Candidates tried so far, failed ones included.
         candidates_tried: u32,
+        /// The candidate's whole time: writing its code, its run and its scoring.
+        millis: u64,
     },
     /// A candidate failed on the holdout.
     CandidateFailed {
@@ -136,6 +138,8 @@ pub enum SolveEvent {
         kind: RequestKind,
         /// Why.
         reason: AttemptFailure,
+        /// The candidate's whole time until it failed.
+        millis: u64,
     },
     /// The search is over; the best candidate now runs on the full data.
     /// The host blends the best candidates: it re-runs each on the full data and combines
@@ -184,6 +188,7 @@ impl SolveEvent {
                 score,
                 best_score,
                 candidates_tried,
+                ..
             } => format!(
                 "candidate {candidate} ({kind}): host score {score:.6} ({metric:?}); best \
                  {best_score:.6} after {candidates_tried} candidate(s)"
@@ -192,6 +197,7 @@ impl SolveEvent {
                 candidate,
                 kind,
                 reason,
+                ..
             } => format!("candidate {candidate} ({kind}) failed: {reason}"),
             Self::BlendChosen {
                 members,
