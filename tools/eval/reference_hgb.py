@@ -4,8 +4,9 @@ Runs inside the kaggle-solver sandbox:
     kaggle-solver sandbox run --policy policies/large.toml --input <slug>/public \
         --output OUT tools/eval/reference_hgb.py
 It reads /input/train.csv, /input/test.csv and /input/sample_submission.csv and writes
-/output/submission.csv.  It is the bar the baseline code generator must meet, so it stays
-deliberately plain:
+/output/submission.csv; natively, `python3 reference_hgb.py INPUT OUTPUT` reads and writes
+those folders instead (how run_eval.py times the reference outside the sandbox). It is the bar
+the baseline code generator must meet, so it stays deliberately plain:
 
 - id column = the sample's first column; target(s) = the sample's other column(s);
 - features = the columns shared by train and test, less the id and the target;
@@ -23,6 +24,7 @@ deliberately plain:
 - regression predictions are clipped at 0 when the training target is never negative.
 """
 
+import sys
 import time
 
 import numpy as np
@@ -31,9 +33,10 @@ from pandas.api import types as ptypes
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 t0 = time.time()
-train = pd.read_csv("/input/train.csv")
-test = pd.read_csv("/input/test.csv")
-sample = pd.read_csv("/input/sample_submission.csv")
+INPUT, OUTPUT = sys.argv[1:3] if len(sys.argv) >= 3 else ("/input", "/output")
+train = pd.read_csv(f"{INPUT}/train.csv")
+test = pd.read_csv(f"{INPUT}/test.csv")
+sample = pd.read_csv(f"{INPUT}/sample_submission.csv")
 id_col = sample.columns[0]
 targets = list(sample.columns[1:])
 
@@ -99,7 +102,7 @@ if per_column:
             model = HistGradientBoostingRegressor(random_state=0).fit(X[known], yt)
             out[t] = model.predict(Xt)
             kinds.append("value")
-    out.to_csv("/output/submission.csv", index=False)
+    out.to_csv(f"{OUTPUT}/submission.csv", index=False)
     print(
         f"reference_hgb: one model per column ({', '.join(kinds)}), {len(features)} features, "
         f"{len(X)} train rows, {len(Xt)} test rows, {time.time() - t0:.1f}s"
@@ -129,7 +132,7 @@ else:
     out[targets[0]] = pred
     kind = "regression"
 
-out.to_csv("/output/submission.csv", index=False)
+out.to_csv(f"{OUTPUT}/submission.csv", index=False)
 print(
     f"reference_hgb: {kind}, {len(features)} features, {len(X)} train rows, {len(Xt)} test rows, "
     f"{model.n_iter_} iterations, {time.time() - t0:.1f}s"

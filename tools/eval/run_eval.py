@@ -4,13 +4,23 @@
 Usage:
     python3 tools/eval/run_eval.py [SOLUTION] [--compare OTHER] [--comps DIR] [--only SLUG,...]
                                    [--policy FILE] [--bin PATH] [--keep DIR] [--json FILE]
+                                   [--native PYTHON] [--solve-policy FILE]
 
 SOLUTION and OTHER are each either one Python script, run on every competition, or a folder
 holding one script per competition, `<slug>.py` (e.g. the baseline generator's output); a
 competition without a script there is reported as missing.  SOLUTION defaults to
 tools/eval/reference_hgb.py.  With --compare, both are run and the better score per
 competition is named, respecting the metric's direction (an invalid or missing submission
-loses to a valid one).
+loses to a valid one).  SOLUTION (or OTHER) may also be the word `baseline`: each competition is
+then solved end to end, `kaggle-solver solve DIR/<slug>/public --generator baseline --policy
+SOLVE_POLICY` (default tools/eval/single-shot.toml: a single shot on the WASI guest), and that
+solve's wall time is the side's time (--keep keeps its solution.py beside the submission).
+
+With --native PYTHON, reference_hgb.py is also run natively, `PYTHON reference_hgb.py
+DIR/<slug>/public TMP` with one thread (OMP_NUM_THREADS=1, as in the guest), and each side's
+line gains its time over that native time (`x native`): the cost of a solution against the
+reference's own.  PYTHON needs numpy, pandas and scikit-learn (the guest's versions: 2.x, 3.0,
+1.9).
 
 Each run is `kaggle-solver sandbox run --policy POLICY --input DIR/<slug>/public --output TMP
 SCRIPT`, then `python3 grade.py <slug> TMP/submission.csv --comps DIR` with the grade.py next to
@@ -22,6 +32,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -44,6 +56,14 @@ def grader_for(comps: Path, slug: str) -> Path:
     return GRADE_SHAPES if "submission_columns" in config else GRADE
 
 
+# The side that solves each competition with the baseline generator instead of running a script.
+BASELINE = Path("baseline")
+
+
+def resolved(side: Path) -> Path:
+    return BASELINE if side == BASELINE else side.resolve()
+
+
 def script_for(solution: Path, slug: str) -> Path | None:
     if solution.is_dir():
         p = solution / f"{slug}.py"
@@ -57,6 +77,7 @@ def run_one(args, solution: Path, slug: str, outdir: Path) -> dict:
         "score": None,
         "valid": False,
         "seconds": None,
+        "cpu_seconds": None,
         "sandbox_seconds": None,
         "error": None,
         "peak_memory_mb": None,
@@ -67,9 +88,7 @@ def run_one(args, solution: Path, slug: str, outdir: Path) -> dict:
         res["error"] = f"no script {solution}/{slug}.py"
         return res
     res["script"] = str(script)
-    if outdir.exists():
-        shutil.rmtree(outdir)
-    outdir.mkdir(parents=True)
+    fresh(outdir)
     cmd = [
         str(args.bin),
         "sandbox",
@@ -82,14 +101,9 @@ def run_one(args, solution: Path, slug: str, outdir: Path) -> dict:
         str(outdir),
         str(script),
     ]
-    t0 = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
-    except subprocess.TimeoutExpired:
-        res["seconds"] = round(time.monotonic() - t0, 1)
-        res["error"] = f"timed out after {args.timeout}s"
+    proc = timed(cmd, args.timeout, res)
+    if proc is None:
         return res
-    res["seconds"] = round(time.monotonic() - t0, 1)
     line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     try:
         sandbox = json.loads(line)
@@ -110,13 +124,35 @@ def run_one(args, solution: Path, slug: str, outdir: Path) -> dict:
         )
         res["error"] = f"sandbox exit {sandbox.get('exit_code')}: {what}"
         return res
-    sub = outdir / "submission.csv"
+    return grade(args, slug, outdir / "submission.csv", res)
+
+
+def timed(cmd: list[str], timeout, res: dict, env=None):
+    """`cmd`'s completed process, with its wall time (`seconds`) and the CPU time it and its
+    children used (`cpu_seconds`: on a shared machine the steadier of the two) in `res`; None
+    when it timed out (`res["error"]` says so)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        proc = None
+        res["error"] = f"timed out after {timeout}s"
+    res["seconds"] = round(time.monotonic() - t0, 1)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    res["cpu_seconds"] = round(cpu, 1)
+    return proc
+
+
+def grade(args, slug: str, submission: Path, res: dict) -> dict:
+    """`res` with the score of `submission` by the competition's grader."""
     g = subprocess.run(
         [
             sys.executable,
             str(grader_for(args.comps, slug)),
             slug,
-            str(sub),
+            str(submission),
             "--comps",
             str(args.comps),
         ],
@@ -130,6 +166,60 @@ def run_one(args, solution: Path, slug: str, outdir: Path) -> dict:
         return res
     res.update(score=graded["score"], valid=graded["valid"], error=graded["error"])
     return res
+
+
+def fresh(outdir: Path) -> None:
+    if outdir.exists():
+        shutil.rmtree(outdir)
+    outdir.mkdir(parents=True)
+
+
+def solve_one(args, slug: str, outdir: Path) -> dict:
+    """The baseline generator's whole solve of `slug`, timed, and its submission graded."""
+    res = {"slug": slug, "score": None, "valid": False, "seconds": None, "error": None}
+    res["script"] = str(outdir / "solution.py")
+    fresh(outdir)
+    cmd = [
+        str(args.bin),
+        "solve",
+        str(args.comps / slug / "public"),
+        "--out",
+        str(outdir),
+        "--generator",
+        "baseline",
+        "--policy",
+        str(args.solve_policy),
+    ]
+    proc = timed(cmd, args.timeout, res)
+    if proc is None:
+        return res
+    if proc.returncode != 0:
+        res["error"] = f"solve exit {proc.returncode}: {proc.stderr[-500:]}"
+        return res
+    return grade(args, slug, outdir / "submission.csv", res)
+
+
+def native_one(args, slug: str, outdir: Path) -> dict:
+    """reference_hgb.py run natively by `args.native` on one thread, timed and graded."""
+    res = {"slug": slug, "score": None, "valid": False, "seconds": None, "error": None}
+    fresh(outdir)
+    script = Path(__file__).resolve().parent / "reference_hgb.py"
+    cmd = [str(args.native), str(script), str(args.comps / slug / "public"), str(outdir)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = timed(cmd, args.timeout, res, env)
+    if proc is None:
+        return res
+    if proc.returncode != 0:
+        res["error"] = f"native exit {proc.returncode}: {proc.stderr[-500:]}"
+        return res
+    return grade(args, slug, outdir / "submission.csv", res)
+
+
+def ratio(side: dict, native: dict | None, key: str = "seconds") -> float | None:
+    """A side's time (`key`: wall or CPU seconds) over the reference's native time."""
+    if not native or not native.get(key) or side.get(key) is None:
+        return None
+    return round(side[key] / native[key], 1)
 
 
 def better(a: dict, b: dict, higher: bool) -> str:
@@ -147,7 +237,8 @@ def better(a: dict, b: dict, higher: bool) -> str:
 def fmt(r: dict) -> str:
     score = f"{r['score']:.5f}" if r["score"] is not None else "-"
     secs = f"{r['seconds']:.1f}s" if r["seconds"] is not None else "-"
-    return f"{score:>11s} {'valid' if r['valid'] else 'INVALID':7s} {secs:>7s}"
+    cpu = f" cpu {r['cpu_seconds']:.1f}s" if r.get("cpu_seconds") is not None else ""
+    return f"{score:>11s} {'valid' if r['valid'] else 'INVALID':7s} {secs:>7s}{cpu}"
 
 
 def main(argv=None) -> int:
@@ -157,9 +248,22 @@ def main(argv=None) -> int:
         nargs="?",
         type=Path,
         default=REPO / "tools" / "eval" / "reference_hgb.py",
-        help="a script, or a folder of <slug>.py (default: reference_hgb.py)",
+        help="a script, a folder of <slug>.py, or `baseline` (default: reference_hgb.py)",
     )
-    ap.add_argument("--compare", type=Path, help="a second script or folder to compare with")
+    ap.add_argument(
+        "--compare", type=Path, help="a second script, folder or `baseline` to compare with"
+    )
+    ap.add_argument(
+        "--native",
+        type=Path,
+        help="a python3 with numpy, pandas and scikit-learn: also time reference_hgb.py natively",
+    )
+    ap.add_argument(
+        "--solve-policy",
+        type=Path,
+        default=Path(__file__).resolve().parent / "single-shot.toml",
+        help="the policy of `baseline` solves (default: tools/eval/single-shot.toml)",
+    )
     ap.add_argument("--comps", type=Path, default=REPO / "target" / "eval-comps")
     ap.add_argument("--only", help="comma-separated slugs (default: every competition)")
     ap.add_argument("--policy", type=Path, default=REPO / "policies" / "large.toml")
@@ -173,10 +277,11 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", type=Path, help="keep submissions in KEEP/{A,B}/<slug>/")
     ap.add_argument("--json", type=Path, help="also write the summary JSON here")
     args = ap.parse_args(argv)
-    args.comps, args.policy, args.bin = (
+    args.comps, args.policy, args.bin, args.solve_policy = (
         args.comps.resolve(),
         args.policy.resolve(),
         args.bin.resolve(),
+        args.solve_policy.resolve(),
     )
 
     slugs = sorted(p.parent.name for p in args.comps.glob("*/config.json"))
@@ -188,11 +293,11 @@ def main(argv=None) -> int:
         slugs = [s for s in slugs if s in wanted]
     if not slugs:
         ap.error(f"no competitions in {args.comps} (run tools/eval/make_competitions.py)")
-    sides = {"A": args.solution.resolve()}
+    sides = {"A": resolved(args.solution)}
     if args.compare:
-        sides["B"] = args.compare.resolve()
+        sides["B"] = resolved(args.compare)
     for name, path in sides.items():
-        if not path.exists():
+        if path != BASELINE and not path.exists():
             ap.error(f"{path} does not exist")
         print(f"# {name} = {path}", flush=True)
 
@@ -209,19 +314,39 @@ def main(argv=None) -> int:
             }
             for name, path in sides.items():
                 out = (args.keep / name / slug) if args.keep else work / name / slug
-                row[name] = run_one(args, path, slug, out)
+                if path == BASELINE:
+                    row[name] = solve_one(args, slug, out)
+                else:
+                    row[name] = run_one(args, path, slug, out)
+            if args.native:
+                out = (args.keep / "native" / slug) if args.keep else work / "native" / slug
+                row["native"] = native_one(args, slug, out)
             line = f"{slug:24s} {cfg['metric']:9s} {fmt(row['A'])}"
+            for name in sides:
+                row[name]["x_native"] = ratio(row[name], row.get("native"))
+                row[name]["x_native_cpu"] = ratio(row[name], row.get("native"), "cpu_seconds")
+            if args.native:
+                line += f" {row['A']['x_native'] or '-'}x ({row['A']['x_native_cpu'] or '-'}x cpu)"
             if "B" in sides:
                 row["better"] = better(row["A"], row["B"], cfg["higher_is_better"])
-                line += f" | {fmt(row['B'])} | better: {row['better']}"
+                line += f" | {fmt(row['B'])}"
+                if args.native:
+                    line += (
+                        f" {row['B']['x_native'] or '-'}x ({row['B']['x_native_cpu'] or '-'}x cpu)"
+                    )
+                line += f" | better: {row['better']}"
+            if args.native:
+                line += f" | native {fmt(row['native'])}"
             print(line, flush=True)
-            for name in sides:
-                if row[name]["error"]:
+            for name in [*sides, "native"]:
+                if row.get(name) and row[name]["error"]:
                     print(f"    {name}: {row[name]['error']}", flush=True)
             rows.append(row)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+    if args.native:
+        summary_native = round(sum(r["native"]["seconds"] or 0 for r in rows), 1)
     summary = {
         "comps": str(args.comps),
         "policy": str(args.policy),
@@ -232,6 +357,8 @@ def main(argv=None) -> int:
         rs = [r[name] for r in rows]
         summary[f"{name}_valid"] = sum(r["valid"] for r in rs)
         summary[f"{name}_seconds"] = round(sum(r["seconds"] or 0 for r in rs), 1)
+    if args.native:
+        summary["native_seconds"] = summary_native
     if "B" in sides:
         summary["wins"] = {k: sum(r["better"] == k for r in rows) for k in ("A", "B", "tie", "-")}
     text = json.dumps(summary)

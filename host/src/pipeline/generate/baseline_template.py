@@ -36,6 +36,7 @@
 # Every function takes what it needs as arguments, so each step can be run and tested alone.
 import math
 import sys
+import time
 import warnings
 from typing import NamedTuple
 
@@ -205,6 +206,50 @@ def fitting_target(y, task, metric, map_k=1):
 
 def fold_count(rows):
     return 5 if rows <= 30_000 else 3
+
+
+# The cost rule. HistGradientBoosting grows one tree per class at every iteration, so a fit's
+# work grows with rows x columns x classes, and the pipeline's with that times its fits (folds
+# plus a refit, per candidate). Above this many classes the default learner ("plain": a fixed
+# 100 iterations, no early stopping below 10,000 rows) costs 100 trees per class per fit and
+# overfits each class's few rows, while the tuned learner is the same model stopped early on
+# each fold: the default one is left out.
+MANY_CLASSES = 8
+# Above this much work (rows x columns x trees per iteration) every candidate gets 3 folds
+# instead of 5: each fold is one more fit of each of them.
+FOLD_MAX_WORK = 1_000_000
+
+
+class CostPlan(NamedTuple):
+    """How much fitting one target gets, from the size of its data."""
+
+    work: int  # rows x columns x trees per boosting iteration
+    folds: int
+    models: list  # the learners to build, in order
+    left_out: list  # (learner, why) of those the rule took out
+
+
+def trees_per_iteration(target):
+    """The trees HistGradientBoosting grows at each iteration: one per class above two."""
+    if target.task == "regression" or len(target.classes) <= 2:
+        return 1
+    return len(target.classes)
+
+
+def cost_plan(rows, columns, target, models):
+    """The folds and learners for a target of `rows` x `columns`: fewer folds for a large
+    work estimate, no default learner for many classes. The first learner (the required one)
+    always stays."""
+    trees = trees_per_iteration(target)
+    work = rows * max(columns, 1) * trees
+    folds = fold_count(rows) if work <= FOLD_MAX_WORK else min(fold_count(rows), 3)
+    kept, left_out = [], []
+    for position, model in enumerate(models):
+        if position > 0 and model == "plain" and trees >= MANY_CLASSES:
+            left_out.append((model, f"{trees} classes: 100 fixed iterations of {trees} trees"))
+        else:
+            kept.append(model)
+    return CostPlan(work, folds, kept, left_out)
 
 
 # The tuned model's hyper-parameters unless CONFIG["params"] says otherwise.
@@ -673,10 +718,11 @@ def blend_grid(count, steps=4):
 
 def build_candidates(builders, target, folds, required="tuned"):
     """{label: (out-of-fold predictions, test predictions)} of each `(label, build)` pair, in
-    order, printing each one's out-of-fold score. A failing candidate is left out, except the
-    `required` one, whose failure is the pipeline's."""
+    order, printing each one's out-of-fold score and time. A failing candidate is left out,
+    except the `required` one, whose failure is the pipeline's."""
     candidates = {}
     for label, build in builders:
+        started = time.monotonic()
         try:
             candidates[label] = build()
         except Exception as error:  # noqa: BLE001 - a failing extra candidate is only left out
@@ -685,7 +731,7 @@ def build_candidates(builders, target, folds, required="tuned"):
             print(f"candidate {label} left out: {error!r}")
             continue
         name, value, _, _ = evaluate(candidates[label][0][folds.seen], target, folds)
-        print(f"out-of-fold {label}: {name} {value:.5f}")
+        print(f"out-of-fold {label}: {name} {value:.5f} in {time.monotonic() - started:.1f} s")
     return candidates
 
 
@@ -801,10 +847,13 @@ def solve_target(y, task, metric, X, X_test, both, names, map_k=1, models=None, 
     """One target's candidates on shared folds and their blend chosen by `metric`: (target,
     folds, blend, blended test prediction)."""
     target = fitting_target(y, task, metric, map_k)
-    folds = make_folds(target, fold_count(len(X)))
-    models = list(models or DEFAULT_MODELS)
-    builders = model_builders(models, X, X_test, both, names, target, folds, params)
-    candidates = build_candidates(builders, target, folds, required=models[0])
+    plan = cost_plan(len(X), X.shape[1], target, list(models or DEFAULT_MODELS))
+    print(f"work {plan.work:,} (rows x columns x trees an iteration): {plan.folds} folds")
+    for model, why in plan.left_out:
+        print(f"candidate {model} left out: {why}")
+    folds = make_folds(target, plan.folds)
+    builders = model_builders(plan.models, X, X_test, both, names, target, folds, params)
+    candidates = build_candidates(builders, target, folds, required=plan.models[0])
     blend = choose_blend(candidates, target, folds)
     return target, folds, blend, blended_test_prediction(candidates, blend)
 

@@ -9,6 +9,7 @@
 import contextlib
 import importlib.util
 import io
+import math
 import os
 import sys
 import tempfile
@@ -282,6 +283,60 @@ class FoldTests(unittest.TestCase):
         self.assertEqual(sorted(holding), [0, 0, 1, 1, 1])
         for fit_rows, _ in folds.splits:
             self.assertGreaterEqual(len(rare & set(fit_rows)), 2)
+
+
+class CostTests(unittest.TestCase):
+    """The cost rule: the fitting follows rows x columns x classes, not the class count alone."""
+
+    def labels(self, classes, rows=40):
+        return classification_target([f"c{i % classes}" for i in range(rows)])
+
+    def test_a_tree_an_iteration_unless_there_are_more_than_two_classes(self):
+        regression = bt.fitting_target(pd.Series(np.arange(9.0)), "regression", "rmse")
+        self.assertEqual(bt.trees_per_iteration(regression), 1)
+        self.assertEqual(bt.trees_per_iteration(self.labels(2)), 1)
+        self.assertEqual(bt.trees_per_iteration(self.labels(3)), 3)
+        self.assertEqual(bt.trees_per_iteration(self.labels(27)), 27)
+
+    def test_many_classes_leave_the_default_learner_out(self):
+        models = ["tuned", "plain", "linear"]
+        few = bt.cost_plan(1000, 5, self.labels(bt.MANY_CLASSES - 1), models)
+        self.assertEqual(few.models, models)
+        self.assertEqual(few.left_out, [])
+        many = bt.cost_plan(1000, 5, self.labels(bt.MANY_CLASSES), models)
+        self.assertEqual(many.models, ["tuned", "linear"])
+        self.assertEqual(many.left_out, [("plain", "8 classes: 100 fixed iterations of 8 trees")])
+        # The required first learner stays whatever it is.
+        first = bt.cost_plan(1000, 5, self.labels(bt.MANY_CLASSES), ["plain", "linear"])
+        self.assertEqual(first.models, ["plain", "linear"])
+
+    def test_a_large_work_estimate_gets_three_folds(self):
+        target = self.labels(10)
+        at_bound = bt.cost_plan(10_000, 10, target, ["tuned"])
+        self.assertEqual((at_bound.work, at_bound.folds), (bt.FOLD_MAX_WORK, 5))
+        above = bt.cost_plan(10_001, 10, target, ["tuned"])
+        self.assertEqual((above.work, above.folds), (1_000_100, 3))
+        # The same rows and columns with two classes are a tenth of the work: five folds.
+        self.assertEqual(bt.cost_plan(10_001, 10, self.labels(2), ["tuned"]).folds, 5)
+        # Large data keeps its three folds however small the rest.
+        self.assertEqual(bt.cost_plan(30_001, 1, self.labels(2), ["tuned"]).folds, 3)
+
+    def test_a_many_class_target_is_solved_without_the_default_learner(self):
+        random = np.random.RandomState(11)
+        rows, classes = 180, 9
+        x = random.uniform(0, classes, size=rows)
+        X = pd.DataFrame({"x": x, "noise": random.normal(size=rows)})
+        y = pd.Series([f"k{int(v)}" for v in x])
+        (target, folds, blend, prediction), printed = quietly(
+            bt.solve_target, y[:150], "multiclass", "log_loss", X.iloc[:150], X.iloc[150:], None, []
+        )
+        self.assertIn("candidate plain left out: 9 classes", printed)
+        self.assertNotIn("out-of-fold plain", printed)
+        self.assertIn("out-of-fold tuned: log_loss ", printed)
+        self.assertIn(f"work {150 * 2 * classes:,} (rows x columns x trees an iteration)", printed)
+        self.assertEqual(len(folds.splits), 5)
+        self.assertEqual(prediction.shape, (30, classes))
+        self.assertLess(blend.value, math.log(classes) / 2)
 
 
 class ModelTests(unittest.TestCase):
