@@ -102,6 +102,7 @@ fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
         .filter(|c| !analysis.target_columns.contains(&c.name))
         .filter(|c| test_columns.contains(&c.name.as_str()))
         .filter(|c| !looks_like_row_key(&c.name, c.dtype, c.distinct, rows))
+        .filter(|c| !names_images(analysis, &c.name))
         .map(|c| c.name.as_str())
         .collect();
     let types: serde_json::Map<String, serde_json::Value> = analysis
@@ -135,7 +136,26 @@ fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
         },
         "features": features,
         "types": types,
+        "images": images_config(analysis),
     })
+}
+
+/// Whether `column` names the image files (a file name is no feature; its picture is).
+fn names_images(analysis: &CompetitionAnalysis, column: &str) -> bool {
+    analysis
+        .images
+        .as_ref()
+        .is_some_and(|i| i.train.column == column || i.test.column == column)
+}
+
+/// Where the template finds each row's image: per role, the folder, the column whose values
+/// name the files and the suffix that completes a value into a file name.
+fn images_config(analysis: &CompetitionAnalysis) -> serde_json::Value {
+    let Some(images) = &analysis.images else {
+        return serde_json::Value::Null;
+    };
+    let role = |r: &crate::pipeline::analyse::ImageFolder| json!({ "folder": r.folder, "column": r.column, "suffix": r.suffix });
+    json!({ "train": role(&images.train), "test": role(&images.test) })
 }
 
 /// The learners, encoding and hyper-parameters of candidate `candidate`: nothing for the first
