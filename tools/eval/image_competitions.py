@@ -204,6 +204,9 @@ def build_images(spec: dict, cache: Path, seed: int) -> dict[str, str | bytes]:
         "prediction": "label",
         "id_column": "id",
         "target_column": "label",
+        # grade_shapes.py's keys too: it grades the one label column like grade.py does.
+        "target_columns": ["label"],
+        "submission_columns": ["label"],
         "labels": labels,
         "info": {
             "source": f"{PACKAGES[spec['source']][0]}: {spec['source']} "
