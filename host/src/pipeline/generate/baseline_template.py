@@ -87,10 +87,12 @@ class Blend(NamedTuple):
 
 
 def read_tables(config, input_dir="/input"):
-    """The train, test and sample submission tables; train rows without every target dropped."""
-    train = pd.read_csv(f"{input_dir}/{config['train']}")
-    test = pd.read_csv(f"{input_dir}/{config['test']}")
-    sample = pd.read_csv(f"{input_dir}/{config['sample_submission']}")
+    """The train, test and sample submission tables; train rows without every target dropped.
+    Columns that name pictures are read as text, so `0007` stays the file `0007.png`."""
+    names = dict.fromkeys([r["column"] for r in (config.get("images") or {}).values()], str)
+    train = pd.read_csv(f"{input_dir}/{config['train']}", dtype=names or None)
+    test = pd.read_csv(f"{input_dir}/{config['test']}", dtype=names or None)
+    sample = pd.read_csv(f"{input_dir}/{config['sample_submission']}", dtype=names or None)
     train = train[train[config["targets"]].notna().all(axis=1)].reset_index(drop=True)
     return train, test, sample
 

@@ -904,6 +904,7 @@ class PipelineTests(unittest.TestCase):
         submission, printed, answers = run_main("binary", "roc_auc", "probability")
         value = self.check(printed, "roc_auc")
         self.assertGreater(value, 0.85)
+        # The ids exactly as the sample spells them.
         self.assertEqual(list(submission["id"]), list(answers["id"][::-1]))
         self.assertTrue(submission["target"].between(0, 1).all())
         truth = answers.set_index("id").loc[submission["id"], "target"] == "yes"
@@ -1067,7 +1068,8 @@ class ImageTests(unittest.TestCase):
         rows are the sample submission's). Returns (submission, printed, answers)."""
         rng = np.random.default_rng(4)
         kinds = rng.choice(["h", "v"], size=160)
-        ids = [f"img{i:03d}" for i in range(160)]
+        # Zero-padded numbers: read as numbers they would name no file.
+        ids = [f"{i:04d}" for i in range(160)]
         labels = ["horizontal" if k == "h" else "vertical" for k in kinds]
         with tempfile.TemporaryDirectory() as folder:
             write_shapes(
@@ -1107,13 +1109,14 @@ class ImageTests(unittest.TestCase):
                 _, printed = quietly(bt.main, config, input_dir=folder, output_dir=folder)
             finally:
                 bt.MAX_TRAIN_IMAGES = saved
-            submission = pd.read_csv(f"{folder}/submission.csv")
+            submission = pd.read_csv(f"{folder}/submission.csv", dtype={"id": str})
         answers = pd.DataFrame({"id": ids[120:], "label": labels[120:]})
         return submission, printed, answers
 
     def test_pictures_named_by_id_without_a_test_table_are_predicted_from_their_pixels(self):
         submission, printed, answers = self.run_images()
         self.assertEqual(list(submission.columns), ["id", "label"])
+        # The ids exactly as the sample spells them.
         self.assertEqual(list(submission["id"]), list(answers["id"][::-1]))
         merged = submission.merge(answers, on="id", suffixes=("", "_true"))
         accuracy = (merged["label"] == merged["label_true"]).mean()
