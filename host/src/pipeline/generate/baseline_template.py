@@ -820,6 +820,8 @@ def constant_column(y, task):
     return value
 
 
+# [images] (the generator keeps this section only for a competition of pictures: Pillow is in
+# the WASI guest, not in the Docker image, and an import of it would keep any script off Docker)
 # Images. When CONFIG["images"] says which file each row names (per role: a folder, the column
 # whose values name the files and the suffix completing a value into a file name), each picture
 # becomes a row of numbers the tabular candidates take like any others: the picture shrunk to
@@ -943,15 +945,18 @@ def with_image_features(config, train, test, names, types, input_dir):
     return frames[0], frames[1], names, types
 
 
+# [/images]
 def main(config, input_dir="/input", output_dir="/output"):
     """The whole pipeline for `config` (the analysis's facts, as the generator writes them):
     reads the tables from `input_dir` and writes `output_dir`/submission.csv."""
     train, test, sample = read_tables(config, input_dir)
     names, types = config["features"], config["types"]
+    # [images]
     if config.get("images"):
         train, test, names, types = with_image_features(
             config, train, test, names, types, input_dir
         )
+    # [/images]
     both = pd.concat([train[names], test[names]], ignore_index=True)
     X, X_test = feature_matrices(train, test, both, names, types)
     if config.get("encoding") == "frequency":
