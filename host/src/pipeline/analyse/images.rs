@@ -282,6 +282,21 @@ fn without_a_match(
     )))
 }
 
+/// Why a competition of pictures without a training table cannot be analysed: its labels
+/// could only be folder names (`train/cat/1.png`), which a holdout could not hide.
+pub(super) fn no_labels_table(files: &[DataFile]) -> AnalyseError {
+    let images = image_files(files);
+    let folders = Folders::new(&images);
+    AnalyseError::Invalid(format!(
+        "no table of labels found (such as train.csv or labels.csv) beside {} pictures in {} \
+         folders ({}): labels held only by folder names are not supported (a holdout could not \
+         hide them); list each training picture and its label in train.csv",
+        images.len(),
+        folders.by_folder.len(),
+        quote_list(folders.by_folder.keys().map(String::as_str), LISTED)
+    ))
+}
+
 /// The width and height of a PNG, JPEG, GIF or BMP file, from its header; `None` when it is
 /// not one of those or the header is cut short.
 pub(crate) fn image_size(path: &Path) -> Option<[u32; 2]> {

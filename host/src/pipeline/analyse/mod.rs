@@ -114,10 +114,16 @@ pub fn analyse(
     let train_path = pick(&csvs, &["train", "training"])
         // Image competitions often call the table of ids and labels just that.
         .or_else(|| has_images.then(|| pick(&csvs, &["labels"])).flatten())
-        .ok_or_else(|| AnalyseError::Missing {
-            what: "training table",
-            dir: dir.to_path_buf(),
-            expected: "train.csv",
+        .ok_or_else(|| {
+            if has_images {
+                images::no_labels_table(&files)
+            } else {
+                AnalyseError::Missing {
+                    what: "training table",
+                    dir: dir.to_path_buf(),
+                    expected: "train.csv",
+                }
+            }
         })?;
     let test_path = pick(&csvs, &["test", "testing"]);
     if test_path.is_none() && !has_images {
@@ -888,6 +894,21 @@ mod tests {
             .expect_err("class folders")
             .to_string();
         for needed in ["one folder per class", "\"train/cat\"", "train.csv"] {
+            assert!(error.contains(needed), "{needed} not in {error}");
+        }
+
+        // Pictures in class-named folders and no table of labels at all.
+        let dir = competition(&[("sample_submission.csv", "file,species\n3.png,cat\n")]);
+        with_images(&dir, &["train/cat/1.png", "train/dog/2.png", "test/3.png"]);
+        let error = analyse(dir.path(), "x", &CompetitionText::default())
+            .expect_err("class folders without a table")
+            .to_string();
+        for needed in [
+            "no table of labels",
+            "3 pictures",
+            "\"train/cat\"",
+            "not supported",
+        ] {
             assert!(error.contains(needed), "{needed} not in {error}");
         }
 
