@@ -113,12 +113,17 @@ fn values(dir: &Path, table: &TableProfile, column: &str) -> Result<Vec<String>,
 }
 
 /// The rule for one role: the column and folder whose every value names an image.
+///
+/// Ids that restart in each folder (`train/0.png`, `test/0.png`) fit both folders; then the
+/// folder `not` (the training folder, for the rows to predict) or, for the training rows, a
+/// folder named for testing is set aside while another fits.
 fn role(
     dir: &Path,
     folders: &Folders<'_>,
     table: &TableProfile,
     columns: &[&str],
     what: &str,
+    not: Option<&str>,
 ) -> Result<Option<ImageFolder>, AnalyseError> {
     let mut found = Vec::new();
     for column in columns {
@@ -126,6 +131,16 @@ fn role(
         for (folder, suffix) in folders.matches(&values) {
             found.push(((*column).to_owned(), folder, suffix));
         }
+    }
+    let set_aside = |folder: &str| match not {
+        Some(not) => folder == not,
+        None => folder
+            .rsplit('/')
+            .next()
+            .is_some_and(|name| name.to_lowercase().contains("test")),
+    };
+    if found.len() > 1 && found.iter().any(|(_, folder, _)| !set_aside(folder)) {
+        found.retain(|(_, folder, _)| !set_aside(folder));
     }
     match found.as_slice() {
         [] => Ok(None),
@@ -184,7 +199,15 @@ pub(super) fn find(
             .filter(|c| *c != id_column),
     );
     train_columns.retain(|c| train.columns.iter().any(|t| t.name == *c));
-    let Some(train_role) = role(dir, &folders, train, &train_columns, "training images")? else {
+    let Some(train_role) = role(
+        dir,
+        &folders,
+        train,
+        &train_columns,
+        "training images",
+        None,
+    )?
+    else {
         return without_a_match(&folders, train, test.is_some(), &images);
     };
     let test_role = match test {
@@ -194,8 +217,16 @@ pub(super) fn find(
             table,
             &[train_role.column.as_str()],
             "images to predict",
+            Some(&train_role.folder),
         )?,
-        _ => role(dir, &folders, sample, &[id_column], "images to predict")?,
+        _ => role(
+            dir,
+            &folders,
+            sample,
+            &[id_column],
+            "images to predict",
+            Some(&train_role.folder),
+        )?,
     };
     let Some(test_role) = test_role else {
         let source = test.map_or(sample.path.as_str(), |t| t.path.as_str());

@@ -824,6 +824,30 @@ mod tests {
     }
 
     #[test]
+    fn ids_that_restart_in_each_folder_name_the_folder_of_their_role() {
+        let dir = competition(&[
+            ("train.csv", "id,label\n0,cat\n1,dog\n2,cat\n"),
+            ("sample_submission.csv", "id,label\n0,cat\n1,cat\n"),
+        ]);
+        with_images(
+            &dir,
+            &[
+                "train/0.png",
+                "train/1.png",
+                "train/2.png",
+                "test/0.png",
+                "test/1.png",
+            ],
+        );
+        let a = analyse(dir.path(), "restart", &CompetitionText::default()).expect("analysis");
+        let images = a.images.expect("images found");
+        assert_eq!(
+            (images.train.folder.as_str(), images.test.folder.as_str()),
+            ("train", "test")
+        );
+    }
+
+    #[test]
     fn a_column_of_file_names_and_a_labels_table_name_the_images() {
         let dir = competition(&[
             (
