@@ -11,6 +11,7 @@ mod docker;
 mod escape;
 mod fetch;
 mod fuzz;
+mod images;
 mod live;
 mod llm;
 mod modules;

@@ -42,6 +42,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+from image_competitions import IMAGE_SPECS, build_images
+
 REPO = Path(__file__).resolve().parents[2]
 SEED = 20240601
 TEST_FRACTION = 0.25
@@ -1037,13 +1039,16 @@ Missing values are empty fields.
 # --------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------
-def write_files(root: Path, files: dict[str, str]) -> None:
+def write_files(root: Path, files: dict[str, str | bytes]) -> None:
     if root.exists():
         shutil.rmtree(root)
     for rel, text in files.items():
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text, encoding="utf-8", newline="")
+        if isinstance(text, bytes):  # the image competitions' pictures
+            p.write_bytes(text)
+        else:
+            p.write_text(text, encoding="utf-8", newline="")
 
 
 def demo_source_md(cfg: dict) -> str:
@@ -1140,13 +1145,12 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--list", action="store_true", help="list the competitions and exit")
     args = ap.parse_args(argv)
-    specs = SPECS + [DEMO] + SHAPED_SPECS
+    specs = SPECS + [DEMO] + SHAPED_SPECS + IMAGE_SPECS
     if args.list:
         for s in specs:
-            print(
-                f"{s['slug']:24s} {s.get('task', s.get('shape')):10s} {s['metric']:9s} "
-                f"{s['source'][0]}:{s['source'][1]}"
-            )
+            source = s["source"] if s in IMAGE_SPECS else f"{s['source'][0]}:{s['source'][1]}"
+            kind = s.get("task", s.get("shape", "images"))
+            print(f"{s['slug']:24s} {kind:10s} {s['metric']:9s} {source}")
         return 0
     only = set(args.only.split(",")) if args.only else None
     if only and only - {s["slug"] for s in specs}:
@@ -1161,6 +1165,15 @@ def main(argv=None) -> int:
             continue
         if spec is DEMO:
             files = demo_files(sources, args.seed)
+        elif spec in IMAGE_SPECS:
+            files = build_images(spec, args.cache, args.seed)
+            write_files(args.out / spec["slug"], files)
+            info = json.loads(files["config.json"])["info"]
+            print(
+                f"{spec['slug']:24s} {'images':10s} {spec['metric']:9s} "
+                f"train={info['rows_train']:<6d} test={info['rows_test']:<6d} {info['images']}"
+            )
+            continue
         elif spec in SHAPED_SPECS:
             files = build_shaped(spec, sources, args.seed)
             write_files(args.out / spec["slug"], files)

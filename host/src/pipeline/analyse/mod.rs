@@ -7,6 +7,7 @@
 //! values, and the metric from the description. The result, [`CompetitionAnalysis`], goes into the
 //! job's logs, the baseline generator's choices and the LLM prompt.
 
+mod images;
 mod metric;
 pub(crate) mod profile;
 mod shape;
@@ -15,8 +16,8 @@ mod types;
 use std::path::{Path, PathBuf};
 
 pub use types::{
-    ColumnProfile, ColumnType, CompetitionAnalysis, DataFile, MediaFiles, MediaKind, Metric,
-    PredictionKind, SubmissionShape, TableProfile, TaskKind,
+    ColumnProfile, ColumnType, CompetitionAnalysis, DataFile, ImageFolder, ImageSet, MediaFiles,
+    MediaKind, Metric, PredictionKind, SubmissionShape, TableProfile, TaskKind,
 };
 
 /// Most distinct target values a classification task may have.
@@ -109,29 +110,32 @@ pub fn analyse(
         dir: dir.to_path_buf(),
         expected: "sample_submission.csv",
     })?;
-    let train_path = pick(&csvs, &["train", "training"]).ok_or_else(|| AnalyseError::Missing {
-        what: "training table",
-        dir: dir.to_path_buf(),
-        expected: "train.csv",
-    })?;
-    let test_path = pick(&csvs, &["test", "testing"]).ok_or_else(|| match &media {
-        Some(found) => AnalyseError::Invalid(format!(
-            "no test table found in {}, and the data is {found}: the rows to predict are media \
-             files, which the built-in baseline cannot read; an LLM generator \
-             (--generator openai or anthropic) needs a test table too",
-            dir.display()
-        )),
-        None => AnalyseError::Invalid(format!(
-            "no test table found in {}: expected a file such as test.csv; {sample_path} names \
-             the rows to predict, but without a test table they have no features to predict \
-             them from",
-            dir.display()
-        )),
-    })?;
+    let has_images = !images::image_files(&files).is_empty();
+    let train_path = pick(&csvs, &["train", "training"])
+        // Image competitions often call the table of ids and labels just that.
+        .or_else(|| has_images.then(|| pick(&csvs, &["labels"])).flatten())
+        .ok_or_else(|| {
+            if has_images {
+                images::no_labels_table(&files)
+            } else {
+                AnalyseError::Missing {
+                    what: "training table",
+                    dir: dir.to_path_buf(),
+                    expected: "train.csv",
+                }
+            }
+        })?;
+    let test_path = pick(&csvs, &["test", "testing"]);
+    if test_path.is_none() && !has_images {
+        return Err(no_test_table(dir, &sample_path, media.as_ref()));
+    }
 
     let sample = profile::profile_table(dir, &sample_path)?;
     let train = profile::profile_table(dir, &train_path)?;
-    let test = profile::profile_table(dir, &test_path)?;
+    let test_table = match &test_path {
+        Some(path) => Some(profile::profile_table(dir, path)?),
+        None => None,
+    };
     let has = |table: &TableProfile, name: &str| table.columns.iter().any(|c| c.name == name);
 
     let id_column = sample
@@ -139,11 +143,27 @@ pub fn analyse(
         .first()
         .map(|c| c.name.clone())
         .ok_or_else(|| AnalyseError::Invalid(format!("{sample_path} has no columns")))?;
-    if !has(&test, &id_column) {
+    if let Some(test) = &test_table
+        && !has(test, &id_column)
+    {
         return Err(AnalyseError::Invalid(format!(
-            "the sample submission's first column {id_column:?} is not a column of {test_path}"
+            "the sample submission's first column {id_column:?} is not a column of {}",
+            test.path
         )));
     }
+    let image_set = images::find(
+        dir,
+        &files,
+        &train,
+        test_table.as_ref(),
+        &sample,
+        &id_column,
+    )?;
+    let test = match test_table {
+        Some(test) => test,
+        None if image_set.is_some() => ids_to_predict(&sample),
+        None => return Err(no_test_table(dir, &sample_path, media.as_ref())),
+    };
     let target_columns: Vec<String> = sample
         .columns
         .iter()
@@ -199,7 +219,41 @@ pub fn analyse(
         classes: found.classes,
         description,
         media,
+        images: image_set,
     })
+}
+
+/// Why a competition without a test table cannot be analysed.
+fn no_test_table(dir: &Path, sample_path: &str, media: Option<&MediaFiles>) -> AnalyseError {
+    match media {
+        Some(found) => AnalyseError::Invalid(format!(
+            "no test table found in {}, and the data is {found}: the rows to predict are media \
+             files, which the built-in baseline cannot read; an LLM generator \
+             (--generator openai or anthropic) needs a test table too",
+            dir.display()
+        )),
+        None => AnalyseError::Invalid(format!(
+            "no test table found in {}: expected a file such as test.csv; {sample_path} names \
+             the rows to predict, but without a test table (or images named by their ids) they \
+             have no features to predict them from",
+            dir.display()
+        )),
+    }
+}
+
+/// The rows to predict of a competition without a test table: the sample submission's id
+/// column, the one column such a table would share with it.
+fn ids_to_predict(sample: &TableProfile) -> TableProfile {
+    TableProfile {
+        path: sample.path.clone(),
+        rows: sample.rows,
+        columns: sample.columns.iter().take(1).cloned().collect(),
+        head: sample
+            .head
+            .iter()
+            .map(|row| row.iter().take(1).cloned().collect())
+            .collect(),
+    }
 }
 
 /// Extensions of the media the baseline cannot read, by kind.
@@ -700,5 +754,228 @@ mod tests {
                 assert!(error.contains(needed), "{sample}: {needed} not in {error}");
             }
         }
+    }
+
+    /// A PNG header of `width` x `height`: all the analysis reads of an image.
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        bytes.extend_from_slice(&width.to_be_bytes());
+        bytes.extend_from_slice(&height.to_be_bytes());
+        bytes
+    }
+
+    fn with_images(dir: &tempfile::TempDir, paths: &[&str]) {
+        for path in paths {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, png(28, 28)).expect("write");
+        }
+    }
+
+    #[test]
+    fn ids_that_are_image_stems_without_a_test_table_are_an_image_competition() {
+        let dir = competition(&[
+            ("train.csv", "id,label\na1,cat\na2,dog\na3,cat\n"),
+            ("sample_submission.csv", "id,label\nb1,cat\nb2,cat\n"),
+        ]);
+        with_images(
+            &dir,
+            &[
+                "train/a1.png",
+                "train/a2.png",
+                "train/a3.png",
+                "test/b1.png",
+                "test/b2.png",
+            ],
+        );
+        let a = analyse(dir.path(), "pets", &CompetitionText::default()).expect("analysis");
+        let images = a.images.clone().expect("images found");
+        assert_eq!(
+            images.train,
+            ImageFolder {
+                folder: "train".into(),
+                column: "id".into(),
+                suffix: ".png".into(),
+                count: 3
+            }
+        );
+        assert_eq!(
+            (images.test.folder.as_str(), images.test.column.as_str()),
+            ("test", "id")
+        );
+        assert_eq!(images.extension, "png");
+        assert_eq!(images.sizes, [[28, 28]; 3]);
+        // The rows to predict are the sample's ids.
+        assert!(!a.has_test_table());
+        assert_eq!(a.test.path, "sample_submission.csv");
+        assert_eq!(a.test.columns.len(), 1);
+        assert_eq!(
+            a.shape,
+            SubmissionShape::Single {
+                target: "label".into()
+            }
+        );
+        assert_eq!(a.task, TaskKind::Binary);
+        assert_eq!(
+            images.to_string(),
+            "3 training images train/<id>.png and 2 to predict test/<id>.png (png; sizes 28x28, \
+             28x28, 28x28)"
+        );
+    }
+
+    #[test]
+    fn ids_that_restart_in_each_folder_name_the_folder_of_their_role() {
+        let dir = competition(&[
+            ("train.csv", "id,label\n0,cat\n1,dog\n2,cat\n"),
+            ("sample_submission.csv", "id,label\n0,cat\n1,cat\n"),
+        ]);
+        with_images(
+            &dir,
+            &[
+                "train/0.png",
+                "train/1.png",
+                "train/2.png",
+                "test/0.png",
+                "test/1.png",
+            ],
+        );
+        let a = analyse(dir.path(), "restart", &CompetitionText::default()).expect("analysis");
+        let images = a.images.expect("images found");
+        assert_eq!(
+            (images.train.folder.as_str(), images.test.folder.as_str()),
+            ("train", "test")
+        );
+    }
+
+    #[test]
+    fn a_column_of_file_names_and_a_labels_table_name_the_images() {
+        let dir = competition(&[
+            (
+                "labels.csv",
+                "id,file,has_cactus\n1,x1.jpg,1\n2,x2.jpg,0\n3,x3.jpg,1\n",
+            ),
+            (
+                "sample_submission.csv",
+                "id,has_cactus\ny1.jpg,0.5\ny2.jpg,0.5\n",
+            ),
+        ]);
+        with_images(
+            &dir,
+            &[
+                "data/train_images/x1.jpg",
+                "data/train_images/x2.jpg",
+                "data/train_images/x3.jpg",
+                "data/test_images/y1.jpg",
+                "data/test_images/y2.jpg",
+            ],
+        );
+        let a = analyse(dir.path(), "cactus", &CompetitionText::default()).expect("analysis");
+        let images = a.images.expect("images found");
+        assert_eq!(a.train.path, "labels.csv");
+        assert_eq!(
+            (images.train.folder.as_str(), images.train.column.as_str()),
+            ("data/train_images", "file")
+        );
+        assert_eq!(images.train.suffix, "");
+        assert_eq!(
+            (images.test.folder.as_str(), images.test.column.as_str()),
+            ("data/test_images", "id")
+        );
+        assert_eq!(images.extension, "jpg");
+    }
+
+    #[test]
+    fn image_layouts_the_files_do_not_settle_are_errors_naming_what_was_found() {
+        // The same pictures in two folders.
+        let dir = competition(&[
+            ("train.csv", "id,label\na1,cat\na2,dog\n"),
+            ("sample_submission.csv", "id,label\nb1,cat\n"),
+        ]);
+        with_images(
+            &dir,
+            &[
+                "train/a1.png",
+                "train/a2.png",
+                "train_copy/a1.png",
+                "train_copy/a2.png",
+                "test/b1.png",
+            ],
+        );
+        let error = analyse(dir.path(), "x", &CompetitionText::default())
+            .expect_err("two folders")
+            .to_string();
+        for needed in ["\"train\"", "\"train_copy\"", "more than one place"] {
+            assert!(error.contains(needed), "{needed} not in {error}");
+        }
+
+        // Labels held only by class-named folders.
+        let dir = competition(&[
+            ("train.csv", "file,species\n1.png,cat\n2.png,dog\n"),
+            ("sample_submission.csv", "file,species\n3.png,cat\n"),
+        ]);
+        with_images(&dir, &["train/cat/1.png", "train/dog/2.png", "test/3.png"]);
+        let error = analyse(dir.path(), "x", &CompetitionText::default())
+            .expect_err("class folders")
+            .to_string();
+        for needed in ["one folder per class", "\"train/cat\"", "train.csv"] {
+            assert!(error.contains(needed), "{needed} not in {error}");
+        }
+
+        // Pictures in class-named folders and no table of labels at all.
+        let dir = competition(&[("sample_submission.csv", "file,species\n3.png,cat\n")]);
+        with_images(&dir, &["train/cat/1.png", "train/dog/2.png", "test/3.png"]);
+        let error = analyse(dir.path(), "x", &CompetitionText::default())
+            .expect_err("class folders without a table")
+            .to_string();
+        for needed in [
+            "no table of labels",
+            "3 pictures",
+            "\"train/cat\"",
+            "not supported",
+        ] {
+            assert!(error.contains(needed), "{needed} not in {error}");
+        }
+
+        // Images no column names, and no test table.
+        let dir = competition(&[
+            ("train.csv", "id,label\n1,cat\n2,dog\n"),
+            ("sample_submission.csv", "id,label\n3,cat\n"),
+        ]);
+        with_images(&dir, &["pictures/p1.png", "pictures/p2.png"]);
+        let error = analyse(dir.path(), "x", &CompetitionText::default())
+            .expect_err("no mapping")
+            .to_string();
+        for needed in ["no test table", "2 image files", "pictures/p1.png"] {
+            assert!(error.contains(needed), "{needed} not in {error}");
+        }
+
+        // Training images found, but the sample's ids name none.
+        let dir = competition(&[
+            ("train.csv", "id,label\na1,cat\na2,dog\n"),
+            ("sample_submission.csv", "id,label\nzz,cat\n"),
+        ]);
+        with_images(&dir, &["train/a1.png", "train/a2.png", "test/b1.png"]);
+        let error = analyse(dir.path(), "x", &CompetitionText::default())
+            .expect_err("no test images")
+            .to_string();
+        for needed in [
+            "sample_submission.csv name no image folder",
+            "test/<id>.png",
+        ] {
+            assert!(error.contains(needed), "{needed} not in {error}");
+        }
+    }
+
+    #[test]
+    fn images_beside_a_test_table_they_do_not_serve_leave_a_tabular_competition() {
+        let dir = competition(&[
+            ("train.csv", "id,x,y\n1,1,0\n2,2,1\n"),
+            ("test.csv", "id,x\n3,3\n"),
+            ("sample_submission.csv", "id,y\n3,0\n"),
+        ]);
+        with_images(&dir, &["docs/figure.png"]);
+        let a = analyse(dir.path(), "t", &CompetitionText::default()).expect("analysis");
+        assert_eq!(a.images, None);
+        assert!(a.has_test_table());
     }
 }

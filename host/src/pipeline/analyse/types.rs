@@ -248,6 +248,67 @@ impl std::fmt::Display for MediaFiles {
     }
 }
 
+/// Where one role's images are and how a row names its file: the file of a row whose `column`
+/// holds `v` is `folder/v` + `suffix`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageFolder {
+    /// The folder, relative to the competition folder (`""` for the folder itself).
+    pub folder: String,
+    /// The column whose values name the files (the id column for the rows to predict, unless
+    /// a test table has the training rows' file column).
+    pub column: String,
+    /// What follows a value to make the file name: `""` when the values are file names, else
+    /// the extension with its dot (`.png`).
+    pub suffix: String,
+    /// Images in the folder.
+    pub count: usize,
+}
+
+/// The images a competition's rows name, one folder per role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageSet {
+    /// The training rows' images.
+    pub train: ImageFolder,
+    /// The images of the rows to predict.
+    pub test: ImageFolder,
+    /// The training images' extension, lowercase (`png`).
+    pub extension: String,
+    /// Width and height of a few training images.
+    pub sizes: Vec<[u32; 2]>,
+}
+
+impl std::fmt::Display for ImageSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sizes: Vec<String> = self.sizes.iter().map(|[w, h]| format!("{w}x{h}")).collect();
+        let rule = |role: &ImageFolder| {
+            format!(
+                "{}/<{}>{}",
+                if role.folder.is_empty() {
+                    "."
+                } else {
+                    &role.folder
+                },
+                role.column,
+                role.suffix
+            )
+        };
+        write!(
+            f,
+            "{} training images {} and {} to predict {} ({}; sizes {})",
+            self.train.count,
+            rule(&self.train),
+            self.test.count,
+            rule(&self.test),
+            self.extension,
+            if sizes.is_empty() {
+                "unknown".to_owned()
+            } else {
+                sizes.join(", ")
+            }
+        )
+    }
+}
+
 /// Everything the analysis found out about a competition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompetitionAnalysis {
@@ -257,7 +318,8 @@ pub struct CompetitionAnalysis {
     pub files: Vec<DataFile>,
     /// The training table.
     pub train: TableProfile,
-    /// The table to predict.
+    /// The table to predict: without a test table (an image competition), the sample
+    /// submission's id column, which names the rows to predict.
     pub test: TableProfile,
     pub sample_submission: TableProfile,
     /// The id column shared by test and submission.
@@ -284,9 +346,18 @@ pub struct CompetitionAnalysis {
     /// may still use them).
     #[serde(default)]
     pub media: Option<MediaFiles>,
+    /// The image files the rows name, for an image competition.
+    #[serde(default)]
+    pub images: Option<ImageSet>,
 }
 
 impl CompetitionAnalysis {
+    /// Whether the competition has a table of rows to predict; without one, `test` is the
+    /// sample submission's id column.
+    pub fn has_test_table(&self) -> bool {
+        self.test.path != self.sample_submission.path
+    }
+
     /// The metric the competition is scored by, or without a named one the one that suits its
     /// shape: RMSE for values (mean column-wise for several), log loss for probabilities of
     /// several columns (a proper score, where accuracy would ignore how sure each one is),

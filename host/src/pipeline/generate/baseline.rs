@@ -63,7 +63,8 @@ pub fn baseline_code(analysis: &CompetitionAnalysis) -> String {
 /// whether LightGBM may be used (the script then runs on the Docker backend).
 pub fn variant_code(analysis: &CompetitionAnalysis, candidate: u32, docker: bool) -> String {
     let mut config = config(analysis);
-    let extra = variant(candidate, docker);
+    // The Docker image has no Pillow: a competition of pictures stays in the guest.
+    let extra = variant(candidate, docker && analysis.images.is_none());
     // The import the backend selection reads: only the Docker image has LightGBM.
     let uses_lightgbm = extra["models"]
         .as_array()
@@ -79,10 +80,34 @@ pub fn variant_code(analysis: &CompetitionAnalysis, candidate: u32, docker: bool
     // A JSON string literal is a valid Python string literal, whatever the column names hold.
     let literal =
         serde_json::to_string(&config.to_string()).unwrap_or_else(|_| "\"{}\"".to_owned());
+    let template = if analysis.images.is_some() {
+        TEMPLATE.to_owned()
+    } else {
+        without_section(TEMPLATE, "images")
+    };
     format!(
-        "# Competition: {slug}\n{imports}\nCONFIG = json.loads({literal})\n\n{TEMPLATE}",
+        "# Competition: {slug}\n{imports}\nCONFIG = json.loads({literal})\n\n{template}",
         slug = analysis.slug.replace(['\n', '\r'], " "),
     )
+}
+
+/// `template` without the lines from each `# [name]` line to the next `# [/name]` line, both
+/// included: a part only some competitions need (its imports would route every script).
+fn without_section(template: &str, name: &str) -> String {
+    let (open, close) = (format!("# [{name}]"), format!("# [/{name}]"));
+    let mut inside = false;
+    let mut out = String::with_capacity(template.len());
+    for line in template.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with(&open) {
+            inside = true;
+        } else if trimmed.starts_with(&close) {
+            inside = false;
+        } else if !inside {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
@@ -102,6 +127,7 @@ fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
         .filter(|c| !analysis.target_columns.contains(&c.name))
         .filter(|c| test_columns.contains(&c.name.as_str()))
         .filter(|c| !looks_like_row_key(&c.name, c.dtype, c.distinct, rows))
+        .filter(|c| !names_images(analysis, &c.name))
         .map(|c| c.name.as_str())
         .collect();
     let types: serde_json::Map<String, serde_json::Value> = analysis
@@ -135,7 +161,26 @@ fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
         },
         "features": features,
         "types": types,
+        "images": images_config(analysis),
     })
+}
+
+/// Whether `column` names the image files (a file name is no feature; its picture is).
+fn names_images(analysis: &CompetitionAnalysis, column: &str) -> bool {
+    analysis
+        .images
+        .as_ref()
+        .is_some_and(|i| i.train.column == column || i.test.column == column)
+}
+
+/// Where the template finds each row's image: per role, the folder, the column whose values
+/// name the files and the suffix that completes a value into a file name.
+fn images_config(analysis: &CompetitionAnalysis) -> serde_json::Value {
+    let Some(images) = &analysis.images else {
+        return serde_json::Value::Null;
+    };
+    let role = |r: &crate::pipeline::analyse::ImageFolder| json!({ "folder": r.folder, "column": r.column, "suffix": r.suffix });
+    json!({ "train": role(&images.train), "test": role(&images.test) })
 }
 
 /// The learners, encoding and hyper-parameters of candidate `candidate`: nothing for the first
@@ -279,6 +324,7 @@ mod tests {
             classes: vec!["0".into(), "1".into()],
             description: None,
             media: None,
+            images: None,
         };
         let config = config(&analysis);
         assert_eq!(config["features"], json!(["Age", "Sex"]));
@@ -323,6 +369,42 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 9, "seven variants, two of them with LightGBM");
+        assert!(!code.contains("PIL") && !code.contains("# [images]"));
+
+        // Pictures: the image section is kept, every variant stays in the guest (Pillow is
+        // not in the Docker image), and the column naming the files is no feature.
+        let mut pictures = analysis.clone();
+        let role = |folder: &str| crate::pipeline::analyse::ImageFolder {
+            folder: folder.into(),
+            column: "Sex".into(),
+            suffix: String::new(),
+            count: 10,
+        };
+        pictures.images = Some(crate::pipeline::analyse::ImageSet {
+            train: role("train"),
+            test: role("test"),
+            extension: "png".into(),
+            sizes: vec![],
+        });
+        let filled = super::config(&pictures);
+        assert_eq!(filled["features"], json!(["Age"]));
+        assert_eq!(filled["images"]["train"]["folder"], "train");
+        for candidate in 1..=7 {
+            let code = variant_code(&pictures, candidate, true);
+            assert!(code.contains("from PIL import Image"));
+            assert_eq!(
+                route(&code).ok(),
+                Some(Backend::Wasm),
+                "candidate {candidate}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_section_is_cut_from_its_opening_to_its_closing_line() {
+        let template = "a\n# [x] why\nb\n    # [/x]\nc\n    # [x]\n    d\n    # [/x]\ne\n";
+        assert_eq!(without_section(template, "x"), "a\nc\ne\n");
+        assert_eq!(without_section(template, "y"), template);
     }
 
     #[tokio::test]

@@ -88,10 +88,12 @@ class Blend(NamedTuple):
 
 
 def read_tables(config, input_dir="/input"):
-    """The train, test and sample submission tables; train rows without every target dropped."""
-    train = pd.read_csv(f"{input_dir}/{config['train']}")
-    test = pd.read_csv(f"{input_dir}/{config['test']}")
-    sample = pd.read_csv(f"{input_dir}/{config['sample_submission']}")
+    """The train, test and sample submission tables; train rows without every target dropped.
+    Columns that name pictures are read as text, so `0007` stays the file `0007.png`."""
+    names = dict.fromkeys([r["column"] for r in (config.get("images") or {}).values()], str)
+    train = pd.read_csv(f"{input_dir}/{config['train']}", dtype=names or None)
+    test = pd.read_csv(f"{input_dir}/{config['test']}", dtype=names or None)
+    sample = pd.read_csv(f"{input_dir}/{config['sample_submission']}", dtype=names or None)
     train = train[train[config["targets"]].notna().all(axis=1)].reset_index(drop=True)
     return train, test, sample
 
@@ -867,11 +869,143 @@ def constant_column(y, task):
     return value
 
 
+# [images] (the generator keeps this section only for a competition of pictures: Pillow is in
+# the WASI guest, not in the Docker image, and an import of it would keep any script off Docker)
+# Images. When CONFIG["images"] says which file each row names (per role: a folder, the column
+# whose values name the files and the suffix completing a value into a file name), each picture
+# becomes a row of numbers the tabular candidates take like any others: the picture shrunk to
+# IMAGE_SIDE x IMAGE_SIDE grey pixels (no larger than the pictures themselves), COLOUR_SIDE x
+# COLOUR_SIDE pixels per colour channel when the pictures have colour, each channel's mean and
+# spread, a HISTOGRAM_BINS-bin histogram of the grey levels, and the picture's own width and
+# height. Work and memory stay bounded: a picture is decoded at most at MAX_IMAGE_PIXELS (Pillow
+# refuses larger ones as decompression bombs; JPEGs are decoded already shrunk), features are
+# float32, and above MAX_TRAIN_IMAGES training rows a seeded sample of them is used, so the
+# pictures read are at most MAX_TRAIN_IMAGES plus the rows to predict, each row at most
+# IMAGE_SIDE^2 + 3 COLOUR_SIDE^2 + HISTOGRAM_BINS + 8 numbers. A picture that cannot be read
+# gets missing values, which the boosting handles, and is counted in what the script prints.
+IMAGE_SIDE = 16
+COLOUR_SIDE = 8
+HISTOGRAM_BINS = 16
+MAX_IMAGE_PIXELS = 40_000_000
+MAX_TRAIN_IMAGES = 20_000
+
+
+def image_paths(frame, role, input_dir):
+    """The file of each row of `frame` for `role` ({"folder", "column", "suffix"})."""
+    folder = f"{input_dir}/{role['folder']}" if role["folder"] else input_dir
+    return [f"{folder}/{value}{role['suffix']}" for value in frame[role["column"]].astype(str)]
+
+
+def image_geometry(paths, probe=20):
+    """(grey side, whether to keep colour) for pictures like the first `probe` of `paths`: the
+    grey side is IMAGE_SIDE, or the smallest picture's side when smaller (shrinking never
+    enlarges); colour is kept when any probed picture has it."""
+    from PIL import Image
+
+    side, colour = IMAGE_SIDE, False
+    for path in paths[:probe]:
+        try:
+            with Image.open(path) as image:
+                side = min(side, *image.size)
+                if not colour:
+                    # Colour is what the pixels show, whatever the mode says (a grey JPEG
+                    # saved as RGB, a palette of greys).
+                    rgb = np.asarray(image.convert("RGB"), np.int16)
+                    colour = bool((rgb != rgb[..., :1]).any())
+        except (OSError, ValueError):
+            continue
+    return max(side, 1), colour
+
+
+def image_feature_names(side, colour):
+    """The names of the columns `image_features` makes."""
+    names = [f"px_{i}" for i in range(side * side)]
+    if colour:
+        names += [f"rgb_{c}_{i}" for c in "rgb" for i in range(COLOUR_SIDE * COLOUR_SIDE)]
+    names += ["grey_mean", "grey_std"]
+    if colour:
+        names += [f"{c}_{stat}" for c in "rgb" for stat in ("mean", "std")]
+    names += [f"grey_hist_{i}" for i in range(HISTOGRAM_BINS)]
+    return names + ["image_width", "image_height"]
+
+
+def image_features(paths, side, colour):
+    """(float32 matrix with a row of features per path, how many pictures could not be read)."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    width = len(image_feature_names(side, colour))
+    out = np.full((len(paths), width), np.nan, dtype=np.float32)
+    failed = 0
+    for row, path in enumerate(paths):
+        try:
+            with Image.open(path) as image:
+                size = image.size
+                image.draft("RGB", (max(side, COLOUR_SIDE) * 2, max(side, COLOUR_SIDE) * 2))
+                rgb = image.convert("RGB")
+        except (OSError, ValueError, Image.DecompressionBombError):
+            failed += 1
+            continue
+        grey = rgb.convert("L")
+        parts = [np.asarray(grey.resize((side, side), Image.BILINEAR), np.float32).ravel() / 255]
+        if colour:
+            small = np.asarray(rgb.resize((COLOUR_SIDE, COLOUR_SIDE), Image.BILINEAR), np.float32)
+            parts.append(small.transpose(2, 0, 1).ravel() / 255)
+        levels = np.asarray(grey, np.float32) / 255
+        parts.append(np.array([levels.mean(), levels.std()], np.float32))
+        if colour:
+            channels = np.asarray(rgb, np.float32).reshape(-1, 3) / 255
+            stats = np.stack([channels.mean(axis=0), channels.std(axis=0)], axis=1)
+            parts.append(stats.ravel().astype(np.float32))
+        histogram, _ = np.histogram(levels, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
+        parts.append((histogram / max(levels.size, 1)).astype(np.float32))
+        parts.append(np.array(size, np.float32))
+        out[row] = np.concatenate(parts)
+    return out, failed
+
+
+def with_image_features(config, train, test, names, types, input_dir):
+    """train and test with their pictures' features beside their columns, and the feature
+    names and types with them; above MAX_TRAIN_IMAGES training rows, a seeded sample."""
+    if len(train) > MAX_TRAIN_IMAGES:
+        print(f"images: {MAX_TRAIN_IMAGES} of {len(train)} training rows used (a seeded sample)")
+        train = train.sample(n=MAX_TRAIN_IMAGES, random_state=0).reset_index(drop=True)
+    roles = config["images"]
+    train_paths = image_paths(train, roles["train"], input_dir)
+    test_paths = image_paths(test, roles["test"], input_dir)
+    side, colour = image_geometry(train_paths)
+    columns = image_feature_names(side, colour)
+    frames = []
+    for frame, paths in ((train, train_paths), (test, test_paths)):
+        matrix, failed = image_features(paths, side, colour)
+        if failed:
+            print(f"images: {failed} of {len(paths)} pictures could not be read")
+        pixels = pd.DataFrame(matrix, columns=columns, index=frame.index)
+        frames.append(pd.concat([frame.drop(columns=columns, errors="ignore"), pixels], axis=1))
+    print(
+        f"images: {len(train_paths)} training and {len(test_paths)} to predict,"
+        f" {side}x{side} grey{' and colour' if colour else ''}, {len(columns)} features"
+    )
+    # `features` adds the hundreds of pixel columns one at a time, which pandas warns about
+    # for every frame; the cost is small next to the models'.
+    warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+    names = [n for n in names if n not in columns] + columns
+    types = {**types, **dict.fromkeys(columns, "float")}
+    return frames[0], frames[1], names, types
+
+
+# [/images]
 def main(config, input_dir="/input", output_dir="/output"):
     """The whole pipeline for `config` (the analysis's facts, as the generator writes them):
     reads the tables from `input_dir` and writes `output_dir`/submission.csv."""
     train, test, sample = read_tables(config, input_dir)
     names, types = config["features"], config["types"]
+    # [images]
+    if config.get("images"):
+        train, test, names, types = with_image_features(
+            config, train, test, names, types, input_dir
+        )
+    # [/images]
     both = pd.concat([train[names], test[names]], ignore_index=True)
     X, X_test = feature_matrices(train, test, both, names, types)
     if config.get("encoding") == "frequency":

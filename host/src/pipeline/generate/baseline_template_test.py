@@ -959,6 +959,7 @@ class PipelineTests(unittest.TestCase):
         submission, printed, answers = run_main("binary", "roc_auc", "probability")
         value = self.check(printed, "roc_auc")
         self.assertGreater(value, 0.85)
+        # The ids exactly as the sample spells them.
         self.assertEqual(list(submission["id"]), list(answers["id"][::-1]))
         self.assertTrue(submission["target"].between(0, 1).all())
         truth = answers.set_index("id").loc[submission["id"], "target"] == "yes"
@@ -1039,6 +1040,146 @@ class PipelineTests(unittest.TestCase):
         self.assertLessEqual(set(submission["rating"]), {0, 1, 2, 3})
         kappa = cohen_kappa_score(truth["rating"], submission["rating"], weights="quadratic")
         self.assertGreater(kappa, 0.6)
+
+
+def write_shapes(folder, names, kinds, seed, size=12, colour=False):
+    """One PNG per name under `folder`: a bright horizontal bar (kind "h") or vertical bar
+    (kind "v") on a noisy dark ground, in colour or grey."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    for name, kind in zip(names, kinds, strict=True):
+        pixels = rng.integers(0, 60, size=(size, size)).astype(np.uint8)
+        at = int(rng.integers(2, size - 2))
+        if kind == "h":
+            pixels[at, :] = 230
+        else:
+            pixels[:, at] = 230
+        image = Image.fromarray(pixels, "L")
+        if colour:
+            image = Image.merge("RGB", (image, image.point(lambda v: v // 2), image))
+        image.save(os.path.join(folder, name))
+
+
+class ImageTests(unittest.TestCase):
+    def test_a_picture_becomes_its_pixels_statistics_histogram_and_size(self):
+        from PIL import Image
+
+        with tempfile.TemporaryDirectory() as folder:
+            white = os.path.join(folder, "white.png")
+            Image.new("L", (20, 10), 255).save(white)
+            half = os.path.join(folder, "half.png")
+            Image.fromarray(np.repeat([[0, 255]], 4, axis=0).astype(np.uint8), "L").resize(
+                (8, 8), Image.NEAREST
+            ).save(half)
+            matrix, failed = bt.image_features([white, half], 4, False)
+        names = bt.image_feature_names(4, False)
+        self.assertEqual(failed, 0)
+        self.assertEqual(matrix.shape, (2, len(names)))
+        self.assertEqual(matrix.dtype, np.float32)
+        row = dict(zip(names, matrix[0], strict=True))
+        self.assertTrue(np.allclose(matrix[0, :16], 1.0))
+        self.assertEqual((row["grey_mean"], row["grey_std"]), (1.0, 0.0))
+        self.assertEqual(row[f"grey_hist_{bt.HISTOGRAM_BINS - 1}"], 1.0)
+        self.assertEqual((row["image_width"], row["image_height"]), (20.0, 10.0))
+        row = dict(zip(names, matrix[1], strict=True))
+        self.assertAlmostEqual(float(row["grey_mean"]), 0.5, places=3)
+        self.assertEqual(
+            (row["grey_hist_0"], row[f"grey_hist_{bt.HISTOGRAM_BINS - 1}"]), (0.5, 0.5)
+        )
+
+    def test_the_side_never_enlarges_and_colour_is_what_the_pixels_show(self):
+        from PIL import Image
+
+        with tempfile.TemporaryDirectory() as folder:
+            grey_rgb = os.path.join(folder, "grey.png")
+            Image.new("RGB", (40, 30), (90, 90, 90)).save(grey_rgb)
+            small = os.path.join(folder, "small.png")
+            Image.new("L", (6, 9), 10).save(small)
+            red = os.path.join(folder, "red.png")
+            Image.new("RGB", (30, 30), (200, 0, 0)).save(red)
+            self.assertEqual(bt.image_geometry([grey_rgb]), (bt.IMAGE_SIDE, False))
+            self.assertEqual(bt.image_geometry([grey_rgb, small]), (6, False))
+            self.assertEqual(bt.image_geometry([grey_rgb, red]), (bt.IMAGE_SIDE, True))
+            matrix, _ = bt.image_features([red], 4, True)
+        names = bt.image_feature_names(4, True)
+        row = dict(zip(names, matrix[0], strict=True))
+        self.assertAlmostEqual(float(row["r_mean"]), 200 / 255, places=4)
+        self.assertEqual((row["g_mean"], row["b_std"]), (0.0, 0.0))
+        self.assertEqual(len(names), 16 + 3 * bt.COLOUR_SIDE**2 + 2 + 6 + bt.HISTOGRAM_BINS + 2)
+
+    def test_an_unreadable_or_missing_picture_gets_missing_values_and_is_counted(self):
+        with tempfile.TemporaryDirectory() as folder:
+            broken = os.path.join(folder, "broken.png")
+            with open(broken, "wb") as file:
+                file.write(b"\x89PNG not really")
+            matrix, failed = bt.image_features([broken, os.path.join(folder, "gone.png")], 4, False)
+        self.assertEqual(failed, 2)
+        self.assertTrue(np.isnan(matrix).all())
+
+    def run_images(self, colour=False, cap=None):
+        """The whole pipeline on bar pictures named by id stems, with no test table (the test
+        rows are the sample submission's). Returns (submission, printed, answers)."""
+        rng = np.random.default_rng(4)
+        kinds = rng.choice(["h", "v"], size=160)
+        # Zero-padded numbers: read as numbers they would name no file.
+        ids = [f"{i:04d}" for i in range(160)]
+        labels = ["horizontal" if k == "h" else "vertical" for k in kinds]
+        with tempfile.TemporaryDirectory() as folder:
+            write_shapes(
+                f"{folder}/train", [f"{i}.png" for i in ids[:120]], kinds[:120], 1, colour=colour
+            )
+            write_shapes(
+                f"{folder}/test", [f"{i}.png" for i in ids[120:]], kinds[120:], 2, colour=colour
+            )
+            pd.DataFrame({"id": ids[:120], "label": labels[:120]}).to_csv(
+                f"{folder}/train.csv", index=False
+            )
+            pd.DataFrame({"id": ids[120:][::-1], "label": "vertical"}).to_csv(
+                f"{folder}/sample_submission.csv", index=False
+            )
+            role = {"column": "id", "suffix": ".png"}
+            config = {
+                "train": "train.csv",
+                "test": "sample_submission.csv",
+                "sample_submission": "sample_submission.csv",
+                "id_column": "id",
+                "shape": "single",
+                "targets": ["label"],
+                "target_columns": ["label"],
+                "task": "binary",
+                "prediction": "label",
+                "metric": "accuracy",
+                "features": [],
+                "types": {},
+                "images": {
+                    "train": {**role, "folder": "train"},
+                    "test": {**role, "folder": "test"},
+                },
+            }
+            saved = bt.MAX_TRAIN_IMAGES
+            bt.MAX_TRAIN_IMAGES = cap or saved
+            try:
+                _, printed = quietly(bt.main, config, input_dir=folder, output_dir=folder)
+            finally:
+                bt.MAX_TRAIN_IMAGES = saved
+            submission = pd.read_csv(f"{folder}/submission.csv", dtype={"id": str})
+        answers = pd.DataFrame({"id": ids[120:], "label": labels[120:]})
+        return submission, printed, answers
+
+    def test_pictures_named_by_id_without_a_test_table_are_predicted_from_their_pixels(self):
+        # One run (the guest is slow): colour pictures, and fewer training rows allowed than
+        # there are, so the cap is taken too.
+        submission, printed, answers = self.run_images(colour=True, cap=100)
+        self.assertEqual(list(submission.columns), ["id", "label"])
+        # The ids exactly as the sample spells them.
+        self.assertEqual(list(submission["id"]), list(answers["id"][::-1]))
+        merged = submission.merge(answers, on="id", suffixes=("", "_true"))
+        accuracy = (merged["label"] == merged["label_true"]).mean()
+        self.assertGreater(accuracy, 0.9)
+        self.assertIn("images: 100 of 120 training rows used (a seeded sample)", printed)
+        self.assertIn("images: 100 training and 40 to predict, 12x12 grey and colour,", printed)
 
 
 if __name__ == "__main__":

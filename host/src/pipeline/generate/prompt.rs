@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use super::GenerationRequest;
 use crate::pipeline::analyse::{
-    CompetitionAnalysis, Metric, PredictionKind, SubmissionShape, TaskKind,
+    CompetitionAnalysis, ImageSet, Metric, PredictionKind, SubmissionShape, TaskKind,
 };
 use crate::sandbox::{Backend, WANTED_NOT_IN_GUEST, backend_modules};
 use crate::text::{ERROR_TAIL_CHARS, head, tail};
@@ -175,6 +175,47 @@ pub fn build_prompt(request: &GenerationRequest<'_>) -> Prompt {
     }
 }
 
+/// What the prompt says of an image competition's pictures: where each row's is, how to read
+/// it, and where the rows to predict come from.
+fn images_text(a: &CompetitionAnalysis, images: &ImageSet) -> String {
+    let rows = if a.has_test_table() {
+        format!("the rows of {}", a.test.path)
+    } else {
+        format!(
+            "the ids of {} (there is no test table)",
+            a.sample_submission.path
+        )
+    };
+    format!(
+        "Images: {images}. Each training row's picture is /input/{}<{}>{}; the rows to predict \
+         are {rows}, each picture /input/{}<{}>{}. Read them with Pillow (PIL); numpy, pandas \
+         and scikit-learn are there, no deep-learning library.",
+        folder_prefix(&images.train.folder),
+        images.train.column,
+        images.train.suffix,
+        folder_prefix(&images.test.folder),
+        images.test.column,
+        images.test.suffix,
+    )
+}
+
+fn folder_prefix(folder: &str) -> String {
+    if folder.is_empty() {
+        String::new()
+    } else {
+        format!("{folder}/")
+    }
+}
+
+/// Whether `path` is one of the pictures the images line already describes: thousands of
+/// them would crowd out everything else.
+fn is_listed_picture(a: &CompetitionAnalysis, path: &str) -> bool {
+    a.images.as_ref().is_some_and(|images| {
+        let folder = path.rsplit_once('/').map_or("", |(folder, _)| folder);
+        folder == images.train.folder || folder == images.test.folder
+    })
+}
+
 /// A short human summary: task, metric, columns, prediction kind and files.
 fn summary(a: &CompetitionAnalysis) -> String {
     let mut s = String::new();
@@ -215,8 +256,11 @@ fn summary(a: &CompetitionAnalysis) -> String {
              them (no audio or video libraries are available)."
         );
     }
+    if let Some(images) = &a.images {
+        let _ = writeln!(s, "{}", images_text(a, images));
+    }
     s.push_str("Files, read-only under /input:\n");
-    for file in &a.files {
+    for file in a.files.iter().filter(|f| !is_listed_picture(a, &f.path)) {
         let role = if file.path == a.train.path {
             table_text("the training table", &a.train)
         } else if file.path == a.test.path {
@@ -423,6 +467,16 @@ fn size_text(bytes: u64) -> String {
 /// The analysis as compact JSON; when it is very large, without column examples and with the
 /// description cut, so that a wide table does not crowd out the rest of the prompt.
 fn analysis_json(analysis: &CompetitionAnalysis) -> String {
+    let without_pictures;
+    let analysis = if analysis.images.is_some() {
+        // The images line says where they are; thousands of paths would fill the budget.
+        let mut slim = analysis.clone();
+        slim.files.retain(|f| !is_listed_picture(analysis, &f.path));
+        without_pictures = slim;
+        &without_pictures
+    } else {
+        analysis
+    };
     let full = serde_json::to_string(analysis).unwrap_or_default();
     if full.len() <= MAX_ANALYSIS_JSON_CHARS {
         return full;
@@ -512,6 +566,7 @@ mod tests {
             classes: vec!["0".to_owned(), "1".to_owned()],
             description: Some("Predict survival on the Titanic.".to_owned()),
             media: None,
+            images: None,
         }
     }
 
@@ -775,5 +830,43 @@ mod tests {
         assert_eq!(size_text(1023), "1023 B");
         assert_eq!(size_text(1536), "1.5 KB");
         assert_eq!(size_text(5 << 30), "5.0 GB");
+    }
+
+    #[test]
+    fn an_image_competition_says_where_the_pictures_are_without_listing_each() {
+        let mut a = analysis();
+        a.sample_submission.path = "sample_submission.csv".into();
+        a.test = a.sample_submission.clone();
+        let role = |folder: &str| crate::pipeline::analyse::ImageFolder {
+            folder: folder.into(),
+            column: "PassengerId".into(),
+            suffix: ".png".into(),
+            count: 1_000,
+        };
+        a.images = Some(ImageSet {
+            train: role("train"),
+            test: role("test"),
+            extension: "png".into(),
+            sizes: vec![[28, 28]],
+        });
+        for i in 0..1_000 {
+            a.files.push(DataFile {
+                path: format!("train/{i}.png"),
+                bytes: 300,
+            });
+        }
+        let text = summary(&a);
+        assert!(
+            text.contains(
+                "Images: 1000 training images train/<PassengerId>.png and 1000 to predict \
+                 test/<PassengerId>.png (png; sizes 28x28). Each training row's picture is \
+                 /input/train/<PassengerId>.png; the rows to predict are the ids of \
+                 sample_submission.csv (there is no test table)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("Pillow"), "{text}");
+        assert!(!text.contains("train/17.png"), "{text}");
+        assert!(!analysis_json(&a).contains("train/17.png"));
     }
 }

@@ -8,10 +8,16 @@
 //! other file of the competition is linked into the view unchanged, unless it carries a target
 //! column next to the id: then the answers would leak through it, and the split is refused
 //! (the job runs single-shot instead).
+//!
+//! For an image competition the holdout rows' pictures move to the test folder under new,
+//! meaningless names (`holdout-17.png`, also their ids in the view), so neither a file name
+//! nor a folder says what they show; the real test pictures stay out of the view.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use crate::pipeline::analyse::ImageFolder;
 
 /// Fewest training rows a holdout is taken from.
 pub const MIN_ROWS: usize = 20;
@@ -51,6 +57,29 @@ pub struct HoldoutSpec {
     pub fraction: f64,
     /// Seeds every random choice, so a job's split is the same on every attempt and worker.
     pub seed: u64,
+    /// Where the rows' pictures are, for an image competition.
+    pub images: Option<ImageRoles>,
+}
+
+/// The pictures' folders and naming rules of an image competition, per role.
+#[derive(Debug, Clone)]
+pub struct ImageRoles {
+    /// The training rows' pictures.
+    pub train: ImageFolder,
+    /// The pictures of the rows to predict.
+    pub test: ImageFolder,
+}
+
+impl ImageFolder {
+    /// The file, relative to the competition folder, of a row whose column holds `value`.
+    fn file(&self, value: &str) -> PathBuf {
+        Path::new(&self.folder).join(format!("{value}{}", self.suffix))
+    }
+}
+
+/// A picture's name in the view: nothing of the row's id, file name or folder survives.
+fn view_picture(i: usize, extension: &str) -> String {
+    format!("holdout-{i}{extension}")
 }
 
 /// The holdout rows' answers, by id, in the order of the view's test table.
@@ -259,8 +288,21 @@ pub fn build_view(source: &Path, view: &Path, spec: &HoldoutSpec) -> Result<Answ
         )));
     }
     let train = Table::read(&source.join(&spec.train))?;
-    let test = Table::read(&source.join(&spec.test))?;
+    // Without a test table the sample submission alone names the rows to predict.
+    let separate_test = spec.test != spec.sample;
     let sample = Table::read(&source.join(&spec.sample))?;
+    let test = if separate_test {
+        Table::read(&source.join(&spec.test))?
+    } else {
+        Table {
+            header: csv::StringRecord::from(vec![spec.id_column.as_str()]),
+            rows: sample
+                .rows
+                .iter()
+                .map(|r| r.iter().take(1).collect())
+                .collect(),
+        }
+    };
     let target_at: Vec<usize> = spec
         .targets
         .iter()
@@ -297,15 +339,26 @@ pub fn build_view(source: &Path, view: &Path, spec: &HoldoutSpec) -> Result<Answ
 
     let chosen = choose(&train, spec)?;
     let held: HashSet<usize> = chosen.iter().copied().collect();
-    // Without an id in training, holdout rows are named by their row number.
-    let id_of = |i: usize| match train_id {
-        Some(c) => train.rows[i].get(c).unwrap_or("").to_owned(),
-        None => format!("holdout-{i}"),
+    let pictures = spec
+        .images
+        .as_ref()
+        .map(|roles| Pictures::plan(roles, &train, &test, &chosen, &spec.id_column))
+        .transpose()?;
+    // Without an id in training, holdout rows are named by their row number; pictures' rows
+    // by their new file names.
+    let id_of = |i: usize| match (&pictures, train_id) {
+        (Some(p), _) => p.view_id(i),
+        (None, Some(c)) => train.rows[i].get(c).unwrap_or("").to_owned(),
+        (None, None) => format!("holdout-{i}"),
     };
 
     check_side_files(source, spec)?;
     fs::create_dir_all(view).map_err(io(format!("cannot create {}", view.display())))?;
-    link_others(source, view, spec)?;
+    let left_out = pictures.as_ref().map(|p| &p.left_out);
+    link_others(source, view, spec, left_out)?;
+    if let Some(pictures) = &pictures {
+        pictures.link(source, view)?;
+    }
 
     let fit: Vec<Vec<String>> = (0..train.rows.len())
         .filter(|i| !held.contains(i))
@@ -318,14 +371,20 @@ pub fn build_view(source: &Path, view: &Path, spec: &HoldoutSpec) -> Result<Answ
         .map(|&i| {
             test_from
                 .iter()
-                .map(|from| match from {
+                .zip(test.header.iter())
+                .map(|(from, name)| match from {
+                    _ if pictures.as_ref().is_some_and(|p| p.names_files(name)) => pictures
+                        .as_ref()
+                        .map_or_else(String::new, |p| p.view_value(i)),
                     Some(c) => train.rows[i].get(*c).unwrap_or("").to_owned(),
                     None => id_of(i),
                 })
                 .collect()
         })
         .collect();
-    write(&view.join(&spec.test), &test.header, &test_rows)?;
+    if separate_test {
+        write(&view.join(&spec.test), &test.header, &test_rows)?;
+    }
 
     let placeholder: Vec<String> = sample
         .rows
@@ -412,22 +471,128 @@ fn walk(root: &Path, dir: &Path, depth: usize) -> Result<Vec<PathBuf>, HoldoutEr
     Ok(found)
 }
 
-/// Links every file but the three tables into the view (a copy where a link is refused).
-fn link_others(source: &Path, view: &Path, spec: &HoldoutSpec) -> Result<(), HoldoutError> {
+/// Links every file but the three tables (and `left_out`) into the view.
+fn link_others(
+    source: &Path,
+    view: &Path,
+    spec: &HoldoutSpec,
+    left_out: Option<&HashSet<PathBuf>>,
+) -> Result<(), HoldoutError> {
     for relative in walk(source, Path::new(""), 0)? {
-        if is_table(spec, &relative) {
+        if is_table(spec, &relative) || left_out.is_some_and(|l| l.contains(&relative)) {
             continue;
         }
-        let (from, to) = (source.join(&relative), view.join(&relative));
-        if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent)
-                .map_err(io(format!("cannot create {}", parent.display())))?;
-        }
-        if fs::hard_link(&from, &to).is_err() {
-            fs::copy(&from, &to).map_err(io(format!("cannot copy {}", relative.display())))?;
-        }
+        link(&source.join(&relative), &view.join(&relative), &relative)?;
     }
     Ok(())
+}
+
+/// Links `from` to `to` (a copy where a link is refused), creating `to`'s folder.
+fn link(from: &Path, to: &Path, shown: &Path) -> Result<(), HoldoutError> {
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).map_err(io(format!("cannot create {}", parent.display())))?;
+    }
+    if fs::hard_link(from, to).is_err() {
+        fs::copy(from, to).map_err(io(format!("cannot copy {}", shown.display())))?;
+    }
+    Ok(())
+}
+
+/// Where an image competition's pictures go in the view: each holdout row's picture from the
+/// training folder to the test folder under a new name, the real test pictures nowhere.
+struct Pictures<'a> {
+    roles: &'a ImageRoles,
+    /// Whether the test pictures are named by the id column.
+    id_names_files: bool,
+    /// Each holdout row's training picture and extension (with its dot), by row.
+    held: BTreeMap<usize, (PathBuf, String)>,
+    /// Files kept out of the view: the holdout rows' pictures and the real test pictures.
+    left_out: HashSet<PathBuf>,
+}
+
+impl<'a> Pictures<'a> {
+    fn plan(
+        roles: &'a ImageRoles,
+        train: &Table,
+        test: &Table,
+        chosen: &[usize],
+        id_column: &str,
+    ) -> Result<Self, HoldoutError> {
+        let column = |table: &Table, name: &str, what: &str| {
+            table.column(name).ok_or_else(|| {
+                HoldoutError::Columns(format!(
+                    "the {what} has no column {name:?} naming its pictures"
+                ))
+            })
+        };
+        let train_at = column(train, &roles.train.column, "training table")?;
+        let test_at = column(test, &roles.test.column, "test table")?;
+        let mut left_out: HashSet<PathBuf> = test
+            .rows
+            .iter()
+            .map(|r| roles.test.file(r.get(test_at).unwrap_or("").trim()))
+            .collect();
+        let mut held = BTreeMap::new();
+        for &i in chosen {
+            let value = train.rows[i].get(train_at).unwrap_or("").trim();
+            let file = roles.train.file(value);
+            let extension = file
+                .extension()
+                .map(|e| format!(".{}", e.to_string_lossy()))
+                .unwrap_or_default();
+            left_out.insert(file.clone());
+            held.insert(i, (file, extension));
+        }
+        Ok(Self {
+            roles,
+            id_names_files: roles.test.column == id_column,
+            held,
+            left_out,
+        })
+    }
+
+    /// Whether the view's test table column `name` names the pictures and is not the id
+    /// column (which [`Self::view_id`] fills).
+    fn names_files(&self, name: &str) -> bool {
+        name == self.roles.test.column && !self.id_names_files
+    }
+
+    /// The value naming holdout row `i`'s picture in the view: the new file name, or its stem
+    /// when the test folder's rule adds the extension.
+    fn view_value(&self, i: usize) -> String {
+        if self.roles.test.suffix.is_empty() {
+            let extension = self.held.get(&i).map_or("", |(_, e)| e.as_str());
+            view_picture(i, extension)
+        } else {
+            view_picture(i, "")
+        }
+    }
+
+    /// Holdout row `i`'s id in the view.
+    fn view_id(&self, i: usize) -> String {
+        if self.id_names_files {
+            self.view_value(i)
+        } else {
+            view_picture(i, "")
+        }
+    }
+
+    /// Links each holdout row's picture into the view's test folder under its new name.
+    fn link(&self, source: &Path, view: &Path) -> Result<(), HoldoutError> {
+        for (&i, (file, _)) in &self.held {
+            let to = self.roles.test.file(&self.view_value(i));
+            let to = view.join(to);
+            let from = source.join(file);
+            if !from.is_file() {
+                return Err(HoldoutError::Columns(format!(
+                    "the holdout row {i}'s picture {} is not a file",
+                    file.display()
+                )));
+            }
+            link(&from, &to, file)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -465,6 +630,7 @@ mod tests {
             split,
             fraction: 0.2,
             seed: 11,
+            images: None,
         }
     }
 
@@ -611,5 +777,169 @@ mod tests {
         wrong.targets = vec!["price".into()];
         let err = build_view(source.path(), &source.path().join("x"), &wrong);
         assert!(matches!(err, Err(HoldoutError::Columns(m)) if m.contains("\"price\"")));
+    }
+
+    fn role(folder: &str, column: &str, suffix: &str) -> ImageFolder {
+        ImageFolder {
+            folder: folder.into(),
+            column: column.into(),
+            suffix: suffix.into(),
+            count: 0,
+        }
+    }
+
+    /// An image competition of 60 rows: ids, a label among `cat` and `dog`, each row's picture
+    /// `train/<id>.png` (its bytes unique to the row), test pictures named by the sample's ids
+    /// and no test table.
+    fn picture_competition() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("test set-up");
+        let mut train = String::from("id,label\n");
+        fs::create_dir_all(dir.path().join("train")).expect("test set-up");
+        fs::create_dir_all(dir.path().join("test")).expect("test set-up");
+        for i in 0..60 {
+            let label = if i % 3 == 0 { "cat" } else { "dog" };
+            train.push_str(&format!("p{i},{label}\n"));
+            fs::write(dir.path().join(format!("train/p{i}.png")), [0x89, i]).expect("test set-up");
+        }
+        fs::write(dir.path().join("train.csv"), train).expect("test set-up");
+        fs::write(dir.path().join("test/q1.png"), [0x89, 200]).expect("test set-up");
+        fs::write(dir.path().join("test/q2.png"), [0x89, 201]).expect("test set-up");
+        fs::write(
+            dir.path().join("sample_submission.csv"),
+            "id,label\nq1,dog\nq2,dog\n",
+        )
+        .expect("test set-up");
+        dir
+    }
+
+    /// Every file of `view`, relative, with its bytes.
+    fn files_of(view: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        walk(view, Path::new(""), 0)
+            .expect("the view lists")
+            .into_iter()
+            .map(|relative| {
+                let bytes = fs::read(view.join(&relative)).expect("the view reads");
+                (relative, bytes)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_holdout_pictures_move_to_the_test_folder_under_names_that_say_nothing() {
+        let source = picture_competition();
+        let views = tempfile::tempdir().expect("test set-up");
+        let view = views.path().join("view");
+        let mut spec = spec(Split::Stratified("label".into()));
+        spec.test = spec.sample.clone();
+        spec.images = Some(ImageRoles {
+            train: role("train", "id", ".png"),
+            test: role("test", "id", ".png"),
+        });
+        let answers = build_view(source.path(), &view, &spec).expect("the view is built");
+        assert_eq!(answers.rows.len(), 12);
+        let files = files_of(&view);
+
+        // The sample lists the holdout rows by their new names, the labels file the fit rows.
+        let sample = read(&view.join("sample_submission.csv"));
+        let sample_ids: Vec<&str> = sample.rows.iter().map(|r| &r[0]).collect();
+        let answer_ids: Vec<&str> = answers.rows.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(sample_ids, answer_ids);
+        assert!(answer_ids.iter().all(|id| id.starts_with("holdout-")));
+        assert!(!view.join("test.csv").exists(), "no test table was there");
+        let train = read(&view.join("train.csv"));
+        assert_eq!(train.rows.len(), 48);
+
+        // Each holdout picture is in the test folder under its id, the same bytes as the
+        // training row's; it is gone from the training folder, and the real test pictures are
+        // not in the view.
+        let source_train = read(&source.path().join("train.csv"));
+        let fit: HashSet<&str> = train.rows.iter().map(|r| &r[0]).collect();
+        let held: Vec<&str> = source_train
+            .rows
+            .iter()
+            .map(|r| &r[0])
+            .filter(|id| !fit.contains(id))
+            .collect();
+        assert_eq!(held.len(), 12);
+        let tests: Vec<&PathBuf> = files.keys().filter(|p| p.starts_with("test")).collect();
+        assert_eq!(tests.len(), 12);
+        for (id, original) in answer_ids.iter().zip(&held) {
+            let moved = &files[&PathBuf::from(format!("test/{id}.png"))];
+            let from =
+                fs::read(source.path().join(format!("train/{original}.png"))).expect("test set-up");
+            assert_eq!(moved, &from);
+            assert!(!files.contains_key(&PathBuf::from(format!("train/{original}.png"))));
+        }
+        for id in &fit {
+            assert!(files.contains_key(&PathBuf::from(format!("train/{id}.png"))));
+        }
+
+        // No holdout answer is in the view: no file's name holds a label or an original id,
+        // and no table row names a holdout row beside its label.
+        for (path, bytes) in &files {
+            let name = path.to_string_lossy();
+            for word in ["cat", "dog"].iter().chain(&held) {
+                assert!(
+                    !name.contains(word) || fit.iter().any(|f| name == format!("train/{f}.png")),
+                    "{name} holds {word}"
+                );
+            }
+            if name.ends_with(".csv") {
+                let text = String::from_utf8_lossy(bytes);
+                if name == "sample_submission.csv" {
+                    // The sample's one placeholder in every row, whatever each row's answer.
+                    assert!(sample.rows.iter().all(|r| &r[1] == "dog"));
+                    continue;
+                }
+                for (id, answer) in &answers.rows {
+                    for line in text.lines().filter(|l| l.split(',').next() == Some(id)) {
+                        assert!(!line.contains(&answer[0]), "{name}: {line}");
+                    }
+                }
+                for original in &held {
+                    assert!(
+                        !text.lines().any(|l| l.split(',').any(|c| c == *original)),
+                        "{name} names the holdout row {original}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_test_table_naming_pictures_by_file_gets_the_new_names() {
+        let source = picture_competition();
+        let mut train = String::from("id,file,label\n");
+        for i in 0..60 {
+            let label = if i % 3 == 0 { "cat" } else { "dog" };
+            train.push_str(&format!("r{i},p{i}.png,{label}\n"));
+        }
+        fs::write(source.path().join("train.csv"), train).expect("test set-up");
+        fs::write(
+            source.path().join("test.csv"),
+            "id,file\nt1,q1.png\nt2,q2.png\n",
+        )
+        .expect("test set-up");
+        fs::write(
+            source.path().join("sample_submission.csv"),
+            "id,label\nt1,dog\nt2,dog\n",
+        )
+        .expect("test set-up");
+        let views = tempfile::tempdir().expect("test set-up");
+        let view = views.path().join("view");
+        let mut spec = spec(Split::Random);
+        spec.images = Some(ImageRoles {
+            train: role("train", "file", ""),
+            test: role("test", "file", ""),
+        });
+        let answers = build_view(source.path(), &view, &spec).expect("the view is built");
+        let test = read(&view.join("test.csv"));
+        assert_eq!(test.rows.len(), answers.rows.len());
+        for (row, (id, _)) in test.rows.iter().zip(&answers.rows) {
+            assert_eq!(&row[0], id);
+            assert_eq!(row[1].to_owned(), format!("{id}.png"));
+            assert!(view.join("test").join(&row[1]).is_file(), "{}", &row[1]);
+        }
+        assert!(!view.join("test/q1.png").exists());
     }
 }

@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::holdout::{HoldoutError, HoldoutSpec, Split};
+use super::holdout::{HoldoutError, HoldoutSpec, ImageRoles, Split};
 use crate::pipeline::analyse::{ColumnType, CompetitionAnalysis, SubmissionShape, TaskKind};
 
 /// Share of the training rows a job holds out.
@@ -58,6 +58,10 @@ pub fn holdout_spec(
         split,
         fraction: HOLDOUT_FRACTION,
         seed,
+        images: analysis.images.as_ref().map(|i| ImageRoles {
+            train: i.train.clone(),
+            test: i.test.clone(),
+        }),
     })
 }
 
