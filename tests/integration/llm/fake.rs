@@ -270,6 +270,7 @@ pub(crate) fn analysis() -> CompetitionAnalysis {
         classes: vec!["0".to_owned(), "1".to_owned()],
         description: None,
         media: None,
+        tables: Default::default(),
     }
 }
 

@@ -10,13 +10,14 @@
 mod metric;
 pub(crate) mod profile;
 mod shape;
+pub(crate) mod tables;
 mod types;
 
 use std::path::{Path, PathBuf};
 
 pub use types::{
-    ColumnProfile, ColumnType, CompetitionAnalysis, DataFile, MediaFiles, MediaKind, Metric,
-    PredictionKind, SubmissionShape, TableProfile, TaskKind,
+    ColumnProfile, ColumnType, CompetitionAnalysis, DataFile, LinkKind, MediaFiles, MediaKind,
+    Metric, PredictionKind, SideTable, SubmissionShape, TableLink, TableProfile, Tables, TaskKind,
 };
 
 /// Most distinct target values a classification task may have.
@@ -179,6 +180,14 @@ pub fn analyse(
         id_column: &id_column,
     };
     let found = shape::infer(&tables, &target_columns, metric)?;
+    let side = tables::find(
+        dir,
+        &files,
+        &[&train_path, &test_path, &sample_path],
+        &train,
+        &test,
+        &id_column,
+    );
     let description = text
         .description
         .as_ref()
@@ -199,6 +208,7 @@ pub fn analyse(
         classes: found.classes,
         description,
         media,
+        tables: side,
     })
 }
 
@@ -645,6 +655,68 @@ mod tests {
             .expect_err("no test table")
             .to_string();
         assert!(error.contains("3 audio files"), "{error}");
+    }
+
+    #[test]
+    fn side_tables_are_listed_with_their_keys_and_how_they_join() {
+        let dir = competition(&[
+            (
+                "train.csv",
+                "id,store_id,x,y\n1,s1,1.5,0\n2,s2,2.5,1\n3,s1,3.5,1\n4,s3,0.5,0\n",
+            ),
+            ("test.csv", "id,store_id,x\n5,s2,1.0\n6,s9,2.0\n"),
+            ("sample_submission.csv", "id,y\n5,0\n6,0\n"),
+            // A lookup: one row per store, stores repeat in training.
+            (
+                "stores.csv",
+                "store_id,size,city\ns1,10,a\ns2,20,b\ns3,30,a\n",
+            ),
+            // One row per training or test row, by the row id.
+            (
+                "extra/details.csv",
+                "id,colour\n1,red\n2,blue\n3,red\n4,green\n5,red\n6,blue\n",
+            ),
+            // Several rows per row id.
+            ("visits.csv", "id,minutes\n1,3\n1,4\n2,5\n5,6\n5,1\n"),
+            // Nothing in common with training.
+            ("holidays.csv", "day,name\n2020-01-01,new year\n"),
+        ]);
+        let a = analyse(dir.path(), "shops", &CompetitionText::default()).expect("analysis");
+        assert_eq!(a.tables.train_keys, ["id", "store_id"]);
+        assert_eq!(a.tables.test_keys, ["id", "store_id"]);
+        let found: Vec<(&str, Option<(&str, LinkKind, bool)>)> = a
+            .tables
+            .side
+            .iter()
+            .map(|t| {
+                (
+                    t.table.path.as_str(),
+                    t.link.as_ref().map(|l| (l.key.as_str(), l.kind, l.row_id)),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("extra/details.csv", Some(("id", LinkKind::OneToOne, true))),
+                ("holidays.csv", None),
+                ("stores.csv", Some(("store_id", LinkKind::ManyToOne, false))),
+                ("visits.csv", Some(("id", LinkKind::OneToMany, true))),
+            ]
+        );
+        let stores = a.tables.side.iter().find(|t| t.table.path == "stores.csv");
+        let link = stores.and_then(|t| t.link.clone()).expect("stores link");
+        // Every training store is there; one of the two test stores is not.
+        assert!((link.train_matched - 1.0).abs() < 1e-12);
+        assert!((link.test_matched - 0.5).abs() < 1e-12);
+        let visits = a.tables.side.iter().find(|t| t.table.path == "visits.csv");
+        let link = visits.and_then(|t| t.link.clone()).expect("visits link");
+        assert!((link.train_matched - 0.5).abs() < 1e-12);
+        assert_eq!(
+            a.tables.side[2].table.columns[1].dtype,
+            ColumnType::Integer,
+            "side columns are typed"
+        );
     }
 
     /// Each sample the files do not settle, and the columns its error must name.

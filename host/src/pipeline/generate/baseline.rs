@@ -279,6 +279,7 @@ mod tests {
             classes: vec!["0".into(), "1".into()],
             description: None,
             media: None,
+            tables: Default::default(),
         };
         let config = config(&analysis);
         assert_eq!(config["features"], json!(["Age", "Sex"]));

@@ -512,6 +512,7 @@ mod tests {
             classes: vec!["0".to_owned(), "1".to_owned()],
             description: Some("Predict survival on the Titanic.".to_owned()),
             media: None,
+            tables: Default::default(),
         }
     }
 
