@@ -8,6 +8,7 @@
 pub mod holdout;
 pub mod metrics;
 pub mod plan;
+mod side;
 
 use std::collections::HashMap;
 

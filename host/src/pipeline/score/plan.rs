@@ -58,6 +58,13 @@ pub fn holdout_spec(
         split,
         fraction: HOLDOUT_FRACTION,
         seed,
+        row_tables: analysis
+            .tables
+            .side
+            .iter()
+            .filter(|t| t.link.as_ref().is_some_and(|l| l.row_id))
+            .map(|t| t.table.path.clone())
+            .collect(),
     })
 }
 
