@@ -29,6 +29,16 @@ pub(crate) fn id_like_name(name: &str) -> bool {
         || trimmed.ends_with("ID")
 }
 
+/// The training-side table a test-side table is the pair of: `train_meta.csv` for
+/// `test_meta.csv`, by the same name with "train" for "test" in any case.
+pub(crate) fn train_name(path: &str) -> Option<String> {
+    let swapped = path
+        .replace("test", "train")
+        .replace("Test", "Train")
+        .replace("TEST", "TRAIN");
+    (swapped != path).then_some(swapped)
+}
+
 /// The id-like columns of `table`: named like an identifier and holding whole numbers or
 /// short codes (never real numbers or free text).
 pub(crate) fn keys(table: &TableProfile) -> Vec<String> {
@@ -195,6 +205,19 @@ fn link(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_test_table_pairs_with_its_training_table_by_name() {
+        assert_eq!(
+            train_name("data/test_meta.csv").as_deref(),
+            Some("data/train_meta.csv")
+        );
+        assert_eq!(
+            train_name("TestExtra.csv").as_deref(),
+            Some("TrainExtra.csv")
+        );
+        assert_eq!(train_name("details.csv"), None);
+    }
 
     #[test]
     fn identifier_names() {

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::holdout::{HoldoutError, Table, write};
+use crate::pipeline::analyse::tables::train_name;
 
 /// The rows of the competition's training table by role in the view, as row ids.
 pub(crate) struct RowIds<'a> {
@@ -19,16 +20,6 @@ pub(crate) struct RowIds<'a> {
     pub fit: HashSet<&'a str>,
     /// Ids of the holdout rows, in the view's test role.
     pub held: HashSet<&'a str>,
-}
-
-/// The training-side table a test-side table is the pair of: `test_meta.csv` for
-/// `train_meta.csv`, by the same name with "test" for "train" in any case.
-fn train_name(path: &str) -> Option<String> {
-    let swapped = path
-        .replace("test", "train")
-        .replace("Test", "Train")
-        .replace("TEST", "TRAIN");
-    (swapped != path).then_some(swapped)
 }
 
 /// Writes each of `paths` (tables of `source` keyed by `id_column`) into `view`, filtered by
@@ -121,22 +112,4 @@ pub(crate) fn write_row_tables(
         write(&view.join(path), &table.header, &rows)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_test_table_pairs_with_its_training_table_by_name() {
-        assert_eq!(
-            train_name("data/test_meta.csv").as_deref(),
-            Some("data/train_meta.csv")
-        );
-        assert_eq!(
-            train_name("TestExtra.csv").as_deref(),
-            Some("TrainExtra.csv")
-        );
-        assert_eq!(train_name("details.csv"), None);
-    }
 }
