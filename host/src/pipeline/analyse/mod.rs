@@ -7,6 +7,7 @@
 //! values, and the metric from the description. The result, [`CompetitionAnalysis`], goes into the
 //! job's logs, the baseline generator's choices and the LLM prompt.
 
+pub mod convert;
 mod metric;
 pub(crate) mod profile;
 mod shape;
@@ -52,6 +53,24 @@ pub enum AnalyseError {
     /// The files do not fit together.
     #[error("{0}")]
     Invalid(String),
+    /// The data needs more memory than the WASI guest can address, and the job may not run
+    /// on Docker.
+    #[error("{sizes}: {fix}")]
+    TooLargeForGuest {
+        /// The sizes: rows, columns, bytes on disk, the estimate and the guest's limit.
+        sizes: String,
+        /// What to change.
+        fix: String,
+    },
+    /// A converted table could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The folder could not be listed.
     #[error("cannot list {dir}: {source}")]
     Io {
@@ -96,6 +115,20 @@ pub fn analyse(
         .iter()
         .filter(|f| f.path.to_lowercase().ends_with(".csv"))
         .collect();
+    for (role, names) in [
+        ("training table", &["train", "training"][..]),
+        ("test table", &["test", "testing"][..]),
+        (
+            "sample submission",
+            &["sample_submission", "submission"][..],
+        ),
+    ] {
+        if pick(&csvs, names).is_none()
+            && let Some(message) = convert::unreadable_table(&files, names, role)
+        {
+            return Err(AnalyseError::Invalid(message));
+        }
+    }
     let sample_path = pick(
         &csvs,
         &[
@@ -291,7 +324,7 @@ fn pick(csvs: &[&DataFile], names: &[&str]) -> Option<String> {
 }
 
 /// Every regular file under `dir` (not following symlinks), relative, sorted.
-fn list_files(dir: &Path) -> Result<Vec<DataFile>, AnalyseError> {
+pub(crate) fn list_files(dir: &Path) -> Result<Vec<DataFile>, AnalyseError> {
     let mut files = Vec::new();
     let mut pending = vec![(dir.to_path_buf(), 0usize)];
     while let Some((folder, depth)) = pending.pop() {

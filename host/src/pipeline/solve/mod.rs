@@ -16,6 +16,7 @@
 //! search's decisions are `search`'s; this module runs them.
 
 mod job;
+mod route;
 mod search;
 mod types;
 
@@ -34,7 +35,7 @@ pub use types::{
     SolveEvent, SolveReport, Stage, ValidationSource,
 };
 
-use super::analyse::{CompetitionAnalysis, analyse};
+use super::analyse::{CompetitionAnalysis, analyse, convert};
 use super::generate::{
     DynGenerator, GenerateError, GeneratedCode, GenerationRequest, PreviousAttempt,
 };
@@ -190,7 +191,9 @@ impl Solver {
         claim: &ClaimDir,
     ) -> Result<SolveReport, SolveError> {
         let started = Instant::now();
-        let analysis = timed(job, Stage::Analyse, 0, {
+        let converted = self.convert_tables(job, competition, claim).await?;
+        let competition = converted.as_ref().map_or(competition, |(c, _)| c);
+        let mut analysis = timed(job, Stage::Analyse, 0, {
             let (dir, slug, text) = (
                 competition.dir.clone(),
                 competition.slug.clone(),
@@ -205,6 +208,23 @@ impl Solver {
             }
         })
         .await?;
+        if let Some((_, tables)) = &converted {
+            analysis.tables.converted.clone_from(tables);
+        }
+        let routed = match route::route(&analysis, job.policy, &self.sandboxes.available()) {
+            Ok(route::Route::AsIs) => None,
+            Ok(route::Route::DockerOnly(policy)) => Some(policy),
+            Err(error) => return Err(SolveError::Analyse(error)),
+        };
+        let routed_job = routed.as_deref().map(|policy| SolveJob {
+            id: job.id.clone(),
+            claim: job.claim.clone(),
+            policy,
+            cancel: job.cancel.clone(),
+            events: job.events,
+            fence: job.fence,
+        });
+        let job = routed_job.as_ref().unwrap_or(job);
 
         let docker = job.policy.sandbox.backends.contains(&Backend::Docker)
             && self.sandboxes.available().contains(&Backend::Docker);
@@ -226,6 +246,41 @@ impl Solver {
         }
         self.single_shot(job, competition, analysis, claim, docker)
             .await
+    }
+
+    /// The competition with its spreadsheets as CSV tables in the claim's folder, and which
+    /// tables were made of which spreadsheet; `None` when it has no spreadsheet.
+    async fn convert_tables(
+        &self,
+        job: &SolveJob<'_>,
+        competition: &PreparedCompetition,
+        claim: &ClaimDir,
+    ) -> Result<Option<(PreparedCompetition, Vec<(String, String)>)>, SolveError> {
+        let (source, dest) = (competition.dir.clone(), claim.converted_tables());
+        let span = tracing::Span::current();
+        let converted = timed(job, Stage::Analyse, 0, async move {
+            tokio::task::spawn_blocking(move || {
+                span.in_scope(|| {
+                    if !convert::has_spreadsheets(&source)? {
+                        return Ok(None);
+                    }
+                    convert::convert_spreadsheets(&source, &dest)
+                })
+            })
+            .await
+            .map_err(|e| SolveError::Internal(e.to_string()))?
+            .map_err(SolveError::Analyse)
+        })
+        .await?;
+        Ok(converted.map(|c| {
+            let prepared = PreparedCompetition {
+                slug: competition.slug.clone(),
+                dir: c.dir,
+                text: competition.text.clone(),
+                pin: competition.pin.clone(),
+            };
+            (prepared, c.tables)
+        }))
     }
 
     /// Today's single shot: attempts on the full data until one writes a valid submission.
