@@ -226,3 +226,235 @@ pub(crate) fn unreadable_table(
         kind = extension(&found.path),
     ))
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    /// A cell reference's column letters: 0 is `A`, 26 is `AA`.
+    fn column_letters(mut index: usize) -> String {
+        let mut letters = Vec::new();
+        loop {
+            letters.push(char::from(
+                b'A' + u8::try_from(index % 26).expect("a letter"),
+            ));
+            if index < 26 {
+                break;
+            }
+            index = index / 26 - 1;
+        }
+        letters.iter().rev().collect()
+    }
+
+    fn escape(text: &str) -> String {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    }
+
+    /// The bytes of an `.xlsx` workbook of `sheets` (name, rows of cells); a cell that parses
+    /// as a number is stored as one, any other as an inline string, an empty one left out.
+    pub(crate) fn xlsx(sheets: &[(&str, Vec<Vec<&str>>)]) -> Vec<u8> {
+        const MAIN: &str = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
+        const RELS: &str = "http://schemas.openxmlformats.org/package/2006/relationships";
+        const DOC: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+        let mut overrides = String::new();
+        let (mut listed, mut rels) = (String::new(), String::new());
+        let mut parts = Vec::new();
+        for (n, (name, rows)) in sheets.iter().enumerate() {
+            let n = n + 1;
+            overrides.push_str(&format!(
+                "<Override PartName=\"/xl/worksheets/sheet{n}.xml\" ContentType=\"application/\
+                 vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml\"/>"
+            ));
+            listed.push_str(&format!(
+                "<sheet name=\"{}\" sheetId=\"{n}\" r:id=\"rId{n}\"/>",
+                escape(name)
+            ));
+            rels.push_str(&format!(
+                "<Relationship Id=\"rId{n}\" Type=\"{DOC}/worksheet\" \
+                 Target=\"worksheets/sheet{n}.xml\"/>"
+            ));
+            let mut data = String::new();
+            for (r, row) in rows.iter().enumerate() {
+                data.push_str(&format!("<row r=\"{}\">", r + 1));
+                for (c, cell) in row.iter().enumerate() {
+                    let at = format!("{}{}", column_letters(c), r + 1);
+                    if cell.is_empty() {
+                        continue;
+                    } else if cell.parse::<f64>().is_ok() {
+                        data.push_str(&format!("<c r=\"{at}\"><v>{cell}</v></c>"));
+                    } else {
+                        data.push_str(&format!(
+                            "<c r=\"{at}\" t=\"inlineStr\"><is><t>{}</t></is></c>",
+                            escape(cell)
+                        ));
+                    }
+                }
+                data.push_str("</row>");
+            }
+            parts.push((
+                format!("xl/worksheets/sheet{n}.xml"),
+                format!("<worksheet xmlns=\"{MAIN}\"><sheetData>{data}</sheetData></worksheet>"),
+            ));
+        }
+        parts.push((
+            "[Content_Types].xml".into(),
+            format!(
+                "<Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\">\
+                 <Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-\
+                 package.relationships+xml\"/><Default Extension=\"xml\" \
+                 ContentType=\"application/xml\"/><Override PartName=\"/xl/workbook.xml\" \
+                 ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.\
+                 sheet.main+xml\"/>{overrides}</Types>"
+            ),
+        ));
+        parts.push((
+            "_rels/.rels".into(),
+            format!(
+                "<Relationships xmlns=\"{RELS}\"><Relationship Id=\"rId1\" \
+                 Type=\"{DOC}/officeDocument\" Target=\"xl/workbook.xml\"/></Relationships>"
+            ),
+        ));
+        parts.push((
+            "xl/workbook.xml".into(),
+            format!(
+                "<workbook xmlns=\"{MAIN}\" xmlns:r=\"{DOC}\"><sheets>{listed}</sheets></workbook>"
+            ),
+        ));
+        parts.push((
+            "xl/_rels/workbook.xml.rels".into(),
+            format!("<Relationships xmlns=\"{RELS}\">{rels}</Relationships>"),
+        ));
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (path, body) in parts {
+            zip.start_file(path, zip::write::SimpleFileOptions::default())
+                .expect("zip entry");
+            zip.write_all(body.as_bytes()).expect("zip write");
+        }
+        zip.finish().expect("zip").into_inner()
+    }
+
+    fn folder(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (path, body) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, body).expect("write");
+        }
+        dir
+    }
+
+    #[test]
+    fn each_sheet_becomes_a_csv_and_the_workbook_is_not_linked() {
+        let book = xlsx(&[
+            (
+                "train",
+                vec![
+                    vec!["id", "size", "colour", "y"],
+                    vec!["1", "1.5", "red", "0"],
+                    vec!["2", "", "blue", "1"],
+                    vec!["3", "3", "a, \"quoted\" one", "1"],
+                ],
+            ),
+            (
+                "notes & more",
+                vec![vec!["key", "note"], vec!["k1", "first"]],
+            ),
+            ("empty", vec![]),
+        ]);
+        let source = folder(&[
+            ("data/train.xlsx", &book),
+            ("test.csv", b"id,size,colour\n4,2,red\n"),
+            ("sample_submission.csv", b"id,y\n4,0\n"),
+        ]);
+        let out = tempfile::tempdir().expect("tempdir");
+        let dest = out.path().join("tables");
+        let converted = convert_spreadsheets(source.path(), &dest)
+            .expect("converted")
+            .expect("a spreadsheet was there");
+        assert_eq!(
+            converted.tables,
+            [
+                ("data/train.xlsx".to_owned(), "data/train.csv".to_owned()),
+                (
+                    "data/train.xlsx".to_owned(),
+                    "data/train.notes___more.csv".to_owned()
+                ),
+            ]
+        );
+        assert_eq!(
+            std::fs::read_to_string(dest.join("data/train.csv")).expect("csv"),
+            "id,size,colour,y\n1,1.5,red,0\n2,,blue,1\n3,3,\"a, \"\"quoted\"\" one\",1\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dest.join("data/train.notes___more.csv")).expect("csv"),
+            "key,note\nk1,first\n"
+        );
+        assert!(!dest.join("data/train.xlsx").exists());
+        assert_eq!(
+            std::fs::read(dest.join("test.csv")).expect("linked"),
+            b"id,size,colour\n4,2,red\n"
+        );
+        // The analysis reads the converted folder as any other.
+        let a = super::super::analyse(&dest, "x", &super::super::CompetitionText::default())
+            .expect("analysis");
+        assert_eq!(a.train.path, "data/train.csv");
+        assert_eq!(a.train.rows, 3);
+        assert_eq!(a.tables.side[0].table.path, "data/train.notes___more.csv");
+        // Without a spreadsheet nothing is made.
+        let plain = folder(&[("train.csv", b"id,y\n1,0\n")]);
+        assert_eq!(
+            convert_spreadsheets(plain.path(), &out.path().join("none")).expect("listed"),
+            None
+        );
+        assert!(!out.path().join("none").exists());
+    }
+
+    #[test]
+    fn a_broken_or_empty_spreadsheet_is_a_clear_error() {
+        let source = folder(&[("train.xlsx", b"not a zip at all")]);
+        let out = tempfile::tempdir().expect("tempdir");
+        let error = convert_spreadsheets(source.path(), &out.path().join("t"))
+            .expect_err("unreadable")
+            .to_string();
+        assert!(
+            error.starts_with("cannot read the spreadsheet train.xlsx: "),
+            "{error}"
+        );
+        let source = folder(&[("train.xlsx", &xlsx(&[("only", vec![])]))]);
+        let error = convert_spreadsheets(source.path(), &out.path().join("u"))
+            .expect_err("empty")
+            .to_string();
+        assert_eq!(
+            error,
+            "cannot read the spreadsheet train.xlsx: every sheet is empty"
+        );
+    }
+
+    #[test]
+    fn a_parquet_training_table_fails_at_analysis_saying_why() {
+        let source = folder(&[
+            ("train.parquet", b"PAR1...."),
+            ("test.csv", b"id,x\n2,1\n"),
+            ("sample_submission.csv", b"id,y\n2,0\n"),
+        ]);
+        let error = super::super::analyse(
+            source.path(),
+            "p",
+            &super::super::CompetitionText::default(),
+        )
+        .expect_err("parquet")
+        .to_string();
+        assert!(
+            error.starts_with(
+                "the training table is train.parquet, a parquet file: the WASI \
+                               guest's pandas cannot read it (it has no pyarrow)"
+            ),
+            "{error}"
+        );
+    }
+}
