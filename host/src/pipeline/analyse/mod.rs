@@ -717,7 +717,8 @@ mod tests {
         let a = analyse(dir.path(), "shops", &CompetitionText::default()).expect("analysis");
         assert_eq!(a.tables.train_keys, ["id", "store_id"]);
         assert_eq!(a.tables.test_keys, ["id", "store_id"]);
-        let found: Vec<(&str, Option<(&str, LinkKind, bool)>)> = a
+        type Joined<'a> = (&'a str, Option<(&'a str, LinkKind, bool)>);
+        let found: Vec<Joined<'_>> = a
             .tables
             .side
             .iter()
@@ -750,6 +751,25 @@ mod tests {
             ColumnType::Integer,
             "side columns are typed"
         );
+    }
+
+    #[test]
+    fn a_side_table_that_cannot_be_read_is_left_out_not_fatal() {
+        let dir = competition(&[
+            ("train.csv", "id,x,y\n1,1,0\n2,2,1\n"),
+            ("test.csv", "id,x\n3,1\n"),
+            ("sample_submission.csv", "id,y\n3,0\n"),
+            ("broken.csv", "id,a\n1,2,3,4\n"),
+            ("fine.csv", "id,a\n1,2\n"),
+        ]);
+        let a = analyse(dir.path(), "b", &CompetitionText::default()).expect("analysis");
+        let paths: Vec<&str> = a
+            .tables
+            .side
+            .iter()
+            .map(|t| t.table.path.as_str())
+            .collect();
+        assert_eq!(paths, ["fine.csv"]);
     }
 
     /// Each sample the files do not settle, and the columns its error must name.
