@@ -44,16 +44,6 @@ fn extension(path: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Whether the competition in `dir` has a spreadsheet to convert.
-///
-/// # Errors
-/// When the folder cannot be listed.
-pub fn has_spreadsheets(dir: &Path) -> Result<bool, AnalyseError> {
-    Ok(list_files(dir)?
-        .iter()
-        .any(|f| SPREADSHEETS.contains(&extension(&f.path).as_str())))
-}
-
 /// Builds in `dest` (which must not exist) the folder of `source` with its spreadsheets as CSV
 /// sheets and every other file linked (copied where a link is refused); `None` when `source`
 /// has no spreadsheet, and nothing is made.

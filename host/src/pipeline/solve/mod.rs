@@ -35,7 +35,7 @@ pub use types::{
     SolveEvent, SolveReport, Stage, ValidationSource,
 };
 
-use super::analyse::{CompetitionAnalysis, analyse, convert};
+use super::analyse::{AnalyseError, CompetitionAnalysis, CompetitionText, analyse, convert};
 use super::generate::{
     DynGenerator, GenerateError, GeneratedCode, GenerationRequest, PreviousAttempt,
 };
@@ -191,26 +191,38 @@ impl Solver {
         claim: &ClaimDir,
     ) -> Result<SolveReport, SolveError> {
         let started = Instant::now();
-        let converted = self.convert_tables(job, competition, claim).await?;
-        let competition = converted.as_ref().map_or(competition, |(c, _)| c);
-        let mut analysis = timed(job, Stage::Analyse, 0, {
+        let (analysis, converted) = timed(job, Stage::Analyse, 0, {
             let (dir, slug, text) = (
                 competition.dir.clone(),
                 competition.slug.clone(),
                 competition.text.clone(),
             );
+            let dest = claim.converted_tables();
             let span = tracing::Span::current();
             async move {
-                tokio::task::spawn_blocking(move || span.in_scope(|| analyse(&dir, &slug, &text)))
-                    .await
-                    .map_err(|e| SolveError::Internal(e.to_string()))?
-                    .map_err(SolveError::Analyse)
+                tokio::task::spawn_blocking(move || {
+                    span.in_scope(|| analyse_converted(&dir, &dest, &slug, &text))
+                })
+                .await
+                .map_err(|e| SolveError::Internal(e.to_string()))?
+                .map_err(SolveError::Analyse)
             }
         })
         .await?;
-        if let Some((_, tables)) = &converted {
-            analysis.tables.converted.clone_from(tables);
-        }
+        // With spreadsheets, every later step reads the folder where they are CSV tables.
+        let prepared;
+        let competition = match converted {
+            Some(dir) => {
+                prepared = PreparedCompetition {
+                    slug: competition.slug.clone(),
+                    dir,
+                    text: competition.text.clone(),
+                    pin: competition.pin.clone(),
+                };
+                &prepared
+            }
+            None => competition,
+        };
         let routed = match route::route(&analysis, job.policy, &self.sandboxes.available()) {
             Ok(route::Route::AsIs) => None,
             Ok(route::Route::DockerOnly(policy)) => Some(policy),
@@ -246,41 +258,6 @@ impl Solver {
         }
         self.single_shot(job, competition, analysis, claim, docker)
             .await
-    }
-
-    /// The competition with its spreadsheets as CSV tables in the claim's folder, and which
-    /// tables were made of which spreadsheet; `None` when it has no spreadsheet.
-    async fn convert_tables(
-        &self,
-        job: &SolveJob<'_>,
-        competition: &PreparedCompetition,
-        claim: &ClaimDir,
-    ) -> Result<Option<(PreparedCompetition, Vec<(String, String)>)>, SolveError> {
-        let (source, dest) = (competition.dir.clone(), claim.converted_tables());
-        let span = tracing::Span::current();
-        let converted = timed(job, Stage::Analyse, 0, async move {
-            tokio::task::spawn_blocking(move || {
-                span.in_scope(|| {
-                    if !convert::has_spreadsheets(&source)? {
-                        return Ok(None);
-                    }
-                    convert::convert_spreadsheets(&source, &dest)
-                })
-            })
-            .await
-            .map_err(|e| SolveError::Internal(e.to_string()))?
-            .map_err(SolveError::Analyse)
-        })
-        .await?;
-        Ok(converted.map(|c| {
-            let prepared = PreparedCompetition {
-                slug: competition.slug.clone(),
-                dir: c.dir,
-                text: competition.text.clone(),
-                pin: competition.pin.clone(),
-            };
-            (prepared, c.tables)
-        }))
     }
 
     /// Today's single shot: attempts on the full data until one writes a valid submission.
@@ -941,6 +918,23 @@ fn describe(split: &Split, rows: u64) -> String {
         "{:.0}% of {rows} training rows held out, {how}",
         HOLDOUT_FRACTION * 100.0
     )
+}
+
+/// Converts the spreadsheets of the competition in `dir` into `dest` (see `convert`) and
+/// analyses the result; the converted folder, if one was made, is returned with the analysis.
+fn analyse_converted(
+    dir: &Path,
+    dest: &Path,
+    slug: &str,
+    text: &CompetitionText,
+) -> Result<(CompetitionAnalysis, Option<PathBuf>), AnalyseError> {
+    let converted = convert::convert_spreadsheets(dir, dest)?;
+    let at = converted.as_ref().map_or(dir, |c| c.dir.as_path());
+    let mut analysis = analyse(at, slug, text)?;
+    if let Some(converted) = &converted {
+        analysis.tables.converted.clone_from(&converted.tables);
+    }
+    Ok((analysis, converted.map(|c| c.dir)))
 }
 
 /// Runs `work` as `stage` ([`staged`]), stopping it when the job is cancelled.
