@@ -338,3 +338,73 @@ async fn the_baseline_joins_a_side_table_that_holds_the_signal() -> Result<()> {
     ensure!(accuracy >= 0.9, "accuracy {accuracy}");
     Ok(())
 }
+
+#[test]
+fn the_holdout_view_filters_side_tables_keyed_by_the_row_id() -> Result<()> {
+    use kaggle_solver::pipeline::score::{build_view, holdout_spec};
+    let data = tempfile::tempdir()?;
+    let label = |i: usize| ["cat", "dog"][i % 2];
+    let (mut train, mut test, mut sample) = (
+        String::from("id,x,label\n"),
+        String::from("id,x\n"),
+        String::from("id,label\n"),
+    );
+    let (mut meta_train, mut meta_test, mut labels) = (
+        String::from("id,colour\n"),
+        String::from("id,colour\n"),
+        String::from("id,label\n"),
+    );
+    for i in 0..100 {
+        train.push_str(&format!("{i},{}.5,{}\n", i % 9, label(i)));
+        meta_train.push_str(&format!("{i},c{}\n", i % 5));
+        labels.push_str(&format!("{i},{}\n", label(i)));
+    }
+    for i in 500..520 {
+        test.push_str(&format!("{i},{}.5\n", i % 9));
+        sample.push_str(&format!("{i},cat\n"));
+        meta_test.push_str(&format!("{i},c9\n"));
+    }
+    for (name, body) in [
+        ("train.csv", train),
+        ("test.csv", test),
+        ("sample_submission.csv", sample),
+        ("train_meta.csv", meta_train),
+        ("test_meta.csv", meta_test),
+        ("train_labels.csv", labels),
+    ] {
+        std::fs::write(data.path().join(name), body)?;
+    }
+    let analysis = analyse(data.path(), "side", &CompetitionText::default())?;
+    let spec = holdout_spec(&analysis, data.path(), 7)?;
+    ensure!(
+        spec.row_tables == ["test_meta.csv", "train_labels.csv", "train_meta.csv"],
+        "{:?}",
+        spec.row_tables
+    );
+    let views = tempfile::tempdir()?;
+    let view = views.path().join("view");
+    let answers = build_view(data.path(), &view, &spec)?;
+    let held: std::collections::HashSet<&str> =
+        answers.rows.iter().map(|(id, _)| id.as_str()).collect();
+    ensure!(held.len() == 20, "{}", held.len());
+    let ids = |name: &str| -> Result<Vec<String>> {
+        Ok(std::fs::read_to_string(view.join(name))?
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap_or_default().to_owned())
+            .collect())
+    };
+    let fit = ids("train.csv")?;
+    ensure!(ids("train_meta.csv")? == fit);
+    ensure!(
+        ids("train_labels.csv")? == fit,
+        "the labels keep the fit rows only"
+    );
+    let moved = ids("test_meta.csv")?;
+    ensure!(
+        moved == ids("test.csv")?,
+        "the holdout rows' side rows are the test role's"
+    );
+    ensure!(moved.iter().all(|id| held.contains(id.as_str())));
+    Ok(())
+}
