@@ -28,5 +28,6 @@ mod search;
 mod service;
 mod store;
 mod support;
+mod tables;
 mod template;
 mod web;

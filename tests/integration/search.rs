@@ -596,7 +596,12 @@ async fn a_side_table_with_the_target_runs_a_single_shot_and_says_so() -> Result
         let entry = entry?;
         std::fs::copy(entry.path(), data.path().join(entry.file_name()))?;
     }
-    std::fs::write(data.path().join("labels.csv"), "id,species\n0,Chinstrap\n")?;
+    // Keyed by a column training lacks, it cannot be filtered with the training rows (a side
+    // table keyed by the row id is: the holdout's unit tests cover that).
+    std::fs::write(
+        data.path().join("labels.csv"),
+        "specimen,species\nN1A1,Chinstrap\n",
+    )?;
     let competition = PreparedCompetition {
         dir: data.path().to_path_buf(),
         ..demo()

@@ -774,6 +774,148 @@ SHAPED_SPECS = [
 ]
 
 
+# --------------------------------------------------------------------------------------
+# Competitions in the file forms Kaggle ships: a side table, a spreadsheet
+# --------------------------------------------------------------------------------------
+# Each is a competition of SPECS (`base`: same rows, split, ids and answers, so grade.py and the
+# base's reference score apply) in another form:
+# - "side-table": the `side` feature columns leave train.csv and test.csv for `table`, one row
+#   per train or test id (keyed by `id`, in a seeded order), as Kaggle ships extra tables;
+# - "xlsx": train.csv shipped as train.xlsx (one sheet), test and sample as CSV.
+FORM_SPECS = [
+    dict(
+        slug="mortgage-denial-tables",
+        base="mortgage-denial",
+        form="side-table",
+        table="applicants.csv",
+        side=["ccs", "mcs", "pbcr", "dmi", "self", "single", "black"],
+    ),
+    dict(slug="chile-plebiscite-xlsx", base="chile-plebiscite", form="xlsx"),
+]
+
+
+def _csv_rows(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text)))
+
+
+def _xml_escape(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+
+
+def _column_letters(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def xlsx_bytes(rows: list[list[str]], sheet: str = "Sheet1") -> bytes:
+    """A one-sheet .xlsx workbook of `rows` (the first is the header): numbers stored as
+    numbers, other cells as inline strings, empty cells left out. Deterministic bytes."""
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rels = "http://schemas.openxmlformats.org/package/2006/relationships"
+    doc = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    data = []
+    for r, row in enumerate(rows, start=1):
+        cells = []
+        for c, value in enumerate(row):
+            at = f"{_column_letters(c)}{r}"
+            if value == "":
+                continue
+            try:
+                float(value)
+                numeric = r > 1
+            except ValueError:
+                numeric = False
+            if numeric:
+                cells.append(f'<c r="{at}"><v>{value}</v></c>')
+            else:
+                cells.append(f'<c r="{at}" t="inlineStr"><is><t>{_xml_escape(value)}</t></is></c>')
+        data.append(f'<row r="{r}">{"".join(cells)}</row>')
+    parts = {
+        "[Content_Types].xml": (
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+            '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>'
+        ),
+        "_rels/.rels": (
+            f'<Relationships xmlns="{rels}"><Relationship Id="rId1" '
+            f'Type="{doc}/officeDocument" Target="xl/workbook.xml"/></Relationships>'
+        ),
+        "xl/workbook.xml": (
+            f'<workbook xmlns="{main}" xmlns:r="{doc}"><sheets>'
+            f'<sheet name="{_xml_escape(sheet)}" sheetId="1" r:id="rId1"/></sheets></workbook>'
+        ),
+        "xl/_rels/workbook.xml.rels": (
+            f'<Relationships xmlns="{rels}"><Relationship Id="rId1" '
+            f'Type="{doc}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>'
+        ),
+        "xl/worksheets/sheet1.xml": (
+            f'<worksheet xmlns="{main}"><sheetData>{"".join(data)}</sheetData></worksheet>'
+        ),
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as book:
+        for name, text in parts.items():
+            info = zipfile.ZipInfo(name, date_time=(2024, 6, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            book.writestr(info, text)
+    return out.getvalue()
+
+
+def build_form(spec: dict, sources: Sources, seed: int = SEED) -> dict[str, str | bytes]:
+    """{relative path: text or bytes} of `spec`'s base competition in `spec`'s form."""
+    base = next(s for s in SPECS if s["slug"] == spec["base"])
+    files: dict[str, str | bytes] = dict(build(base, sources, seed))
+    config = json.loads(files["config.json"])
+    config["slug"] = spec["slug"]
+    config["info"]["form"] = spec["form"]
+    config["info"]["base"] = spec["base"]
+    note = ""
+    if spec["form"] == "side-table":
+        rng = random.Random(f"{seed}:{spec['slug']}")
+        train, test = _csv_rows(files["public/train.csv"]), _csv_rows(files["public/test.csv"])
+        side = spec["side"]
+        moved = [train[0].index(c) for c in side]
+        table = [[r[0]] + [r[j] for j in moved] for r in train[1:] + test[1:]]
+        rng.shuffle(table)
+        kept = [j for j in range(len(train[0])) if j not in moved]
+        kept_test = [j for j in range(len(test[0])) if test[0][j] not in side]
+        files["public/train.csv"] = _csv_text(
+            [train[0][j] for j in kept], [[r[j] for j in kept] for r in train[1:]]
+        )
+        files["public/test.csv"] = _csv_text(
+            [test[0][j] for j in kept_test], [[r[j] for j in kept_test] for r in test[1:]]
+        )
+        files[f"public/{spec['table']}"] = _csv_text(["id"] + side, table)
+        config["info"]["side_table"] = {"table": spec["table"], "key": "id", "columns": side}
+        note = (
+            f"\n\n## Files in this form\n\nThe columns {', '.join(f'`{c}`' for c in side)} are "
+            f"not in `train.csv` and `test.csv`: they are in `{spec['table']}`, one row per "
+            "application of either table, keyed by `id`.\n"
+        )
+    elif spec["form"] == "xlsx":
+        train = _csv_rows(files.pop("public/train.csv"))
+        files["public/train.xlsx"] = xlsx_bytes(train)
+        note = (
+            "\n\n## Files in this form\n\nThe training table is shipped as an Excel "
+            "workbook, `train.xlsx` (one sheet, the same columns); `test.csv` and "
+            "`sample_submission.csv` are CSV.\n"
+        )
+    files["config.json"] = json.dumps(config, indent=2) + "\n"
+    files["public/description.md"] = files["public/description.md"] + note
+    return files
+
+
 def build_shaped(spec: dict, sources: Sources, seed: int = SEED) -> dict[str, str]:
     """{relative path: text} of a competition of another submission shape (grade_shapes.py's
     config): a seeded sample of rows, a random split, ids from a seeded permutation."""
@@ -1042,13 +1184,13 @@ Missing values are empty fields.
 def write_files(root: Path, files: dict[str, str | bytes]) -> None:
     if root.exists():
         shutil.rmtree(root)
-    for rel, text in files.items():
+    for rel, content in files.items():
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(text, bytes):  # the image competitions' pictures
-            p.write_bytes(text)
+        if isinstance(content, bytes):
+            p.write_bytes(content)
         else:
-            p.write_text(text, encoding="utf-8", newline="")
+            p.write_text(content, encoding="utf-8", newline="")
 
 
 def demo_source_md(cfg: dict) -> str:
@@ -1145,9 +1287,12 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--list", action="store_true", help="list the competitions and exit")
     args = ap.parse_args(argv)
-    specs = SPECS + [DEMO] + SHAPED_SPECS + IMAGE_SPECS
+    specs = SPECS + [DEMO] + SHAPED_SPECS + IMAGE_SPECS + FORM_SPECS
     if args.list:
         for s in specs:
+            if s in FORM_SPECS:
+                print(f"{s['slug']:24s} {s['form']:10s} of {s['base']}")
+                continue
             source = s["source"] if s in IMAGE_SPECS else f"{s['source'][0]}:{s['source'][1]}"
             kind = s.get("task", s.get("shape", "images"))
             print(f"{s['slug']:24s} {kind:10s} {s['metric']:9s} {source}")
@@ -1162,6 +1307,10 @@ def main(argv=None) -> int:
         write_demo(build(DEMO, sources))
     for spec in specs:
         if only and spec["slug"] not in only:
+            continue
+        if spec in FORM_SPECS:
+            write_files(args.out / spec["slug"], build_form(spec, sources, args.seed))
+            print(f"{spec['slug']:24s} {spec['form']:10s} of {spec['base']}")
             continue
         if spec is DEMO:
             files = demo_files(sources, args.seed)

@@ -129,6 +129,11 @@ impl ClaimDir {
         self.path.join("holdout")
     }
 
+    /// Where the claim's copy of the competition with its spreadsheets as CSV goes.
+    pub(crate) fn converted_tables(&self) -> PathBuf {
+        self.path.join("tables")
+    }
+
     /// Removes the claim's folder, and the job's if that leaves it empty.
     pub(crate) async fn remove(mut self) {
         self.armed = false;

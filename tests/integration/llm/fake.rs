@@ -271,6 +271,7 @@ pub(crate) fn analysis() -> CompetitionAnalysis {
         description: None,
         media: None,
         images: None,
+        tables: Default::default(),
     }
 }
 

@@ -7,17 +7,20 @@
 //! values, and the metric from the description. The result, [`CompetitionAnalysis`], goes into the
 //! job's logs, the baseline generator's choices and the LLM prompt.
 
+pub mod convert;
 mod images;
 mod metric;
 pub(crate) mod profile;
 mod shape;
+pub(crate) mod tables;
 mod types;
 
 use std::path::{Path, PathBuf};
 
 pub use types::{
-    ColumnProfile, ColumnType, CompetitionAnalysis, DataFile, ImageFolder, ImageSet, MediaFiles,
-    MediaKind, Metric, PredictionKind, SubmissionShape, TableProfile, TaskKind,
+    ColumnProfile, ColumnType, CompetitionAnalysis, DataFile, ImageFolder, ImageSet, LinkKind,
+    MediaFiles, MediaKind, Metric, PredictionKind, SideTable, SubmissionShape, TableLink,
+    TableProfile, Tables, TaskKind,
 };
 
 /// Most distinct target values a classification task may have.
@@ -52,6 +55,24 @@ pub enum AnalyseError {
     /// The files do not fit together.
     #[error("{0}")]
     Invalid(String),
+    /// The data needs more memory than the WASI guest can address, and the job may not run
+    /// on Docker.
+    #[error("{sizes}: {fix}")]
+    TooLargeForGuest {
+        /// The sizes: rows, columns, bytes on disk, the estimate and the guest's limit.
+        sizes: String,
+        /// What to change.
+        fix: String,
+    },
+    /// A converted table could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The folder could not be listed.
     #[error("cannot list {dir}: {source}")]
     Io {
@@ -96,6 +117,20 @@ pub fn analyse(
         .iter()
         .filter(|f| f.path.to_lowercase().ends_with(".csv"))
         .collect();
+    for (role, names) in [
+        ("training table", &["train", "training"][..]),
+        ("test table", &["test", "testing"][..]),
+        (
+            "sample submission",
+            &["sample_submission", "submission"][..],
+        ),
+    ] {
+        if pick(&csvs, names).is_none()
+            && let Some(message) = convert::unreadable_table(&files, names, role)
+        {
+            return Err(AnalyseError::Invalid(message));
+        }
+    }
     let sample_path = pick(
         &csvs,
         &[
@@ -199,6 +234,16 @@ pub fn analyse(
         id_column: &id_column,
     };
     let found = shape::infer(&tables, &target_columns, metric)?;
+    // The role tables; an image competition may have no test table.
+    let roles: Vec<&str> = [
+        Some(train_path.as_str()),
+        test_path.as_deref(),
+        Some(sample_path.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let side = tables::find(dir, &files, &roles, &train, &test, &id_column);
     let description = text
         .description
         .as_ref()
@@ -220,6 +265,7 @@ pub fn analyse(
         description,
         media,
         images: image_set,
+        tables: side,
     })
 }
 
@@ -335,7 +381,7 @@ fn pick(csvs: &[&DataFile], names: &[&str]) -> Option<String> {
 }
 
 /// Every regular file under `dir` (not following symlinks), relative, sorted.
-fn list_files(dir: &Path) -> Result<Vec<DataFile>, AnalyseError> {
+pub(crate) fn list_files(dir: &Path) -> Result<Vec<DataFile>, AnalyseError> {
     let mut files = Vec::new();
     let mut pending = vec![(dir.to_path_buf(), 0usize)];
     while let Some((folder, depth)) = pending.pop() {
@@ -699,6 +745,88 @@ mod tests {
             .expect_err("no test table")
             .to_string();
         assert!(error.contains("3 audio files"), "{error}");
+    }
+
+    #[test]
+    fn side_tables_are_listed_with_their_keys_and_how_they_join() {
+        let dir = competition(&[
+            (
+                "train.csv",
+                "id,store_id,x,y\n1,s1,1.5,0\n2,s2,2.5,1\n3,s1,3.5,1\n4,s3,0.5,0\n",
+            ),
+            ("test.csv", "id,store_id,x\n5,s2,1.0\n6,s9,2.0\n"),
+            ("sample_submission.csv", "id,y\n5,0\n6,0\n"),
+            // A lookup: one row per store, stores repeat in training.
+            (
+                "stores.csv",
+                "store_id,size,city\ns1,10,a\ns2,20,b\ns3,30,a\n",
+            ),
+            // One row per training or test row, by the row id.
+            (
+                "extra/details.csv",
+                "id,colour\n1,red\n2,blue\n3,red\n4,green\n5,red\n6,blue\n",
+            ),
+            // Several rows per row id.
+            ("visits.csv", "id,minutes\n1,3\n1,4\n2,5\n5,6\n5,1\n"),
+            // Nothing in common with training.
+            ("holidays.csv", "day,name\n2020-01-01,new year\n"),
+        ]);
+        let a = analyse(dir.path(), "shops", &CompetitionText::default()).expect("analysis");
+        assert_eq!(a.tables.train_keys, ["id", "store_id"]);
+        assert_eq!(a.tables.test_keys, ["id", "store_id"]);
+        type Joined<'a> = (&'a str, Option<(&'a str, LinkKind, bool)>);
+        let found: Vec<Joined<'_>> = a
+            .tables
+            .side
+            .iter()
+            .map(|t| {
+                (
+                    t.table.path.as_str(),
+                    t.link.as_ref().map(|l| (l.key.as_str(), l.kind, l.row_id)),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("extra/details.csv", Some(("id", LinkKind::OneToOne, true))),
+                ("holidays.csv", None),
+                ("stores.csv", Some(("store_id", LinkKind::ManyToOne, false))),
+                ("visits.csv", Some(("id", LinkKind::OneToMany, true))),
+            ]
+        );
+        let stores = a.tables.side.iter().find(|t| t.table.path == "stores.csv");
+        let link = stores.and_then(|t| t.link.clone()).expect("stores link");
+        // Every training store is there; one of the two test stores is not.
+        assert!((link.train_matched - 1.0).abs() < 1e-12);
+        assert!((link.test_matched - 0.5).abs() < 1e-12);
+        let visits = a.tables.side.iter().find(|t| t.table.path == "visits.csv");
+        let link = visits.and_then(|t| t.link.clone()).expect("visits link");
+        assert!((link.train_matched - 0.5).abs() < 1e-12);
+        assert_eq!(
+            a.tables.side[2].table.columns[1].dtype,
+            ColumnType::Integer,
+            "side columns are typed"
+        );
+    }
+
+    #[test]
+    fn a_side_table_that_cannot_be_read_is_left_out_not_fatal() {
+        let dir = competition(&[
+            ("train.csv", "id,x,y\n1,1,0\n2,2,1\n"),
+            ("test.csv", "id,x\n3,1\n"),
+            ("sample_submission.csv", "id,y\n3,0\n"),
+            ("broken.csv", "id,a\n1,2,3,4\n"),
+            ("fine.csv", "id,a\n1,2\n"),
+        ]);
+        let a = analyse(dir.path(), "b", &CompetitionText::default()).expect("analysis");
+        let paths: Vec<&str> = a
+            .tables
+            .side
+            .iter()
+            .map(|t| t.table.path.as_str())
+            .collect();
+        assert_eq!(paths, ["fine.csv"]);
     }
 
     /// Each sample the files do not settle, and the columns its error must name.

@@ -349,6 +349,9 @@ pub struct CompetitionAnalysis {
     /// The image files the rows name, for an image competition.
     #[serde(default)]
     pub images: Option<ImageSet>,
+    /// The other tables and every table's keys: how side tables join the training rows.
+    #[serde(default)]
+    pub tables: Tables,
 }
 
 impl CompetitionAnalysis {
@@ -374,4 +377,76 @@ impl CompetitionAnalysis {
             _ => Metric::Accuracy,
         })
     }
+}
+
+/// How a side table's rows match the training table's rows on a shared key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkKind {
+    /// The key is unique on both sides: at most one side row per training row and back.
+    OneToOne,
+    /// The key is unique in the side table but repeats in training (a lookup, such as a
+    /// table of stores): still at most one side row per training row.
+    ManyToOne,
+    /// The key repeats in the side table: several side rows per training row, which a model
+    /// takes as aggregates.
+    OneToMany,
+}
+
+impl LinkKind {
+    /// The kind as the logs, the prompt and the baseline's configuration spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OneToOne => "one-to-one",
+            Self::ManyToOne => "many-to-one",
+            Self::OneToMany => "one-to-many",
+        }
+    }
+
+    /// Whether each training row matches at most one side row, so the side columns join
+    /// onto it as they are.
+    pub fn is_lookup(self) -> bool {
+        matches!(self, Self::OneToOne | Self::ManyToOne)
+    }
+}
+
+/// A side table's key shared with the training table, and how the rows match on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableLink {
+    /// The column both tables have.
+    pub key: String,
+    /// How the rows match.
+    pub kind: LinkKind,
+    /// Whether the key is the competition's row id (the test table's and submission's id).
+    pub row_id: bool,
+    /// Share of training rows whose key the side table has, 0 to 1.
+    pub train_matched: f64,
+    /// Share of test rows whose key the side table has, 0 to 1 (0 when test lacks the key).
+    pub test_matched: f64,
+}
+
+/// A table of the competition other than train, test and sample submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SideTable {
+    /// Its profile.
+    pub table: TableProfile,
+    /// Its id-like columns (by name and type), unique or not.
+    pub keys: Vec<String>,
+    /// How it joins the training table, if it shares an id-like column with it.
+    pub link: Option<TableLink>,
+}
+
+/// The competition's tables beyond the three the task is read from, and every table's keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tables {
+    /// The id-like columns of the training table.
+    pub train_keys: Vec<String>,
+    /// The id-like columns of the test table.
+    pub test_keys: Vec<String>,
+    /// Every other table, in path order.
+    pub side: Vec<SideTable>,
+    /// Tables converted to CSV by the host before the analysis read them (`train.xlsx` as
+    /// `train.csv`), as (original, converted) paths.
+    #[serde(default)]
+    pub converted: Vec<(String, String)>,
 }

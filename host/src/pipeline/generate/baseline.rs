@@ -119,7 +119,7 @@ fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
         .collect();
     let rows = analysis.train.rows;
     let train_targets = analysis.shape.train_targets();
-    let features: Vec<&str> = analysis
+    let mut features: Vec<String> = analysis
         .train
         .columns
         .iter()
@@ -128,15 +128,20 @@ fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
         .filter(|c| test_columns.contains(&c.name.as_str()))
         .filter(|c| !looks_like_row_key(&c.name, c.dtype, c.distinct, rows))
         .filter(|c| !names_images(analysis, &c.name))
-        .map(|c| c.name.as_str())
+        .map(|c| c.name.clone())
         .collect();
-    let types: serde_json::Map<String, serde_json::Value> = analysis
+    let mut types: serde_json::Map<String, serde_json::Value> = analysis
         .train
         .columns
         .iter()
-        .filter(|c| features.contains(&c.name.as_str()))
+        .filter(|c| features.contains(&c.name))
         .map(|c| (c.name.clone(), json!(c.dtype)))
         .collect();
+    let (joins, joined) = super::joins::plan(analysis);
+    for (name, dtype) in joined {
+        types.insert(name.clone(), json!(dtype));
+        features.push(name);
+    }
     let metric = analysis.scored_metric();
     // The class each probability column holds, in the submission's order.
     let column_classes = match &analysis.shape {
@@ -162,6 +167,7 @@ fn config(analysis: &CompetitionAnalysis) -> serde_json::Value {
         "features": features,
         "types": types,
         "images": images_config(analysis),
+        "joins": joins,
     })
 }
 
@@ -325,6 +331,7 @@ mod tests {
             description: None,
             media: None,
             images: None,
+            tables: Default::default(),
         };
         let config = config(&analysis);
         assert_eq!(config["features"], json!(["Age", "Sex"]));

@@ -33,6 +33,9 @@
 # or ordered labels scored by kappa ("ordinal": a regression, then the cut points between
 # labels that kappa rewards, chosen out of fold).
 #
+# Side tables (CONFIG["joins"]) are joined onto train and test on their shared key first: a
+# lookup (at most one side row per row) as it is, a one-to-many table as per-key aggregates.
+#
 # Every function takes what it needs as arguments, so each step can be run and tested alone.
 import math
 import sys
@@ -96,6 +99,44 @@ def read_tables(config, input_dir="/input"):
     sample = pd.read_csv(f"{input_dir}/{config['sample_submission']}", dtype=names or None)
     train = train[train[config["targets"]].notna().all(axis=1)].reset_index(drop=True)
     return train, test, sample
+
+
+def side_part(side, join):
+    """The columns `join` adds, one row per key value (as text), from the side table `side`."""
+    key, columns = join["key"], join["columns"]
+    keys = side[key].astype(str)
+    if join["kind"] == "lookup":
+        part = side[list(columns)].rename(columns=columns)
+        part.index = keys
+        return part[~part.index.duplicated(keep="first")]
+    grouped = side[list(columns)].apply(pd.to_numeric, errors="coerce").groupby(keys)
+    parts = {}
+    for column, name in columns.items():
+        for stat in ("mean", "min", "max"):
+            parts[f"{name}_{stat}"] = grouped[column].agg(stat)
+    parts[join["count"]] = keys.value_counts()
+    return pd.DataFrame(parts)
+
+
+def join_side_tables(frames, joins, input_dir="/input"):
+    """`frames` (train and test) with the columns of each side table in `joins` added by key,
+    in their row order; a row without a side row gets missing values (a count of 0)."""
+    frames = list(frames)
+    for join in joins:
+        side = pd.concat(
+            [pd.read_csv(f"{input_dir}/{path}") for path in join["tables"]], ignore_index=True
+        )
+        part = side_part(side, join)
+        for i, frame in enumerate(frames):
+            if join["key"] not in frame:
+                continue
+            added = part.reindex(frame[join["key"]].astype(str).to_numpy())
+            added.index = frame.index
+            if join["kind"] != "lookup":
+                added[join["count"]] = added[join["count"]].fillna(0)
+            frames[i] = pd.concat([frame, added], axis=1)
+        print(f"joined {', '.join(join['tables'])} on {join['key']} ({join['kind']})")
+    return frames
 
 
 # The metric one column is scored by, for a metric that averages over the columns.
@@ -999,6 +1040,7 @@ def main(config, input_dir="/input", output_dir="/output"):
     """The whole pipeline for `config` (the analysis's facts, as the generator writes them):
     reads the tables from `input_dir` and writes `output_dir`/submission.csv."""
     train, test, sample = read_tables(config, input_dir)
+    train, test = join_side_tables((train, test), config.get("joins", []), input_dir)
     names, types = config["features"], config["types"]
     # [images]
     if config.get("images"):

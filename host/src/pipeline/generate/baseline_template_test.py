@@ -1180,6 +1180,94 @@ class ImageTests(unittest.TestCase):
         self.assertGreater(accuracy, 0.9)
         self.assertIn("images: 100 of 120 training rows used (a seeded sample)", printed)
         self.assertIn("images: 100 training and 40 to predict, 12x12 grey and colour,", printed)
+class JoinTests(unittest.TestCase):
+    """Side tables joined onto train and test by key, in their row order."""
+
+    def test_a_lookup_joins_as_it_is_and_one_to_many_as_aggregates(self):
+        train = pd.DataFrame({"id": [1, 2, 3], "store": ["s1", "s2", "s1"], "y": [0, 1, 1]})
+        test = pd.DataFrame({"id": [4, 5], "store": ["s2", "s9"]})
+        with tempfile.TemporaryDirectory() as folder:
+            pd.DataFrame({"store": ["s1", "s2"], "size": [10, 20]}).to_csv(
+                os.path.join(folder, "stores.csv"), index=False
+            )
+            pd.DataFrame({"id": [1, 1, 4, 3], "minutes": [3, 5, 7, None]}).to_csv(
+                os.path.join(folder, "visits.csv"), index=False
+            )
+            joins = [
+                {
+                    "tables": ["stores.csv"],
+                    "key": "store",
+                    "kind": "lookup",
+                    "columns": {"size": "store_size"},
+                },
+                {
+                    "tables": ["visits.csv"],
+                    "key": "id",
+                    "kind": "aggregate",
+                    "columns": {"minutes": "visits_minutes"},
+                    "count": "visits_count",
+                },
+            ]
+            (train, test), printed = quietly(bt.join_side_tables, (train, test), joins, folder)
+        self.assertIn("joined visits.csv on id (aggregate)", printed)
+        self.assertEqual(list(train["id"]), [1, 2, 3])
+        self.assertEqual(list(train["store_size"]), [10, 20, 10])
+        self.assertEqual(list(train["visits_minutes_mean"].fillna(-1)), [4.0, -1, -1])
+        self.assertEqual(list(train["visits_minutes_max"].fillna(-1)), [5.0, -1, -1])
+        self.assertEqual(list(train["visits_count"]), [2, 0, 1])
+        self.assertEqual(list(test["store_size"].fillna(-1)), [20, -1])
+        self.assertEqual(list(test["visits_count"]), [1, 0])
+
+    def test_the_pipeline_learns_from_a_joined_side_table(self):
+        random = np.random.RandomState(12)
+        rows = 240
+        ids = np.arange(rows) + 100
+        signal = random.normal(size=rows)
+        noise = random.normal(size=rows)
+        target = 3 * signal + 0.1 * random.normal(size=rows)
+        cut = rows * 3 // 4
+        with tempfile.TemporaryDirectory() as folder:
+            pd.DataFrame({"id": ids[:cut], "noise": noise[:cut], "target": target[:cut]}).to_csv(
+                os.path.join(folder, "train.csv"), index=False
+            )
+            pd.DataFrame({"id": ids[cut:], "noise": noise[cut:]}).to_csv(
+                os.path.join(folder, "test.csv"), index=False
+            )
+            pd.DataFrame({"id": ids[cut:], "target": 0.0}).to_csv(
+                os.path.join(folder, "sample_submission.csv"), index=False
+            )
+            # The side table in another row order than the tables it joins.
+            pd.DataFrame({"id": ids[::-1], "signal": signal[::-1]}).to_csv(
+                os.path.join(folder, "details.csv"), index=False
+            )
+            config = {
+                "train": "train.csv",
+                "test": "test.csv",
+                "sample_submission": "sample_submission.csv",
+                "id_column": "id",
+                "shape": "single",
+                "targets": ["target"],
+                "target_columns": ["target"],
+                "task": "regression",
+                "prediction": "value",
+                "metric": "rmse",
+                "features": ["noise", "signal"],
+                "types": {"noise": "float", "signal": "float"},
+                "joins": [
+                    {
+                        "tables": ["details.csv"],
+                        "key": "id",
+                        "kind": "lookup",
+                        "columns": {"signal": "signal"},
+                    }
+                ],
+            }
+            _, printed = quietly(bt.main, config, input_dir=folder, output_dir=folder)
+            submission = pd.read_csv(os.path.join(folder, "submission.csv"))
+        self.assertIn("joined details.csv on id (lookup)", printed)
+        self.assertEqual(list(submission["id"]), list(ids[cut:]))
+        error = np.sqrt(np.mean((submission["target"].to_numpy() - target[cut:]) ** 2))
+        self.assertLess(error, 0.2 * target.std())
 
 
 if __name__ == "__main__":

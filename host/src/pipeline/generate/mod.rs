@@ -22,6 +22,7 @@ mod anthropic;
 mod config;
 mod extract;
 mod http;
+mod joins;
 mod openai;
 mod prompt;
 

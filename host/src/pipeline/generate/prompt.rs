@@ -267,6 +267,8 @@ fn summary(a: &CompetitionAnalysis) -> String {
             table_text("the table to predict", &a.test)
         } else if file.path == a.sample_submission.path {
             table_text("the sample submission", &a.sample_submission)
+        } else if let Some(side) = a.tables.side.iter().find(|t| t.table.path == file.path) {
+            side_table_text(side)
         } else {
             String::new()
         };
@@ -298,7 +300,61 @@ fn summary(a: &CompetitionAnalysis) -> String {
     ] {
         rows_text(&mut s, role, table);
     }
+    for side in &a.tables.side {
+        rows_text(&mut s, "side table", &side.table);
+    }
+    for (original, converted) in &a.tables.converted {
+        let _ = writeln!(
+            s,
+            "/input/{converted} is /input/{original} converted to CSV by the host: read the CSV."
+        );
+    }
     s
+}
+
+/// What a side table is and how it joins the training rows, typed per column.
+fn side_table_text(side: &crate::pipeline::analyse::SideTable) -> String {
+    let typed: Vec<String> = side
+        .table
+        .columns
+        .iter()
+        .take(SUMMARY_COLUMNS)
+        .map(|c| {
+            format!(
+                "`{}` ({})",
+                c.name,
+                crate::pipeline::analyse::tables::dtype_name(c.dtype)
+            )
+        })
+        .collect();
+    let more = side.table.columns.len().saturating_sub(SUMMARY_COLUMNS);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    let join = match &side.link {
+        Some(link) => format!(
+            "; joins the training table on {key}{row_id}, {kind} ({}; {:.0}% of training rows \
+             and {:.0}% of test rows have a match)",
+            if link.kind.is_lookup() {
+                "at most one side row per training row: merge it as it is"
+            } else {
+                "several side rows per training row: aggregate them per key before merging"
+            },
+            link.train_matched * 100.0,
+            link.test_matched * 100.0,
+            key = format_args!("`{}`", link.key),
+            row_id = if link.row_id { " (the row id)" } else { "" },
+            kind = link.kind.name(),
+        ),
+        None => "; shares no id-like column with the training table".to_owned(),
+    };
+    format!(
+        ": a side table, {} rows, columns {}{more}{join}",
+        side.table.rows,
+        typed.join(", ")
+    )
 }
 
 /// The header and first rows of a table, as CSV-like lines (cells already bounded by the
@@ -482,7 +538,11 @@ fn analysis_json(analysis: &CompetitionAnalysis) -> String {
         return full;
     }
     let mut slim = analysis.clone();
-    for table in [&mut slim.train, &mut slim.test, &mut slim.sample_submission] {
+    let side = slim.tables.side.iter_mut().map(|t| &mut t.table);
+    for table in [&mut slim.train, &mut slim.test, &mut slim.sample_submission]
+        .into_iter()
+        .chain(side)
+    {
         for column in &mut table.columns {
             column.examples.clear();
         }
@@ -567,6 +627,7 @@ mod tests {
             description: Some("Predict survival on the Titanic.".to_owned()),
             media: None,
             images: None,
+            tables: Default::default(),
         }
     }
 
@@ -609,6 +670,56 @@ mod tests {
         );
         assert!(user.contains("rmse, lower is better"), "{user}");
         assert!(!user.contains("previous script failed"), "{user}");
+    }
+
+    #[test]
+    fn side_tables_are_shown_typed_with_their_join_and_first_rows() {
+        use crate::pipeline::analyse::{LinkKind, SideTable, TableLink};
+        let mut analysis = analysis();
+        analysis.files.push(DataFile {
+            path: "cabins.csv".to_owned(),
+            bytes: 900,
+        });
+        let mut cabins = TableProfile {
+            path: "cabins.csv".to_owned(),
+            rows: 891,
+            columns: vec![
+                column("PassengerId", ColumnType::Integer),
+                column("Deck", ColumnType::Categorical),
+            ],
+            head: vec![vec!["1".to_owned(), "C".to_owned()]],
+        };
+        cabins.columns[1].examples = vec!["C".to_owned()];
+        analysis.tables.side.push(SideTable {
+            table: cabins,
+            keys: vec!["PassengerId".to_owned()],
+            link: Some(TableLink {
+                key: "PassengerId".to_owned(),
+                kind: LinkKind::OneToOne,
+                row_id: true,
+                train_matched: 1.0,
+                test_matched: 0.5,
+            }),
+        });
+        analysis.tables.converted = vec![("cabins.xlsx".to_owned(), "cabins.csv".to_owned())];
+        let user = build_prompt(&request(&analysis, None)).user;
+        assert!(
+            user.contains(
+                "- /input/cabins.csv (900 B): a side table, 891 rows, columns `PassengerId` \
+                 (integer), `Deck` (categorical); joins the training table on `PassengerId` \
+                 (the row id), one-to-one (at most one side row per training row: merge it as \
+                 it is; 100% of training rows and 50% of test rows have a match)"
+            ),
+            "{user}"
+        );
+        assert!(
+            user.contains("The first rows of the side table /input/cabins.csv:\n    PassengerId,Deck\n    1,C\n"),
+            "{user}"
+        );
+        assert!(
+            user.contains("/input/cabins.csv is /input/cabins.xlsx converted to CSV by the host"),
+            "{user}"
+        );
     }
 
     /// The comma-separated list that follows `intro` in `text`, up to the next `.`.

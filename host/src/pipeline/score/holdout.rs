@@ -4,7 +4,8 @@
 //! A candidate first runs in a *holdout view* of the competition: a folder in the same layout
 //! whose training table holds only the fit rows, whose test table holds the holdout rows
 //! without their targets, and whose sample submission lists those rows' ids. The holdout's
-//! answers stay in the host's memory ([`Answers`]) and score what the candidate writes. Every
+//! answers stay in the host's memory ([`Answers`]) and score what the candidate writes. Side
+//! tables keyed by the row id are filtered the way the training table is (see `side`). Every
 //! other file of the competition is linked into the view unchanged, unless it carries a target
 //! column next to the id: then the answers would leak through it, and the split is refused
 //! (the job runs single-shot instead).
@@ -59,6 +60,9 @@ pub struct HoldoutSpec {
     pub seed: u64,
     /// Where the rows' pictures are, for an image competition.
     pub images: Option<ImageRoles>,
+    /// Side tables keyed by the id column, relative to the competition folder: filtered in
+    /// the view the way the training table is (see `side`).
+    pub row_tables: Vec<String>,
 }
 
 /// The pictures' folders and naming rules of an image competition, per role.
@@ -133,13 +137,13 @@ fn csv_err(context: impl Into<String>) -> impl FnOnce(csv::Error) -> HoldoutErro
     move |source| HoldoutError::Csv { context, source }
 }
 
-struct Table {
-    header: csv::StringRecord,
-    rows: Vec<csv::StringRecord>,
+pub(crate) struct Table {
+    pub(crate) header: csv::StringRecord,
+    pub(crate) rows: Vec<csv::StringRecord>,
 }
 
 impl Table {
-    fn read(path: &Path) -> Result<Self, HoldoutError> {
+    pub(crate) fn read(path: &Path) -> Result<Self, HoldoutError> {
         let shown = path.display().to_string();
         let mut reader = csv::ReaderBuilder::new()
             .flexible(false)
@@ -156,12 +160,12 @@ impl Table {
         Ok(Self { header, rows })
     }
 
-    fn column(&self, name: &str) -> Option<usize> {
+    pub(crate) fn column(&self, name: &str) -> Option<usize> {
         self.header.iter().position(|h| h == name)
     }
 }
 
-fn write(
+pub(crate) fn write(
     path: &Path,
     header: &csv::StringRecord,
     rows: &[Vec<String>],
@@ -401,6 +405,31 @@ pub fn build_view(source: &Path, view: &Path, spec: &HoldoutSpec) -> Result<Answ
         .collect();
     write(&view.join(&spec.sample), &sample.header, &sample_rows)?;
 
+    if !spec.row_tables.is_empty() {
+        if train_id.is_none() {
+            return Err(HoldoutError::Columns(format!(
+                "side tables are keyed by {:?}, which the training table lacks",
+                spec.id_column
+            )));
+        }
+        let ids: Vec<String> = (0..train.rows.len()).map(id_of).collect();
+        let row_ids = super::side::RowIds {
+            fit: (0..ids.len())
+                .filter(|i| !held.contains(i))
+                .map(|i| ids[i].as_str())
+                .collect(),
+            held: chosen.iter().map(|&i| ids[i].as_str()).collect(),
+        };
+        super::side::write_row_tables(
+            source,
+            view,
+            &spec.row_tables,
+            &spec.id_column,
+            &spec.targets,
+            &row_ids,
+        )?;
+    }
+
     Ok(Answers {
         id_column: spec.id_column.clone(),
         columns: spec.targets.clone(),
@@ -419,7 +448,8 @@ pub fn build_view(source: &Path, view: &Path, spec: &HoldoutSpec) -> Result<Answ
 
 fn is_table(spec: &HoldoutSpec, relative: &Path) -> bool {
     [&spec.train, &spec.test, &spec.sample]
-        .iter()
+        .into_iter()
+        .chain(&spec.row_tables)
         .any(|t| Path::new(t.as_str()) == relative)
 }
 
@@ -631,6 +661,7 @@ mod tests {
             fraction: 0.2,
             seed: 11,
             images: None,
+            row_tables: Vec::new(),
         }
     }
 
@@ -680,6 +711,117 @@ mod tests {
             fs::read_to_string(view.join("extra/notes.txt")).expect("test set-up"),
             "about the data"
         );
+    }
+
+    /// Every row of every CSV in `view`, with the file's header, by file.
+    fn every_table(view: &Path) -> Vec<(PathBuf, Table)> {
+        walk(view, Path::new(""), 0)
+            .expect("test set-up")
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+            .map(|p| {
+                let table = read(&view.join(&p));
+                (p, table)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn side_tables_keyed_by_row_id_are_filtered_and_carry_no_holdout_answer() {
+        let source = competition(100);
+        let (mut meta, mut details, mut labels) = (
+            String::from("id,colour\n"),
+            String::from("id,size\n"),
+            String::from("id,label,weight\n"),
+        );
+        for i in 0..100 {
+            meta.push_str(&format!("r{i},c{}\n", i % 4));
+            details.push_str(&format!("r{i},{}\n", i * 3));
+            labels.push_str(&format!(
+                "r{i},{},{i}\n",
+                if i % 3 == 0 { "yes" } else { "no" }
+            ));
+        }
+        details.push_str("t1,7\n");
+        let write_source = |name: &str, body: &str| {
+            fs::write(source.path().join(name), body).expect("test set-up");
+        };
+        write_source("train_meta.csv", &meta);
+        write_source("test_meta.csv", "id,colour\nt1,c9\n");
+        write_source("details.csv", &details);
+        write_source("train_labels.csv", &labels);
+        let mut spec = spec(Split::Stratified("label".into()));
+        spec.row_tables = [
+            "train_meta.csv",
+            "test_meta.csv",
+            "details.csv",
+            "train_labels.csv",
+        ]
+        .map(String::from)
+        .to_vec();
+        let views = tempfile::tempdir().expect("test set-up");
+        let view = views.path().join("view");
+        let answers = build_view(source.path(), &view, &spec).expect("a view");
+        let held: HashSet<&str> = answers.rows.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(held.len(), 20);
+
+        let ids = |name: &str| -> Vec<String> {
+            read(&view.join(name))
+                .rows
+                .iter()
+                .map(|r| r[0].to_owned())
+                .collect()
+        };
+        let fit_ids = ids("train.csv");
+        // The pair: fit rows on the training side, holdout rows on the test side (their own
+        // colours, not the real test row's).
+        assert_eq!(ids("train_meta.csv"), fit_ids);
+        let test_meta = read(&view.join("test_meta.csv"));
+        let moved: Vec<(&str, &str)> = test_meta.rows.iter().map(|r| (&r[0], &r[1])).collect();
+        let expected: Vec<(String, String)> = answers
+            .rows
+            .iter()
+            .map(|(id, _)| {
+                let i: usize = id[1..].parse().expect("test set-up");
+                (id.clone(), format!("c{}", i % 4))
+            })
+            .collect();
+        let expected: Vec<(&str, &str)> = expected
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(moved, expected);
+        // The shared table keeps fit and holdout rows, not the real test row.
+        let shared = ids("details.csv");
+        assert_eq!(shared.len(), 100);
+        assert!(!shared.iter().any(|id| id == "t1"));
+        // The table of labels keeps the fit rows only.
+        assert_eq!(ids("train_labels.csv"), fit_ids);
+
+        // No file of the view pairs a holdout id with a target value.
+        let answer_of: BTreeMap<&str, &str> = answers
+            .rows
+            .iter()
+            .map(|(id, a)| (id.as_str(), a[0].as_str()))
+            .collect();
+        for (path, table) in every_table(&view) {
+            let Some(label) = table.column("label") else {
+                continue;
+            };
+            for row in &table.rows {
+                for cell in row {
+                    if let Some(answer) = answer_of.get(cell) {
+                        assert!(
+                            row.get(label).is_none_or(
+                                |v| v.is_empty() || path == Path::new("sample_submission.csv")
+                            ),
+                            "{}: holdout row {cell} shows its label (answer {answer})",
+                            path.display()
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod blend;
 pub mod holdout;
 pub mod metrics;
 pub mod plan;
+mod side;
 
 use std::collections::HashMap;
 

@@ -62,6 +62,13 @@ pub fn holdout_spec(
             train: i.train.clone(),
             test: i.test.clone(),
         }),
+        row_tables: analysis
+            .tables
+            .side
+            .iter()
+            .filter(|t| t.link.as_ref().is_some_and(|l| l.row_id))
+            .map(|t| t.table.path.clone())
+            .collect(),
     })
 }
 

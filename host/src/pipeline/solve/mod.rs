@@ -17,6 +17,7 @@
 
 mod blend;
 mod job;
+mod route;
 mod search;
 mod types;
 
@@ -38,7 +39,7 @@ pub use types::{
     SolveEvent, SolveReport, Stage, ValidationSource,
 };
 
-use super::analyse::{CompetitionAnalysis, analyse};
+use super::analyse::{AnalyseError, CompetitionAnalysis, CompetitionText, analyse, convert};
 use super::generate::{
     DynGenerator, GenerateError, GeneratedCode, GenerationRequest, LlmUsage, PreviousAttempt,
 };
@@ -194,21 +195,53 @@ impl Solver {
         claim: &ClaimDir,
     ) -> Result<SolveReport, SolveError> {
         let started = Instant::now();
-        let analysis = timed(job, Stage::Analyse, 0, {
+        let (analysis, converted) = timed(job, Stage::Analyse, 0, {
             let (dir, slug, text) = (
                 competition.dir.clone(),
                 competition.slug.clone(),
                 competition.text.clone(),
             );
+            let dest = claim.converted_tables();
             let span = tracing::Span::current();
             async move {
-                tokio::task::spawn_blocking(move || span.in_scope(|| analyse(&dir, &slug, &text)))
-                    .await
-                    .map_err(|e| SolveError::Internal(e.to_string()))?
-                    .map_err(SolveError::Analyse)
+                tokio::task::spawn_blocking(move || {
+                    span.in_scope(|| analyse_converted(&dir, &dest, &slug, &text))
+                })
+                .await
+                .map_err(|e| SolveError::Internal(e.to_string()))?
+                .map_err(SolveError::Analyse)
             }
         })
         .await?;
+        // With spreadsheets, every later step reads the folder where they are CSV tables.
+        let prepared;
+        let competition = match converted {
+            Some(dir) => {
+                prepared = PreparedCompetition {
+                    slug: competition.slug.clone(),
+                    dir,
+                    text: competition.text.clone(),
+                    pin: competition.pin.clone(),
+                };
+                &prepared
+            }
+            None => competition,
+        };
+        let routed = match route::route(&analysis, job.policy, &self.sandboxes.available()) {
+            Ok(route::Route::AsIs) => None,
+            Ok(route::Route::DockerOnly(policy)) => Some(policy),
+            Err(error) => return Err(SolveError::Analyse(error)),
+        };
+        let routed_job = routed.as_deref().map(|policy| SolveJob {
+            id: job.id.clone(),
+            claim: job.claim.clone(),
+            policy,
+            cancel: job.cancel.clone(),
+            stop: job.stop.clone(),
+            events: job.events,
+            fence: job.fence,
+        });
+        let job = routed_job.as_ref().unwrap_or(job);
 
         let docker = job.policy.sandbox.backends.contains(&Backend::Docker)
             && self.sandboxes.available().contains(&Backend::Docker);
@@ -1066,6 +1099,23 @@ fn describe(split: &Split, rows: u64) -> String {
         "{:.0}% of {rows} training rows held out, {how}",
         HOLDOUT_FRACTION * 100.0
     )
+}
+
+/// Converts the spreadsheets of the competition in `dir` into `dest` (see `convert`) and
+/// analyses the result; the converted folder, if one was made, is returned with the analysis.
+fn analyse_converted(
+    dir: &Path,
+    dest: &Path,
+    slug: &str,
+    text: &CompetitionText,
+) -> Result<(CompetitionAnalysis, Option<PathBuf>), AnalyseError> {
+    let converted = convert::convert_spreadsheets(dir, dest)?;
+    let at = converted.as_ref().map_or(dir, |c| c.dir.as_path());
+    let mut analysis = analyse(at, slug, text)?;
+    if let Some(converted) = &converted {
+        analysis.tables.converted.clone_from(&converted.tables);
+    }
+    Ok((analysis, converted.map(|c| c.dir)))
 }
 
 /// Runs `work` as `stage` ([`staged`]), stopping it when the job is cancelled.
