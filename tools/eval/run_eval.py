@@ -293,6 +293,8 @@ def main(argv=None) -> int:
         slugs = [s for s in slugs if s in wanted]
     if not slugs:
         ap.error(f"no competitions in {args.comps} (run tools/eval/make_competitions.py)")
+    if args.native and shutil.which(str(args.native)) is None:
+        ap.error(f"--native {args.native} is not an executable")
     sides = {"A": resolved(args.solution)}
     if args.compare:
         sides["B"] = resolved(args.compare)
