@@ -7,6 +7,7 @@
 
 pub mod holdout;
 pub mod metrics;
+mod pictures;
 pub mod plan;
 
 use std::collections::HashMap;
