@@ -18,7 +18,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::pipeline::analyse::ImageFolder;
+pub use super::pictures::ImageRoles;
+use super::pictures::Pictures;
 
 /// Fewest training rows a holdout is taken from.
 pub const MIN_ROWS: usize = 20;
@@ -63,27 +64,6 @@ pub struct HoldoutSpec {
     /// Side tables keyed by the id column, relative to the competition folder: filtered in
     /// the view the way the training table is (see `side`).
     pub row_tables: Vec<String>,
-}
-
-/// The pictures' folders and naming rules of an image competition, per role.
-#[derive(Debug, Clone)]
-pub struct ImageRoles {
-    /// The training rows' pictures.
-    pub train: ImageFolder,
-    /// The pictures of the rows to predict.
-    pub test: ImageFolder,
-}
-
-impl ImageFolder {
-    /// The file, relative to the competition folder, of a row whose column holds `value`.
-    fn file(&self, value: &str) -> PathBuf {
-        Path::new(&self.folder).join(format!("{value}{}", self.suffix))
-    }
-}
-
-/// A picture's name in the view: nothing of the row's id, file name or folder survives.
-fn view_picture(i: usize, extension: &str) -> String {
-    format!("holdout-{i}{extension}")
 }
 
 /// The holdout rows' answers, by id, in the order of the view's test table.
@@ -137,6 +117,7 @@ fn csv_err(context: impl Into<String>) -> impl FnOnce(csv::Error) -> HoldoutErro
     move |source| HoldoutError::Csv { context, source }
 }
 
+/// A CSV table read whole, as text.
 pub(crate) struct Table {
     pub(crate) header: csv::StringRecord,
     pub(crate) rows: Vec<csv::StringRecord>,
@@ -518,7 +499,7 @@ fn link_others(
 }
 
 /// Links `from` to `to` (a copy where a link is refused), creating `to`'s folder.
-fn link(from: &Path, to: &Path, shown: &Path) -> Result<(), HoldoutError> {
+pub(super) fn link(from: &Path, to: &Path, shown: &Path) -> Result<(), HoldoutError> {
     if let Some(parent) = to.parent() {
         fs::create_dir_all(parent).map_err(io(format!("cannot create {}", parent.display())))?;
     }
@@ -528,106 +509,10 @@ fn link(from: &Path, to: &Path, shown: &Path) -> Result<(), HoldoutError> {
     Ok(())
 }
 
-/// Where an image competition's pictures go in the view: each holdout row's picture from the
-/// training folder to the test folder under a new name, the real test pictures nowhere.
-struct Pictures<'a> {
-    roles: &'a ImageRoles,
-    /// Whether the test pictures are named by the id column.
-    id_names_files: bool,
-    /// Each holdout row's training picture and extension (with its dot), by row.
-    held: BTreeMap<usize, (PathBuf, String)>,
-    /// Files kept out of the view: the holdout rows' pictures and the real test pictures.
-    left_out: HashSet<PathBuf>,
-}
-
-impl<'a> Pictures<'a> {
-    fn plan(
-        roles: &'a ImageRoles,
-        train: &Table,
-        test: &Table,
-        chosen: &[usize],
-        id_column: &str,
-    ) -> Result<Self, HoldoutError> {
-        let column = |table: &Table, name: &str, what: &str| {
-            table.column(name).ok_or_else(|| {
-                HoldoutError::Columns(format!(
-                    "the {what} has no column {name:?} naming its pictures"
-                ))
-            })
-        };
-        let train_at = column(train, &roles.train.column, "training table")?;
-        let test_at = column(test, &roles.test.column, "test table")?;
-        let mut left_out: HashSet<PathBuf> = test
-            .rows
-            .iter()
-            .map(|r| roles.test.file(r.get(test_at).unwrap_or("").trim()))
-            .collect();
-        let mut held = BTreeMap::new();
-        for &i in chosen {
-            let value = train.rows[i].get(train_at).unwrap_or("").trim();
-            let file = roles.train.file(value);
-            let extension = file
-                .extension()
-                .map(|e| format!(".{}", e.to_string_lossy()))
-                .unwrap_or_default();
-            left_out.insert(file.clone());
-            held.insert(i, (file, extension));
-        }
-        Ok(Self {
-            roles,
-            id_names_files: roles.test.column == id_column,
-            held,
-            left_out,
-        })
-    }
-
-    /// Whether the view's test table column `name` names the pictures and is not the id
-    /// column (which [`Self::view_id`] fills).
-    fn names_files(&self, name: &str) -> bool {
-        name == self.roles.test.column && !self.id_names_files
-    }
-
-    /// The value naming holdout row `i`'s picture in the view: the new file name, or its stem
-    /// when the test folder's rule adds the extension.
-    fn view_value(&self, i: usize) -> String {
-        if self.roles.test.suffix.is_empty() {
-            let extension = self.held.get(&i).map_or("", |(_, e)| e.as_str());
-            view_picture(i, extension)
-        } else {
-            view_picture(i, "")
-        }
-    }
-
-    /// Holdout row `i`'s id in the view.
-    fn view_id(&self, i: usize) -> String {
-        if self.id_names_files {
-            self.view_value(i)
-        } else {
-            view_picture(i, "")
-        }
-    }
-
-    /// Links each holdout row's picture into the view's test folder under its new name.
-    fn link(&self, source: &Path, view: &Path) -> Result<(), HoldoutError> {
-        for (&i, (file, _)) in &self.held {
-            let to = self.roles.test.file(&self.view_value(i));
-            let to = view.join(to);
-            let from = source.join(file);
-            if !from.is_file() {
-                return Err(HoldoutError::Columns(format!(
-                    "the holdout row {i}'s picture {} is not a file",
-                    file.display()
-                )));
-            }
-            link(&from, &to, file)?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::analyse::ImageFolder;
 
     /// A competition of `n` rows: id, a group key, a day, a feature and a two-class label.
     fn competition(n: usize) -> tempfile::TempDir {

@@ -8,6 +8,7 @@
 pub mod blend;
 pub mod holdout;
 pub mod metrics;
+mod pictures;
 pub mod plan;
 mod side;
 
