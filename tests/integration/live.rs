@@ -541,7 +541,10 @@ async fn a_search_journal_and_the_submission_provenance_reach_the_job_log() -> R
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     ensure!(status["status"] == "completed", "{status}");
-    ensure!(status["validation_score_source"] == "host" && status["candidates_tried"] == 2);
+    ensure!(
+        status["validation_score_source"] == "host" && status["candidates_tried"] == 2,
+        "{status}"
+    );
     let log = json(&host, &format!("/jobs/{id}/logs")).await?;
     let events = log["events"].as_array().context("events")?;
     let of = |kind: &str| -> Vec<&Value> { events.iter().filter(|e| e["kind"] == kind).collect() };
@@ -566,9 +569,12 @@ async fn a_search_journal_and_the_submission_provenance_reach_the_job_log() -> R
         attempts.len() >= 3,
         "two holdout runs and a final one: {log}"
     );
-    ensure!(attempts.iter().all(|a| a["candidate"].as_u64().is_some()
-        && a["fuel_used"].as_u64().is_some_and(|f| f > 0)
-        && a["code"].as_str().is_some_and(|c| !c.is_empty())));
+    ensure!(
+        attempts.iter().all(|a| a["candidate"].as_u64().is_some()
+            && a["fuel_used"].as_u64().is_some_and(|f| f > 0)
+            && a["code"].as_str().is_some_and(|c| !c.is_empty())),
+        "{log}"
+    );
     let terminal = of("terminal");
     let provenance = &terminal.last().context("terminal")?["provenance"];
     ensure!(
