@@ -152,7 +152,7 @@ fn each_sheet_becomes_a_csv_and_the_workbook_is_not_linked() {
     ]);
     let out = tempfile::tempdir().expect("tempdir");
     let dest = out.path().join("tables");
-    let converted = convert::convert_spreadsheets(source.path(), &dest)
+    let converted = convert::convert_tables(source.path(), &dest)
         .expect("converted")
         .expect("a spreadsheet was there");
     assert_eq!(
@@ -186,7 +186,7 @@ fn each_sheet_becomes_a_csv_and_the_workbook_is_not_linked() {
     // Without a spreadsheet nothing is made.
     let plain = folder(&[("train.csv", b"id,y\n1,0\n")]);
     assert_eq!(
-        convert::convert_spreadsheets(plain.path(), &out.path().join("none")).expect("listed"),
+        convert::convert_tables(plain.path(), &out.path().join("none")).expect("listed"),
         None
     );
     assert!(!out.path().join("none").exists());
@@ -196,7 +196,7 @@ fn each_sheet_becomes_a_csv_and_the_workbook_is_not_linked() {
 fn a_broken_or_empty_spreadsheet_is_a_clear_error() {
     let source = folder(&[("train.xlsx", b"not a zip at all")]);
     let out = tempfile::tempdir().expect("tempdir");
-    let error = convert::convert_spreadsheets(source.path(), &out.path().join("t"))
+    let error = convert::convert_tables(source.path(), &out.path().join("t"))
         .expect_err("unreadable")
         .to_string();
     assert!(
@@ -204,7 +204,7 @@ fn a_broken_or_empty_spreadsheet_is_a_clear_error() {
         "{error}"
     );
     let source = folder(&[("train.xlsx", &xlsx(&[("only", vec![])]))]);
-    let error = convert::convert_spreadsheets(source.path(), &out.path().join("u"))
+    let error = convert::convert_tables(source.path(), &out.path().join("u"))
         .expect_err("empty")
         .to_string();
     assert_eq!(

@@ -213,7 +213,7 @@ impl Solver {
             }
         })
         .await?;
-        // With spreadsheets, every later step reads the folder where they are CSV tables.
+        // With spreadsheets or parquet, every later step reads the folder where they are CSV.
         let prepared;
         let competition = match converted {
             Some(dir) => {
@@ -1101,7 +1101,8 @@ fn describe(split: &Split, rows: u64) -> String {
     )
 }
 
-/// Converts the spreadsheets of the competition in `dir` into `dest` (see `convert`) and
+/// Converts the spreadsheets and parquet files of the competition in `dir` into `dest` (see
+/// `convert`) and
 /// analyses the result; the converted folder, if one was made, is returned with the analysis.
 fn analyse_converted(
     dir: &Path,
@@ -1109,7 +1110,7 @@ fn analyse_converted(
     slug: &str,
     text: &CompetitionText,
 ) -> Result<(CompetitionAnalysis, Option<PathBuf>), AnalyseError> {
-    let converted = convert::convert_spreadsheets(dir, dest)?;
+    let converted = convert::convert_tables(dir, dest)?;
     let at = converted.as_ref().map_or(dir, |c| c.dir.as_path());
     let mut analysis = analyse(at, slug, text)?;
     if let Some(converted) = &converted {
