@@ -247,8 +247,12 @@ def fitting_target(y, task, metric, map_k=1):
     return Target(task, metric, y, False, classes, position, map_k)
 
 
+# Above this many training rows a target is large data: 3 folds, and the fast plan below.
+LARGE_ROWS = 30_000
+
+
 def fold_count(rows):
-    return 5 if rows <= 30_000 else 3
+    return 5 if rows <= LARGE_ROWS else 3
 
 
 # The cost rule. HistGradientBoosting grows one tree per class at every iteration, so a fit's
@@ -261,6 +265,12 @@ MANY_CLASSES = 8
 # Above this much work (rows x columns x trees per iteration) every candidate gets 3 folds
 # instead of 5: each fold is one more fit of each of them.
 FOLD_MAX_WORK = 1_000_000
+# Large data (above LARGE_ROWS rows) is fitted fast: early stopping lets the tuned learner run
+# for hundreds of iterations on each fold and its refit there, so it learns at twice the rate,
+# and it is fitted alone, the default and linear learners left out (on the two 40k-row local
+# competitions they added nothing on the test rows: README's cost section has the figures).
+LARGE_LEARNING_RATE = 0.2
+LARGE_LEFT_OUT = ("plain", "linear")
 
 
 class CostPlan(NamedTuple):
@@ -270,6 +280,7 @@ class CostPlan(NamedTuple):
     folds: int
     models: list  # the learners to build, in order
     left_out: list  # (learner, why) of those the rule took out
+    params: dict  # the tuned learner's hyper-parameters the rule sets (CONFIG["params"] wins)
 
 
 def trees_per_iteration(target):
@@ -281,18 +292,22 @@ def trees_per_iteration(target):
 
 def cost_plan(rows, columns, target, models):
     """The folds and learners for a target of `rows` x `columns`: fewer folds for a large
-    work estimate, no default learner for many classes. The first learner (the required one)
-    always stays."""
+    work estimate, no default learner for many classes, the fast plan for large data. The
+    first learner (the required one) always stays."""
     trees = trees_per_iteration(target)
     work = rows * max(columns, 1) * trees
     folds = fold_count(rows) if work <= FOLD_MAX_WORK else min(fold_count(rows), 3)
+    large = rows > LARGE_ROWS
     kept, left_out = [], []
     for position, model in enumerate(models):
-        if position > 0 and model == "plain" and trees >= MANY_CLASSES:
+        if position > 0 and large and model in LARGE_LEFT_OUT:
+            left_out.append((model, f"{rows:,} rows: large data"))
+        elif position > 0 and model == "plain" and trees >= MANY_CLASSES:
             left_out.append((model, f"{trees} classes: 100 fixed iterations of {trees} trees"))
         else:
             kept.append(model)
-    return CostPlan(work, folds, kept, left_out)
+    params = {"learning_rate": LARGE_LEARNING_RATE} if large else {}
+    return CostPlan(work, folds, kept, left_out, params)
 
 
 # The tuned model's hyper-parameters unless CONFIG["params"] says otherwise.
@@ -894,6 +909,9 @@ def solve_target(y, task, metric, X, X_test, both, names, map_k=1, models=None, 
     print(f"work {plan.work:,} (rows x columns x trees an iteration): {plan.folds} folds")
     for model, why in plan.left_out:
         print(f"candidate {model} left out: {why}")
+    params = {**plan.params, **(params or {})}
+    if plan.params:
+        print(f"{len(X):,} rows: the tuned learner at learning rate {params['learning_rate']}")
     folds = make_folds(target, plan.folds)
     builders = model_builders(plan.models, X, X_test, both, names, target, folds, params)
     candidates = build_candidates(builders, target, folds, required=plan.models[0])

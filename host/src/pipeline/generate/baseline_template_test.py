@@ -15,6 +15,7 @@ import sys
 import tempfile
 import unittest
 from datetime import date
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -320,6 +321,44 @@ class CostTests(unittest.TestCase):
         self.assertEqual(bt.cost_plan(10_001, 10, self.labels(2), ["tuned"]).folds, 5)
         # Large data keeps its three folds however small the rest.
         self.assertEqual(bt.cost_plan(30_001, 1, self.labels(2), ["tuned"]).folds, 3)
+
+    def test_large_data_gets_the_tuned_learner_alone_at_a_higher_rate(self):
+        models = ["tuned", "plain", "linear", "forest"]
+        at_bound = bt.cost_plan(bt.LARGE_ROWS, 9, self.labels(5), models)
+        self.assertEqual((at_bound.models, at_bound.left_out, at_bound.params), (models, [], {}))
+        above = bt.cost_plan(bt.LARGE_ROWS + 1, 9, self.labels(5), models)
+        self.assertEqual(above.models, ["tuned", "forest"])  # a learner named on purpose stays
+        why = "30,001 rows: large data"
+        self.assertEqual(above.left_out, [("plain", why), ("linear", why)])
+        self.assertEqual(above.params, {"learning_rate": bt.LARGE_LEARNING_RATE})
+        self.assertEqual(above.folds, 3)
+        # The required first learner stays whatever it is.
+        first = bt.cost_plan(bt.LARGE_ROWS + 1, 9, self.labels(2), ["plain", "linear"])
+        self.assertEqual(first.models, ["plain"])
+
+    def test_a_large_target_is_solved_fast_unless_the_config_sets_the_rate(self):
+        random = np.random.RandomState(5)
+        x = random.normal(size=200)
+        X = pd.DataFrame({"x": x, "noise": random.normal(size=200)})
+        y = pd.Series(3 * x + random.normal(scale=0.1, size=200))
+        args = (y[:160], "regression", "rmse", X.iloc[:160], X.iloc[160:], None, [])
+        for params, rate in ((None, bt.LARGE_LEARNING_RATE), ({"learning_rate": 0.05}, 0.05)):
+            with (
+                mock.patch.object(bt, "LARGE_ROWS", 100),
+                mock.patch.object(bt, "make_model", wraps=bt.make_model) as made,
+            ):
+                (_, folds, blend, prediction), printed = quietly(
+                    bt.solve_target, *args, params=params
+                )
+            self.assertIn("candidate plain left out: 160 rows: large data", printed)
+            self.assertIn("candidate linear left out: 160 rows", printed)
+            self.assertIn(f"160 rows: the tuned learner at learning rate {rate}", printed)
+            self.assertEqual(blend.mix, {"tuned": 1.0})
+            self.assertEqual(len(folds.splits), 3)
+            rates = {call.kwargs["params"]["learning_rate"] for call in made.call_args_list}
+            self.assertEqual(rates, {rate})
+            self.assertEqual(made.call_count, 4)  # three folds and the refit
+            self.assertEqual(prediction.shape, (40,))
 
     def test_a_many_class_target_is_solved_without_the_default_learner(self):
         random = np.random.RandomState(11)
@@ -1180,6 +1219,8 @@ class ImageTests(unittest.TestCase):
         self.assertGreater(accuracy, 0.9)
         self.assertIn("images: 100 of 120 training rows used (a seeded sample)", printed)
         self.assertIn("images: 100 training and 40 to predict, 12x12 grey and colour,", printed)
+
+
 class JoinTests(unittest.TestCase):
     """Side tables joined onto train and test by key, in their row order."""
 
