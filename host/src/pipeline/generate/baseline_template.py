@@ -500,6 +500,122 @@ def lightgbm_candidate(X, X_test, target, folds, modules=None):
     return cross_fit(fit, X, X_test, target, folds)
 
 
+# Free text: per text column, TF-IDF of word 1-2 grams and of character 2-5 grams (taken inside
+# word boundaries), sublinear term counts, terms seen in at least two cells, fitted on the train
+# and test cells together (no label is used), into a linear model.
+TEXT_MIN_DF = 2
+# The vocabulary of each column and analyser keeps its most frequent terms up to this many.
+TEXT_MAX_FEATURES = 50_000
+# Characters of one cell kept: the cells' characters over all text columns stay within the
+# budget (the vectorisers' time and the matrix's memory grow with them), but no cell is cut
+# below the floor.
+TEXT_MAX_CELL_CHARS = 3_000
+TEXT_MIN_CELL_CHARS = 200
+TEXT_BUDGET_CHARS = 16_000_000
+# Above this many train and test rows the text candidate is left out (the floor would break
+# the budget).
+TEXT_MAX_ROWS = 200_000
+# Each fold's text model fits at most this many rows (a seeded sample of its fitting rows).
+TEXT_MAX_FIT_ROWS = 60_000
+# Stochastic gradient descent on the log loss (one-vs-rest, probabilities normalised): on TF-IDF
+# it scores as well as lbfgs logistic regression at a tenth of the time.
+TEXT_ALPHA = 1e-5
+TEXT_EPOCHS = 20
+
+
+def text_columns(names, types):
+    """The feature columns the analysis found to be free text."""
+    return [name for name in names if types.get(name) == "text"]
+
+
+def cell_limit(rows, columns):
+    """Characters kept of each text cell for `rows` rows of `columns` text columns."""
+    share = TEXT_BUDGET_CHARS // max(1, rows * columns)
+    return int(min(TEXT_MAX_CELL_CHARS, max(TEXT_MIN_CELL_CHARS, share)))
+
+
+def text_matrix(both, texts):
+    """The TF-IDF features of the `texts` columns of `both` (train rows, then test rows) as one
+    sparse matrix. Refuses (ValueError) above TEXT_MAX_ROWS rows or when no column has terms."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if len(both) > TEXT_MAX_ROWS:
+        raise ValueError(f"too many rows for the text features ({len(both)})")
+    limit = cell_limit(len(both), len(texts))
+    common = dict(
+        sublinear_tf=True, min_df=TEXT_MIN_DF, max_features=TEXT_MAX_FEATURES, dtype=np.float64
+    )
+    parts = []
+    for name in texts:
+        cells = both[name].fillna("").astype(str).str.slice(0, limit).tolist()
+        for options in (
+            dict(analyzer="word", ngram_range=(1, 2)),
+            dict(analyzer="char_wb", ngram_range=(2, 5)),
+        ):
+            try:
+                parts.append(TfidfVectorizer(**options, **common).fit_transform(cells))
+            except ValueError:  # no term in two cells: nothing to learn from this analyser
+                continue
+    if not parts:
+        raise ValueError(f"no terms in the text columns {texts}")
+    return sparse.hstack(parts).tocsr()
+
+
+def text_candidate(matrix, target, folds, max_fit_rows=TEXT_MAX_FIT_ROWS):
+    """The linear model on the text features (`matrix`: train rows, then test rows): ridge
+    regression for values, stochastic-gradient logistic regression for classes."""
+    from sklearn.linear_model import Ridge, SGDClassifier
+
+    n = len(target.y_fit)
+
+    def fit(data, y):
+        if len(y) > max_fit_rows:
+            rows = np.sort(np.random.RandomState(0).choice(len(y), max_fit_rows, replace=False))
+            data, y = data[rows], y[rows]
+        if target.task == "regression":
+            return Ridge(alpha=1.0).fit(data, y)
+        model = SGDClassifier(
+            loss="log_loss", alpha=TEXT_ALPHA, max_iter=TEXT_EPOCHS, tol=None, random_state=0
+        )
+        return model.fit(data, y)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings: a fixed number of epochs
+        return cross_fit(fit, matrix[:n], matrix[n:], target, folds)
+
+
+def stacked_candidate(X, X_test, text, target, folds, params=None):
+    """The tuned model with the text model's predictions (`text`: out of fold, test) as extra
+    columns: one per class but the last, or the value, so trees can combine the text's evidence
+    with the other columns."""
+    oof, test = text
+    if oof.ndim == 1:
+        oof, test = oof[:, None], test[:, None]
+    elif oof.shape[1] > 1:
+        oof, test = oof[:, :-1], test[:, :-1]
+    names = [f"text_model_{i}" for i in range(oof.shape[1])]
+    X = pd.concat([X.reset_index(drop=True), pd.DataFrame(oof, columns=names)], axis=1)
+    X_test = pd.concat([X_test.reset_index(drop=True), pd.DataFrame(test, columns=names)], axis=1)
+    return tuned_candidate(X, X_test, target, folds, params)
+
+
+def text_builders(matrix, X, X_test, target, folds, params=None):
+    """(label, build) of the text candidate and of the tuned model stacked on it; the text model
+    is fitted once for both."""
+    made = {}
+
+    def text():
+        if "text" not in made:
+            made["text"] = text_candidate(matrix, target, folds)
+        return made["text"]
+
+    return [
+        ("text", text),
+        ("stacked", lambda: stacked_candidate(X, X_test, text(), target, folds, params)),
+    ]
+
+
 def decide(probabilities, weights):
     return (probabilities * weights).argmax(axis=1)
 
@@ -797,16 +913,35 @@ def model_builders(models, X, X_test, both, names, target, folds, params=None):
     return [(m, known[m]) for m in models]
 
 
-def solve_target(y, task, metric, X, X_test, both, names, map_k=1, models=None, params=None):
+def solve_target(
+    y, task, metric, X, X_test, both, names, map_k=1, models=None, params=None, text=None
+):
     """One target's candidates on shared folds and their blend chosen by `metric`: (target,
-    folds, blend, blended test prediction)."""
+    folds, blend, blended test prediction). `text` is the text features' matrix (train rows,
+    then test rows) when some columns are free text: its candidates join the others."""
     target = fitting_target(y, task, metric, map_k)
     folds = make_folds(target, fold_count(len(X)))
     models = list(models or DEFAULT_MODELS)
     builders = model_builders(models, X, X_test, both, names, target, folds, params)
+    if text is not None:
+        builders += text_builders(text, X, X_test, target, folds, params)
     candidates = build_candidates(builders, target, folds, required=models[0])
     blend = choose_blend(candidates, target, folds)
     return target, folds, blend, blended_test_prediction(candidates, blend)
+
+
+def text_features(both, texts):
+    """The text features' matrix of the `texts` columns, or None: no text column, or none with
+    terms, or a table too large for them (said, and the other candidates go on alone)."""
+    if not texts:
+        return None
+    try:
+        matrix = text_matrix(both, texts)
+    except ValueError as error:
+        print(f"text features left out: {error}")
+        return None
+    print(f"text features: {matrix.shape[1]} terms of {', '.join(texts)}")
+    return matrix
 
 
 def constant_column(y, task):
@@ -828,6 +963,7 @@ def main(config, input_dir="/input", output_dir="/output"):
     if config.get("encoding") == "frequency":
         X, X_test = with_frequencies(X, X_test)
     metric = column_metric(config["metric"])
+    text = text_features(both, text_columns(names, types))
     plan = target_plan(config)
     columns, scores, folds_used = {}, [], fold_count(len(X))
     for column, train_column, task in plan:
@@ -847,6 +983,7 @@ def main(config, input_dir="/input", output_dir="/output"):
             config.get("map_k", 1),
             config.get("models"),
             config.get("params"),
+            text,
         )
         chosen = ", ".join(f"{k} {w:.2f}" for k, w in blend.mix.items())
         if column is not None:
