@@ -245,7 +245,7 @@ def predict(model, data, target):
     model may have seen fewer classes)."""
     if target.task == "regression":
         return model.predict(data)
-    full = np.zeros((len(data), len(target.classes)))
+    full = np.zeros((data.shape[0], len(target.classes)))
     full[:, [target.position[c] for c in model.classes_]] = model.predict_proba(data)
     return full
 
@@ -517,6 +517,10 @@ TEXT_BUDGET_CHARS = 16_000_000
 TEXT_MAX_ROWS = 200_000
 # Each fold's text model fits at most this many rows (a seeded sample of its fitting rows).
 TEXT_MAX_FIT_ROWS = 60_000
+# The tuned model is stacked on the text model only when the text carries at least this share
+# of the best other candidate's out-of-fold gain over a constant prediction: else the trees gain
+# little from it, and stacking costs as much as the tuned model again.
+STACK_MIN_SHARE = 0.25
 # Stochastic gradient descent on the log loss (one-vs-rest, probabilities normalised): on TF-IDF
 # it scores as well as lbfgs logistic regression at a tenth of the time.
 TEXT_ALPHA = 1e-5
@@ -600,20 +604,37 @@ def stacked_candidate(X, X_test, text, target, folds, params=None):
     return tuned_candidate(X, X_test, target, folds, params)
 
 
-def text_builders(matrix, X, X_test, target, folds, params=None):
-    """(label, build) of the text candidate and of the tuned model stacked on it; the text model
-    is fitted once for both."""
-    made = {}
+def only_text(names, types):
+    """Whether every feature column is free text."""
+    return bool(names) and len(text_columns(names, types)) == len(names)
 
-    def text():
-        if "text" not in made:
-            made["text"] = text_candidate(matrix, target, folds)
-        return made["text"]
 
-    return [
-        ("text", text),
-        ("stacked", lambda: stacked_candidate(X, X_test, text(), target, folds, params)),
-    ]
+def text_builder(matrix, target, folds):
+    """(label, build) of the text candidate."""
+    return ("text", lambda: text_candidate(matrix, target, folds))
+
+
+def constant_prediction(target, rows):
+    """The prediction that knows nothing: the mean (regression) or the class shares, per row."""
+    y = np.asarray(target.y_fit)
+    if target.task == "regression":
+        return np.full(rows, float(np.mean(y)))
+    share = np.array([np.mean(y == c) for c in target.classes])
+    return np.tile(share, (rows, 1))
+
+
+def stacking_pays(candidates, target, folds, min_share=STACK_MIN_SHARE):
+    """Whether the text model's out-of-fold gain over a constant prediction is positive and at
+    least `min_share` of the best other candidate's: only then can trees gain from it."""
+    _, base, higher, _ = evaluate(constant_prediction(target, int(folds.seen.sum())), target, folds)
+
+    def gain(label):
+        _, value, _, _ = evaluate(candidates[label][0][folds.seen], target, folds)
+        return value - base if higher else base - value
+
+    text = gain("text")
+    best_other = max((gain(label) for label in candidates if label != "text"), default=0.0)
+    return text > 0 and text >= min_share * best_other
 
 
 def decide(probabilities, weights):
@@ -914,18 +935,47 @@ def model_builders(models, X, X_test, both, names, target, folds, params=None):
 
 
 def solve_target(
-    y, task, metric, X, X_test, both, names, map_k=1, models=None, params=None, text=None
+    y,
+    task,
+    metric,
+    X,
+    X_test,
+    both,
+    names,
+    map_k=1,
+    models=None,
+    params=None,
+    text=None,
+    types=None,
 ):
     """One target's candidates on shared folds and their blend chosen by `metric`: (target,
     folds, blend, blended test prediction). `text` is the text features' matrix (train rows,
-    then test rows) when some columns are free text: its candidates join the others."""
+    then test rows) when some columns are free text (`types` says which): its candidates join
+    the others."""
     target = fitting_target(y, task, metric, map_k)
     folds = make_folds(target, fold_count(len(X)))
     models = list(models or DEFAULT_MODELS)
-    builders = model_builders(models, X, X_test, both, names, target, folds, params)
-    if text is not None:
-        builders += text_builders(text, X, X_test, target, folds, params)
-    candidates = build_candidates(builders, target, folds, required=models[0])
+    required = models[0]
+    text_only = text is not None and only_text(names, types or {})
+    if text_only:
+        # Nothing but the text: the trees would only see its lengths, so the text model leads
+        # and the linear model on the lengths is the only other candidate.
+        builders = [text_builder(text, target, folds)]
+        builders += model_builders(["linear"], X, X_test, both, names, target, folds)
+        required = "text"
+    else:
+        builders = model_builders(models, X, X_test, both, names, target, folds, params)
+        if text is not None:
+            builders.append(text_builder(text, target, folds))
+    candidates = build_candidates(builders, target, folds, required=required)
+    if text is not None and not text_only and "text" in candidates:
+        if stacking_pays(candidates, target, folds):
+            stack = lambda: stacked_candidate(  # noqa: E731 - built only when it pays
+                X, X_test, candidates["text"], target, folds, params
+            )
+            candidates.update(build_candidates([("stacked", stack)], target, folds, None))
+        else:
+            print("stacked left out: the text model adds too little to the others")
     blend = choose_blend(candidates, target, folds)
     return target, folds, blend, blended_test_prediction(candidates, blend)
 
@@ -984,6 +1034,7 @@ def main(config, input_dir="/input", output_dir="/output"):
             config.get("models"),
             config.get("params"),
             text,
+            types,
         )
         chosen = ", ".join(f"{k} {w:.2f}" for k, w in blend.mix.items())
         if column is not None:
