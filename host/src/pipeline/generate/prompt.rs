@@ -208,6 +208,9 @@ fn summary(a: &CompetitionAnalysis) -> String {
     if !a.classes.is_empty() {
         let _ = writeln!(s, "Classes (sorted): {}.", quoted(&a.classes));
     }
+    if let Some(line) = free_text_line(a) {
+        s.push_str(&line);
+    }
     if let Some(media) = &a.media {
         let _ = writeln!(
             s,
@@ -255,6 +258,28 @@ fn summary(a: &CompetitionAnalysis) -> String {
         rows_text(&mut s, role, table);
     }
     s
+}
+
+/// The line naming the training table's free-text columns (long, mostly distinct strings), or
+/// None when it has none: the model is told to read them as text, not as categories.
+fn free_text_line(a: &CompetitionAnalysis) -> Option<String> {
+    let texts: Vec<String> = a
+        .train
+        .columns
+        .iter()
+        .filter(|c| c.dtype == crate::pipeline::analyse::ColumnType::Text)
+        .map(|c| c.name.clone())
+        .collect();
+    if texts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "Free-text column{} of the training table: {}. Read them as text (e.g. TF-IDF of word \
+         and character n-grams into a linear model, its predictions blended with or fed to \
+         the models of the other columns), not as categories.\n",
+        if texts.len() == 1 { "" } else { "s" },
+        quoted(&texts)
+    ))
 }
 
 /// The header and first rows of a table, as CSV-like lines (cells already bounded by the
@@ -554,6 +579,27 @@ mod tests {
         );
         assert!(user.contains("rmse, lower is better"), "{user}");
         assert!(!user.contains("previous script failed"), "{user}");
+    }
+
+    #[test]
+    fn the_free_text_columns_are_named() {
+        let mut a = analysis();
+        assert_eq!(free_text_line(&a), None);
+        assert!(!summary(&a).contains("Free-text"));
+        a.train.columns[2].dtype = ColumnType::Text;
+        a.train.columns.push(column("Review", ColumnType::Text));
+        let line = free_text_line(&a).expect("a line");
+        assert!(
+            line.starts_with("Free-text columns of the training table: `Age`, `Review`."),
+            "{line}"
+        );
+        assert!(summary(&a).contains(&line));
+        a.train.columns.pop();
+        assert!(
+            free_text_line(&a)
+                .expect("a line")
+                .starts_with("Free-text column of the training table: `Age`.")
+        );
     }
 
     /// The comma-separated list that follows `intro` in `text`, up to the next `.`.
