@@ -28,4 +28,5 @@ mod service;
 mod store;
 mod support;
 mod template;
+mod text;
 mod web;

@@ -84,7 +84,7 @@ async fn solve(harness: &Harness, policy: &Policy) -> Result<SolveReport, SolveE
     solve_competition(harness, policy, &demo()).await
 }
 
-async fn solve_competition(
+pub(crate) async fn solve_competition(
     harness: &Harness,
     policy: &Policy,
     competition: &PreparedCompetition,
