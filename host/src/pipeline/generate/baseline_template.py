@@ -13,6 +13,11 @@
 # - "linear": a logistic or ridge regression on standardised numbers and one-hot categories,
 #   which small or nearly linear problems favour.
 #
+# Columns of free text also get TF-IDF features (word 1-2 grams and character 2-5 grams, capped)
+# into a linear model, the "text" candidate; with other columns beside the text, the tuned model
+# is also refit with the text model's out-of-fold predictions as columns ("stacked") when the
+# text carries enough of the signal. A table of nothing but text is led by the text model.
+#
 # CONFIG["models"] may name another set of learners (the first listed is required, the others are
 # left out if they fail): "tuned", "plain" and "linear" above, "forest" and "extra" (random
 # forests and extra trees on the dense encoding), "knn" (nearest neighbours on it), "expanded"
