@@ -546,7 +546,7 @@ def cell_limit(rows, columns):
 def text_matrix(both, texts):
     """The TF-IDF features of the `texts` columns of `both` (train rows, then test rows) as one
     sparse matrix. Refuses (ValueError) above TEXT_MAX_ROWS rows or when no column has terms."""
-    from scipy import sparse
+    import scipy.sparse
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     if len(both) > TEXT_MAX_ROWS:
@@ -568,7 +568,7 @@ def text_matrix(both, texts):
                 continue
     if not parts:
         raise ValueError(f"no terms in the text columns {texts}")
-    return sparse.hstack(parts).tocsr()
+    return scipy.sparse.hstack(parts).tocsr()
 
 
 def text_candidate(matrix, target, folds, max_fit_rows=TEXT_MAX_FIT_ROWS):
