@@ -30,4 +30,5 @@ mod store;
 mod support;
 mod tables;
 mod template;
+mod text;
 mod web;

@@ -42,6 +42,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import text_competitions
 from image_competitions import IMAGE_SPECS, build_images
 
 REPO = Path(__file__).resolve().parents[2]
@@ -585,6 +586,8 @@ class Sources:
     def table(self, source: tuple[str, str]) -> tuple[list[str], list[list[str]]]:
         """Header and rows; R's NA becomes ''; R's row-name column is dropped."""
         kind, item = source
+        if kind == "debian":
+            return text_competitions.table(item, self.cache)
         path = (
             self._pydataset_file(f"csv/{item}.csv")
             if kind == "pydataset"
@@ -916,6 +919,11 @@ def build_form(spec: dict, sources: Sources, seed: int = SEED) -> dict[str, str 
     return files
 
 
+# The text competitions, from Debian packages.
+SPECS += text_competitions.SPECS
+SHAPED_SPECS += text_competitions.SHAPED_SPECS
+
+
 def build_shaped(spec: dict, sources: Sources, seed: int = SEED) -> dict[str, str]:
     """{relative path: text} of a competition of another submission shape (grade_shapes.py's
     config): a seeded sample of rows, a random split, ids from a seeded permutation."""
@@ -981,6 +989,12 @@ def build_shaped(spec: dict, sources: Sources, seed: int = SEED) -> dict[str, st
     files["config.json"] = json.dumps(config, indent=2) + "\n"
     example = "\n".join(",".join([str(i)] + sample_row) for i, _ in test[:3])
     named = ", ".join(f"`{t}`" for t in targets)
+    kind = spec["source"][0]
+    source_package = (
+        f"pydataset {PACKAGES['pydataset'][0]}"
+        if kind == "pydataset"
+        else f"Debian {kind} packages, see SOURCES.md"
+    )
     files["public/description.md"] = f"""# {spec["title"]}
 
 ## Overview
@@ -1007,8 +1021,7 @@ etc.
 - **test.csv** - the test set ({len(test):,} rows): the features only
 - **sample_submission.csv** - a sample submission file in the correct format
 
-Missing values are empty fields. Source: {config["info"]["source"]} (pydataset
-{PACKAGES["pydataset"][0]}).
+Missing values are empty fields. Source: {config["info"]["source"]} ({source_package}).
 """
     return files
 

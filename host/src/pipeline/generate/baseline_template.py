@@ -13,6 +13,11 @@
 # - "linear": a logistic or ridge regression on standardised numbers and one-hot categories,
 #   which small or nearly linear problems favour.
 #
+# Columns of free text also get TF-IDF features (word 1-2 grams and character 2-5 grams, capped)
+# into a linear model, the "text" candidate; with other columns beside the text, the tuned model
+# is also refit with the text model's out-of-fold predictions as columns ("stacked") when the
+# text carries enough of the signal. A table of nothing but text is led by the text model.
+#
 # CONFIG["models"] may name another set of learners (the first listed is required, the others are
 # left out if they fail): "tuned", "plain" and "linear" above, "forest" and "extra" (random
 # forests and extra trees on the dense encoding), "knn" (nearest neighbours on it), "expanded"
@@ -348,7 +353,7 @@ def predict(model, data, target):
     model may have seen fewer classes)."""
     if target.task == "regression":
         return model.predict(data)
-    full = np.zeros((len(data), len(target.classes)))
+    full = np.zeros((data.shape[0], len(target.classes)))
     full[:, [target.position[c] for c in model.classes_]] = model.predict_proba(data)
     return full
 
@@ -601,6 +606,144 @@ def lightgbm_candidate(X, X_test, target, folds, modules=None):
         return kind(**common).fit(data, y)
 
     return cross_fit(fit, X, X_test, target, folds)
+
+
+# Free text: per text column, TF-IDF of word 1-2 grams and of character 2-5 grams (taken inside
+# word boundaries), sublinear term counts, terms seen in at least two cells, fitted on the train
+# and test cells together (no label is used), into a linear model.
+TEXT_MIN_DF = 2
+# The vocabulary of each column and analyser keeps its most frequent terms up to this many.
+TEXT_MAX_FEATURES = 50_000
+# Characters of one cell kept: the cells' characters over all text columns stay within the
+# budget (the vectorisers' time and the matrix's memory grow with them), but no cell is cut
+# below the floor.
+TEXT_MAX_CELL_CHARS = 3_000
+TEXT_MIN_CELL_CHARS = 200
+TEXT_BUDGET_CHARS = 16_000_000
+# Above this many train and test rows the text candidate is left out: at the floor the budget
+# no longer holds, and at this many rows of 200 characters the features and the cross-fitted
+# model already peak at about 1.6 GB (measured natively).
+TEXT_MAX_ROWS = 100_000
+# Each fold's text model fits at most this many rows (a seeded sample of its fitting rows).
+TEXT_MAX_FIT_ROWS = 60_000
+# The tuned model is stacked on the text model only when the text carries at least this share
+# of the best other candidate's out-of-fold gain over a constant prediction: else the trees gain
+# little from it, and stacking costs as much as the tuned model again.
+STACK_MIN_SHARE = 0.25
+# Stochastic gradient descent on the log loss (one-vs-rest, probabilities normalised): on TF-IDF
+# it scores as well as lbfgs logistic regression, several times faster.
+TEXT_ALPHA = 1e-5
+TEXT_EPOCHS = 20
+
+
+def text_columns(names, types):
+    """The feature columns the analysis found to be free text."""
+    return [name for name in names if types.get(name) == "text"]
+
+
+def cell_limit(rows, columns):
+    """Characters kept of each text cell for `rows` rows of `columns` text columns."""
+    share = TEXT_BUDGET_CHARS // max(1, rows * columns)
+    return int(min(TEXT_MAX_CELL_CHARS, max(TEXT_MIN_CELL_CHARS, share)))
+
+
+def text_matrix(both, texts):
+    """The TF-IDF features of the `texts` columns of `both` (train rows, then test rows) as one
+    sparse matrix. Refuses (ValueError) above TEXT_MAX_ROWS rows or when no column has terms."""
+    import scipy.sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if len(both) > TEXT_MAX_ROWS:
+        raise ValueError(f"too many rows for the text features ({len(both)})")
+    limit = cell_limit(len(both), len(texts))
+    common = dict(
+        sublinear_tf=True, min_df=TEXT_MIN_DF, max_features=TEXT_MAX_FEATURES, dtype=np.float64
+    )
+    parts = []
+    for name in texts:
+        cells = both[name].fillna("").astype(str).str.slice(0, limit).tolist()
+        for options in (
+            dict(analyzer="word", ngram_range=(1, 2)),
+            dict(analyzer="char_wb", ngram_range=(2, 5)),
+        ):
+            try:
+                parts.append(TfidfVectorizer(**options, **common).fit_transform(cells))
+            except ValueError:  # no term in two cells: nothing to learn from this analyser
+                continue
+    if not parts:
+        raise ValueError(f"no terms in the text columns {texts}")
+    return scipy.sparse.hstack(parts).tocsr()
+
+
+def text_candidate(matrix, target, folds, max_fit_rows=TEXT_MAX_FIT_ROWS):
+    """The linear model on the text features (`matrix`: train rows, then test rows): ridge
+    regression for values, stochastic-gradient logistic regression for classes."""
+    from sklearn.linear_model import Ridge, SGDClassifier
+
+    n = len(target.y_fit)
+
+    def fit(data, y):
+        if len(y) > max_fit_rows:
+            rows = np.sort(np.random.RandomState(0).choice(len(y), max_fit_rows, replace=False))
+            data, y = data[rows], y[rows]
+        if target.task == "regression":
+            return Ridge(alpha=1.0).fit(data, y)
+        model = SGDClassifier(
+            loss="log_loss", alpha=TEXT_ALPHA, max_iter=TEXT_EPOCHS, tol=None, random_state=0
+        )
+        return model.fit(data, y)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings: a fixed number of epochs
+        return cross_fit(fit, matrix[:n], matrix[n:], target, folds)
+
+
+def stacked_candidate(X, X_test, text, target, folds, params=None):
+    """The tuned model with the text model's predictions (`text`: out of fold, test) as extra
+    columns: one per class but the last, or the value, so trees can combine the text's evidence
+    with the other columns."""
+    oof, test = text
+    if oof.ndim == 1:
+        oof, test = oof[:, None], test[:, None]
+    elif oof.shape[1] > 1:
+        oof, test = oof[:, :-1], test[:, :-1]
+    names = [f"text_model_{i}" for i in range(oof.shape[1])]
+    X = pd.concat([X.reset_index(drop=True), pd.DataFrame(oof, columns=names)], axis=1)
+    X_test = pd.concat([X_test.reset_index(drop=True), pd.DataFrame(test, columns=names)], axis=1)
+    return tuned_candidate(X, X_test, target, folds, params)
+
+
+def only_text(names, types):
+    """Whether every feature column is free text."""
+    return bool(names) and len(text_columns(names, types)) == len(names)
+
+
+def text_builder(matrix, target, folds):
+    """(label, build) of the text candidate."""
+    return ("text", lambda: text_candidate(matrix, target, folds))
+
+
+def constant_prediction(target, rows):
+    """The prediction that knows nothing: the mean (regression) or the class shares, per row."""
+    y = np.asarray(target.y_fit)
+    if target.task == "regression":
+        return np.full(rows, float(np.mean(y)))
+    share = np.array([np.mean(y == c) for c in target.classes])
+    return np.tile(share, (rows, 1))
+
+
+def stacking_pays(candidates, target, folds, min_share=STACK_MIN_SHARE):
+    """Whether the text model's out-of-fold gain over a constant prediction is positive and at
+    least `min_share` of the best other candidate's: only then can trees gain from it."""
+    _, base, higher, _ = evaluate(constant_prediction(target, int(folds.seen.sum())), target, folds)
+
+    def gain(label):
+        _, value, _, _ = evaluate(candidates[label][0][folds.seen], target, folds)
+        return value - base if higher else base - value
+
+    text = gain("text")
+    best_other = max((gain(label) for label in candidates if label != "text"), default=0.0)
+    return text > 0 and text >= min_share * best_other
 
 
 def decide(probabilities, weights):
@@ -901,9 +1044,24 @@ def model_builders(models, X, X_test, both, names, target, folds, params=None):
     return [(m, known[m]) for m in models]
 
 
-def solve_target(y, task, metric, X, X_test, both, names, map_k=1, models=None, params=None):
+def solve_target(
+    y,
+    task,
+    metric,
+    X,
+    X_test,
+    both,
+    names,
+    map_k=1,
+    models=None,
+    params=None,
+    text=None,
+    types=None,
+):
     """One target's candidates on shared folds and their blend chosen by `metric`: (target,
-    folds, blend, blended test prediction)."""
+    folds, blend, blended test prediction). `text` is the text features' matrix (train rows,
+    then test rows) when some columns are free text (`types` says which): its candidates join
+    the others."""
     target = fitting_target(y, task, metric, map_k)
     plan = cost_plan(len(X), X.shape[1], target, list(models or DEFAULT_MODELS))
     print(f"work {plan.work:,} (rows x columns x trees an iteration): {plan.folds} folds")
@@ -913,10 +1071,43 @@ def solve_target(y, task, metric, X, X_test, both, names, map_k=1, models=None, 
     if plan.params:
         print(f"{len(X):,} rows: the tuned learner at learning rate {params['learning_rate']}")
     folds = make_folds(target, plan.folds)
-    builders = model_builders(plan.models, X, X_test, both, names, target, folds, params)
-    candidates = build_candidates(builders, target, folds, required=plan.models[0])
+    required = plan.models[0]
+    text_only = text is not None and only_text(names, types or {})
+    if text_only:
+        # Nothing but the text: the trees would only see its lengths, so the text model leads
+        # and the linear model on the lengths is the only other candidate.
+        builders = [text_builder(text, target, folds)]
+        builders += model_builders(["linear"], X, X_test, both, names, target, folds)
+        required = "text"
+    else:
+        builders = model_builders(plan.models, X, X_test, both, names, target, folds, params)
+        if text is not None:
+            builders.append(text_builder(text, target, folds))
+    candidates = build_candidates(builders, target, folds, required=required)
+    if text is not None and not text_only and "text" in candidates:
+        if stacking_pays(candidates, target, folds):
+            stack = lambda: stacked_candidate(  # noqa: E731 - built only when it pays
+                X, X_test, candidates["text"], target, folds, params
+            )
+            candidates.update(build_candidates([("stacked", stack)], target, folds, None))
+        else:
+            print("stacked left out: the text model adds too little to the others")
     blend = choose_blend(candidates, target, folds)
     return target, folds, blend, blended_test_prediction(candidates, blend)
+
+
+def text_features(both, texts):
+    """The text features' matrix of the `texts` columns, or None: no text column, or none with
+    terms, or a table too large for them (said, and the other candidates go on alone)."""
+    if not texts:
+        return None
+    try:
+        matrix = text_matrix(both, texts)
+    except ValueError as error:
+        print(f"text features left out: {error}")
+        return None
+    print(f"text features: {matrix.shape[1]} terms of {', '.join(texts)}")
+    return matrix
 
 
 def constant_column(y, task):
@@ -1071,6 +1262,7 @@ def main(config, input_dir="/input", output_dir="/output"):
     if config.get("encoding") == "frequency":
         X, X_test = with_frequencies(X, X_test)
     metric = column_metric(config["metric"])
+    text = text_features(both, text_columns(names, types))
     plan = target_plan(config)
     columns, scores, folds_used = {}, [], fold_count(len(X))
     for column, train_column, task in plan:
@@ -1090,6 +1282,8 @@ def main(config, input_dir="/input", output_dir="/output"):
             config.get("map_k", 1),
             config.get("models"),
             config.get("params"),
+            text,
+            types,
         )
         chosen = ", ".join(f"{k} {w:.2f}" for k, w in blend.mix.items())
         if column is not None:

@@ -908,6 +908,248 @@ class KappaTests(unittest.TestCase):
         self.assertEqual((name, value), ("qwk", 1.0))
 
 
+def texts(rows, seed, classes=3):
+    """Short texts whose class is told by a stem that each row spells with a suffix of its own
+    (so whole words rarely repeat and character n-grams see what words do not), among filler
+    words; a number that knows the class only a little. Returns (frame, labels)."""
+    random = np.random.RandomState(seed)
+    stems = ["garden", "engine", "violin", "harbour", "pepper"][:classes]
+    filler = ["the", "a", "of", "and", "with", "some", "very", "today", "there", "we"]
+    labels = random.choice(
+        classes, size=rows, p=np.linspace(2, 1, classes) / np.linspace(2, 1, classes).sum()
+    )
+    cells = []
+    for label in labels:
+        words = list(random.choice(filler, size=6))
+        suffix = "".join(random.choice(list("xyzqwk"), size=3))
+        words.insert(random.randint(0, 6), stems[label] + suffix)
+        if random.rand() < 0.3:  # a second, misleading stem
+            words.append(stems[random.randint(classes)] + "s")
+        cells.append(" ".join(words))
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(rows),
+            "review": cells,
+            "stars": labels + random.normal(scale=2.0, size=rows),
+        }
+    )
+    return frame, np.array([f"c{label}" for label in labels])
+
+
+class TextTests(unittest.TestCase):
+    def test_text_columns_are_the_analysed_free_text(self):
+        types = {"a": "text", "b": "categorical", "c": "text"}
+        self.assertEqual(bt.text_columns(["a", "b", "c", "d"], types), ["a", "c"])
+        self.assertTrue(bt.only_text(["a", "c"], types))
+        self.assertFalse(bt.only_text(["a", "b"], types))
+        self.assertFalse(bt.only_text([], types))
+
+    def test_cells_are_cut_to_the_budget_but_not_below_the_floor(self):
+        self.assertEqual(bt.cell_limit(100, 1), bt.TEXT_MAX_CELL_CHARS)
+        self.assertEqual(bt.cell_limit(bt.TEXT_BUDGET_CHARS // 1000, 2), 500)
+        self.assertEqual(bt.cell_limit(10**7, 1), bt.TEXT_MIN_CELL_CHARS)
+
+    def test_the_matrix_has_words_and_characters_of_each_column(self):
+        both = pd.DataFrame(
+            {
+                "t": ["red apple pie", "red apple", "green pear", None, "pear pie"],
+                "u": ["x y", "x y", "x z", "y z", "x x"],
+            }
+        )
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        matrix = bt.text_matrix(both, ["t", "u"])
+        self.assertEqual(matrix.shape[0], 5)
+        # Terms in at least two cells: words and word pairs, then character 2-5 grams.
+        words_t = TfidfVectorizer(ngram_range=(1, 2), min_df=2).fit(both["t"].fillna(""))
+        self.assertEqual(sorted(words_t.vocabulary_), ["apple", "pear", "pie", "red", "red apple"])
+        self.assertGreater(matrix.shape[1], 20)
+        # Each row of each analyser is unit length (l2), the missing cell all zeros in `t`.
+        self.assertTrue(np.all(np.isfinite(matrix.toarray())))
+        self.assertAlmostEqual(float(matrix[0, :5].multiply(matrix[0, :5]).sum()), 1.0, places=6)
+        self.assertEqual(matrix[3, :5].nnz, 0)
+
+    def test_the_vocabulary_is_capped(self):
+        both = pd.DataFrame({"t": [f"w{i} w{i + 1} common" for i in range(400)]})
+        saved = bt.TEXT_MAX_FEATURES
+        try:
+            bt.TEXT_MAX_FEATURES = 50
+            matrix = bt.text_matrix(both, ["t"])
+        finally:
+            bt.TEXT_MAX_FEATURES = saved
+        self.assertEqual(matrix.shape, (400, 100))  # 50 words and pairs, 50 character grams
+
+    def test_text_without_terms_and_too_many_rows_are_refused(self):
+        with self.assertRaisesRegex(ValueError, "no terms in the text columns"):
+            bt.text_matrix(pd.DataFrame({"t": ["", None, ""]}), ["t"])
+        rows = bt.TEXT_MAX_ROWS + 1
+        with self.assertRaisesRegex(
+            ValueError, f"too many rows for the text features \\({rows}\\)"
+        ):
+            bt.text_matrix(pd.DataFrame({"t": ["a b"] * rows}), ["t"])
+        # At the bound the features are built (the cells are short).
+        self.assertEqual(
+            bt.text_matrix(
+                pd.DataFrame({"t": ["ab cd", "ab ef"] * (bt.TEXT_MAX_ROWS // 2)}), ["t"]
+            ).shape[0],
+            bt.TEXT_MAX_ROWS,
+        )
+        matrix, printed = quietly(bt.text_features, pd.DataFrame({"t": ["", ""]}), ["t"])
+        self.assertIsNone(matrix)
+        self.assertIn("text features left out: no terms", printed)
+        self.assertIsNone(bt.text_features(pd.DataFrame({"t": ["a"]}), []))
+
+    def fitted(self, labels, task, metric, rows=300, **kwargs):
+        frame, _ = texts(rows + 100, 11)
+        matrix = bt.text_matrix(frame, ["review"])
+        target = bt.fitting_target(pd.Series(labels[:rows]), task, metric)
+        folds = bt.make_folds(target, 5)
+        oof, test = bt.text_candidate(matrix, target, folds, **kwargs)
+        return target, folds, oof, test
+
+    def test_the_text_candidate_classifies_from_character_grams(self):
+        _, labels = texts(400, 11)
+        target, folds, oof, test = self.fitted(labels, "multiclass", "accuracy")
+        self.assertEqual(oof.shape, (300, 3))
+        self.assertEqual(test.shape, (100, 3))
+        np.testing.assert_allclose(oof.sum(axis=1), 1.0)
+        _, accuracy, _, _ = bt.evaluate(oof[folds.seen], target, folds)
+        self.assertGreater(accuracy, 0.85)
+        right = np.mean(target.classes[test.argmax(axis=1)] == labels[300:])
+        self.assertGreater(right, 0.85)
+
+    def test_the_text_candidate_gives_binary_probabilities_and_values(self):
+        _, labels = texts(400, 11)
+        binary = np.where(labels == "c0", "yes", "no")
+        target, folds, oof, _ = self.fitted(binary, "binary", "roc_auc")
+        self.assertEqual(oof.shape, (300, 2))
+        _, auc, _, _ = bt.evaluate(oof[folds.seen], target, folds)
+        self.assertGreater(auc, 0.9)
+        values = np.array([{"c0": 1.0, "c1": 5.0, "c2": 9.0}[v] for v in labels])
+        target, folds, oof, test = self.fitted(values, "regression", "rmse")
+        self.assertEqual((oof.shape, test.shape), ((300,), (100,)))
+        _, rmse, _, _ = bt.evaluate(oof[folds.seen], target, folds)
+        self.assertLess(rmse, 0.6 * values[:300].std())
+
+    def test_each_fold_fits_at_most_the_row_bound(self):
+        _, labels = texts(400, 11)
+        sizes = []
+        real = bt.cross_fit
+
+        def spy(fit, data, test_data, target, folds):
+            def counting(rows, y):
+                model = fit(rows, y)
+                sizes.append(int(model.t_ / model.max_iter) if hasattr(model, "t_") else None)
+                return model
+
+            return real(counting, data, test_data, target, folds)
+
+        bt.cross_fit = spy
+        try:
+            self.fitted(labels, "multiclass", "accuracy", max_fit_rows=100)
+        finally:
+            bt.cross_fit = real
+        # SGD's t_ counts the samples it saw, epochs times the rows, plus one.
+        self.assertEqual(len(sizes), 6)
+        self.assertTrue(all(size == 100 for size in sizes), sizes)
+
+    def test_stacking_is_built_only_when_the_text_pays(self):
+        target = classification_target(["a", "b"] * 20)
+        folds = all_rows_folds(target)
+        perfect = np.eye(2)[folds.truth_index]
+        constant = bt.constant_prediction(target, 40)
+        np.testing.assert_allclose(constant, 0.5)
+        half = 0.5 * perfect + 0.5 * constant  # still right on every row
+        noisy = np.roll(perfect, 1, axis=0)  # wrong on every row
+        self.assertTrue(
+            bt.stacking_pays({"tuned": (perfect, None), "text": (half, None)}, target, folds)
+        )
+        self.assertFalse(
+            bt.stacking_pays({"tuned": (perfect, None), "text": (noisy, None)}, target, folds)
+        )
+        self.assertFalse(
+            bt.stacking_pays({"tuned": (perfect, None), "text": (constant, None)}, target, folds)
+        )
+        values = bt.fitting_target(pd.Series(np.arange(40.0)), "regression", "rmse")
+        self.assertEqual(bt.constant_prediction(values, 3).tolist(), [19.5] * 3)
+
+    def test_the_stacked_candidate_sees_the_text_models_predictions(self):
+        frame, labels = texts(400, 12)
+        train, test = (
+            frame.iloc[:300].reset_index(drop=True),
+            frame.iloc[300:].reset_index(drop=True),
+        )
+        names, types = ["review", "stars"], {"review": "text", "stars": "float"}
+        both = pd.concat([train[names], test[names]], ignore_index=True)
+        X, X_test = bt.feature_matrices(train, test, both, names, types)
+        target = bt.fitting_target(pd.Series(labels[:300]), "multiclass", "accuracy")
+        folds = bt.make_folds(target, 5)
+        text = bt.text_candidate(bt.text_matrix(both, ["review"]), target, folds)
+        oof, test_prediction = bt.stacked_candidate(X, X_test, text, target, folds)
+        self.assertEqual((oof.shape, test_prediction.shape), ((300, 3), (100, 3)))
+        _, stacked, _, _ = bt.evaluate(oof[folds.seen], target, folds)
+        _, alone, _, _ = bt.evaluate(
+            bt.tuned_candidate(X, X_test, target, folds)[0][folds.seen], target, folds
+        )
+        self.assertGreater(stacked, alone + 0.2)
+
+
+def run_text(frame, labels, metric, cut=300):
+    """`main` on a text competition of `frame` (the first `cut` rows to train on): (submission,
+    printed, test labels by the submission's ids)."""
+    train = frame.iloc[:cut].assign(label=labels[:cut])
+    test = frame.iloc[cut:].reset_index(drop=True)
+    features = [c for c in frame.columns if c != "id"]
+    types = {"review": "text", "stars": "float"}
+    with tempfile.TemporaryDirectory() as folder:
+        train.to_csv(os.path.join(folder, "train.csv"), index=False)
+        test.to_csv(os.path.join(folder, "test.csv"), index=False)
+        pd.DataFrame({"id": test["id"], "label": "c0"}).to_csv(
+            os.path.join(folder, "sample_submission.csv"), index=False
+        )
+        config = {
+            "train": "train.csv",
+            "test": "test.csv",
+            "sample_submission": "sample_submission.csv",
+            "id_column": "id",
+            "shape": "single",
+            "targets": ["label"],
+            "target_columns": ["label"],
+            "task": "multiclass",
+            "prediction": "label",
+            "metric": metric,
+            "features": features,
+            "types": {name: types[name] for name in features},
+        }
+        _, printed = quietly(bt.main, config, input_dir=folder, output_dir=folder)
+        submission = pd.read_csv(os.path.join(folder, "submission.csv"))
+    truth = pd.Series(labels[cut:], index=test["id"]).loc[submission["id"]]
+    return submission, printed, truth
+
+
+class TextPipelineTests(unittest.TestCase):
+    def test_a_text_only_competition_is_led_by_the_text_model(self):
+        frame, labels = texts(400, 13)
+        submission, printed, truth = run_text(frame.drop(columns=["stars"]), labels, "macro_f1")
+        self.assertIn("text features: ", printed)
+        self.assertIn("out-of-fold text: macro_f1 ", printed)
+        self.assertIn("out-of-fold linear: macro_f1 ", printed)
+        self.assertNotIn("out-of-fold tuned", printed)
+        self.assertNotIn("stacked", printed)
+        name, value = printed_validation(printed)
+        self.assertEqual(name, "macro_f1")
+        self.assertGreater(value, 0.85)
+        self.assertGreater(f1_score(truth, submission["label"], average="macro"), 0.85)
+
+    def test_text_and_numbers_blend_every_candidate(self):
+        frame, labels = texts(400, 14)
+        submission, printed, truth = run_text(frame, labels, "accuracy")
+        for label in ("tuned", "plain", "linear", "text", "stacked"):
+            self.assertIn(f"out-of-fold {label}: accuracy ", printed)
+        self.assertGreater(printed_validation(printed)[1], 0.85)
+        self.assertGreater(np.mean(submission["label"].to_numpy() == truth.to_numpy()), 0.85)
+
+
 def shaped(rows, seed, shape):
     """A data set of several targets, or an ordinal one, from the same signals as `tabular`:
     (train, test, types, answers, target columns)."""

@@ -249,6 +249,9 @@ fn summary(a: &CompetitionAnalysis) -> String {
     if !a.classes.is_empty() {
         let _ = writeln!(s, "Classes (sorted): {}.", quoted(&a.classes));
     }
+    if let Some(line) = free_text_line(a) {
+        s.push_str(&line);
+    }
     if let Some(media) = &a.media {
         let _ = writeln!(
             s,
@@ -355,6 +358,28 @@ fn side_table_text(side: &crate::pipeline::analyse::SideTable) -> String {
         side.table.rows,
         typed.join(", ")
     )
+}
+
+/// The line naming the training table's free-text columns (long, mostly distinct strings), or
+/// None when it has none: the model is told to read them as text, not as categories.
+fn free_text_line(a: &CompetitionAnalysis) -> Option<String> {
+    let texts: Vec<String> = a
+        .train
+        .columns
+        .iter()
+        .filter(|c| c.dtype == crate::pipeline::analyse::ColumnType::Text)
+        .map(|c| c.name.clone())
+        .collect();
+    if texts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "Free-text column{} of the training table: {}. Read them as text (e.g. TF-IDF of word \
+         and character n-grams into a linear model, its predictions blended with or fed to \
+         the models of the other columns), not as categories.\n",
+        if texts.len() == 1 { "" } else { "s" },
+        quoted(&texts)
+    ))
 }
 
 /// The header and first rows of a table, as CSV-like lines (cells already bounded by the
@@ -719,6 +744,27 @@ mod tests {
         assert!(
             user.contains("/input/cabins.csv is /input/cabins.xlsx converted to CSV by the host"),
             "{user}"
+        );
+    }
+
+    #[test]
+    fn the_free_text_columns_are_named() {
+        let mut a = analysis();
+        assert_eq!(free_text_line(&a), None);
+        assert!(!summary(&a).contains("Free-text"));
+        a.train.columns[2].dtype = ColumnType::Text;
+        a.train.columns.push(column("Review", ColumnType::Text));
+        let line = free_text_line(&a).expect("a line");
+        assert!(
+            line.starts_with("Free-text columns of the training table: `Age`, `Review`."),
+            "{line}"
+        );
+        assert!(summary(&a).contains(&line));
+        a.train.columns.pop();
+        assert!(
+            free_text_line(&a)
+                .expect("a line")
+                .starts_with("Free-text column of the training table: `Age`.")
         );
     }
 
