@@ -68,16 +68,18 @@ pub(super) fn build(
     let pre = store::linker(engine)
         .and_then(|linker| linker.instantiate_pre(&module))
         .step("linking the instrumented runtime")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| PrewarmError::Io {
-            context: "starting the build's runtime".into(),
-            source,
-        })?;
     let (image, summary) = std::thread::scope(|scope| {
-        // A thread of its own: this may be called from a blocking task of another runtime.
+        // A thread of its own, with its runtime made and dropped there: this may be called
+        // from a blocking task of another runtime, or from inside one (a runtime dropped in
+        // an async context panics).
         let job = scope.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| PrewarmError::Io {
+                    context: "starting the build's runtime".into(),
+                    source,
+                })?;
             runtime.block_on(async {
                 report(PrewarmStep::Importing);
                 let (image, a) = build_once(&pre, read_only, Some((&wizer, &cx))).await?;
