@@ -7,7 +7,10 @@
 //! Each solve works in its claim's own folder (see `workdir`), and leaves nothing there: an
 //! attempt's folder goes when the attempt ends, the claim's when the solve does. The
 //! submission is stored only after the caller's fence confirms that this claim still owns the
-//! job. Parts: `types` (stages, events, records, errors) and `job` (what a caller hands in).
+//! job. Parts: `types` (stages, events, records, errors), `job` (what a caller hands in),
+//! `route` (which backends the data allows), `single` (the single shot), `candidate` (one
+//! candidate of a search), `run` (running code on a folder, validating and storing what it
+//! wrote) and `blend` (the host's blend of the best candidates).
 //!
 //! When the policy asks for several candidates, the job is a search instead: each candidate
 //! runs in a holdout view of the competition (training rows the host set aside, their answers
@@ -16,45 +19,38 @@
 //! search's decisions are `search`'s; this module runs them.
 
 mod blend;
+mod candidate;
 mod job;
 mod route;
+mod run;
 mod search;
+mod single;
 mod types;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ks_policies::Policy;
 use ks_sandbox_fallback::owner::Owner;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 pub use job::{FenceError, FenceVerdict, PreparedCompetition, SolveJob, StoreFence, Unleased};
 use search::{Ask, SearchState, Tried};
-use types::printed_score;
 pub use types::{
     AttemptFailure, AttemptRecord, CandidateRecord, SearchEnd, SearchSummary, SolveError,
     SolveEvent, SolveReport, Stage, ValidationSource,
 };
 
 use super::analyse::{AnalyseError, CompetitionAnalysis, CompetitionText, analyse, convert};
-use super::generate::{
-    DynGenerator, GenerateError, GeneratedCode, GenerationRequest, LlmUsage, PreviousAttempt,
-};
+use super::generate::DynGenerator;
 use super::score::{
     Answers, HOLDOUT_FRACTION, HoldoutError, Split, build_view, holdout_spec, job_seed,
-    score_submission,
 };
-use super::validate::validate_submission;
-use super::workdir::{AttemptDir, ClaimDir, WorkDirError, sweep};
-use crate::sandbox::{
-    Backend, BackendChoice, DynSandbox, OutputFileError, SandboxRequest, SelectError, read_regular,
-    select_backend,
-};
-use crate::storage::{DynStore, StoredSubmission};
-use crate::text::{ERROR_TAIL_CHARS, quote, tail};
+use super::workdir::{ClaimDir, WorkDirError, sweep};
+use crate::sandbox::{Backend, BackendChoice, DynSandbox, SelectError, select_backend};
+use crate::storage::DynStore;
+use crate::text::quote;
 
 /// A job's holdout view: where it is, the answers it keeps back, and how its rows were chosen.
 struct Holdout {
@@ -263,150 +259,6 @@ impl Solver {
         }
         self.single_shot(job, competition, analysis, claim, docker)
             .await
-    }
-
-    /// Today's single shot: attempts on the full data until one writes a valid submission.
-    async fn single_shot(
-        &self,
-        job: &SolveJob<'_>,
-        competition: &PreparedCompetition,
-        analysis: CompetitionAnalysis,
-        claim: &ClaimDir,
-        docker: bool,
-    ) -> Result<SolveReport, SolveError> {
-        let max = job.policy.attempts.max.max(1);
-        let mut records = Vec::new();
-        let mut previous = None;
-        for attempt in 1..=max {
-            if job.cancel.is_cancelled() {
-                return Err(SolveError::Cancelled);
-            }
-            let request = GenerationRequest {
-                analysis: &analysis,
-                attempt,
-                previous: previous.take(),
-                docker,
-                candidate: 1,
-                improve: None,
-            };
-            // A reply without code is the generator's failed attempt, like code that crashes;
-            // any other generator failure (unreachable, refused) ends the job.
-            let generated = timed(job, Stage::Generate, attempt, async {
-                match self.generator.generate(&request).await {
-                    Ok(code) => {
-                        tracing::info!(
-                            generator = %code.generator,
-                            chars = code.code.len(),
-                            "code generated"
-                        );
-                        (job.events)(SolveEvent::Generated {
-                            attempt,
-                            llm: code.llm.clone(),
-                        });
-                        Ok(Ok(code))
-                    }
-                    Err(GenerateError::NoCode { provider, llm }) => {
-                        tracing::info!(%provider, "the reply held no code");
-                        (job.events)(SolveEvent::Generated { attempt, llm });
-                        Ok(Err(AttemptFailure::NoCode { provider }))
-                    }
-                    Err(error) => Err(SolveError::Generate(error)),
-                }
-            })
-            .await?;
-            let generated = match generated {
-                Ok(generated) => generated,
-                Err(failure) => {
-                    let reason = failure.to_string();
-                    (job.events)(SolveEvent::AttemptFailed {
-                        attempt,
-                        reason: failure,
-                    });
-                    previous = Some(PreviousAttempt {
-                        code: String::new(),
-                        error: reason.clone(),
-                    });
-                    let record = AttemptRecord {
-                        attempt,
-                        generator: self.generator.name(),
-                        code: String::new(),
-                        backend: None,
-                        outcome: None,
-                        error: Some(reason),
-                        candidate: None,
-                    };
-                    ended(job, &record, None);
-                    records.push(record);
-                    continue;
-                }
-            };
-            let mut record = AttemptRecord {
-                attempt,
-                generator: generated.generator.clone(),
-                code: generated.code.clone(),
-                backend: None,
-                outcome: None,
-                error: None,
-                candidate: None,
-            };
-            match self
-                .attempt(job, claim, competition, &analysis, attempt, &mut record)
-                .await?
-            {
-                Ok(submission) => {
-                    let validation_score = record
-                        .outcome
-                        .as_ref()
-                        .and_then(|o| printed_score(&o.stdout));
-                    ended(job, &record, validation_score);
-                    let runtime = runtime(record.backend, job.policy);
-                    records.push(record);
-                    return Ok(SolveReport {
-                        slug: competition.slug.clone(),
-                        submission,
-                        analysis,
-                        attempts: records,
-                        validation_score,
-                        validation_score_source: validation_score.map(|_| ValidationSource::Script),
-                        search: None,
-                        runtime,
-                        seed: None,
-                    });
-                }
-                Err(failure) => {
-                    let reason = failure.to_string();
-                    (job.events)(SolveEvent::AttemptFailed {
-                        attempt,
-                        reason: failure,
-                    });
-                    let stderr = record
-                        .outcome
-                        .as_ref()
-                        .map(|o| tail(&o.stderr, ERROR_TAIL_CHARS))
-                        .unwrap_or_default();
-                    previous = Some(PreviousAttempt {
-                        code: record.code.clone(),
-                        error: if stderr.is_empty() {
-                            reason.clone()
-                        } else {
-                            format!("{reason}\n\nstderr (tail):\n{stderr}")
-                        },
-                    });
-                    record.error = Some(reason);
-                    ended(job, &record, None);
-                    records.push(record);
-                }
-            }
-        }
-        let last_error = records
-            .last()
-            .and_then(|r| r.error.clone())
-            .unwrap_or_default();
-        Err(SolveError::AttemptsExhausted {
-            attempts: max,
-            last_error,
-            records,
-        })
     }
 
     /// Builds the job's holdout view in the claim's folder. The inner error says why the job
@@ -681,390 +533,7 @@ impl Solver {
             records,
         })
     }
-
-    /// Generates, runs and scores one candidate, `run` the number of its folder and stages,
-    /// each run capped at `wall_time`.
-    #[allow(clippy::too_many_arguments)] // one candidate's whole context
-    async fn try_candidate(
-        &self,
-        job: &SolveJob<'_>,
-        claim: &ClaimDir,
-        holdout: &Holdout,
-        analysis: &CompetitionAnalysis,
-        ask: &Ask,
-        run: u32,
-        wall_time: Duration,
-        docker: bool,
-        halt: &CancellationToken,
-    ) -> Result<Tried, SolveError> {
-        let begun = Instant::now();
-        (job.events)(SolveEvent::CandidateStarted {
-            candidate: ask.number,
-            kind: ask.kind,
-            parent: ask.parent,
-        });
-        let request = GenerationRequest {
-            analysis,
-            attempt: run,
-            previous: ask.previous.clone(),
-            docker,
-            candidate: ask.number,
-            improve: ask.improve.clone(),
-        };
-        let (generated, tokens) = tokio::select! {
-            generated = self.generate(job, &request, run) => generated?,
-            () = halt.cancelled(), if !job.cancel.is_cancelled() => {
-                (Err(AttemptFailure::Stopped), None)
-            }
-        };
-        let mut record = CandidateRecord {
-            candidate: ask.number,
-            kind: ask.kind,
-            parent: ask.parent,
-            generator: self.generator.name(),
-            code: String::new(),
-            backend: None,
-            millis: 0,
-            run_millis: None,
-            fuel_used: None,
-            tokens: None,
-            host_score: None,
-            printed_score: None,
-            error: None,
-        };
-        // A reply without code cost its tokens too: they count against the budget.
-        record.tokens = tokens;
-        let (scored, outcome) = match generated {
-            Ok(generated) => {
-                record.generator = generated.generator;
-                record.code = generated.code;
-                self.candidate(
-                    job,
-                    claim,
-                    holdout,
-                    analysis,
-                    run,
-                    &mut record,
-                    wall_time,
-                    halt,
-                )
-                .await?
-            }
-            Err(failure) => (Err(failure), None),
-        };
-        record.millis = u64::try_from(begun.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let host_score = scored.as_ref().ok().map(|s| s.0.value);
-        // The candidate's log as it ends, like an attempt's: its code, output and error.
-        let attempt = AttemptRecord {
-            attempt: run,
-            generator: record.generator.clone(),
-            code: record.code.clone(),
-            backend: record.backend,
-            outcome: outcome.clone(),
-            error: scored.as_ref().err().map(ToString::to_string),
-            candidate: Some(ask.number),
-        };
-        ended(job, &attempt, host_score);
-        let run = record.run_millis.map(Duration::from_millis);
-        Ok(match scored {
-            Ok((score, submission)) => {
-                record.host_score = Some(score.value);
-                Tried {
-                    run,
-                    record,
-                    score: Some(score),
-                    failure: None,
-                    outcome,
-                    submission: Some(submission),
-                }
-            }
-            Err(failure) => {
-                let reason = failure.to_string();
-                let stderr = outcome
-                    .as_ref()
-                    .map(|o| tail(&o.stderr, ERROR_TAIL_CHARS))
-                    .unwrap_or_default();
-                (job.events)(SolveEvent::CandidateFailed {
-                    candidate: ask.number,
-                    kind: ask.kind,
-                    reason: failure,
-                    millis: record.millis,
-                });
-                record.error = Some(reason.clone());
-                Tried {
-                    run,
-                    record,
-                    score: None,
-                    failure: Some(if stderr.is_empty() {
-                        reason
-                    } else {
-                        format!("{reason}\n\nstderr (tail):\n{stderr}")
-                    }),
-                    outcome,
-                    submission: None,
-                }
-            }
-        })
-    }
-
-    /// Asks the generator for code, with the LLM tokens the reply cost. A reply without code
-    /// is the candidate's failure, like code that crashes; any other generator failure
-    /// (unreachable, refused) ends the job.
-    async fn generate(
-        &self,
-        job: &SolveJob<'_>,
-        request: &GenerationRequest<'_>,
-        run: u32,
-    ) -> Result<(Result<GeneratedCode, AttemptFailure>, Option<u64>), SolveError> {
-        timed(job, Stage::Generate, run, async {
-            match self.generator.generate(request).await {
-                Ok(code) => {
-                    (job.events)(SolveEvent::Generated {
-                        attempt: run,
-                        llm: code.llm.clone(),
-                    });
-                    let tokens = code.tokens();
-                    Ok((Ok(code), tokens))
-                }
-                Err(GenerateError::NoCode { provider, llm }) => {
-                    let tokens = llm.as_ref().map(LlmUsage::tokens);
-                    (job.events)(SolveEvent::Generated { attempt: run, llm });
-                    Ok((Err(AttemptFailure::NoCode { provider }), tokens))
-                }
-                Err(error) => Err(SolveError::Generate(error)),
-            }
-        })
-        .await
-    }
-
-    /// Runs one candidate in the holdout view and scores what it wrote against the answers.
-    /// The outer error ends the solve; the inner one is the candidate's failure.
-    #[allow(clippy::too_many_arguments)] // one run's whole context; a struct would only rename it
-    async fn candidate(
-        &self,
-        job: &SolveJob<'_>,
-        claim: &ClaimDir,
-        holdout: &Holdout,
-        analysis: &CompetitionAnalysis,
-        run: u32,
-        candidate: &mut CandidateRecord,
-        wall_time: Duration,
-        halt: &CancellationToken,
-    ) -> Result<
-        (
-            Result<Scored, AttemptFailure>,
-            Option<crate::sandbox::Outcome>,
-        ),
-        SolveError,
-    > {
-        let sandbox = match self.sandboxes.choose(job.policy, &candidate.code) {
-            Ok(sandbox) => sandbox,
-            Err(reason) => return Ok((Err(reason.into()), None)),
-        };
-        candidate.backend = Some(sandbox.backend());
-        let mut record = AttemptRecord {
-            attempt: run,
-            generator: candidate.generator.clone(),
-            code: candidate.code.clone(),
-            backend: candidate.backend,
-            outcome: None,
-            error: None,
-            candidate: Some(candidate.candidate),
-        };
-        let dir = claim.attempt(run).await?;
-        let ran = self
-            .run_and_validate(
-                job,
-                &dir,
-                sandbox,
-                &holdout.view,
-                analysis,
-                &mut record,
-                wall_time,
-                halt,
-            )
-            .await;
-        dir.remove().await;
-        if let Some(outcome) = &record.outcome {
-            candidate.run_millis = Some(outcome.wall_ms);
-            candidate.fuel_used = outcome.fuel_used;
-            candidate.printed_score = printed_score(&outcome.stdout);
-        }
-        let contents = match ran? {
-            Ok(contents) => contents,
-            Err(failure) => return Ok((Err(failure), record.outcome)),
-        };
-        let contents = Arc::new(contents);
-        let scored = timed(job, Stage::Validate, run, async {
-            let (answers, analysis, submission) = (
-                holdout.answers.clone(),
-                analysis.clone(),
-                Arc::clone(&contents),
-            );
-            tokio::task::spawn_blocking(move || score_submission(&submission, &answers, &analysis))
-                .await
-                .map_err(|e| SolveError::Internal(e.to_string()))
-        })
-        .await?;
-        let scored = scored.map(|score| (score, contents));
-        Ok((scored.map_err(AttemptFailure::Score), record.outcome))
-    }
-
-    /// Runs, validates and (if valid) stores one attempt's code. The outer error ends the
-    /// solve; the inner one is the code's failure, fed back to the generator.
-    async fn attempt(
-        &self,
-        job: &SolveJob<'_>,
-        claim: &ClaimDir,
-        competition: &PreparedCompetition,
-        analysis: &CompetitionAnalysis,
-        attempt: u32,
-        record: &mut AttemptRecord,
-    ) -> Result<Result<StoredSubmission, AttemptFailure>, SolveError> {
-        match self
-            .full_run(job, claim, competition, analysis, attempt, record)
-            .await?
-        {
-            Ok(submission) => Ok(Ok(self.store(job, attempt, &submission).await?)),
-            Err(failure) => Ok(Err(failure)),
-        }
-    }
-
-    /// Runs one attempt's code on the full data and validates what it wrote, returning the
-    /// submission. The outer error ends the solve; the inner one is the code's failure.
-    async fn full_run(
-        &self,
-        job: &SolveJob<'_>,
-        claim: &ClaimDir,
-        competition: &PreparedCompetition,
-        analysis: &CompetitionAnalysis,
-        attempt: u32,
-        record: &mut AttemptRecord,
-    ) -> Result<Result<Vec<u8>, AttemptFailure>, SolveError> {
-        let sandbox = match self.sandboxes.choose(job.policy, &record.code) {
-            Ok(sandbox) => sandbox,
-            Err(reason) => return Ok(Err(reason.into())),
-        };
-        record.backend = Some(sandbox.backend());
-        let dir = claim.attempt(attempt).await?;
-        let ran = self
-            .run_and_validate(
-                job,
-                &dir,
-                sandbox,
-                &competition.dir,
-                analysis,
-                record,
-                job.policy.limits.wall_time,
-                &job.cancel,
-            )
-            .await;
-        // The submission is in memory now: nothing in the folder is needed any more.
-        dir.remove().await;
-        ran
-    }
-
-    /// Stores a validated submission as the job's, once the fence says the job is still held.
-    async fn store(
-        &self,
-        job: &SolveJob<'_>,
-        attempt: u32,
-        submission: &[u8],
-    ) -> Result<StoredSubmission, SolveError> {
-        // Not raced against the cancel like the other stages: a put dropped midway would
-        // leave its partial file behind. A cancel that lands during the put is the queue's to
-        // apply: it fails the completion as cancelled.
-        staged(job, Stage::Store, attempt, async {
-            if job.cancel.is_cancelled() {
-                return Err(SolveError::Cancelled);
-            }
-            match job.fence.check().await? {
-                FenceVerdict::Held => {}
-                FenceVerdict::Lost => return Err(SolveError::Lost),
-                FenceVerdict::Cancelled => return Err(SolveError::Cancelled),
-            }
-            self.store
-                .put(&job.id, submission)
-                .await
-                .map_err(SolveError::Store)
-        })
-        .await
-    }
-
-    /// Runs the code in `dir` on the competition in `input` (the real one or a holdout view,
-    /// mounted at `/input`) for at most `wall_time`, and reads and validates the submission it
-    /// left against that folder's sample.
-    #[allow(clippy::too_many_arguments)] // one run's whole context; a struct would only rename it
-    async fn run_and_validate(
-        &self,
-        job: &SolveJob<'_>,
-        dir: &AttemptDir,
-        sandbox: &DynSandbox,
-        input: &Path,
-        analysis: &CompetitionAnalysis,
-        record: &mut AttemptRecord,
-        wall_time: Duration,
-        halt: &CancellationToken,
-    ) -> Result<Result<Vec<u8>, AttemptFailure>, SolveError> {
-        let attempt = dir.number;
-        let output = dir.output.clone();
-        let mut request =
-            SandboxRequest::from_policy(record.code.clone(), &output, job.policy).with_input(input);
-        request.limits.wall_time = wall_time;
-        request.scratch = Some(dir.root.clone());
-        request.cancel = halt.child_token();
-        request.job = Some(job.id.clone());
-        let outcome = timed(job, Stage::Run, attempt, async {
-            sandbox.run(request).await.map_err(SolveError::Sandbox)
-        })
-        .await?;
-        if outcome.cancelled {
-            // Halted with the job still going: a stopped search's candidate, not the job.
-            if job.cancel.is_cancelled() || !halt.is_cancelled() {
-                return Err(SolveError::Cancelled);
-            }
-            record.outcome = Some(outcome);
-            return Ok(Err(AttemptFailure::Stopped));
-        }
-        let failure = outcome.failure_summary();
-        record.outcome = Some(outcome);
-        if let Some(summary) = failure {
-            return Ok(Err(AttemptFailure::Run { summary }));
-        }
-        let cap = job.policy.limits.output.0;
-        let replaced = record
-            .outcome
-            .as_ref()
-            .is_some_and(|o| o.removed_from_output.iter().any(|p| p == "submission.csv"));
-        timed(job, Stage::Validate, attempt, async {
-            let (dir, analysis) = (input.to_path_buf(), analysis.clone());
-            let span = tracing::Span::current();
-            tokio::task::spawn_blocking(move || {
-                let _span = span.enter();
-                // Read once, through the run's own folder and never through a link; what is
-                // validated is exactly what is stored.
-                if replaced {
-                    return Err(AttemptFailure::Unreadable(OutputFileError::NotRegular {
-                        name: "submission.csv".into(),
-                        kind: "link or special file, deleted unread",
-                    }));
-                }
-                let contents = match read_regular(&output, "submission.csv", cap) {
-                    Ok(contents) => contents,
-                    Err(error) => return Err(AttemptFailure::Unreadable(error)),
-                };
-                validate_submission(&contents, &dir, &analysis)?;
-                Ok(contents)
-            })
-            .await
-            .map_err(|e| SolveError::Internal(e.to_string()))
-        })
-        .await
-    }
 }
-
-/// A candidate's host score and the holdout submission it was computed from.
-type Scored = (super::score::HostScore, Arc<Vec<u8>>);
 
 /// Reports the end of an attempt with its record.
 fn ended(job: &SolveJob<'_>, record: &AttemptRecord, score: Option<f64>) {
