@@ -136,16 +136,35 @@ struct Live {
     _dir: tempfile::TempDir,
 }
 
-async fn live_host() -> Result<Live> {
-    let dir = tempfile::tempdir()?;
+/// A fetcher of the shipped competitions (the demo), caching under `dir`.
+fn demo_fetcher(dir: &std::path::Path) -> Arc<Fetcher> {
     let mirror = repo().join("examples/competitions");
-    let mut fetch = FetchConfig::new(dir.path().join("cache"));
+    let mut fetch = FetchConfig::new(dir.join("cache"));
     fetch.competitions_dir = Some(mirror.clone());
     fetch.local_policy = LocalPolicy::UnderRoot(mirror);
+    Arc::new(Fetcher::new(fetch))
+}
+
+/// Submits `uri` (a `/run` request) to `host`; the job's id.
+async fn submit(host: &Host, uri: &str) -> Result<String> {
+    let response = host
+        .router()
+        .oneshot(Request::post(uri).body(Body::empty())?)
+        .await?;
+    ensure!(response.status() == StatusCode::ACCEPTED);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await?;
+    Ok(serde_json::from_slice::<Value>(&bytes)?["job_id"]
+        .as_str()
+        .context("job_id")?
+        .to_owned())
+}
+
+async fn live_host() -> Result<Live> {
+    let dir = tempfile::tempdir()?;
     let (gate, opened) = watch::channel(false);
     let host = Host::builder()
         .policies(PolicyDir::new(repo().join("policies")))
-        .fetcher(Arc::new(Fetcher::new(fetch)))
+        .fetcher(demo_fetcher(dir.path()))
         .sandboxes(Sandboxes {
             wasm: Some(Arc::new(wasm_sandbox())),
             docker: None,
@@ -187,17 +206,7 @@ async fn the_event_stream_follows_a_job_live_and_resumes_where_it_left_off() -> 
     let live = live_host().await?;
     let shutdown = CancellationToken::new();
     let workers = tokio::spawn(live.host.run_workers(shutdown.clone()));
-    let response = live
-        .host
-        .router()
-        .oneshot(Request::post("/run?url=penguins&policy=small").body(Body::empty())?)
-        .await?;
-    ensure!(response.status() == StatusCode::ACCEPTED);
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await?;
-    let id = serde_json::from_slice::<Value>(&bytes)?["job_id"]
-        .as_str()
-        .context("job_id")?
-        .to_owned();
+    let id = submit(&live.host, "/run?url=penguins&policy=small").await?;
 
     // Opened while the job runs: events arrive as they happen.
     let response = get(&live.host, &format!("/jobs/{id}/events"), &[]).await?;
@@ -500,13 +509,9 @@ async fn a_search_journal_and_the_submission_provenance_reach_the_job_log() -> R
     let presets = dir.path().join("policies");
     std::fs::create_dir_all(&presets)?;
     std::fs::write(presets.join("two.toml"), "[search]\ncandidates = 2\n")?;
-    let mirror = repo().join("examples/competitions");
-    let mut fetch = FetchConfig::new(dir.path().join("cache"));
-    fetch.competitions_dir = Some(mirror.clone());
-    fetch.local_policy = LocalPolicy::UnderRoot(mirror);
     let host = Host::builder()
         .policies(PolicyDir::new(presets))
-        .fetcher(Arc::new(Fetcher::new(fetch)))
+        .fetcher(demo_fetcher(dir.path()))
         .sandboxes(Sandboxes {
             wasm: Some(Arc::new(wasm_sandbox())),
             docker: None,
@@ -521,16 +526,7 @@ async fn a_search_journal_and_the_submission_provenance_reach_the_job_log() -> R
         .await?;
     let shutdown = CancellationToken::new();
     let workers = tokio::spawn(host.run_workers(shutdown.clone()));
-    let response = host
-        .router()
-        .oneshot(Request::post("/run?url=penguins&policy=two").body(Body::empty())?)
-        .await?;
-    ensure!(response.status() == StatusCode::ACCEPTED);
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await?;
-    let id = serde_json::from_slice::<Value>(&bytes)?["job_id"]
-        .as_str()
-        .context("job_id")?
-        .to_owned();
+    let id = submit(&host, "/run?url=penguins&policy=two").await?;
     let deadline = Instant::now() + Duration::from_secs(300);
     let status = loop {
         let status = json(&host, &format!("/status/{id}")).await?;

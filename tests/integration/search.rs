@@ -46,6 +46,24 @@ sub['species'] = sub['id'].map(pred)\n\
 sub.to_csv('/output/submission.csv', index=False)\n\
 print('validation accuracy: 0.1')\n";
 
+/// Job `id` under `policy`, its search stopped by `stop`, its events to `events`.
+fn job<'a>(
+    id: &str,
+    policy: &'a Policy,
+    stop: CancellationToken,
+    events: &'a (dyn Fn(SolveEvent) + Send + Sync),
+) -> SolveJob<'a> {
+    SolveJob {
+        id: id.into(),
+        claim: SolveJob::new_claim(),
+        policy,
+        cancel: CancellationToken::new(),
+        stop,
+        events,
+        fence: &Unleased,
+    }
+}
+
 /// A search of `candidates` within `budget_secs`.
 fn search_policy(candidates: u32, budget_secs: u64) -> Policy {
     let mut policy = Policy::default();
@@ -69,15 +87,7 @@ async fn solve_demo(
             .expect("lock")
             .push(serde_json::to_string(&event).unwrap_or_default());
     };
-    let job = SolveJob {
-        id: "search-job".into(),
-        claim: SolveJob::new_claim(),
-        policy,
-        cancel: CancellationToken::new(),
-        stop: CancellationToken::new(),
-        events: &record,
-        fence: &Unleased,
-    };
+    let job = job("search-job", policy, CancellationToken::new(), &record);
     let report = harness.solver.solve(&job, &demo()).await;
     (report, events.into_inner().expect("lock"))
 }
@@ -234,15 +244,7 @@ async fn a_stop_mid_search_halts_the_running_candidate_and_submits_the_best() ->
             .push(serde_json::to_string(&event).unwrap_or_default());
     };
     let policy = search_policy(3, 1800);
-    let job = SolveJob {
-        id: "stopped-search".into(),
-        claim: SolveJob::new_claim(),
-        policy: &policy,
-        cancel: CancellationToken::new(),
-        stop: stop.clone(),
-        events: &record,
-        fence: &Unleased,
-    };
+    let job = job("stopped-search", &policy, stop.clone(), &record);
     let report = harness.solver.solve(&job, &demo()).await?;
     let search = report.search.clone().context("a search ran")?;
     ensure!(search.end == SearchEnd::Stopped, "{search:#?}");
@@ -271,15 +273,7 @@ async fn a_stop_before_anything_scored_waits_for_the_first_valid_candidate() -> 
     let policy = search_policy(2, 1800);
     let stop = CancellationToken::new();
     stop.cancel();
-    let job = SolveJob {
-        id: "stopped-early".into(),
-        claim: SolveJob::new_claim(),
-        policy: &policy,
-        cancel: CancellationToken::new(),
-        stop,
-        events: &|_| {},
-        fence: &Unleased,
-    };
+    let job = job("stopped-early", &policy, stop, &|_| {});
     let report = harness.solver.solve(&job, &demo()).await?;
     let search = report.search.clone().context("a search ran")?;
     ensure!(
@@ -371,15 +365,7 @@ async fn opposite_mistakes_are_blended_by_host_weights_and_the_blend_is_stored()
     let (high, low) = (off_by(3.0, -3.0), off_by(-3.0, 3.3));
     let harness = harness(scripted(&[&high, &low]));
     let policy = search_policy(2, 1800);
-    let job = SolveJob {
-        id: "blended".into(),
-        claim: SolveJob::new_claim(),
-        policy: &policy,
-        cancel: CancellationToken::new(),
-        stop: CancellationToken::new(),
-        events: &|_| {},
-        fence: &Unleased,
-    };
+    let job = job("blended", &policy, CancellationToken::new(), &|_| {});
     let report = harness.solver.solve(&job, &competition).await?;
     let search = report.search.clone().context("a search ran")?;
     let blend = search.blend.clone().context("a blend")?;
@@ -409,15 +395,12 @@ async fn a_blend_member_failing_on_the_full_data_leaves_the_best_alone() -> Resu
     );
     let harness = harness(scripted(&[&off_by(3.0, -3.0), &breaks]));
     let policy = search_policy(2, 1800);
-    let job = SolveJob {
-        id: "blend-falls-back".into(),
-        claim: SolveJob::new_claim(),
-        policy: &policy,
-        cancel: CancellationToken::new(),
-        stop: CancellationToken::new(),
-        events: &|_| {},
-        fence: &Unleased,
-    };
+    let job = job(
+        "blend-falls-back",
+        &policy,
+        CancellationToken::new(),
+        &|_| {},
+    );
     let report = harness.solver.solve(&job, &competition).await?;
     let search = report.search.clone().context("a search ran")?;
     ensure!(
@@ -560,15 +543,7 @@ async fn with_docker_allowed_the_baseline_weighs_a_lightgbm_variant_run_on_docke
     );
     let mut policy = search_policy(4, 1800);
     policy.docker.image = DockerSandbox::pinned_image();
-    let job = SolveJob {
-        id: "lightgbm".into(),
-        claim: SolveJob::new_claim(),
-        policy: &policy,
-        cancel: CancellationToken::new(),
-        stop: CancellationToken::new(),
-        events: &|_| {},
-        fence: &Unleased,
-    };
+    let job = job("lightgbm", &policy, CancellationToken::new(), &|_| {});
     let report = solver.solve(&job, &demo()).await?;
     let search = report.search.context("a search ran")?;
     ensure!(search.candidates_tried == 4, "{search:#?}");
@@ -615,15 +590,7 @@ async fn a_side_table_with_the_target_runs_a_single_shot_and_says_so() -> Result
             .push(serde_json::to_string(&event).unwrap_or_default());
     };
     let policy = search_policy(2, 1800);
-    let job = SolveJob {
-        id: "side".into(),
-        claim: SolveJob::new_claim(),
-        policy: &policy,
-        cancel: CancellationToken::new(),
-        stop: CancellationToken::new(),
-        events: &record,
-        fence: &Unleased,
-    };
+    let job = job("side", &policy, CancellationToken::new(), &record);
     let report = harness.solver.solve(&job, &competition).await?;
     ensure!(report.search.is_none());
     let events = events.into_inner().expect("lock");

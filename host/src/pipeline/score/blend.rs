@@ -9,8 +9,7 @@
 //! other, against the candidate that would be submitted alone, chosen and scored the same way.
 //! The grid is coarse (tenths) for the same reason.
 
-use std::collections::HashMap;
-
+use super::submission::Submission;
 use super::{Answers, HostScore, ScoreError, score_submission};
 use crate::pipeline::analyse::{CompetitionAnalysis, Metric, PredictionKind, TaskKind};
 use crate::text::quote;
@@ -53,70 +52,16 @@ pub enum BlendError {
     NotNumber(String),
 }
 
-/// One candidate's submission, read for blending: its header, rows, and where the id and
-/// the prediction columns are.
-#[derive(Debug, Clone)]
-pub struct Table {
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
-    id_at: usize,
-    at: Vec<usize>,
-    by_id: HashMap<String, usize>,
-}
-
-impl Table {
-    /// Reads a validated submission with its `id_column` and prediction `columns`.
-    ///
-    /// # Errors
-    /// [`BlendError::Shape`] when it is not CSV or lacks a column.
-    pub fn read(bytes: &[u8], id_column: &str, columns: &[String]) -> Result<Self, BlendError> {
-        let shape = |e: csv::Error| BlendError::Shape(e.to_string());
-        let mut reader = csv::Reader::from_reader(bytes);
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(shape)?
-            .iter()
-            .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
-            .collect();
-        let find = |name: &str| {
-            header
-                .iter()
-                .position(|h| h == name)
-                .ok_or_else(|| BlendError::Shape(format!("no column {}", quote(name))))
-        };
-        let id_at = find(id_column)?;
-        let at = columns
-            .iter()
-            .map(|c| find(c))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut rows = Vec::new();
-        let mut by_id = HashMap::new();
-        for record in reader.records() {
-            let row: Vec<String> = record
-                .map_err(shape)?
-                .iter()
-                .map(|c| c.trim().to_owned())
-                .collect();
-            let id = row.get(id_at).cloned().unwrap_or_default();
-            by_id.insert(id, rows.len());
-            rows.push(row);
-        }
-        Ok(Self {
-            header,
-            rows,
-            id_at,
-            at,
-            by_id,
-        })
-    }
-}
-
 /// `members` combined with `weights` (one per member, summing to 1), as a CSV with the first
 /// member's header, rows and other columns.
 ///
 /// # Errors
 /// See [`BlendError`].
-pub fn blend(members: &[&Table], weights: &[f64], combine: Combine) -> Result<Vec<u8>, BlendError> {
+pub fn blend(
+    members: &[&Submission],
+    weights: &[f64],
+    combine: Combine,
+) -> Result<Vec<u8>, BlendError> {
     let Some(first) = members.first() else {
         return Err(BlendError::Shape("no members".into()));
     };
@@ -129,9 +74,7 @@ pub fn blend(members: &[&Table], weights: &[f64], combine: Combine) -> Result<Ve
         let others: Vec<&Vec<String>> = members
             .iter()
             .map(|m| {
-                m.by_id
-                    .get(id)
-                    .and_then(|&i| m.rows.get(i))
+                m.row(id)
                     .ok_or_else(|| BlendError::Shape(format!("no row for id {}", quote(id))))
             })
             .collect::<Result<_, _>>()?;
@@ -203,7 +146,7 @@ pub struct BlendChoice {
 /// # Errors
 /// A member that does not fit the answers.
 pub fn choose(
-    members: &[&Table],
+    members: &[&Submission],
     answers: &Answers,
     analysis: &CompetitionAnalysis,
     seed: u64,
@@ -330,8 +273,8 @@ fn halves(answers: &Answers, seed: u64) -> (Answers, Answers) {
 mod tests {
     use super::*;
 
-    fn table(csv: &str) -> Table {
-        Table::read(csv.as_bytes(), "id", &["y".to_owned()]).expect("a table")
+    fn table(csv: &str) -> Submission {
+        Submission::read(csv.as_bytes(), "id", &["y".to_owned()]).expect("a table")
     }
 
     #[test]
@@ -391,7 +334,7 @@ mod tests {
         (analysis, answers)
     }
 
-    fn noisy(noise: impl Fn(i32) -> f64) -> Table {
+    fn noisy(noise: impl Fn(i32) -> f64) -> Submission {
         let rows: String = (0..40)
             .map(|i| format!("{i},{}\n", f64::from(i) + noise(i)))
             .collect();

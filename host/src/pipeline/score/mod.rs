@@ -11,12 +11,12 @@ pub mod metrics;
 mod pictures;
 pub mod plan;
 mod side;
-
-use std::collections::HashMap;
+pub mod submission;
 
 pub use holdout::{Answers, HoldoutError, HoldoutSpec, Split, build_view};
 pub use metrics::MetricError;
 pub use plan::{HOLDOUT_FRACTION, holdout_spec, job_seed};
+use submission::Submission;
 
 use super::analyse::{CompetitionAnalysis, Metric, PredictionKind, SubmissionShape, TaskKind};
 use super::validate::known_class;
@@ -106,38 +106,15 @@ fn aligned<'a>(
     answers: &'a Answers,
     columns: &[String],
 ) -> Result<Rows<'a>, ScoreError> {
-    let mut reader = csv::Reader::from_reader(submission);
-    let mismatch = |e: csv::Error| ScoreError::Mismatch(e.to_string());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(mismatch)?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
-        .collect();
-    let find = |name: &str| {
-        header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| ScoreError::Mismatch(format!("no column {}", quote(name))))
-    };
-    let id_at = find(&answers.id_column)?;
-    let at = columns
-        .iter()
-        .map(|c| find(c))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut by_id: HashMap<String, Vec<String>> = HashMap::new();
-    for record in reader.records() {
-        let record = record.map_err(mismatch)?;
-        let cell = |i: usize| record.get(i).unwrap_or("").trim().to_owned();
-        by_id.insert(cell(id_at), at.iter().map(|&i| cell(i)).collect());
-    }
+    let table = Submission::read(submission, &answers.id_column, columns)
+        .map_err(|e| ScoreError::Mismatch(e.0))?;
     let mut rows = Rows {
         truth: Vec::with_capacity(answers.rows.len()),
         predicted: Vec::with_capacity(answers.rows.len()),
     };
     for (id, truth) in &answers.rows {
-        let predicted = by_id
-            .remove(id.trim())
+        let predicted = table
+            .predictions(id.trim())
             .ok_or_else(|| ScoreError::Mismatch(format!("no row for id {}", quote(id))))?;
         rows.truth.push(truth);
         rows.predicted.push(predicted);

@@ -15,8 +15,9 @@ use super::types::BlendMember;
 use super::{AttemptRecord, Holdout, PreparedCompetition, SolveError, SolveEvent, SolveJob};
 use super::{ClaimDir, Solver, ended};
 use crate::pipeline::analyse::CompetitionAnalysis;
-use crate::pipeline::score::blend::{self, Combine, MAX_MEMBERS, Table};
+use crate::pipeline::score::blend::{self, Combine, MAX_MEMBERS};
 use crate::pipeline::score::job_seed;
+use crate::pipeline::score::submission::Submission;
 use crate::pipeline::validate::validate_submission;
 use crate::storage::StoredSubmission;
 
@@ -68,12 +69,8 @@ impl Solver {
         let (answers, analysis_copy, seed) =
             (holdout.answers.clone(), analysis.clone(), job_seed(&job.id));
         let chosen = tokio::task::spawn_blocking(move || {
-            let tables = submissions
-                .iter()
-                .map(|s| Table::read(s, &answers.id_column, &analysis_copy.target_columns))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
-            let refs: Vec<&Table> = tables.iter().collect();
+            let tables = read_all(submissions.iter().map(|s| s.as_slice()), &analysis_copy)?;
+            let refs: Vec<&Submission> = tables.iter().collect();
             blend::choose(&refs, &answers, &analysis_copy, seed).map_err(|e| e.to_string())
         })
         .await
@@ -170,13 +167,9 @@ impl Solver {
         let (dir, analysis) = (competition.dir.clone(), analysis.clone());
         let blended = tokio::task::spawn_blocking(move || {
             let combine = Combine::of(&analysis).ok_or("the predictions do not blend")?;
-            let tables = parts
-                .iter()
-                .map(|(s, _)| Table::read(s, &analysis.id_column, &analysis.target_columns))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
+            let tables = read_all(parts.iter().map(|(s, _)| s.as_slice()), &analysis)?;
             let weights: Vec<f64> = parts.iter().map(|(_, w)| *w).collect();
-            let refs: Vec<&Table> = tables.iter().collect();
+            let refs: Vec<&Submission> = tables.iter().collect();
             let bytes = blend::blend(&refs, &weights, combine).map_err(|e| e.to_string())?;
             validate_submission(&bytes, &dir, &analysis).map_err(|e| e.to_string())?;
             Ok::<_, String>(bytes)
@@ -191,4 +184,15 @@ impl Solver {
             }
         }
     }
+}
+
+/// Each submission read with the competition's id and prediction columns.
+fn read_all<'a>(
+    submissions: impl Iterator<Item = &'a [u8]>,
+    analysis: &CompetitionAnalysis,
+) -> Result<Vec<Submission>, String> {
+    submissions
+        .map(|s| Submission::read(s, &analysis.id_column, &analysis.target_columns))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
 }
