@@ -163,22 +163,7 @@ async fn the_search_scores_pictures_on_a_holdout_of_moved_pictures() -> Result<(
 
 #[tokio::test]
 async fn audio_without_a_test_table_fails_at_analysis_before_any_attempt() -> Result<()> {
-    let data = tempfile::tempdir()?;
-    for (name, body) in [
-        ("train.csv", "clip,label\na.wav,dog\nb.wav,cat\n"),
-        ("sample_submission.csv", "clip,label\nc.wav,dog\n"),
-        ("a.wav", "RIFF"),
-        ("b.wav", "RIFF"),
-        ("c.wav", "RIFF"),
-    ] {
-        std::fs::write(data.path().join(name), body)?;
-    }
-    let competition = PreparedCompetition {
-        slug: "birdsong".into(),
-        dir: data.path().to_path_buf(),
-        text: CompetitionText::default(),
-        pin: None,
-    };
+    let (_data, competition) = crate::pipeline::birdsong(false)?;
     let harness = harness(Arc::new(BaselineGenerator));
     match solve_competition(&harness, &single_shot(), &competition).await {
         Err(SolveError::Analyse(error)) => {

@@ -330,17 +330,21 @@ async fn a_reply_without_code_uses_an_attempt_and_the_next_one_is_told() -> Resu
     Ok(())
 }
 
-#[tokio::test]
-async fn an_audio_competition_fails_with_the_baseline_before_any_attempt() -> Result<()> {
+/// A competition of three sound clips labelled in `train.csv`, with a `test.csv` or not; the
+/// folder lives as long as the returned guard.
+pub(crate) fn birdsong(with_test: bool) -> Result<(tempfile::TempDir, PreparedCompetition)> {
     let data = tempfile::tempdir()?;
-    for (name, body) in [
+    let mut files = vec![
         ("train.csv", "clip,label\na.wav,dog\nb.wav,cat\n"),
-        ("test.csv", "clip\nc.wav\n"),
         ("sample_submission.csv", "clip,label\nc.wav,dog\n"),
         ("a.wav", "RIFF"),
         ("b.wav", "RIFF"),
         ("c.wav", "RIFF"),
-    ] {
+    ];
+    if with_test {
+        files.push(("test.csv", "clip\nc.wav\n"));
+    }
+    for (name, body) in files {
         std::fs::write(data.path().join(name), body)?;
     }
     let competition = PreparedCompetition {
@@ -349,6 +353,12 @@ async fn an_audio_competition_fails_with_the_baseline_before_any_attempt() -> Re
         text: CompetitionText::default(),
         pin: None,
     };
+    Ok((data, competition))
+}
+
+#[tokio::test]
+async fn an_audio_competition_fails_with_the_baseline_before_any_attempt() -> Result<()> {
+    let (_data, competition) = birdsong(true)?;
     let harness = harness(Arc::new(BaselineGenerator));
     match solve_competition(&harness, &single_shot(), &competition).await {
         Err(SolveError::Generate(error)) => {
