@@ -117,6 +117,63 @@ pub(crate) fn xlsx(sheets: &[(&str, Vec<Vec<&str>>)]) -> Vec<u8> {
     zip.finish().expect("zip").into_inner()
 }
 
+/// The bytes of an OpenDocument spreadsheet (`.ods`) of `sheets`, cells typed as [`xlsx`]
+/// types them: the `mimetype` entry first and stored, as the format requires.
+fn ods(sheets: &[(&str, Vec<Vec<&str>>)]) -> Vec<u8> {
+    let mut tables = String::new();
+    for (name, rows) in sheets {
+        tables.push_str(&format!("<table:table table:name=\"{}\">", escape(name)));
+        for row in rows {
+            tables.push_str("<table:table-row>");
+            for cell in row {
+                if cell.is_empty() {
+                    tables.push_str("<table:table-cell/>");
+                } else if cell.parse::<f64>().is_ok() {
+                    tables.push_str(&format!(
+                        "<table:table-cell office:value-type=\"float\" \
+                         office:value=\"{cell}\"><text:p>{cell}</text:p></table:table-cell>"
+                    ));
+                } else {
+                    tables.push_str(&format!(
+                        "<table:table-cell office:value-type=\"string\"><text:p>{}</text:p>\
+                         </table:table-cell>",
+                        escape(cell)
+                    ));
+                }
+            }
+            tables.push_str("</table:table-row>");
+        }
+        tables.push_str("</table:table>");
+    }
+    const OFFICE: &str = "urn:oasis:names:tc:opendocument:xmlns:office:1.0";
+    let content = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><office:document-content \
+         xmlns:office=\"{OFFICE}\" \
+         xmlns:table=\"urn:oasis:names:tc:opendocument:xmlns:table:1.0\" \
+         xmlns:text=\"urn:oasis:names:tc:opendocument:xmlns:text:1.0\" office:version=\"1.2\">\
+         <office:body><office:spreadsheet>{tables}</office:spreadsheet></office:body>\
+         </office:document-content>"
+    );
+    let manifest = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><manifest:manifest \
+         xmlns:manifest=\"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0\" \
+         manifest:version=\"1.2\"><manifest:file-entry manifest:full-path=\"/\" \
+         manifest:media-type=\"application/vnd.oasis.opendocument.spreadsheet\"/>\
+         <manifest:file-entry manifest:full-path=\"content.xml\" \
+         manifest:media-type=\"text/xml\"/></manifest:manifest>";
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("mimetype", stored).expect("zip entry");
+    zip.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
+        .expect("zip write");
+    for (path, body) in [("content.xml", content.as_str()), ("META-INF/manifest.xml", manifest)] {
+        zip.start_file(path, zip::write::SimpleFileOptions::default())
+            .expect("zip entry");
+        zip.write_all(body.as_bytes()).expect("zip write");
+    }
+    zip.finish().expect("zip").into_inner()
+}
+
 fn folder(files: &[(&str, &[u8])]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for (path, body) in files {
@@ -190,6 +247,80 @@ fn each_sheet_becomes_a_csv_and_the_workbook_is_not_linked() {
         None
     );
     assert!(!out.path().join("none").exists());
+}
+
+/// Converts the one spreadsheet `name` (with `bytes`) beside a test table; returns each
+/// converted table's path and text.
+fn converted_sheets(name: &str, bytes: &[u8]) -> Vec<(String, String)> {
+    let source = folder(&[(name, bytes), ("test.csv", b"id,size,colour\n4,2,red\n")]);
+    let out = tempfile::tempdir().expect("tempdir");
+    let dest = out.path().join("tables");
+    let converted = convert::convert_tables(source.path(), &dest)
+        .expect("converted")
+        .expect("a spreadsheet was there");
+    assert!(!dest.join(name).exists(), "{name} is not linked");
+    converted
+        .tables
+        .iter()
+        .map(|(from, to)| {
+            assert_eq!(from, name);
+            let text = std::fs::read_to_string(dest.join(to)).expect("csv");
+            (to.clone(), text)
+        })
+        .collect()
+}
+
+#[test]
+fn an_opendocument_spreadsheet_becomes_a_csv_per_sheet() {
+    let book = ods(&[
+        (
+            "Sheet1",
+            vec![
+                vec!["id", "size", "colour", "label"],
+                vec!["1", "2.5", "red", "yes"],
+                vec!["2", "7", "a, \"quoted\" one", "no"],
+                vec!["3", "", "green", "yes"],
+            ],
+        ),
+        ("notes", vec![vec!["about"], vec!["written by the test"]]),
+    ]);
+    assert_eq!(
+        converted_sheets("train.ods", &book),
+        [
+            (
+                "train.csv".to_owned(),
+                "id,size,colour,label\n1,2.5,red,yes\n2,7,\"a, \"\"quoted\"\" one\",no\n\
+                 3,,green,yes\n"
+                    .to_owned()
+            ),
+            (
+                "train.notes.csv".to_owned(),
+                "about\nwritten by the test\n".to_owned()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_legacy_excel_workbook_becomes_a_csv_per_sheet() {
+    // Written by tests/fixtures/tables/make_xls.py (xlwt, BIFF8): nothing here writes BIFF.
+    let book = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tables/train.xls"),
+    )
+    .expect("the committed fixture");
+    assert_eq!(
+        converted_sheets("train.xls", &book),
+        [
+            (
+                "train.csv".to_owned(),
+                "id,size,colour,label\n1,2.5,red,yes\n2,7,blue,no\n3,,green,yes\n".to_owned()
+            ),
+            (
+                "train.notes.csv".to_owned(),
+                "about\nmade by make_xls.py\n".to_owned()
+            ),
+        ]
+    );
 }
 
 #[test]

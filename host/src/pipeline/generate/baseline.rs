@@ -192,8 +192,10 @@ fn images_config(analysis: &CompetitionAnalysis) -> serde_json::Value {
 /// The learners, encoding and hyper-parameters of candidate `candidate`: nothing for the first
 /// (the template's defaults), then three variants in turn, each later round with a smaller
 /// learning rate. Each variant keeps the first's three learners and adds others, so its own
-/// out-of-fold blend (chosen on every training row) can only add to them; the holdout then
-/// judges the variants' refits.
+/// out-of-fold blend (chosen on every training row, greedily above four learners) can only add
+/// to them; the holdout then judges the variants' refits. They spend more of the budget than
+/// the first: more boostings of other tree shapes, and folds repeated with other seeds, whose
+/// predictions are averaged.
 fn variant(candidate: u32, docker: bool) -> serde_json::Value {
     if candidate <= 1 {
         return json!({});
@@ -202,21 +204,19 @@ fn variant(candidate: u32, docker: bool) -> serde_json::Value {
     let slower = 0.75_f64.powi(i32::try_from(round).unwrap_or(i32::MAX));
     match (candidate - 2) % 3 {
         0 => json!({
-            "models": ["tuned", "plain", "linear", "extra", "forest"],
+            "models": [
+                "tuned", "plain", "linear", "tuned-small", "tuned-deep", "extra", "forest", "knn",
+            ],
+            "params": { "learning_rate": 0.1 * slower },
+        }),
+        1 => json!({
+            "models": ["tuned", "plain", "linear", "expanded", "extra", "forest"],
             "encoding": "frequency",
+            "repeats": 2,
             "params": {
                 "learning_rate": 0.05 * slower,
                 "max_leaf_nodes": 15,
                 "min_samples_leaf": 10,
-            },
-        }),
-        1 => json!({
-            "models": ["tuned", "plain", "linear", "knn", "expanded"],
-            "params": {
-                "learning_rate": 0.08 * slower,
-                "max_leaf_nodes": 63,
-                "min_samples_leaf": 40,
-                "l2_regularization": 0.0,
             },
         }),
         _ if docker => json!({
@@ -224,9 +224,10 @@ fn variant(candidate: u32, docker: bool) -> serde_json::Value {
             "params": { "learning_rate": 0.1 * slower },
         }),
         _ => json!({
-            "models": ["tuned", "plain", "forest", "linear"],
+            "models": ["tuned", "plain", "linear", "tuned-deep"],
+            "repeats": 3,
             "params": {
-                "learning_rate": 0.03 * slower,
+                "learning_rate": 0.05 * slower,
                 "max_leaf_nodes": 31,
                 "min_samples_leaf": 20,
             },

@@ -309,6 +309,8 @@ def cost_plan(rows, columns, target, models):
             left_out.append((model, f"{rows:,} rows: large data"))
         elif position > 0 and model == "plain" and trees >= MANY_CLASSES:
             left_out.append((model, f"{trees} classes: 100 fixed iterations of {trees} trees"))
+        elif position > 0 and model in TREE_SHAPES and (large or trees >= MANY_CLASSES):
+            left_out.append((model, "another boosting of the tuned learner's cost"))
         else:
             kept.append(model)
     params = {"learning_rate": LARGE_LEARNING_RATE} if large else {}
@@ -321,6 +323,12 @@ DEFAULT_PARAMS = {
     "max_leaf_nodes": 31,
     "min_samples_leaf": 20,
     "l2_regularization": 1.0,
+}
+# The tuned learner again with other trees (for the search's larger ensembles): small trees
+# that need more rows per leaf less, and deep ones with more rows per leaf and no penalty.
+TREE_SHAPES = {
+    "tuned-small": {"learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 10},
+    "tuned-deep": {"max_leaf_nodes": 63, "min_samples_leaf": 40, "l2_regularization": 0.0},
 }
 # The forests' and nearest neighbours' cost bound in rows x columns (per tree, per fold).
 TREES_MAX_WORK = 20_000_000
@@ -358,13 +366,14 @@ def predict(model, data, target):
     return full
 
 
-def fold_indices(target, folds):
-    """(fit rows, validation rows) per fold. Rows of a class seen only once always stay in the
-    fitting part, so no fold validates on a label its model has never seen."""
+def fold_indices(target, folds, seed=0):
+    """(fit rows, validation rows) per fold, shuffled by `seed`. Rows of a class seen only once
+    always stay in the fitting part, so no fold validates on a label its model has never
+    seen."""
     y_fit = target.y_fit
     rows = np.arange(len(y_fit))
     if target.task == "regression":
-        return list(KFold(folds, shuffle=True, random_state=0).split(rows))
+        return list(KFold(folds, shuffle=True, random_state=seed).split(rows))
     counts = y_fit.map(y_fit.value_counts())
     common = rows[(counts >= 2).to_numpy()]
     rare = rows[(counts < 2).to_numpy()]
@@ -372,15 +381,15 @@ def fold_indices(target, folds):
     # Stratified even when a class has fewer rows than folds (scikit-learn only warns then):
     # each of its rows lands in a different fold, so every fitting part still holds the class.
     kind = StratifiedKFold if pd.Series(labels).value_counts().max() >= folds else KFold
-    splitter = kind(folds, shuffle=True, random_state=0)
+    splitter = kind(folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         pairs = list(splitter.split(common, labels))
     return [(np.concatenate([common[a], rare]), common[b]) for a, b in pairs]
 
 
-def make_folds(target, folds):
-    splits = fold_indices(target, folds)
+def make_folds(target, folds, seed=0):
+    splits = fold_indices(target, folds, seed)
     seen = np.zeros(len(target.y_fit), dtype=bool)
     for _, val_rows in splits:
         seen[val_rows] = True
@@ -936,9 +945,18 @@ def build_candidates(builders, target, folds, required="tuned"):
     return candidates
 
 
+# Above this many candidates the blend is chosen greedily: the grid would be too large.
+GRID_MAX_CANDIDATES = 4
+# Rounds of the greedy choice: each adds one twentieth of weight.
+GREEDY_ROUNDS = 20
+
+
 def choose_blend(candidates, target, folds):
-    """The blend of `candidates` with the best out-of-fold score; ties go to the first
-    candidate's larger weight."""
+    """The blend of `candidates` with the best out-of-fold score: over the grid of weights in
+    quarters for a few candidates (ties go to the first candidate's larger weight), greedily
+    for more."""
+    if len(candidates) > GRID_MAX_CANDIDATES:
+        return greedy_blend(candidates, target, folds)
     labels = list(candidates)
     best = None
     for weights in blend_grid(len(labels)):
@@ -948,6 +966,31 @@ def choose_blend(candidates, target, folds):
         key = value if higher else -value
         if best is None or key > best[0] + 1e-12:
             best = (key, Blend(mix, name, value, class_weights))
+    return best[1]
+
+
+def greedy_blend(candidates, target, folds, rounds=GREEDY_ROUNDS):
+    """Ensemble selection (Caruana et al., 2004): starting from nothing, each round adds the
+    candidate (again, if it is the best choice) whose addition to the equal-weight mean of those
+    picked scores best out of fold; the best mix over the rounds is kept, weights the share of
+    rounds each candidate was picked in. Ties go to the earlier candidate."""
+    labels = list(candidates)
+    oof = {k: candidates[k][0][folds.seen] for k in labels}
+    counts, total, best = dict.fromkeys(labels, 0), None, None
+    for picked in range(1, rounds + 1):
+        round_best = None
+        for k in labels:
+            mixed = oof[k] if total is None else (total + oof[k]) / picked
+            name, value, higher, class_weights = evaluate(mixed, target, folds)
+            key = value if higher else -value
+            if round_best is None or key > round_best[0] + 1e-12:
+                round_best = (key, k, Blend({}, name, value, class_weights))
+        key, chosen, scored = round_best
+        total = oof[chosen] if total is None else total + oof[chosen]
+        counts[chosen] += 1
+        if best is None or key > best[0] + 1e-12:
+            mix = {k: c / picked for k, c in counts.items() if c}
+            best = (key, scored._replace(mix=mix))
     return best[1]
 
 
@@ -980,14 +1023,7 @@ def prediction_columns(prediction, blend, target, config, column=None):
     probability, one probability per class (each row summing to 1), or labels. `column` is the
     target's own column for several targets; None means the shape's columns."""
     if column is None and config.get("shape") == "class-probabilities":
-        indices = [class_index(target.classes, name) for name in config["column_classes"]]
-        unknown = [n for n, i in zip(config["column_classes"], indices, strict=True) if i is None]
-        if unknown:
-            raise SystemExit(f"no class {unknown} in the training target")
-        chosen = np.clip(prediction[:, indices], 0.0, 1.0)
-        totals = chosen.sum(axis=1, keepdims=True)
-        chosen = np.where(totals > 0, chosen / np.where(totals > 0, totals, 1), 1 / len(indices))
-        return dict(zip(config["target_columns"], chosen.T, strict=True))
+        return class_probability_columns(prediction, target, config)
     name = column or config["target_columns"][0]
     if target.task == "regression" and target.metric == "qwk":
         return {name: target.classes[ordinal_index(prediction, blend.class_weights)]}
@@ -1003,6 +1039,29 @@ def prediction_columns(prediction, blend, target, config, column=None):
         top = target.classes[top_labels(prediction, target.map_k)]
         return {name: [" ".join(str(label) for label in row) for row in top]}
     return {name: target.classes[decide(prediction, blend.class_weights)]}
+
+
+def class_probability_columns(prediction, target, config):
+    """{column: probabilities} of the class each probability column holds, each row summing to
+    1. A column whose class no training row has gets the chance of a class not seen in n rows,
+    1 / (n + 2), and the others share the rest; when no column names a training class, the
+    columns and the target do not match and the pipeline stops."""
+    names = config["column_classes"]
+    indices = [class_index(target.classes, name) for name in names]
+    unknown = [n for n, i in zip(names, indices, strict=True) if i is None]
+    if len(unknown) == len(names):
+        raise SystemExit(f"no class {unknown} in the training target")
+    known = [i for i in indices if i is not None]
+    chosen = np.clip(prediction[:, known], 0.0, 1.0)
+    totals = chosen.sum(axis=1, keepdims=True)
+    chosen = np.where(totals > 0, chosen / np.where(totals > 0, totals, 1), 1 / len(known))
+    unseen = 1.0 / (len(target.y_fit) + 2)
+    if unknown:
+        print(f"classes {unknown} have no training row: each predicted {unseen:.2g}")
+    share, columns, next_known = 1.0 - unseen * len(unknown), [], iter(chosen.T)
+    for index in indices:
+        columns.append(np.full(len(chosen), unseen) if index is None else share * next(next_known))
+    return dict(zip(config["target_columns"], columns, strict=True))
 
 
 def submission_frame(columns, config, test, sample):
@@ -1030,6 +1089,14 @@ def model_builders(models, X, X_test, both, names, target, folds, params=None):
     error."""
     known = {
         "tuned": lambda: tuned_candidate(X, X_test, target, folds, params),
+        **{
+            name: (
+                lambda shape=shape: tuned_candidate(
+                    X, X_test, target, folds, {**(params or {}), **shape}
+                )
+            )
+            for name, shape in TREE_SHAPES.items()
+        },
         "plain": lambda: plain_candidate(both, names, target, folds),
         "linear": lambda: linear_candidate(X, X_test, target, folds),
         "expanded": lambda: linear_candidate(X, X_test, target, folds, expanded=True),
@@ -1057,11 +1124,14 @@ def solve_target(
     params=None,
     text=None,
     types=None,
+    repeats=1,
 ):
     """One target's candidates on shared folds and their blend chosen by `metric`: (target,
     folds, blend, blended test prediction). `text` is the text features' matrix (train rows,
     then test rows) when some columns are free text (`types` says which): its candidates join
-    the others."""
+    the others. With `repeats` above 1 every candidate is built again on folds shuffled by
+    another seed, and each one's out-of-fold and test predictions are the mean over the
+    rounds: more models averaged, and blend weights chosen on steadier predictions."""
     target = fitting_target(y, task, metric, map_k)
     plan = cost_plan(len(X), X.shape[1], target, list(models or DEFAULT_MODELS))
     print(f"work {plan.work:,} (rows x columns x trees an iteration): {plan.folds} folds")
@@ -1070,7 +1140,31 @@ def solve_target(
     params = {**plan.params, **(params or {})}
     if plan.params:
         print(f"{len(X):,} rows: the tuned learner at learning rate {params['learning_rate']}")
-    folds = make_folds(target, plan.folds)
+    rounds = []
+    for seed in range(max(1, int(repeats))):
+        if seed:
+            print(f"round {seed + 1} of {repeats}: folds shuffled by seed {seed}")
+        folds = make_folds(target, plan.folds, seed)
+        rounds.append(
+            round_candidates(target, folds, plan, X, X_test, both, names, params, text, types)
+        )
+    candidates = mean_over_rounds(rounds)
+    blend = choose_blend(candidates, target, folds)
+    return target, folds, blend, blended_test_prediction(candidates, blend)
+
+
+def mean_over_rounds(rounds):
+    """{label: (out-of-fold, test)} averaged over `rounds`, for the labels every round built
+    (every round validates the same rows: rows of a class seen once are never validated)."""
+    labels = [k for k in rounds[0] if all(k in r for r in rounds)]
+    return {
+        k: tuple(np.mean([r[k][part] for r in rounds], axis=0) for part in (0, 1)) for k in labels
+    }
+
+
+def round_candidates(target, folds, plan, X, X_test, both, names, params, text, types):
+    """{label: (out-of-fold, test predictions)} of every learner of `plan` on `folds`, the text
+    model and its stacking included when there are text features."""
     required = plan.models[0]
     text_only = text is not None and only_text(names, types or {})
     if text_only:
@@ -1092,8 +1186,7 @@ def solve_target(
             candidates.update(build_candidates([("stacked", stack)], target, folds, None))
         else:
             print("stacked left out: the text model adds too little to the others")
-    blend = choose_blend(candidates, target, folds)
-    return target, folds, blend, blended_test_prediction(candidates, blend)
+    return candidates
 
 
 def text_features(both, texts):
@@ -1284,6 +1377,7 @@ def main(config, input_dir="/input", output_dir="/output"):
             config.get("params"),
             text,
             types,
+            config.get("repeats", 1),
         )
         chosen = ", ".join(f"{k} {w:.2f}" for k, w in blend.mix.items())
         if column is not None:

@@ -311,6 +311,15 @@ class CostTests(unittest.TestCase):
         first = bt.cost_plan(1000, 5, self.labels(bt.MANY_CLASSES), ["plain", "linear"])
         self.assertEqual(first.models, ["plain", "linear"])
 
+    def test_other_tree_shapes_are_left_out_for_many_classes_and_large_data(self):
+        models = ["tuned", "tuned-small", "tuned-deep"]
+        self.assertEqual(bt.cost_plan(1000, 5, self.labels(3), models).models, models)
+        why = "another boosting of the tuned learner's cost"
+        for rows, classes in ((1000, bt.MANY_CLASSES), (bt.LARGE_ROWS + 1, 2)):
+            plan = bt.cost_plan(rows, 5, self.labels(classes), models)
+            self.assertEqual(plan.models, ["tuned"])
+            self.assertEqual(plan.left_out, [("tuned-small", why), ("tuned-deep", why)])
+
     def test_a_large_work_estimate_gets_three_folds(self):
         target = self.labels(10)
         at_bound = bt.cost_plan(10_000, 10, target, ["tuned"])
@@ -562,6 +571,39 @@ class BlendTests(unittest.TestCase):
         self.assertEqual(blend.mix, {"first": 1.0})
         self.assertEqual((blend.metric, blend.value), ("accuracy", 1.0))
 
+    def test_many_candidates_are_blended_greedily_with_repeats(self):
+        target = bt.fitting_target(pd.Series([0.0, 4.0, 0.0, 4.0]), "regression", "rmse")
+        folds = all_rows_folds(target)
+        test = np.zeros(2)
+        low, high = np.array([-1.0, 3.0, -1.0, 3.0]), np.array([2.0, 6.0, 2.0, 6.0])
+        candidates = {"bad": (np.full(4, 9.0), test + 9), "low": (low, test), "high": (high, test)}
+        candidates.update({f"worse{i}": (low - i, test) for i in range(1, 4)})
+        self.assertGreater(len(candidates), bt.GRID_MAX_CANDIDATES)
+        blend = bt.choose_blend(candidates, target, folds)
+        # low alone is 1 off; two thirds low and a third high (which is 2 off the other way)
+        # hit every value: picked twice and once in the first three rounds.
+        self.assertEqual(list(blend.mix), ["low", "high"])
+        self.assertAlmostEqual(blend.mix["low"], 2 / 3)
+        self.assertAlmostEqual(blend.mix["high"], 1 / 3)
+        self.assertAlmostEqual(blend.value, 0.0)
+
+    def test_greedy_ties_go_to_the_earlier_candidate(self):
+        target = classification_target(["a", "b", "a"])
+        folds = all_rows_folds(target)
+        perfect = np.eye(2)[[0, 1, 0]]
+        candidates = {f"c{i}": (perfect.copy(), None) for i in range(5)}
+        self.assertEqual(bt.greedy_blend(candidates, target, folds).mix, {"c0": 1.0})
+
+    def test_rounds_are_averaged_over_the_candidates_every_round_built(self):
+        rounds = [
+            {"tuned": (np.array([1.0, 3.0]), np.array([2.0])), "text": (np.zeros(2), None)},
+            {"tuned": (np.array([3.0, 5.0]), np.array([4.0]))},
+        ]
+        mean = bt.mean_over_rounds(rounds)
+        self.assertEqual(list(mean), ["tuned"])
+        np.testing.assert_allclose(mean["tuned"][0], [2.0, 4.0])
+        np.testing.assert_allclose(mean["tuned"][1], [3.0])
+
 
 class CandidateTests(unittest.TestCase):
     @classmethod
@@ -626,6 +668,24 @@ class CandidateTests(unittest.TestCase):
         self.check_predictions(*bt.linear_candidate(X, X_test, target, folds, expanded=True))
         params = {"learning_rate": 0.05, "max_leaf_nodes": 15}
         self.check_predictions(*bt.tuned_candidate(X, X_test, target, folds, params))
+        args = (X, X_test, self.both, self.names, target, folds, {"learning_rate": 0.2})
+        for label, build in bt.model_builders(list(bt.TREE_SHAPES), *args):
+            self.assertIn(label, ("tuned-small", "tuned-deep"))
+            self.check_predictions(*build())
+
+    def test_repeated_folds_average_their_rounds_and_say_so(self):
+        train, test, types, _ = tabular(160, 4, "binary")
+        names = list(types)
+        both = pd.concat([train[names], test[names]], ignore_index=True)
+        X, X_test = bt.feature_matrices(train, test, both, names, types)
+        args = (train["target"], "binary", "accuracy", X, X_test, both, names)
+        once, printed_once = quietly(bt.solve_target, *args, models=["tuned", "linear"])
+        twice, printed = quietly(bt.solve_target, *args, models=["tuned", "linear"], repeats=2)
+        self.assertNotIn("round 2", printed_once)
+        self.assertIn("round 2 of 2: folds shuffled by seed 1", printed)
+        self.assertEqual(printed.count("out-of-fold tuned: "), 2)
+        self.assertEqual(twice[3].shape, once[3].shape)
+        self.assertFalse(np.allclose(twice[3], once[3]), "the second round's models differ")
 
     def test_lightgbm_is_refused_where_the_script_did_not_load_it(self):
         with self.assertRaisesRegex(ValueError, "lightgbm is not loaded"):
@@ -729,11 +789,24 @@ class SubmissionTests(unittest.TestCase):
         np.testing.assert_allclose(frame["c_1"], [0.2 / 1.2, 0.7, 0.1])
         np.testing.assert_allclose(frame[["c_3", "c_1", "c_2"]].sum(axis=1), 1.0)
 
-    def test_a_probability_column_of_no_class_stops_the_pipeline(self):
+    def test_a_column_of_a_class_no_training_row_has_gets_the_unseen_chance(self):
+        target = classification_target([1, 2, 2], "log_loss")
+        blend = bt.Blend({"tuned": 1.0}, "log_loss", 0.5, np.ones(2))
+        config = self.config("probability", ("a", "b", "c"), "class-probabilities", ["1", "4", "2"])
+        columns, printed = quietly(
+            bt.prediction_columns, np.array([[0.25, 0.75], [1.0, 0.0]]), blend, target, config
+        )
+        # 3 training rows: the unseen class gets 1 / 5, the other two share 4 / 5.
+        np.testing.assert_allclose(columns["b"], [0.2, 0.2])
+        np.testing.assert_allclose(columns["a"], [0.2, 0.8])
+        np.testing.assert_allclose(columns["c"], [0.6, 0.0])
+        self.assertIn("classes ['4'] have no training row", printed)
+
+    def test_probability_columns_of_no_training_class_stop_the_pipeline(self):
         target = classification_target([1, 2, 3], "log_loss")
         blend = bt.Blend({"tuned": 1.0}, "log_loss", 0.5, np.ones(3))
-        config = self.config("probability", ("a", "b"), "class-probabilities", ["1", "4"])
-        with self.assertRaisesRegex(SystemExit, r"no class \['4'\]"):
+        config = self.config("probability", ("a", "b"), "class-probabilities", ["5", "4"])
+        with self.assertRaisesRegex(SystemExit, r"no class \['5', '4'\]"):
             bt.prediction_columns(np.eye(3), blend, target, config)
 
     def test_ordinal_values_become_labels_at_the_chosen_cuts(self):
