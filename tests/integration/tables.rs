@@ -161,12 +161,15 @@ fn ods(sheets: &[(&str, Vec<Vec<&str>>)]) -> Vec<u8> {
          <manifest:file-entry manifest:full-path=\"content.xml\" \
          manifest:media-type=\"text/xml\"/></manifest:manifest>";
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let stored = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     zip.start_file("mimetype", stored).expect("zip entry");
     zip.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
         .expect("zip write");
-    for (path, body) in [("content.xml", content.as_str()), ("META-INF/manifest.xml", manifest)] {
+    for (path, body) in [
+        ("content.xml", content.as_str()),
+        ("META-INF/manifest.xml", manifest),
+    ] {
         zip.start_file(path, zip::write::SimpleFileOptions::default())
             .expect("zip entry");
         zip.write_all(body.as_bytes()).expect("zip write");
@@ -304,10 +307,9 @@ fn an_opendocument_spreadsheet_becomes_a_csv_per_sheet() {
 #[test]
 fn a_legacy_excel_workbook_becomes_a_csv_per_sheet() {
     // Written by tests/fixtures/tables/make_xls.py (xlwt, BIFF8): nothing here writes BIFF.
-    let book = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tables/train.xls"),
-    )
-    .expect("the committed fixture");
+    let book =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tables/train.xls"))
+            .expect("the committed fixture");
     assert_eq!(
         converted_sheets("train.xls", &book),
         [

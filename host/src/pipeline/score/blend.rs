@@ -251,14 +251,9 @@ fn grid(members: usize) -> Vec<Vec<f64>> {
 /// The holdout's rows in two halves, shuffled by `seed`.
 fn halves(answers: &Answers, seed: u64) -> (Answers, Answers) {
     let mut order: Vec<usize> = (0..answers.rows.len()).collect();
-    let mut state = seed | 1;
+    let mut sequence = super::compare::Sequence::new(seed);
     for i in (1..order.len()).rev() {
-        // xorshift64: a fixed, dependency-free shuffle; only its reproducibility matters.
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let j = usize::try_from(state % (i as u64 + 1)).unwrap_or(0);
-        order.swap(i, j);
+        order.swap(i, sequence.below(i + 1));
     }
     let half = order.len() / 2;
     let part = |ids: &[usize]| Answers {

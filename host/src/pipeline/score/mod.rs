@@ -6,6 +6,7 @@
 //! prints about itself is never used for anything.
 
 pub mod blend;
+pub mod compare;
 pub mod holdout;
 pub mod metrics;
 mod pictures;

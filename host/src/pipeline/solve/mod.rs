@@ -45,7 +45,7 @@ pub use types::{
 use super::analyse::{AnalyseError, CompetitionAnalysis, CompetitionText, analyse, convert};
 use super::generate::DynGenerator;
 use super::score::{
-    Answers, HOLDOUT_FRACTION, HoldoutError, Split, build_view, holdout_spec, job_seed,
+    Answers, HOLDOUT_FRACTION, HoldoutError, Split, build_view, compare, holdout_spec, job_seed,
 };
 use super::workdir::{ClaimDir, WorkDirError, sweep};
 use crate::sandbox::{Backend, BackendChoice, DynSandbox, SelectError, select_backend};
@@ -384,11 +384,19 @@ impl Solver {
             tracing::warn!(job = %job.id, "out of time budget: the best candidate so far is submitted");
         }
 
-        let ranked: Vec<Tried> = state
-            .submission_order(holdout.answers.rows.len())
-            .into_iter()
-            .cloned()
-            .collect();
+        let wins = |top: &Tried, first: &Tried| match (&top.submission, &first.submission) {
+            (Some(a), Some(b)) => compare::paired_wins(
+                a,
+                b,
+                &holdout.answers,
+                &analysis,
+                compare::RESAMPLES,
+                job_seed(&job.id),
+            )
+            .unwrap_or(0.0),
+            _ => 0.0,
+        };
+        let ranked: Vec<Tried> = state.submission_order(wins).into_iter().cloned().collect();
         let mut finals = Vec::new();
         // Full-data submissions already made (a blend's members), by candidate.
         let mut made: HashMap<u32, Vec<u8>> = HashMap::new();

@@ -20,11 +20,10 @@ use crate::sandbox::Outcome;
 /// How much longer than its slowest holdout run the final run is reckoned to take: the full
 /// data has 1 / (1 - holdout fraction) the fit rows, and a margin for the test rows.
 const FINAL_RUN_FACTOR: f64 = 1.6;
-/// Least share of the first candidate's holdout error a later one must remove to be submitted
-/// in its place; on a small holdout the share is 1 / sqrt(rows), the relative noise of a mean
-/// over that many rows: fewer rows cannot tell smaller differences from luck, and the first is
-/// the generator's own default.
-const MIN_GAIN: f64 = 0.02;
+/// Least share of paired bootstrap resamples of the holdout (see `score::compare`) a later
+/// candidate must win against the first to be submitted in its place: a better score by luck
+/// does not displace the generator's own default, a steady gain does, however small.
+pub(super) const SURE_WIN: f64 = 0.9;
 /// Share of what is left of the budget a first candidate may use, when nothing was measured
 /// yet: the rest is the final run's.
 const FIRST_RUN_SHARE: f64 = 0.5;
@@ -113,26 +112,18 @@ impl SearchState {
         scored
     }
 
-    /// The order the final run tries candidates in, for a holdout of `rows` rows: by host
-    /// score, except that the first candidate stays ahead of any that does not reduce its
-    /// holdout error by [`MIN_GAIN`] or 1 / sqrt(`rows`), whichever is more.
-    pub(super) fn submission_order(&self, rows: usize) -> Vec<&Tried> {
-        #[allow(clippy::cast_precision_loss)] // row counts are far below 2^52
-        let gain = MIN_GAIN.max(1.0 / (rows.max(1) as f64).sqrt());
+    /// The order the final run tries candidates in: by host score, except that the first
+    /// candidate stays ahead unless `wins(top, first)`, the share of holdout resamples the top
+    /// one wins against it, is at least [`SURE_WIN`].
+    pub(super) fn submission_order(&self, wins: impl Fn(&Tried, &Tried) -> f64) -> Vec<&Tried> {
         let mut ranked = self.ranked();
         let Some(first) = self.tried.iter().find(|t| t.score.is_some()) else {
             return ranked;
         };
-        let error = |t: &Tried| {
-            let value = t.score.map_or(0.0, |s| s.value);
-            if self.metric.higher_is_better() {
-                1.0 - value
-            } else {
-                value
-            }
+        let Some(top) = ranked.first().copied() else {
+            return ranked;
         };
-        let (base, top) = (error(first), ranked.first().map_or(0.0, |t| error(t)));
-        if base - top < gain * base.abs() {
+        if top.record.candidate != first.record.candidate && wins(top, first) < SURE_WIN {
             ranked.retain(|t| t.record.candidate != first.record.candidate);
             ranked.insert(0, first);
         }
@@ -408,33 +399,46 @@ mod tests {
     }
 
     #[test]
-    fn a_later_candidate_replaces_the_first_only_by_a_clear_margin() {
+    fn a_later_candidate_replaces_the_first_only_when_it_surely_wins() {
         let mut s = state(4, 3600);
-        // RMSE: lower is better; the first's error is 1.0.
+        // RMSE: lower is better.
         s.tried.push(tried(1, Some(1.0), 1));
         s.tried.push(tried(2, Some(0.99), 1));
         s.tried.push(tried(3, None, 1));
-        let order = |s: &SearchState| -> Vec<u32> {
-            s.submission_order(10_000)
-                .iter()
-                .map(|t| t.record.candidate)
-                .collect()
+        // The share of resamples each candidate wins against the first, as measured.
+        let order = |s: &SearchState, share: f64| -> Vec<u32> {
+            s.submission_order(|top, first| {
+                assert_eq!((top.record.candidate, first.record.candidate), (2, 1));
+                share
+            })
+            .iter()
+            .map(|t| t.record.candidate)
+            .collect()
         };
-        assert_eq!(order(&s), [1, 2], "1% better is not enough");
+        assert_eq!(
+            order(&s, 0.85),
+            [1, 2],
+            "won by luck: the first stays ahead"
+        );
         assert_eq!(
             s.best_score(),
             Some(0.99),
             "the best score is still the best"
         );
-        s.tried.push(tried(4, Some(0.97), 1));
-        assert_eq!(order(&s), [4, 2, 1]);
-        // On 400 rows, 3% is within the noise (1 / 20 = 5%).
-        let on_400: Vec<u32> = s
-            .submission_order(400)
+        assert_eq!(
+            order(&s, SURE_WIN),
+            [2, 1],
+            "a sure win displaces the first"
+        );
+        // The first on top needs no comparison.
+        s.tried.push(tried(4, Some(1.2), 1));
+        s.tried[0].score = s.tried[0].score.map(|h| HostScore { value: 0.5, ..h });
+        let ranked: Vec<u32> = s
+            .submission_order(|_, _| unreachable!("the first is the best"))
             .iter()
             .map(|t| t.record.candidate)
             .collect();
-        assert_eq!(on_400, [1, 4, 2]);
+        assert_eq!(ranked, [1, 2, 4]);
     }
 
     #[test]
