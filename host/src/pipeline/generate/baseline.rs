@@ -9,10 +9,11 @@
 //! retry only helps against transient failures; the LLM generators do better there.
 //!
 //! For a search it proposes a different, deterministic variant per candidate number: the first
-//! is the script above; the others swap in other learners (random forests and extra trees,
-//! nearest neighbours, a linear model on squared and pairwise features, LightGBM where Docker
-//! runs it), another encoding and other hyper-parameters, so the host's holdout score has
-//! something to choose between even offline.
+//! is the script above; the others add other learners (boostings of other tree shapes, random
+//! forests and extra trees, nearest neighbours, a linear model on squared and pairwise
+//! features, LightGBM where Docker runs it), another encoding, other hyper-parameters and folds
+//! repeated with other seeds, so the host's holdout score has something to choose between even
+//! offline.
 
 use async_trait::async_trait;
 use serde_json::json;
