@@ -65,6 +65,9 @@ def solve(args, slug: str, policy: Path, out: Path) -> dict:
         text=True,
     )
     res = {"seconds": round(time.monotonic() - started, 1), "score": None, "valid": False}
+    # The whole log beside the submission: each candidate's host score and what was submitted.
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "solve.log").write_text(proc.stderr, encoding="utf-8")
     tail = proc.stderr.strip().splitlines()[-3:]
     res["log_tail"] = tail
     sub = out / "submission.csv"
