@@ -85,3 +85,39 @@ pub(crate) fn is_not_found(error: &bollard::errors::Error) -> bool {
         }
     )
 }
+
+/// Whether a removal failed because another removal of the same container is under way (two
+/// sandboxes of one host reaping the same orphan at once): it goes either way.
+pub(crate) fn is_removal_in_progress(error: &bollard::errors::Error) -> bool {
+    matches!(
+        error,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } if message.contains("already in progress")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(status_code: u16, message: &str) -> bollard::errors::Error {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message: message.to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_removal_under_way_elsewhere_is_told_from_other_conflicts() {
+        let racing = "removal of container 2f6e is already in progress";
+        assert!(is_removal_in_progress(&server(409, racing)));
+        assert!(!is_removal_in_progress(&server(
+            409,
+            "You cannot remove a running container"
+        )));
+        assert!(!is_removal_in_progress(&server(500, racing)));
+        assert!(is_not_found(&server(404, "No such container")));
+    }
+}

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 
-use crate::error::is_not_found;
+use crate::error::{is_not_found, is_removal_in_progress};
 use crate::{DockerError, DockerRunner};
 
 /// Marks a container as a kaggle-solver sandbox.
@@ -133,7 +133,7 @@ impl DockerRunner {
                     tracing::warn!(container = %id, "removed an orphaned sandbox container");
                     reaped.push(id);
                 }
-                Err(e) if is_not_found(&e) => {}
+                Err(e) if is_not_found(&e) || is_removal_in_progress(&e) => {}
                 Err(e) => return Err(DockerError::api("removing an orphaned container")(e)),
             }
         }

@@ -6,9 +6,11 @@
 //! their predictions (or a weighted vote of their labels) often scores better than the best of
 //! them. Weights chosen on the same rows they are judged on flatter the blend, so a blend is
 //! accepted only by a two-fold check: weights chosen on one half of the holdout, scored on the
-//! other, against the candidate that would be submitted alone, chosen and scored the same way.
-//! The grid is coarse (tenths) for the same reason.
+//! other, against the candidate that would be submitted alone, chosen and scored the same way,
+//! and then only if it beats that candidate on the paired resamples of `compare` as surely as a
+//! candidate must to displace it. The grid is coarse (tenths) for the same reason.
 
+use super::compare::{RESAMPLES, SURE_WIN, paired_wins};
 use super::submission::Submission;
 use super::{Answers, HostScore, ScoreError, score_submission};
 use crate::pipeline::analyse::{CompetitionAnalysis, Metric, PredictionKind, TaskKind};
@@ -207,6 +209,17 @@ pub fn choose(
     if weights == lone {
         return Ok(None);
     }
+    // Weights chosen on the holdout flatter it; on top of the two-fold check, the blend must win
+    // against the lone first as surely as a candidate that would take its place.
+    let (Ok(blended), Ok(first)) = (
+        blend(members, &weights, combine),
+        blend(members, &lone, combine),
+    ) else {
+        return Ok(None);
+    };
+    if paired_wins(&blended, &first, answers, analysis, RESAMPLES, seed)? < SURE_WIN {
+        return Ok(None);
+    }
     Ok(Some(BlendChoice {
         weights,
         score: HostScore { metric, value },
@@ -231,7 +244,8 @@ fn grid(members: usize) -> Vec<Vec<f64>> {
             prefix.pop();
             return;
         }
-        for take in 0..=left {
+        // The first member's heaviest weights first: a tie between weightings goes to it.
+        for take in (0..=left).rev() {
             prefix.push(take);
             parts(members - 1, left - take, into, prefix);
             prefix.pop();
@@ -354,6 +368,23 @@ mod tests {
         // A worse second member that errs the same way: no blend either.
         let worse = noisy(|i| if i % 2 == 0 { 4.0 } else { -4.0 });
         assert_eq!(choose(&[&a, &worse], &answers, &analysis, 3), Ok(None));
+        // The same mistakes but on three rows of 40: right on one row of each half, a little
+        // worse on another. Each half's weights beat the first on the other half, so the
+        // two-fold check passes, but three rows are no sure win on the resamples: no blend.
+        let (left, right) = halves(&answers, 3);
+        let row = |half: &Answers, k: usize| -> i32 { half.rows[k].0.parse().expect("an id") };
+        let (better, also, worse) = (row(&left, 0), row(&right, 0), row(&left, 1));
+        let three_rows = noisy(|i| {
+            let base = if i % 2 == 0 { 2.0 } else { -2.0 };
+            if i == better || i == also {
+                0.0
+            } else if i == worse {
+                base * 1.25
+            } else {
+                base
+            }
+        });
+        assert_eq!(choose(&[&a, &three_rows], &answers, &analysis, 3), Ok(None));
     }
 
     #[test]
@@ -364,7 +395,7 @@ mod tests {
         for weights in grid(3) {
             assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         }
-        assert!(two.contains(&lone(2)));
+        assert_eq!(two[0], lone(2), "ties go to the first member's weight");
     }
 
     #[test]

@@ -11,6 +11,10 @@ use super::{Answers, CompetitionAnalysis, Failure, Rows, ScoreError, aligned, co
 
 /// Resamples of a comparison.
 pub const RESAMPLES: usize = 200;
+/// Least share of resamples a challenger must win to be taken for better: a later candidate
+/// displacing the first one, or a blend displacing it. A better score by luck does not pass, a
+/// steady gain does, however small.
+pub const SURE_WIN: f64 = 0.9;
 
 /// A fixed, dependency-free random sequence (xorshift64): only its reproducibility matters.
 pub(super) struct Sequence(u64);

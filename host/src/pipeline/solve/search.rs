@@ -15,15 +15,12 @@ use super::types::{CandidateRecord, SearchEnd};
 use crate::pipeline::analyse::Metric;
 use crate::pipeline::generate::{ImproveFrom, PreviousAttempt, RequestKind};
 use crate::pipeline::score::HostScore;
+use crate::pipeline::score::compare::SURE_WIN;
 use crate::sandbox::Outcome;
 
 /// How much longer than its slowest holdout run the final run is reckoned to take: the full
 /// data has 1 / (1 - holdout fraction) the fit rows, and a margin for the test rows.
 const FINAL_RUN_FACTOR: f64 = 1.6;
-/// Least share of paired bootstrap resamples of the holdout (see `score::compare`) a later
-/// candidate must win against the first to be submitted in its place: a better score by luck
-/// does not displace the generator's own default, a steady gain does, however small.
-pub(super) const SURE_WIN: f64 = 0.9;
 /// Share of what is left of the budget a first candidate may use, when nothing was measured
 /// yet: the rest is the final run's.
 const FIRST_RUN_SHARE: f64 = 0.5;
