@@ -147,7 +147,7 @@ mod tests {
     fn a_steady_small_gain_is_sure_and_a_lucky_one_is_not() {
         let truth: Vec<f64> = (0..400).map(f64::from).collect();
         let a = analysis(Metric::Rmse);
-        let noise = |i: usize| if i % 2 == 0 { 3.0 } else { -3.0 };
+        let noise = |i: usize| if i.is_multiple_of(2) { 3.0 } else { -3.0 };
         let incumbent = submission(truth.iter().enumerate().map(|(i, t)| t + noise(i)));
         // Every row a little closer: a small gain, but on every row, so every resample sees it.
         let steady = submission(truth.iter().enumerate().map(|(i, t)| t + 0.9 * noise(i)));
