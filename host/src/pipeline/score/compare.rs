@@ -52,6 +52,7 @@ pub fn paired_wins(
         aligned(challenger, answers, columns)?,
         aligned(incumbent, answers, columns)?,
     );
+    let (a, b) = (Rows::of(answers, &a), Rows::of(answers, &b));
     let n = answers.rows.len();
     if n == 0 {
         return Ok(0.0);
@@ -64,7 +65,7 @@ pub fn paired_wins(
         let score = |rows: &Rows<'_>| -> Result<Option<f64>, ScoreError> {
             let sample = Rows {
                 truth: picks.iter().map(|&i| rows.truth[i]).collect(),
-                predicted: picks.iter().map(|&i| rows.predicted[i].clone()).collect(),
+                predicted: picks.iter().map(|&i| rows.predicted[i]).collect(),
             };
             match compute(metric, analysis, &sample) {
                 Ok(value) => Ok(Some(value)),

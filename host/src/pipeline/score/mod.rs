@@ -82,8 +82,8 @@ pub fn score_submission(
     analysis: &CompetitionAnalysis,
 ) -> Result<HostScore, ScoreError> {
     let metric = analysis.scored_metric();
-    let rows = aligned(submission, answers, &analysis.target_columns)?;
-    let value = compute(metric, analysis, &rows).map_err(|e| match e {
+    let predicted = aligned(submission, answers, &analysis.target_columns)?;
+    let value = compute(metric, analysis, &Rows::of(answers, &predicted)).map_err(|e| match e {
         Failure::Metric(source) => ScoreError::Metric { metric, source },
         Failure::Unsupported => ScoreError::Unsupported {
             metric,
@@ -99,28 +99,36 @@ pub fn score_submission(
 /// Each holdout row's answers and the submission's predictions, in the answers' order.
 struct Rows<'a> {
     truth: Vec<&'a [String]>,
-    predicted: Vec<Vec<String>>,
+    predicted: Vec<&'a [String]>,
 }
 
-fn aligned<'a>(
+impl<'a> Rows<'a> {
+    /// `answers`' rows beside `predicted` (from [`aligned`] on the same answers).
+    fn of(answers: &'a Answers, predicted: &'a [Vec<String>]) -> Self {
+        Self {
+            truth: answers.rows.iter().map(|(_, t)| t.as_slice()).collect(),
+            predicted: predicted.iter().map(Vec::as_slice).collect(),
+        }
+    }
+}
+
+/// The submission's predictions for each of `answers`' rows, in their order.
+fn aligned(
     submission: &[u8],
-    answers: &'a Answers,
+    answers: &Answers,
     columns: &[String],
-) -> Result<Rows<'a>, ScoreError> {
+) -> Result<Vec<Vec<String>>, ScoreError> {
     let table = Submission::read(submission, &answers.id_column, columns)
         .map_err(|e| ScoreError::Mismatch(e.0))?;
-    let mut rows = Rows {
-        truth: Vec::with_capacity(answers.rows.len()),
-        predicted: Vec::with_capacity(answers.rows.len()),
-    };
-    for (id, truth) in &answers.rows {
-        let predicted = table
-            .predictions(id.trim())
-            .ok_or_else(|| ScoreError::Mismatch(format!("no row for id {}", quote(id))))?;
-        rows.truth.push(truth);
-        rows.predicted.push(predicted);
-    }
-    Ok(rows)
+    answers
+        .rows
+        .iter()
+        .map(|(id, _)| {
+            table
+                .predictions(id.trim())
+                .ok_or_else(|| ScoreError::Mismatch(format!("no row for id {}", quote(id))))
+        })
+        .collect()
 }
 
 enum Failure {

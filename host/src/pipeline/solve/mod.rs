@@ -393,7 +393,11 @@ impl Solver {
                 compare::RESAMPLES,
                 job_seed(&job.id),
             )
-            .unwrap_or(0.0),
+            .unwrap_or_else(|e| {
+                // Both were scored already, so this is not expected; the first keeps its place.
+                tracing::warn!(job = %job.id, error = %e, "could not compare two candidates");
+                0.0
+            }),
             _ => 0.0,
         };
         let ranked: Vec<Tried> = state.submission_order(wins).into_iter().cloned().collect();
