@@ -214,6 +214,7 @@ mod tests {
             "pids",
             "candidates",
             "time-budget",
+            "folds",
         ];
         let lines: Vec<&str> = DEFAULT_POLICY_TOML.lines().collect();
         for key in keys {

@@ -74,6 +74,11 @@ pub struct Search {
     /// Wall-clock budget for the whole job, the final full-data run included.
     #[serde(with = "crate::duration")]
     pub time_budget: Duration,
+    /// Folds of the training rows each candidate is scored on: it runs once per fold, fitted
+    /// on the other folds, so the host scores it on every training row. 1 holds out a fifth
+    /// once (faster, noisier).
+    #[serde(deserialize_with = "count::deserialize")]
+    pub folds: u32,
     /// Candidates run at once; unset means one per worker (its CPU share on a small machine).
     #[serde(
         default,
@@ -95,6 +100,7 @@ impl Default for Search {
         Self {
             candidates: 4,
             time_budget: Duration::from_secs(30 * 60),
+            folds: 3,
             parallel: None,
             max_tokens: None,
         }

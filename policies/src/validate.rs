@@ -31,6 +31,8 @@ pub(crate) const CANDIDATES: RangeInclusive<u32> = 1..=64;
 /// Allowed `search.time-budget`.
 pub(crate) const TIME_BUDGET: RangeInclusive<Duration> =
     Duration::from_secs(10)..=Duration::from_secs(48 * 60 * 60);
+/// Allowed `search.folds`.
+pub(crate) const FOLDS: RangeInclusive<u32> = 1..=10;
 /// Allowed `search.parallel`.
 pub(crate) const PARALLEL: RangeInclusive<u32> = 1..=64;
 /// Smallest `search.max-tokens`.
@@ -62,6 +64,7 @@ fn search(s: &Search, origin: &str) -> Result<(), PolicyError> {
         &TIME_BUDGET,
         crate::duration::show,
     )?;
+    in_range(origin, "search.folds", s.folds, &FOLDS, |v| v.to_string())?;
     if let Some(parallel) = s.parallel {
         in_range(origin, "search.parallel", parallel, &PARALLEL, |v| {
             v.to_string()
@@ -234,6 +237,9 @@ mod tests {
         p.search.time_budget = *TIME_BUDGET.start();
         p.search.parallel = Some(*PARALLEL.start());
         p.search.max_tokens = Some(MIN_TOKENS);
+        p.search.folds = *FOLDS.end();
+        assert_eq!(check(&p), Ok(()));
+        p.search.folds = *FOLDS.start();
         assert_eq!(check(&p), Ok(()));
     }
 
@@ -294,6 +300,14 @@ mod tests {
             (
                 "`search.candidates` is 0, below the minimum of 1",
                 Box::new(|p| p.search.candidates = 0),
+            ),
+            (
+                "`search.folds` is 0, below the minimum of 1",
+                Box::new(|p| p.search.folds = 0),
+            ),
+            (
+                "`search.folds` is 11, above the maximum of 10",
+                Box::new(|p| p.search.folds = 11),
             ),
             (
                 "`search.time-budget` is 9s, below the minimum of 10s",

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail, ensure};
 use kaggle_solver::pipeline::analyse::{CompetitionText, analyse};
 use kaggle_solver::pipeline::generate::BaselineGenerator;
-use kaggle_solver::pipeline::score::{Split, build_view, holdout_spec};
+use kaggle_solver::pipeline::score::{HoldoutSpec, Split, build_view, holdout_spec};
 use kaggle_solver::pipeline::solve::{
     PreparedCompetition, SearchEnd, SolveEvent, SolveJob, SolveReport, Stage, Unleased,
     ValidationSource,
@@ -203,7 +203,9 @@ async fn the_budget_stops_the_search_and_the_best_valid_submission_is_stored() -
     let codes = [slow.as_str(), &slow, &slow, &slow];
     let generator = scripted(&codes);
     let harness = harness(generator);
-    let (report, events) = solve_demo(&harness, &search_policy(4, 10)).await;
+    // Each candidate runs on three folds, about 3 s each: the 30 s budget leaves room for two
+    // and the final run.
+    let (report, events) = solve_demo(&harness, &search_policy(4, 30)).await;
     let report = report?;
     let search = report.search.clone().context("a search ran")?;
     ensure!(search.end == SearchEnd::OutOfBudget, "{search:#?}");
@@ -524,11 +526,11 @@ async fn the_baseline_search_keeps_its_first_unless_a_variant_surely_wins() -> R
         .fold(f64::MIN, f64::max);
     ensure!(search.best_score == best);
     let scores: Vec<Option<f64>> = search.candidates.iter().map(|c| c.host_score).collect();
-    // The variant is one holdout row of 52 ahead: it wins at most the resamples that draw that
-    // row, no sure win, so the first keeps its place, and a blend leaning on the variant is no
-    // sure win either: the first is submitted alone, with its own host score.
+    // Scored on every training row (three folds), the first is one row of 258 ahead of the
+    // variant and stays first; a blend is no sure win over it: the first is submitted alone,
+    // with its own host score.
     ensure!(
-        scores == [Some(50.0 / 52.0), Some(51.0 / 52.0)],
+        scores == [Some(253.0 / 258.0), Some(252.0 / 258.0)],
         "{scores:?}"
     );
     ensure!(search.submitted == 1, "{search:#?}");
@@ -640,8 +642,8 @@ fn files(dir: &Path) -> Result<Vec<(String, String)>> {
 type View = (Split, Vec<(String, Vec<String>)>, Vec<(String, String)>);
 
 /// Writes a competition of `rows` training rows from `row(i)` (after the header `header`) and
-/// `tests` test rows from `test(i)`, analyses it and builds its holdout view; returns the
-/// split chosen, the answers and the view's files.
+/// `tests` test rows from `test(i)`, analyses it and builds its holdout view (one fold);
+/// returns the split chosen, the answers and the view's files.
 fn view_of(
     header: &str,
     rows: usize,
@@ -651,6 +653,23 @@ fn view_of(
     test: impl Fn(usize) -> String,
     sample: &str,
 ) -> Result<View> {
+    let mut views = views_of(header, rows, row, test_header, tests, test, sample, 1)?;
+    ensure!(views.len() == 1, "{} views", views.len());
+    views.pop().context("a view")
+}
+
+/// Like [`view_of`], with the rows dealt into `folds` folds: every fold's view.
+#[allow(clippy::too_many_arguments)] // the competition's tables, then the folds
+fn views_of(
+    header: &str,
+    rows: usize,
+    row: impl Fn(usize) -> String,
+    test_header: &str,
+    tests: usize,
+    test: impl Fn(usize) -> String,
+    sample: &str,
+    folds: usize,
+) -> Result<Vec<View>> {
     let data = tempfile::tempdir()?;
     let train: String = (0..rows).map(|i| row(i) + "\n").collect();
     let test_rows: String = (0..tests).map(|i| test(i) + "\n").collect();
@@ -669,10 +688,20 @@ fn view_of(
         format!("{id},{target}\n{sample_rows}"),
     )?;
     let analysis = analyse(data.path(), "leak-check", &CompetitionText::default())?;
-    let spec = holdout_spec(&analysis, data.path(), 7)?;
-    let view = data.path().join("view");
-    let answers = build_view(data.path(), &view, &spec)?;
-    Ok((spec.split, answers.rows, files(&view)?))
+    let spec = holdout_spec(&analysis, data.path(), 7, folds)?;
+    // Outside the competition's folder, so no view links another's files.
+    let parent = tempfile::tempdir()?;
+    let mut views = Vec::new();
+    for fold in 0..spec.folds {
+        let view = parent.path().join(format!("fold-{fold}")).join("view");
+        let fold_spec = HoldoutSpec {
+            fold,
+            ..spec.clone()
+        };
+        let answers = build_view(data.path(), &view, &fold_spec)?;
+        views.push((spec.split.clone(), answers.rows, files(&view)?));
+    }
+    Ok(views)
 }
 
 /// No holdout row's answer appears in any view file beside its id, and no view file but the
@@ -812,5 +841,123 @@ fn holdout_views_hold_no_answer_for_any_split_kind() -> Result<()> {
         latest.iter().all(|i| *i >= 80),
         "the latest rows: {latest:?}"
     );
+    Ok(())
+}
+
+/// The fit rows of a view's training table (their ids) and its holdout ids.
+fn sides(files: &[(String, String)]) -> Result<(Vec<String>, Vec<String>)> {
+    let ids = |suffix: &str| -> Result<Vec<String>> {
+        let (_, text) = files
+            .iter()
+            .find(|(n, _)| n.ends_with(suffix))
+            .with_context(|| format!("the view's {suffix}"))?;
+        Ok(text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap_or_default().to_owned())
+            .collect())
+    };
+    Ok((ids("/view/train.csv")?, ids("/view/test.csv")?))
+}
+
+#[test]
+fn every_fold_holds_out_its_own_rows_and_shows_no_answer() -> Result<()> {
+    let random = views_of(
+        "id,x,y",
+        100,
+        |i| format!("{i},{},{}.{:04}", i % 13, 1000 + i, i * 7),
+        "id,x",
+        20,
+        |i| format!("{},{}", 10_000 + i, i % 13),
+        "0",
+        3,
+    )?;
+    let stratified = views_of(
+        "id,x,label",
+        120,
+        |i| format!("{i},{},{}", i % 11, ["cat", "dog", "owl"][i % 3]),
+        "id,x",
+        20,
+        |i| format!("{},{}", 10_000 + i, i % 11),
+        "cat",
+        3,
+    )?;
+    let group = views_of(
+        "id,patient_id,x,y",
+        120,
+        |i| format!("{i},{},{},{}.{:04}", i / 6, i % 5, 500 + i, i * 3),
+        "id,patient_id,x",
+        24,
+        |i| format!("{},{},{}", 10_000 + i, 1000 + i / 6, i % 5),
+        "0",
+        3,
+    )?;
+    for (views, rows, unique) in [
+        (&random, 100, true),
+        (&stratified, 120, false),
+        (&group, 120, true),
+    ] {
+        ensure!(views.len() == 3, "{} folds", views.len());
+        let mut held_once: Vec<String> = Vec::new();
+        for (split, answers, files) in views {
+            check_no_leak(answers, files, unique)?;
+            let (fit, held) = sides(files)?;
+            ensure!(
+                fit.len() + held.len() == rows,
+                "{split:?}: {} + {}",
+                fit.len(),
+                held.len()
+            );
+            ensure!(
+                held.iter().all(|id| !fit.contains(id)),
+                "{split:?}: a row on both sides"
+            );
+            held_once.extend(held);
+        }
+        held_once.sort_by_key(|id| id.parse::<usize>().unwrap_or_default());
+        let every: Vec<String> = (0..rows).map(|i| i.to_string()).collect();
+        ensure!(
+            held_once == every,
+            "each row is held out by exactly one fold"
+        );
+    }
+    // Each stratified fold keeps the classes' shares: 40 of each class, dealt three ways.
+    for (_, answers, _) in &stratified {
+        for class in ["cat", "dog", "owl"] {
+            let n = answers.iter().filter(|(_, v)| v[0] == class).count();
+            ensure!((13..=14).contains(&n), "{class}: {n}");
+        }
+    }
+    // No patient is on both sides of any fold.
+    for (_, _, files) in &group {
+        let (fit, held) = sides(files)?;
+        let patient = |id: &String| id.parse::<usize>().unwrap_or_default() / 6;
+        let fit: HashSet<usize> = fit.iter().map(patient).collect();
+        ensure!(
+            held.iter().all(|id| !fit.contains(&patient(id))),
+            "a patient on both sides"
+        );
+    }
+    // A split by time has one fold, the latest rows, whatever the policy asks for.
+    let time = views_of(
+        "id,date,x,y",
+        100,
+        |i| {
+            format!(
+                "{i},2020-{:02}-{:02},{},{}.{:04}",
+                1 + i / 28,
+                1 + i % 28,
+                i % 7,
+                700 + i,
+                i
+            )
+        },
+        "id,date,x",
+        20,
+        |i| format!("{},2021-01-{:02},{}", 10_000 + i, 1 + i, i % 7),
+        "0",
+        3,
+    )?;
+    ensure!(time.len() == 1 && time[0].0 == Split::Time("date".into()));
     Ok(())
 }

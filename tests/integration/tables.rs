@@ -508,7 +508,7 @@ fn the_holdout_view_filters_side_tables_keyed_by_the_row_id() -> Result<()> {
         std::fs::write(data.path().join(name), body)?;
     }
     let analysis = analyse(data.path(), "side", &CompetitionText::default())?;
-    let spec = holdout_spec(&analysis, data.path(), 7)?;
+    let spec = holdout_spec(&analysis, data.path(), 7, 1)?;
     ensure!(
         spec.row_tables == ["test_meta.csv", "train_labels.csv", "train_meta.csv"],
         "{:?}",

@@ -55,8 +55,13 @@ pub struct HoldoutSpec {
     pub targets: Vec<String>,
     /// How to choose the holdout rows.
     pub split: Split,
-    /// Share of the training rows held out, in (0, 1).
+    /// Share of the training rows held out when there is one fold, in (0, 1).
     pub fraction: f64,
+    /// How many folds the rows are dealt into: each view holds out one, so that together the
+    /// views score a candidate on every row. 1 holds out `fraction` of them once.
+    pub folds: usize,
+    /// The fold this view holds out, below `folds`.
+    pub fold: usize,
     /// Seeds every random choice, so a job's split is the same on every attempt and worker.
     pub seed: u64,
     /// Where the rows' pictures are, for an image competition.
@@ -168,7 +173,8 @@ pub(crate) fn write(
     writer.flush().map_err(io(format!("cannot write {shown}")))
 }
 
-/// Chooses the holdout rows of `table` (their indices, ascending).
+/// Chooses the holdout rows of `table` (their indices, ascending): `spec.fraction` of them
+/// with one fold, else the rows dealt to fold `spec.fold`.
 fn choose(table: &Table, spec: &HoldoutSpec) -> Result<Vec<usize>, HoldoutError> {
     let n = table.rows.len();
     if n < MIN_ROWS {
@@ -176,9 +182,29 @@ fn choose(table: &Table, spec: &HoldoutSpec) -> Result<Vec<usize>, HoldoutError>
             "{n} training rows, fewer than {MIN_ROWS}"
         )));
     }
+    let folds = spec.folds;
+    if folds == 0 || spec.fold >= folds {
+        return Err(HoldoutError::Columns(format!(
+            "fold {} of {folds} does not exist",
+            spec.fold
+        )));
+    }
     let mut rng = fastrand::Rng::with_seed(spec.seed);
     let share =
         |count: usize| ((count as f64 * spec.fraction).round() as usize).clamp(1, count - 1);
+    // Rows in a shuffled order go round the folds, starting `start` places on, so that the
+    // remainders of many small classes do not all fall to the first fold.
+    let deal = |order: &[usize], start: usize| -> Vec<usize> {
+        if folds == 1 {
+            return order[..share(order.len())].to_vec();
+        }
+        order
+            .iter()
+            .enumerate()
+            .filter(|(at, _)| (at + start) % folds == spec.fold)
+            .map(|(_, &row)| row)
+            .collect()
+    };
     let values = |name: &str| -> Result<Vec<&str>, HoldoutError> {
         let column = table.column(name).ok_or_else(|| {
             HoldoutError::Columns(format!(
@@ -195,8 +221,7 @@ fn choose(table: &Table, spec: &HoldoutSpec) -> Result<Vec<usize>, HoldoutError>
         Split::Random => {
             let mut all: Vec<usize> = (0..n).collect();
             rng.shuffle(&mut all);
-            all.truncate(share(n));
-            all
+            deal(&all, 0)
         }
         Split::Stratified(column) => {
             let mut by_class: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -213,10 +238,11 @@ fn choose(table: &Table, spec: &HoldoutSpec) -> Result<Vec<usize>, HoldoutError>
                     "fewer than two classes of {column:?} have two rows or more"
                 )));
             }
-            let mut chosen = Vec::new();
+            let (mut chosen, mut start) = (Vec::new(), 0);
             for rows in &mut split {
                 rng.shuffle(rows);
-                chosen.extend_from_slice(&rows[..share(rows.len())]);
+                chosen.extend(deal(rows, start));
+                start += rows.len();
             }
             chosen
         }
@@ -230,20 +256,46 @@ fn choose(table: &Table, spec: &HoldoutSpec) -> Result<Vec<usize>, HoldoutError>
                     "every row has the same {column:?}, one group"
                 )));
             }
+            if groups.len() < folds {
+                return Err(HoldoutError::Unsafe(format!(
+                    "{} groups of {column:?}, fewer than the {folds} folds",
+                    groups.len()
+                )));
+            }
             let mut keys: Vec<&str> = groups.keys().copied().collect();
             rng.shuffle(&mut keys);
-            let want = share(n);
-            let mut chosen = Vec::new();
-            // Stop before the last group, so the fit rows keep at least one.
-            for key in &keys[..keys.len() - 1] {
-                if chosen.len() >= want {
-                    break;
+            if folds == 1 {
+                let want = share(n);
+                let mut chosen = Vec::new();
+                // Stop before the last group, so the fit rows keep at least one.
+                for key in &keys[..keys.len() - 1] {
+                    if chosen.len() >= want {
+                        break;
+                    }
+                    chosen.extend_from_slice(&groups[key]);
                 }
-                chosen.extend_from_slice(&groups[key]);
+                chosen
+            } else {
+                // Each group to the fold with the fewest rows so far, so the folds come out
+                // about the same size however unequal the groups.
+                let mut sizes = vec![0_usize; folds];
+                let mut chosen = Vec::new();
+                for key in keys {
+                    let fold = (0..folds).min_by_key(|&f| (sizes[f], f)).unwrap_or(0);
+                    sizes[fold] += groups[key].len();
+                    if fold == spec.fold {
+                        chosen.extend_from_slice(&groups[key]);
+                    }
+                }
+                chosen
             }
-            chosen
         }
         Split::Time(column) => {
+            if folds > 1 {
+                return Err(HoldoutError::Columns(format!(
+                    "a split by time holds out the latest rows once, not in {folds} folds"
+                )));
+            }
             let values = values(column)?;
             let numbers: Option<Vec<f64>> = values.iter().map(|v| v.trim().parse().ok()).collect();
             let mut order: Vec<usize> = (0..n).collect();
@@ -255,6 +307,13 @@ fn choose(table: &Table, spec: &HoldoutSpec) -> Result<Vec<usize>, HoldoutError>
             order.split_off(n - share(n))
         }
     };
+    if chosen.is_empty() || chosen.len() == n {
+        return Err(HoldoutError::Unsafe(format!(
+            "fold {} of {folds} would hold out {} of {n} rows",
+            spec.fold,
+            chosen.len()
+        )));
+    }
     chosen.sort_unstable();
     Ok(chosen)
 }
@@ -544,6 +603,8 @@ mod tests {
             targets: vec!["label".into()],
             split,
             fraction: 0.2,
+            folds: 1,
+            fold: 0,
             seed: 11,
             images: None,
             row_tables: Vec::new(),
@@ -739,6 +800,60 @@ mod tests {
         let train = read(&view.join("train.csv"));
         assert!(!held.is_empty() && train.rows.iter().all(|r| !held.contains(&r[1])));
         assert!(answers.rows.len() >= 14);
+    }
+
+    #[test]
+    fn folds_deal_every_row_to_exactly_one_holdout() {
+        let source = competition(70);
+        let table = read(&source.path().join("train.csv"));
+        for split in [
+            Split::Random,
+            Split::Stratified("label".into()),
+            Split::Group("shop".into()),
+        ] {
+            let mut seen = vec![0; 70];
+            for fold in 0..3 {
+                let spec = HoldoutSpec {
+                    folds: 3,
+                    fold,
+                    ..spec(split.clone())
+                };
+                let chosen = choose(&table, &spec).expect("a fold");
+                // About a third each (the shops' groups are 10 rows).
+                assert!(
+                    (20..=30).contains(&chosen.len()),
+                    "{split:?}: {}",
+                    chosen.len()
+                );
+                for i in chosen {
+                    seen[i] += 1;
+                }
+            }
+            assert!(seen.iter().all(|&n| n == 1), "{split:?}: {seen:?}");
+        }
+        let beyond = HoldoutSpec {
+            folds: 3,
+            fold: 3,
+            ..spec(Split::Random)
+        };
+        assert!(matches!(
+            choose(&table, &beyond),
+            Err(HoldoutError::Columns(_))
+        ));
+        let by_time = HoldoutSpec {
+            folds: 3,
+            ..spec(Split::Time("day".into()))
+        };
+        assert!(
+            matches!(choose(&table, &by_time), Err(HoldoutError::Columns(m)) if m.contains("once"))
+        );
+        let few_groups = HoldoutSpec {
+            folds: 8,
+            ..spec(Split::Group("shop".into()))
+        };
+        assert!(
+            matches!(choose(&table, &few_groups), Err(HoldoutError::Unsafe(m)) if m.contains("7 groups"))
+        );
     }
 
     #[test]

@@ -30,7 +30,11 @@ const GROUP_WORDS: [&str; 8] = [
 /// Words that mark a column as a time.
 const TIME_WORDS: [&str; 5] = ["date", "time", "timestamp", "year", "day"];
 
-/// The holdout of `analysis`'s competition (files under `dir`), seeded by `seed`.
+/// The holdout of `analysis`'s competition (files under `dir`), seeded by `seed`, dealt into
+/// `folds` folds where the split allows (its first fold's view; the others differ only in
+/// `fold`). A split by time has one fold, the latest rows: earlier folds would be predicted
+/// from later rows, which the test set never is. A split by groups has no more folds than
+/// groups.
 ///
 /// # Errors
 /// When the training or test table cannot be read.
@@ -38,12 +42,25 @@ pub fn holdout_spec(
     analysis: &CompetitionAnalysis,
     dir: &Path,
     seed: u64,
+    folds: usize,
 ) -> Result<HoldoutSpec, HoldoutError> {
     let train = Columns::read(&dir.join(&analysis.train.path))?;
     let test = Columns::read(&dir.join(&analysis.test.path))?;
     let split = time_split(analysis, &train, &test)
         .or_else(|| group_split(analysis, &train, &test))
         .unwrap_or_else(|| class_split(analysis));
+    let folds = match &split {
+        Split::Time(_) => 1,
+        Split::Group(column) => {
+            let keys: HashSet<&str> = train
+                .values(column)
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            folds.clamp(1, keys.len().max(1))
+        }
+        Split::Random | Split::Stratified(_) => folds.max(1),
+    };
     Ok(HoldoutSpec {
         train: analysis.train.path.clone(),
         test: analysis.test.path.clone(),
@@ -57,6 +74,8 @@ pub fn holdout_spec(
             .collect(),
         split,
         fraction: HOLDOUT_FRACTION,
+        folds,
+        fold: 0,
         seed,
         images: analysis.images.as_ref().map(|i| ImageRoles {
             train: i.train.clone(),

@@ -83,3 +83,83 @@ impl Submission {
         )
     }
 }
+
+/// Joins the submissions a candidate wrote in each fold's view into one over every fold's
+/// rows, in the first one's column order (a later one may order its columns otherwise).
+///
+/// # Errors
+/// [`ReadError`] when a part is not CSV or lacks a column of the first.
+pub fn join(parts: &[&[u8]]) -> Result<Vec<u8>, ReadError> {
+    let csv_error = |e: csv::Error| ReadError(e.to_string());
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut header: Option<Vec<String>> = None;
+    for (fold, part) in parts.iter().enumerate() {
+        let mut reader = csv::Reader::from_reader(*part);
+        let names: Vec<String> = reader
+            .headers()
+            .map_err(csv_error)?
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
+            .collect();
+        let first = match &header {
+            Some(first) => first,
+            None => {
+                writer.write_record(&names).map_err(csv_error)?;
+                header.insert(names.clone())
+            }
+        };
+        let order = first
+            .iter()
+            .map(|name| {
+                names.iter().position(|n| n == name).ok_or_else(|| {
+                    ReadError(format!(
+                        "the submission of fold {} has no column {}",
+                        fold + 1,
+                        quote(name)
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for record in reader.records() {
+            let record = record.map_err(csv_error)?;
+            writer
+                .write_record(order.iter().map(|&at| record.get(at).unwrap_or("")))
+                .map_err(csv_error)?;
+        }
+    }
+    writer
+        .into_inner()
+        .map_err(|e| ReadError(e.error().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_join_in_the_first_ones_column_order() {
+        let joined = join(&[
+            b"id,a,b\n1,x,0.5\n2,y,0.25\n".as_slice(),
+            b"\xef\xbb\xbfb,id,a\n0.75,3,z\n".as_slice(),
+        ])
+        .expect("joined");
+        assert_eq!(
+            String::from_utf8(joined).expect("text"),
+            "id,a,b\n1,x,0.5\n2,y,0.25\n3,z,0.75\n"
+        );
+        let read = Submission::read(
+            &join(&[b"id,a\n1,x\n".as_slice(), b"a,id\ny,2\n".as_slice()]).expect("joined"),
+            "id",
+            &["a".to_owned()],
+        )
+        .expect("read");
+        assert_eq!(read.predictions("2"), Some(vec!["y".to_owned()]));
+    }
+
+    #[test]
+    fn a_fold_without_a_column_is_an_error_that_names_it() {
+        let err = join(&[b"id,a\n1,x\n".as_slice(), b"id,b\n2,y\n".as_slice()])
+            .expect_err("a column is missing");
+        assert_eq!(err.0, "the submission of fold 2 has no column \"a\"");
+    }
+}

@@ -15,7 +15,8 @@ use super::{
 };
 use crate::pipeline::analyse::CompetitionAnalysis;
 use crate::pipeline::generate::{GenerateError, GeneratedCode, GenerationRequest, LlmUsage};
-use crate::pipeline::score::score_submission;
+use crate::pipeline::score::submission::join;
+use crate::pipeline::score::{ScoreError, score_submission};
 use crate::text::{ERROR_TAIL_CHARS, tail};
 
 /// A candidate's host score and the holdout submission it was computed from.
@@ -105,7 +106,11 @@ impl Solver {
             candidate: Some(ask.number),
         };
         ended(job, &attempt, host_score);
-        let run = record.run_millis.map(Duration::from_millis);
+        // The final run is reckoned from one fold's run, not from all of them together.
+        let folds = u64::try_from(holdout.folds.len()).unwrap_or(1).max(1);
+        let run = record
+            .run_millis
+            .map(|ms| Duration::from_millis(ms / folds));
         Ok(match scored {
             Ok((score, submission)) => {
                 record.host_score = Some(score.value);
@@ -177,8 +182,9 @@ impl Solver {
         .await
     }
 
-    /// Runs one candidate in the holdout view and scores what it wrote against the answers.
-    /// The outer error ends the solve; the inner one is the candidate's failure.
+    /// Runs one candidate in each fold's holdout view and scores what it wrote in all of them
+    /// against their answers. The outer error ends the solve; the inner one is the candidate's
+    /// failure.
     #[allow(clippy::too_many_arguments)] // one run's whole context; a struct would only rename it
     pub(super) async fn candidate(
         &self,
@@ -211,28 +217,46 @@ impl Solver {
             error: None,
             candidate: Some(candidate.candidate),
         };
-        let dir = claim.attempt(run).await?;
-        let ran = self
-            .run_and_validate(
-                job,
-                &dir,
-                sandbox,
-                &holdout.view,
-                analysis,
-                &mut record,
-                wall_time,
-                halt,
-            )
-            .await;
-        dir.remove().await;
-        if let Some(outcome) = &record.outcome {
-            candidate.run_millis = Some(outcome.wall_ms);
-            candidate.fuel_used = outcome.fuel_used;
-            candidate.printed_score = printed_score(&outcome.stdout);
+        // One run per fold, each fitted on the other folds' rows; together they cost the
+        // candidate's wall time, and the first failure is the candidate's.
+        let begun = Instant::now();
+        let mut parts = Vec::with_capacity(holdout.folds.len());
+        for view in &holdout.folds {
+            let dir = claim.attempt(run).await?;
+            let left = wall_time
+                .saturating_sub(begun.elapsed())
+                .max(Duration::from_secs(1));
+            let ran = self
+                .run_and_validate(job, &dir, sandbox, view, analysis, &mut record, left, halt)
+                .await;
+            dir.remove().await;
+            if let Some(outcome) = &record.outcome {
+                candidate.run_millis = Some(candidate.run_millis.unwrap_or(0) + outcome.wall_ms);
+                candidate.fuel_used = match (candidate.fuel_used, outcome.fuel_used) {
+                    (Some(a), Some(b)) => Some(a.saturating_add(b)),
+                    (a, b) => a.or(b),
+                };
+                if candidate.printed_score.is_none() {
+                    candidate.printed_score = printed_score(&outcome.stdout);
+                }
+            }
+            match ran? {
+                Ok(contents) => parts.push(contents),
+                Err(failure) => return Ok((Err(failure), record.outcome)),
+            }
         }
-        let contents = match ran? {
-            Ok(contents) => contents,
-            Err(failure) => return Ok((Err(failure), record.outcome)),
+        let contents = match parts.as_slice() {
+            [one] => one.clone(),
+            _ => {
+                let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+                match join(&parts) {
+                    Ok(joined) => joined,
+                    Err(e) => {
+                        let failure = AttemptFailure::Score(ScoreError::Mismatch(e.0));
+                        return Ok((Err(failure), record.outcome));
+                    }
+                }
+            }
         };
         let contents = Arc::new(contents);
         let scored = timed(job, Stage::Validate, run, async {

@@ -45,16 +45,18 @@ pub use types::{
 use super::analyse::{AnalyseError, CompetitionAnalysis, CompetitionText, analyse, convert};
 use super::generate::DynGenerator;
 use super::score::{
-    Answers, HOLDOUT_FRACTION, HoldoutError, Split, build_view, compare, holdout_spec, job_seed,
+    Answers, HOLDOUT_FRACTION, HoldoutError, HoldoutSpec, Split, build_view, compare, holdout_spec,
+    job_seed,
 };
 use super::workdir::{ClaimDir, WorkDirError, sweep};
 use crate::sandbox::{Backend, BackendChoice, DynSandbox, SelectError, select_backend};
 use crate::storage::DynStore;
 use crate::text::quote;
 
-/// A job's holdout view: where it is, the answers it keeps back, and how its rows were chosen.
+/// A job's holdout: a view per fold, every fold's answers together (what a candidate's joined
+/// fold submissions are scored against), and how its rows were chosen.
 struct Holdout {
-    view: PathBuf,
+    folds: Vec<PathBuf>,
     answers: Answers,
     split: String,
 }
@@ -271,15 +273,31 @@ impl Solver {
         analysis: &CompetitionAnalysis,
         claim: &ClaimDir,
     ) -> Result<Result<Holdout, String>, SolveError> {
-        let (dir, view) = (competition.dir.clone(), claim.holdout_view());
+        let (dir, root) = (competition.dir.clone(), claim.holdout_view());
         let (analysis, seed) = (analysis.clone(), job_seed(&job.id));
+        let folds = usize::try_from(job.policy.search.folds).unwrap_or(1);
         let built = timed(job, Stage::Analyse, 0, async move {
             tokio::task::spawn_blocking(move || {
-                let spec = holdout_spec(&analysis, &dir, seed)?;
-                let answers = build_view(&dir, &view, &spec)?;
+                let spec = holdout_spec(&analysis, &dir, seed, folds)?;
+                let mut answers = Answers {
+                    id_column: spec.id_column.clone(),
+                    columns: spec.targets.clone(),
+                    rows: Vec::new(),
+                };
+                let mut views = Vec::new();
+                for fold in 0..spec.folds {
+                    let view = root.join(format!("fold-{}", fold + 1));
+                    let spec = HoldoutSpec {
+                        fold,
+                        ..spec.clone()
+                    };
+                    let held = build_view(&dir, &view, &spec)?;
+                    answers.rows.extend(held.rows.iter().cloned());
+                    views.push(view);
+                }
                 Ok::<_, HoldoutError>(Holdout {
-                    split: describe(&spec.split, analysis.train.rows),
-                    view,
+                    split: describe(&spec.split, spec.folds, analysis.train.rows),
+                    folds: views,
                     answers,
                 })
             })
@@ -304,7 +322,8 @@ impl Solver {
         started: Instant,
     ) -> Result<SolveReport, SolveError> {
         let metric = analysis.scored_metric();
-        let mut state = SearchState::new(&job.policy.search, job.policy.attempts.max, metric);
+        let mut state = SearchState::new(&job.policy.search, job.policy.attempts.max, metric)
+            .with_folds(holdout.folds.len());
         let mut run = 0;
         // Unset, one candidate at a time: a worker's share of a small machine.
         let width = job.policy.search.parallel.unwrap_or(1).max(1);
@@ -569,13 +588,19 @@ fn runtime(backend: Option<Backend>, policy: &Policy) -> String {
 }
 
 /// How a holdout's rows were chosen, for the logs.
-fn describe(split: &Split, rows: u64) -> String {
+fn describe(split: &Split, folds: usize, rows: u64) -> String {
     let how = match split {
         Split::Random => "at random".to_owned(),
         Split::Stratified(column) => format!("stratified by {}", quote(column)),
         Split::Group(column) => format!("by whole groups of {}", quote(column)),
         Split::Time(column) => format!("the latest by {}", quote(column)),
     };
+    if folds > 1 {
+        return format!(
+            "{rows} training rows dealt into {folds} folds {how}, each held out once: every \
+             row scores each candidate"
+        );
+    }
     format!(
         "{:.0}% of {rows} training rows held out, {how}",
         HOLDOUT_FRACTION * 100.0

@@ -18,9 +18,12 @@ use crate::pipeline::score::HostScore;
 use crate::pipeline::score::compare::SURE_WIN;
 use crate::sandbox::Outcome;
 
-/// How much longer than its slowest holdout run the final run is reckoned to take: the full
-/// data has 1 / (1 - holdout fraction) the fit rows, and a margin for the test rows.
+/// How much longer than its slowest holdout run the final run is reckoned to take, with one
+/// fold: the full data has 1 / (1 - holdout fraction) the fit rows, and a margin for the test
+/// rows.
 const FINAL_RUN_FACTOR: f64 = 1.6;
+/// That margin alone, for folds: a fold's run fits on (folds - 1) / folds of the rows.
+const FINAL_RUN_MARGIN: f64 = 1.28;
 /// Share of what is left of the budget a first candidate may use, when nothing was measured
 /// yet: the rest is the final run's.
 const FIRST_RUN_SHARE: f64 = 0.5;
@@ -68,6 +71,8 @@ pub(super) struct SearchState {
     budget: Duration,
     max_tokens: Option<u64>,
     metric: Metric,
+    /// How much longer than a holdout run the final run is reckoned to take.
+    final_run_factor: f64,
     pub tried: Vec<Tried>,
 }
 
@@ -79,8 +84,17 @@ impl SearchState {
             budget: search.time_budget,
             max_tokens: search.max_tokens,
             metric,
+            final_run_factor: FINAL_RUN_FACTOR,
             tried: Vec::new(),
         }
+    }
+
+    /// The search runs each candidate on `folds` folds (one holds out a fifth).
+    pub(super) fn with_folds(mut self, folds: usize) -> Self {
+        if folds > 1 {
+            self.final_run_factor = FINAL_RUN_MARGIN * folds as f64 / (folds - 1) as f64;
+        }
+        self
     }
 
     fn failures(&self) -> u32 {
@@ -144,7 +158,7 @@ impl SearchState {
     /// The time the final run is reckoned to need: the slowest candidate's whole time (its
     /// generation included), scaled to the full data; nothing before any candidate ran.
     pub(super) fn final_reserve(&self) -> Duration {
-        self.slowest().mul_f64(FINAL_RUN_FACTOR)
+        self.slowest().mul_f64(self.final_run_factor)
     }
 
     /// Whether the full-data runs of a blend's `members` fit in what the budget leaves,
@@ -152,7 +166,7 @@ impl SearchState {
     pub(super) fn blend_fits(&self, members: &[&Tried], elapsed: Duration) -> bool {
         let runs: Duration = members
             .iter()
-            .map(|t| t.run.unwrap_or_default().mul_f64(FINAL_RUN_FACTOR))
+            .map(|t| t.run.unwrap_or_default().mul_f64(self.final_run_factor))
             .sum();
         elapsed + runs <= self.budget
     }
@@ -458,6 +472,10 @@ mod tests {
             s.next(Duration::from_secs(49)),
             Next::Stop(SearchEnd::OutOfBudget)
         );
+        // On three folds a run fits on two thirds of the rows: 1.28 x 1.5 x 20 s reserved.
+        let mut folds = state(4, 100).with_folds(3);
+        folds.tried.push(tried(1, Some(1.0), 20));
+        assert_eq!(folds.final_reserve(), Duration::from_millis(38_400));
         // Nothing valid yet: the search goes on, since stopping would leave nothing to submit.
         let mut failed = state(4, 100);
         failed.tried.push(tried(1, None, 20));
