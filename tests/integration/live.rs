@@ -508,7 +508,10 @@ async fn a_search_journal_and_the_submission_provenance_reach_the_job_log() -> R
     let dir = tempfile::tempdir()?;
     let presets = dir.path().join("policies");
     std::fs::create_dir_all(&presets)?;
-    std::fs::write(presets.join("two.toml"), "[search]\ncandidates = 2\n")?;
+    std::fs::write(
+        presets.join("two.toml"),
+        "[search]\ncandidates = 2\nfolds = 1\n",
+    )?;
     let host = Host::builder()
         .policies(PolicyDir::new(presets))
         .fetcher(demo_fetcher(dir.path()))

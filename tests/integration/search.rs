@@ -199,13 +199,16 @@ async fn a_best_candidate_that_fails_on_the_full_data_falls_back_to_the_next() -
 
 #[tokio::test]
 async fn the_budget_stops_the_search_and_the_best_valid_submission_is_stored() -> Result<()> {
-    let slow = format!("import time\ntime.sleep(2)\n{CONSTANT_CLAIMING}");
+    // A run takes r = 15 s and a little more under load, the final run is reserved as 1.6 r,
+    // and one holdout: the first candidate fits in its half of the 60 s budget whatever the
+    // load, and four never fit (5.6 r > 60 s), however fast the sandbox starts.
+    let slow = format!("import time\ntime.sleep(15)\n{CONSTANT_CLAIMING}");
     let codes = [slow.as_str(), &slow, &slow, &slow];
     let generator = scripted(&codes);
     let harness = harness(generator);
-    // Each candidate runs on three folds, about 3 s each: the 30 s budget leaves room for two
-    // and the final run.
-    let (report, events) = solve_demo(&harness, &search_policy(4, 30)).await;
+    let mut policy = search_policy(4, 60);
+    policy.search.folds = 1;
+    let (report, events) = solve_demo(&harness, &policy).await;
     let report = report?;
     let search = report.search.clone().context("a search ran")?;
     ensure!(search.end == SearchEnd::OutOfBudget, "{search:#?}");
