@@ -819,19 +819,10 @@ fn holdout_views_hold_no_answer_for_any_split_kind() -> Result<()> {
     let (split, answers, files) = view_of(
         "id,date,x,y",
         100,
-        |i| {
-            format!(
-                "{i},2020-{:02}-{:02},{},{}.{:04}",
-                1 + i / 28,
-                1 + i % 28,
-                i % 7,
-                700 + i,
-                i
-            )
-        },
+        dated_train_row,
         "id,date,x",
         20,
-        |i| format!("{},2021-01-{:02},{}", 10_000 + i, 1 + i, i % 7),
+        dated_test_row,
         "0",
     )?;
     ensure!(split == Split::Time("date".into()), "{split:?}");
@@ -845,6 +836,23 @@ fn holdout_views_hold_no_answer_for_any_split_kind() -> Result<()> {
         "the latest rows: {latest:?}"
     );
     Ok(())
+}
+
+/// A training row of the time split's competition: dated through 2020, one a day.
+fn dated_train_row(i: usize) -> String {
+    format!(
+        "{i},2020-{:02}-{:02},{},{}.{:04}",
+        1 + i / 28,
+        1 + i % 28,
+        i % 7,
+        700 + i,
+        i
+    )
+}
+
+/// A test row of the time split's competition: all of them later than training.
+fn dated_test_row(i: usize) -> String {
+    format!("{},2021-01-{:02},{}", 10_000 + i, 1 + i, i % 7)
 }
 
 /// The fit rows of a view's training table (their ids) and its holdout ids.
@@ -945,19 +953,10 @@ fn every_fold_holds_out_its_own_rows_and_shows_no_answer() -> Result<()> {
     let time = views_of(
         "id,date,x,y",
         100,
-        |i| {
-            format!(
-                "{i},2020-{:02}-{:02},{},{}.{:04}",
-                1 + i / 28,
-                1 + i % 28,
-                i % 7,
-                700 + i,
-                i
-            )
-        },
+        dated_train_row,
         "id,date,x",
         20,
-        |i| format!("{},2021-01-{:02},{}", 10_000 + i, 1 + i, i % 7),
+        dated_test_row,
         "0",
         3,
     )?;
