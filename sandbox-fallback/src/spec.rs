@@ -70,9 +70,17 @@ pub(crate) fn container_body(
     if let Some(job) = &spec.job {
         labels.insert(JOB_LABEL.to_owned(), job.clone());
     }
+    // Docker takes only absolute sources; a folder given relative to this process (`sandbox run
+    // --input data`) is the folder the user meant. Only an unreadable working folder leaves it
+    // relative, and Docker then names the path it refused.
     let bind = |source: &Path, target: &str, read_only: bool| Mount {
         target: Some(target.to_owned()),
-        source: Some(source.display().to_string()),
+        source: Some(
+            std::path::absolute(source)
+                .unwrap_or_else(|_| source.to_path_buf())
+                .display()
+                .to_string(),
+        ),
         typ: Some(MountType::BIND),
         read_only: Some(read_only),
         ..Default::default()
@@ -213,6 +221,29 @@ mod tests {
                 .all(|v| !v.contains("KEY") && !v.contains("TOKEN")),
             "no secrets"
         );
+    }
+
+    #[test]
+    fn folders_given_relative_to_this_process_are_mounted_by_their_absolute_path() {
+        let owner = Owner::current().expect("linux");
+        let spec = RunSpec {
+            input: Some(PathBuf::from("data/in")),
+            output: PathBuf::from("out"),
+            ..spec()
+        };
+        let body = container_body(&spec, &owner, Path::new("/tmp/prog"), (NOBODY, NOBODY));
+        let here = std::env::current_dir().expect("a working folder");
+        let mounts = body.host_config.and_then(|h| h.mounts).expect("mounts");
+        let source = |t: &str| {
+            mounts
+                .iter()
+                .find(|m| m.target.as_deref() == Some(t))
+                .and_then(|m| m.source.clone())
+                .expect("mounted")
+        };
+        assert_eq!(source("/input"), here.join("data/in").display().to_string());
+        assert_eq!(source("/output"), here.join("out").display().to_string());
+        assert_eq!(source(PROGRAM_DIR), "/tmp/prog");
     }
 
     #[test]
