@@ -11,6 +11,7 @@ pub mod holdout;
 pub mod metrics;
 mod pictures;
 pub mod plan;
+mod rows;
 mod side;
 pub mod submission;
 
