@@ -3,12 +3,13 @@
 
 Usage:
     python3 tools/eval/search_bench.py [--comps DIR] [--only SLUG,...] [--bin PATH]
-                                       [--budget DURATION] [--json FILE]
+                                       [--budget DURATION] [--folds N] [--json FILE]
 
 For each competition: `kaggle-solver solve DIR/<slug>/public --generator baseline` twice, with
 `[search] candidates = 1` (today's single shot) and with the default `[search]` (its time budget
-overridden by --budget when given), each submission graded by grade.py (or grade_shapes.py);
-the reference (tools/eval/reference_hgb.py) runs through run_eval.py on the same competitions.
+overridden by --budget and its folds by --folds when given), each submission graded by grade.py
+(or grade_shapes.py); the reference (tools/eval/reference_hgb.py) runs through run_eval.py on
+the same competitions.
 Prints per competition the three scores, each side's error reduction relative to the reference
 and the wall time of each solve, then the averages and a JSON summary.
 
@@ -122,6 +123,9 @@ def main() -> int:
     ap.add_argument(
         "--budget", help="the search's time budget, e.g. \"10m\" (default: the policy's)"
     )
+    ap.add_argument(
+        "--folds", type=int, help="the folds each candidate is scored on (default: the policy's)"
+    )
     ap.add_argument("--json", type=Path, help="also write the summary JSON here")
     args = ap.parse_args()
     slugs = sorted(p.parent.name for p in args.comps.glob("*/config.json"))
@@ -133,7 +137,8 @@ def main() -> int:
     single.write_text("[search]\ncandidates = 1\n", encoding="utf-8")
     search = work / "search.toml"
     budget = f'time-budget = "{args.budget}"\n' if args.budget else ""
-    search.write_text(f"[search]\n{budget}", encoding="utf-8")
+    folds = f"folds = {args.folds}\n" if args.folds else ""
+    search.write_text(f"[search]\n{budget}{folds}", encoding="utf-8")
 
     reference = reference_scores(args, slugs, work)
     rows = []
@@ -188,6 +193,7 @@ def main() -> int:
     summary = {
         "comps": str(args.comps),
         "budget": args.budget,
+        "folds": args.folds,
         "results": rows,
         "single_mean_reduction": mean("single_reduction"),
         "search_mean_reduction": mean("search_reduction"),
