@@ -163,3 +163,50 @@ fn unknown_policy_preset_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no-such-preset"), "{stderr}");
 }
+
+#[test]
+fn solve_after_a_search_writes_its_journal_beside_the_submission() {
+    wasm_sandbox(); // install and compile first, once, in-process
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = dir.path().join("two.toml");
+    std::fs::write(&policy, "[search]\ncandidates = 2\nfolds = 1\n").expect("write the policy");
+    let out = dir.path().join("out");
+    let output = kaggle_solver()
+        .args([
+            "solve",
+            "examples/competitions/penguins",
+            "--generator",
+            "baseline",
+        ])
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--out")
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("kaggle-solver runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let journal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("search.json")).expect("search.json"))
+            .expect("the journal is JSON");
+    let candidates = journal["candidates"].as_array().expect("candidates");
+    assert_eq!(candidates.len(), 2, "{journal:#}");
+    for candidate in candidates {
+        assert!(candidate["host_score"].is_f64(), "{candidate:#}");
+        assert!(
+            candidate["code"]
+                .as_str()
+                .is_some_and(|c| c.contains("CONFIG")),
+            "{candidate:#}"
+        );
+    }
+    // The submitted candidate's code is the solution written beside it.
+    let submitted = journal["submitted"].as_u64().expect("submitted");
+    let solution = std::fs::read_to_string(out.join("solution.py")).expect("solution.py");
+    assert_eq!(
+        candidates[usize::try_from(submitted).expect("small") - 1]["code"].as_str(),
+        Some(solution.as_str())
+    );
+    assert!(out.join("submission.csv").is_file());
+}

@@ -23,7 +23,8 @@ use crate::pipeline::solve::{
 pub(crate) struct SolveArgs {
     /// A Kaggle competition URL, or a folder laid out like a Kaggle download.
     competition: String,
-    /// Where to write submission.csv (and solution.py, the code that produced it).
+    /// Where to write submission.csv (and solution.py, the code that produced it; after a
+    /// search, search.json, its journal).
     #[arg(long, default_value = ".")]
     out: PathBuf,
     #[command(flatten)]
@@ -144,6 +145,15 @@ impl SolveArgs {
             let code = self.out.join("solution.py");
             std::fs::write(&code, &last.code)
                 .map_err(|e| CliError::io(format!("writing {}", code.display()), e))?;
+        }
+        // The journal a service keeps in the job's logs: every candidate's code, host score,
+        // time and error, beside the one submitted.
+        if let Some(search) = &report.search {
+            let journal = self.out.join("search.json");
+            let text =
+                serde_json::to_vec_pretty(search).map_err(|e| CliError::Internal(e.to_string()))?;
+            std::fs::write(&journal, text)
+                .map_err(|e| CliError::io(format!("writing {}", journal.display()), e))?;
         }
         let source = match report.validation_score_source {
             Some(ValidationSource::Host) => " (host, on the holdout)",
