@@ -209,4 +209,23 @@ fn solve_after_a_search_writes_its_journal_beside_the_submission() {
         Some(solution.as_str())
     );
     assert!(out.join("submission.csv").is_file());
+
+    // A single shot into the same folder leaves no journal that is not its own.
+    let output = kaggle_solver()
+        .args([
+            "solve",
+            "examples/competitions/penguins",
+            "--generator",
+            "baseline",
+            "--policy",
+            "small",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("kaggle-solver runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!out.join("search.json").exists(), "{stderr}");
 }

@@ -141,19 +141,29 @@ impl SolveArgs {
                     .map_err(|e| CliError::io(format!("writing {}", target.display()), e))?;
             }
         }
+        let write = |path: &std::path::Path, bytes: &[u8]| {
+            std::fs::write(path, bytes)
+                .map_err(|e| CliError::io(format!("writing {}", path.display()), e))
+        };
         if let Some(last) = report.attempts.last() {
-            let code = self.out.join("solution.py");
-            std::fs::write(&code, &last.code)
-                .map_err(|e| CliError::io(format!("writing {}", code.display()), e))?;
+            write(&self.out.join("solution.py"), last.code.as_bytes())?;
         }
         // The journal a service keeps in the job's logs: every candidate's code, host score,
-        // time and error, beside the one submitted.
-        if let Some(search) = &report.search {
-            let journal = self.out.join("search.json");
-            let text =
-                serde_json::to_vec_pretty(search).map_err(|e| CliError::Internal(e.to_string()))?;
-            std::fs::write(&journal, text)
-                .map_err(|e| CliError::io(format!("writing {}", journal.display()), e))?;
+        // time and error, beside the one submitted. A single shot has none, and an earlier
+        // search's journal must not sit beside this submission as if it were its own.
+        let journal = self.out.join("search.json");
+        match &report.search {
+            Some(search) => {
+                let text = serde_json::to_vec_pretty(search)
+                    .map_err(|e| CliError::Internal(e.to_string()))?;
+                write(&journal, &text)?;
+            }
+            None => match std::fs::remove_file(&journal) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(CliError::io(format!("removing {}", journal.display()), e));
+                }
+                _ => {}
+            },
         }
         let source = match report.validation_score_source {
             Some(ValidationSource::Host) => " (host, on the holdout)",
